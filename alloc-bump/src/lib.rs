@@ -1,0 +1,238 @@
+#![doc = include_str!("../README.md")]
+#![no_std]
+
+mod chunk;
+mod region;
+
+pub use region::{BumpRegion, BumpStats, Checkpoint, MAX_CHUNK, MIN_CHUNK};
+
+use alloc_core::front::{self, Local};
+use alloc_core::layer::Reset;
+use alloc_core::source::PageSource;
+use alloc_core::stats::{Counting, Stats, StatsPolicy};
+use alloc_core::{AllocError, Allocator, DefaultSource, Layout, Locked, SpinLock};
+use core::ptr::NonNull;
+
+/// A bump arena for one thread: `alloc` values into it, use `&Bump` as an
+/// `allocator_api2::alloc::Allocator`, and free everything at once with [`Bump::reset`] or
+/// at the end of a [`Bump::scope`]. `!Sync` by construction; see [`GlobalBump`] for threads.
+///
+/// Values allocated with [`Bump::alloc`] are never dropped (like bumpalo): use it for data
+/// without destructors, or drop them yourself.
+pub struct Bump<S: PageSource = DefaultSource, C: StatsPolicy = Counting> {
+    region: Local<BumpRegion<S, C>>,
+}
+
+impl Bump {
+    /// An empty arena over the OS page source; maps nothing until the first allocation.
+    pub const fn new() -> Self {
+        Bump::with_source(DefaultSource::new())
+    }
+}
+
+impl Default for Bump {
+    fn default() -> Self {
+        Bump::new()
+    }
+}
+
+impl<S: PageSource, C: StatsPolicy> Bump<S, C> {
+    /// An empty arena over `source` (a [`alloc_core::FixedSource`] for `no_std`, a
+    /// [`alloc_core::Limited`] one to cap its memory).
+    pub const fn with_source(source: S) -> Self {
+        Bump {
+            region: Local::new(BumpRegion::new(source)),
+        }
+    }
+
+    /// Runs `f` on the region; `f` must not allocate from this arena again.
+    #[inline(always)]
+    fn with<R>(&self, f: impl FnOnce(&mut BumpRegion<S, C>) -> R) -> R {
+        // SAFETY: every caller passes a closure that only calls region methods, which never
+        // call back into this `Bump`.
+        unsafe { self.region.with(f) }
+    }
+
+    /// Moves `value` into the arena and returns a reference to it, or `Err` when memory runs out.
+    #[inline]
+    pub fn try_alloc<T>(&self, value: T) -> Result<&mut T, AllocError> {
+        let p = self
+            .with(|r| front::allocate(r, Layout::new::<T>()))?
+            .cast::<T>();
+        // SAFETY: a fresh block sized and aligned for T, valid until reset (which needs &mut self,
+        // so not while this borrow lives); written before the reference is made.
+        unsafe {
+            p.as_ptr().write(value);
+            Ok(&mut *p.as_ptr())
+        }
+    }
+
+    /// Moves `value` into the arena. Panics when memory runs out (use `try_alloc` to handle it).
+    #[inline]
+    pub fn alloc<T>(&self, value: T) -> &mut T {
+        match self.try_alloc(value) {
+            Ok(r) => r,
+            Err(_) => out_of_memory(Layout::new::<T>()),
+        }
+    }
+
+    /// Copies `src` into the arena.
+    pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> &mut [T] {
+        let layout = Layout::for_value(src);
+        let p = match self.with(|r| front::allocate(r, layout)) {
+            Ok(p) => p.cast::<T>(),
+            Err(_) => out_of_memory(layout),
+        };
+        // SAFETY: a fresh block for `src.len()` values of T, disjoint from `src`.
+        unsafe {
+            core::ptr::copy_nonoverlapping(src.as_ptr(), p.as_ptr(), src.len());
+            core::slice::from_raw_parts_mut(p.as_ptr(), src.len())
+        }
+    }
+
+    /// Copies `s` into the arena.
+    pub fn alloc_str(&self, s: &str) -> &mut str {
+        let bytes = self.alloc_slice_copy(s.as_bytes());
+        // SAFETY: the bytes were copied from a valid str.
+        unsafe { core::str::from_utf8_unchecked_mut(bytes) }
+    }
+
+    /// Frees everything, keeping the newest chunk mapped for reuse.
+    pub fn reset(&mut self) {
+        self.region.get_mut().reset();
+    }
+
+    /// Runs `f` with this arena and frees everything `f` allocated when it returns. Nothing
+    /// allocated inside can escape: the result type cannot borrow from the arena.
+    ///
+    /// ```
+    /// let mut bump = alloc_bump::Bump::new();
+    /// let kept = bump.alloc(1u64) as *const u64;
+    /// let sum = bump.scope(|b| (0..1000u64).map(|i| *b.alloc(i)).sum::<u64>());
+    /// assert_eq!(sum, 499_500);
+    /// assert_eq!(bump.bump_stats().allocated, 8); // only the value from before the scope
+    /// # let _ = kept;
+    /// ```
+    pub fn scope<R>(&mut self, f: impl FnOnce(&Self) -> R) -> R {
+        let cp = self.region.get_mut().checkpoint();
+        let result = f(self);
+        // SAFETY: cp is from this region, taken just now; `f`'s borrows have ended and R cannot
+        // hold one (f works for any lifetime of its argument), so nothing allocated in the scope
+        // is reachable.
+        unsafe { self.region.get_mut().rewind(cp) };
+        result
+    }
+
+    /// A checkpoint to [`Bump::rewind`] to.
+    pub fn checkpoint(&self) -> Checkpoint {
+        self.with(|r| r.checkpoint())
+    }
+
+    /// Frees everything allocated since `cp`.
+    ///
+    /// # Safety
+    ///
+    /// - `cp` came from this arena and no reset or rewind to an earlier point happened since;
+    /// - nothing allocated after `cp` is used afterwards (prefer [`Bump::scope`], which proves it).
+    pub unsafe fn rewind(&self, cp: Checkpoint) {
+        // SAFETY: forwarded with the caller's guarantees.
+        self.with(|r| unsafe { r.rewind(cp) })
+    }
+
+    /// Bytes handed out, chunk capacity, overhead.
+    pub fn bump_stats(&self) -> BumpStats {
+        self.with(|r| r.bump_stats())
+    }
+
+    /// The region itself (its source, its counters).
+    pub fn region(&mut self) -> &mut BumpRegion<S, C> {
+        self.region.get_mut()
+    }
+}
+
+impl<S: PageSource> Bump<S, Counting> {
+    /// Live bytes and blocks, peak, mapped and returned bytes.
+    pub fn stats(&self) -> Stats {
+        self.with(|r| r.counters().get())
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn out_of_memory(layout: Layout) -> ! {
+    panic!(
+        "alloc-bump: out of memory allocating {} bytes aligned to {}",
+        layout.size(),
+        layout.align()
+    )
+}
+
+// SAFETY: forwarded to the `Local` front over the region, which upholds the contract; blocks
+// live until `reset`/`scope`'s rewind, both of which need `&mut Bump` and so cannot run while
+// this `&Bump` is borrowed.
+unsafe impl<S: PageSource, C: StatsPolicy> Allocator for &Bump<S, C> {
+    #[inline(always)]
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        (&self.region).allocate(layout)
+    }
+
+    fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        (&self.region).allocate_zeroed(layout)
+    }
+
+    #[inline(always)]
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { (&self.region).deallocate(ptr, layout) }
+    }
+
+    unsafe fn grow(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { (&self.region).grow(ptr, old, new) }
+    }
+
+    unsafe fn grow_zeroed(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { (&self.region).grow_zeroed(ptr, old, new) }
+    }
+
+    unsafe fn shrink(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { (&self.region).shrink(ptr, old, new) }
+    }
+}
+
+impl<S: PageSource, C: StatsPolicy> core::fmt::Debug for Bump<S, C> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Bump")
+            .field("stats", &self.bump_stats())
+            .finish()
+    }
+}
+
+/// A bump region behind a spin lock: `Sync`, usable as `#[global_allocator]` for programs that
+/// allocate, exit, and never need memory back (build tools, short-lived CLIs).
+///
+/// ```
+/// use alloc_bump::GlobalBump;
+/// static HEAP: GlobalBump = GlobalBump::new(alloc_bump::BumpRegion::new(alloc_core::MmapSource::new()));
+/// // #[global_allocator] would make it the program's allocator; here it is used directly.
+/// let v = allocator_api2::vec::Vec::<u32, _>::with_capacity_in(10, &HEAP);
+/// assert!(v.capacity() >= 10);
+/// ```
+pub type GlobalBump<S = DefaultSource, C = Counting> = Locked<BumpRegion<S, C>, SpinLock>;

@@ -1,0 +1,420 @@
+//! The bump region layer: allocation moves a finger up through the current chunk; when the chunk
+//! is full, a new one twice as large (up to [`MAX_CHUNK`]) is mapped. A request larger than the
+//! next chunk gets a dedicated chunk sized to it, so the geometric growth never runs away (a
+//! bumpalo user once met a 13 GiB request after doubling) and the current chunk is not abandoned.
+
+use crate::chunk::{Chunk, ChunkHeader, HEADER};
+use alloc_core::layer::{Layer, Owns, Reset, Resize, UsableSize};
+use alloc_core::source::PageSource;
+use alloc_core::stats::{Counting, StatsPolicy};
+use alloc_core::{ptr, AllocError, Layout};
+use core::ptr::NonNull;
+
+/// The first regular chunk's size.
+pub const MIN_CHUNK: usize = 4096;
+/// Regular chunks double up to this size, then stay there.
+pub const MAX_CHUNK: usize = 16 << 20;
+
+/// A bump region over page source `S`, with statistics policy `C`. Takes `&mut self`; see
+/// [`crate::Bump`] for the single-thread front and [`crate::GlobalBump`] for the locked one.
+pub struct BumpRegion<S: PageSource, C: StatsPolicy = Counting> {
+    /// Next free address of the current chunk. Invariant: `finger <= limit`; both lie in the
+    /// current chunk past its header, or both are 1 when there is no chunk yet (so a zero-size
+    /// request on the fast path yields the non-null address 1 and never touches memory).
+    finger: usize,
+    /// One past the current chunk's last byte.
+    limit: usize,
+    /// The current chunk's base pointer (provenance for the addresses above); dangling when
+    /// there is no chunk.
+    base: NonNull<u8>,
+    /// Newest regular chunk (the current one), linked to older ones.
+    current: Option<NonNull<ChunkHeader>>,
+    /// Newest dedicated chunk (one large block each), linked to older ones.
+    large: Option<NonNull<ChunkHeader>>,
+    /// Size of the next regular chunk: doubles from `MIN_CHUNK` up to `MAX_CHUNK`.
+    next_size: usize,
+    /// Bytes mapped in all chunks.
+    capacity: usize,
+    /// Number the next chunk will carry.
+    next_seq: usize,
+    stats: C,
+    source: S,
+}
+
+// SAFETY: the region owns its chunks exclusively (nothing else holds their addresses except the
+// blocks' users, who are bound by the borrow of the front); moving it moves that ownership.
+unsafe impl<S: PageSource + Send, C: StatsPolicy + Send> Send for BumpRegion<S, C> {}
+
+/// A point to rewind a region to, freeing everything allocated after it.
+#[derive(Copy, Clone, Debug)]
+pub struct Checkpoint {
+    current: Option<NonNull<ChunkHeader>>,
+    /// Chunks numbered from here on were made after the checkpoint.
+    seq: usize,
+    finger: usize,
+    live: (usize, usize),
+}
+
+/// What a region holds.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct BumpStats {
+    /// Bytes handed out since the last reset, alignment padding included (freeing the newest
+    /// block gives its bytes back).
+    pub allocated: usize,
+    /// Bytes mapped in chunks, headers included.
+    pub capacity: usize,
+    /// Chunks mapped.
+    pub chunks: usize,
+}
+
+impl BumpStats {
+    /// Mapped bytes not handed out: headers, padding, and the unused tails of chunks.
+    pub fn overhead(&self) -> usize {
+        self.capacity - self.allocated
+    }
+}
+
+impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
+    /// An empty region; maps nothing until the first allocation.
+    pub const fn new(source: S) -> Self {
+        BumpRegion {
+            finger: 1,
+            limit: 1,
+            base: NonNull::dangling(),
+            current: None,
+            large: None,
+            next_size: MIN_CHUNK,
+            capacity: 0,
+            next_seq: 0,
+            stats: C::INIT,
+            source,
+        }
+    }
+
+    /// The statistics policy (for [`Counting`], `.get()` gives the counters).
+    pub fn counters(&self) -> &C {
+        &self.stats
+    }
+
+    /// The page source.
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    /// Bytes handed out, chunk capacity and overhead.
+    pub fn bump_stats(&self) -> BumpStats {
+        let mut s = BumpStats {
+            capacity: self.capacity,
+            ..BumpStats::default()
+        };
+        let mut c = self.current;
+        let mut first = true;
+        while let Some(h) = c {
+            // SAFETY: every chunk in the list is mapped and its header initialised.
+            let hdr = unsafe { &*h.as_ptr() };
+            s.allocated += if first {
+                self.finger - Chunk(h).data_start()
+            } else {
+                hdr.used
+            };
+            s.chunks += 1;
+            first = false;
+            c = hdr.prev;
+        }
+        let mut c = self.large;
+        while let Some(h) = c {
+            // SAFETY: as above.
+            let hdr = unsafe { &*h.as_ptr() };
+            s.allocated += hdr.used;
+            s.chunks += 1;
+            c = hdr.prev;
+        }
+        s
+    }
+
+    /// Allocates from the current chunk; the fast path is a mask, an add, a compare and a store.
+    #[inline(always)]
+    fn bump(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        // Padding that aligns the finger: < align, so `pad + size` cannot overflow (both are at
+        // most isize::MAX), and `limit - finger` cannot underflow (finger <= limit).
+        let pad = self.finger.wrapping_neg() & (layout.align() - 1);
+        let need = pad + layout.size();
+        if need <= self.limit - self.finger {
+            let start = self.finger + pad;
+            self.finger += need;
+            // SAFETY: start lies in the current chunk (finger..limit), within `base`'s mapping;
+            // with no chunk, finger == limit == 1 and only a zero-size request gets here, at the
+            // address 1, which is never dereferenced.
+            return Some(unsafe { ptr::with_addr(self.base, start) });
+        }
+        None
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn allocate_slow(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let page = self.source.page_size();
+        // A fresh chunk needs the header, padding up to the alignment, and the block.
+        let need = HEADER
+            .checked_add(layout.align() - 1)
+            .and_then(|n| n.checked_add(layout.size()))
+            .and_then(|n| ptr::align_up(n, page))
+            .ok_or(AllocError)?;
+        if need > self.next_size {
+            return self.allocate_dedicated(layout, need);
+        }
+        // A regular chunk; when the full size is not available, try one just big enough.
+        let chunk = match self.map_chunk(self.next_size) {
+            Some(c) => c,
+            None => self.map_chunk(need).ok_or(AllocError)?,
+        };
+        self.next_size = (self.next_size * 2).min(MAX_CHUNK);
+        self.enter(chunk);
+        Ok(self
+            .bump(layout)
+            .expect("a fresh chunk holds the block it was sized for"))
+    }
+
+    /// A chunk of its own for one large block, linked into the dedicated list so the current
+    /// chunk stays current.
+    fn allocate_dedicated(
+        &mut self,
+        layout: Layout,
+        size: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let chunk = self.map_chunk(size).ok_or(AllocError)?;
+        let start = ptr::align_up(chunk.data_start(), layout.align()).ok_or(AllocError)?;
+        // SAFETY: the chunk is freshly mapped and its header is ours to write.
+        unsafe {
+            let h = &mut *chunk.0.as_ptr();
+            h.prev = self.large;
+            h.used = start - chunk.data_start() + layout.size();
+        }
+        self.large = Some(chunk.0);
+        // SAFETY: `start + size <= chunk end`, since the chunk was sized for header, padding and block.
+        Ok(unsafe { ptr::with_addr(chunk.base(), start) })
+    }
+
+    fn map_chunk(&mut self, size: usize) -> Option<Chunk> {
+        let base = self.source.map(size, self.source.page_size())?;
+        let h = base.cast::<ChunkHeader>();
+        // SAFETY: a fresh mapping of `size >= HEADER` bytes, aligned to a page.
+        unsafe {
+            h.as_ptr().write(ChunkHeader {
+                prev: None,
+                size,
+                used: 0,
+                seq: self.next_seq,
+            })
+        };
+        self.next_seq += 1;
+        self.capacity += size;
+        self.stats.on_map(size);
+        Some(Chunk(h))
+    }
+
+    /// Makes `chunk` the current chunk, recording how much of the old one was used.
+    fn enter(&mut self, chunk: Chunk) {
+        if let Some(old) = self.current {
+            // SAFETY: the current chunk is mapped; its header is ours.
+            unsafe { (*old.as_ptr()).used = self.finger - Chunk(old).data_start() };
+        }
+        // SAFETY: the new chunk is mapped; its header is ours.
+        unsafe { (*chunk.0.as_ptr()).prev = self.current };
+        self.current = Some(chunk.0);
+        self.base = chunk.base();
+        self.finger = chunk.data_start();
+        // SAFETY: the chunk is mapped.
+        self.limit = unsafe { chunk.end() };
+    }
+
+    /// Unmaps chunks from the head of a list while they are numbered `from_seq` or later, and
+    /// returns the new head.
+    fn pop_from(
+        &mut self,
+        mut head: Option<NonNull<ChunkHeader>>,
+        from_seq: usize,
+    ) -> Option<NonNull<ChunkHeader>> {
+        while let Some(h) = head {
+            // SAFETY: chunks in a list are mapped.
+            if unsafe { (*h.as_ptr()).seq } < from_seq {
+                break;
+            }
+            // SAFETY: chunks in the list are mapped; we read the header before unmapping it,
+            // and the caller has made sure no block in it is reachable any more.
+            unsafe {
+                let hdr = h.as_ptr().read();
+                self.capacity -= hdr.size;
+                self.stats.on_unmap(hdr.size);
+                self.source.unmap(h.cast(), hdr.size);
+                head = hdr.prev;
+            }
+        }
+        head
+    }
+
+    /// Where the region stands now, to [`BumpRegion::rewind`] to later.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            current: self.current,
+            seq: self.next_seq,
+            finger: self.finger,
+            live: self.stats.live(),
+        }
+    }
+
+    /// Frees everything allocated since `cp`, unmapping chunks made after it.
+    ///
+    /// # Safety
+    ///
+    /// - `cp` came from this region, and no reset or rewind to an earlier point happened since;
+    /// - no block allocated after `cp` is used afterwards.
+    pub unsafe fn rewind(&mut self, cp: Checkpoint) {
+        let large = self.large;
+        self.large = self.pop_from(large, cp.seq);
+        match cp.current {
+            None => self.reset_regular(),
+            Some(c) => {
+                let current = self.current;
+                self.current = self.pop_from(current, cp.seq);
+                debug_assert_eq!(
+                    self.current,
+                    Some(c),
+                    "checkpoint from another region or a reset one"
+                );
+                let chunk = Chunk(c);
+                self.base = chunk.base();
+                self.finger = cp.finger;
+                // SAFETY: the checkpoint's chunk is still mapped (it was not popped).
+                self.limit = unsafe { chunk.end() };
+            }
+        }
+        self.stats.restore_live(cp.live.0, cp.live.1);
+    }
+
+    /// Keeps the newest regular chunk, unmaps the older ones, and empties it.
+    fn reset_regular(&mut self) {
+        let Some(keep) = self.current else { return };
+        // SAFETY: the kept chunk is mapped; the chunks behind it are freed by pop_from.
+        let older = unsafe { (*keep.as_ptr()).prev };
+        self.pop_from(older, 0);
+        // SAFETY: as above.
+        unsafe { (*keep.as_ptr()).prev = None };
+        self.finger = Chunk(keep).data_start();
+    }
+
+    /// Unmaps the newest dedicated chunk when `addr` is its block: a large buffer allocated and
+    /// freed in a loop does not pile up chunks.
+    #[cold]
+    fn free_dedicated(&mut self, addr: usize) {
+        let Some(h) = self.large else { return };
+        let c = Chunk(h);
+        // SAFETY: the head of the dedicated list is mapped.
+        if addr >= c.data_start() && addr < unsafe { c.end() } {
+            // SAFETY: the chunk holds exactly one block, which the caller just freed.
+            let seq = unsafe { (*h.as_ptr()).seq };
+            self.large = self.pop_from(Some(h), seq);
+        }
+    }
+
+    fn contains(mut list: Option<NonNull<ChunkHeader>>, addr: usize) -> bool {
+        while let Some(h) = list {
+            let c = Chunk(h);
+            // SAFETY: chunks in a list are mapped.
+            if addr >= c.data_start() && addr < unsafe { c.end() } {
+                return true;
+            }
+            // SAFETY: as above.
+            list = unsafe { (*h.as_ptr()).prev };
+        }
+        false
+    }
+}
+
+// SAFETY: blocks are carved from mapped chunks at increasing addresses (the finger only moves
+// back over the newest block when it is freed or shrunk), aligned by the padding computation,
+// and stay mapped until reset, rewind or drop.
+unsafe impl<S: PageSource, C: StatsPolicy> Layer for BumpRegion<S, C> {
+    #[inline(always)]
+    fn allocate(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        let p = match self.bump(layout) {
+            Some(p) => p,
+            None => self.allocate_slow(layout)?,
+        };
+        self.stats.on_alloc(layout.size());
+        Ok(ptr::block(p, layout.size()))
+    }
+
+    #[inline(always)]
+    unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        self.stats.on_free(layout.size());
+        // Only the newest block of the current chunk ends at the finger; give its bytes back.
+        let start = ptr.as_ptr() as usize;
+        if start + layout.size() == self.finger {
+            self.finger = start;
+        } else if self.large.is_some() {
+            self.free_dedicated(start);
+        }
+    }
+}
+
+// SAFETY: the newest block grows or shrinks by moving the finger, within the chunk's limit; any
+// other block can only shrink (its tail is simply not handed out again). Contents are untouched.
+unsafe impl<S: PageSource, C: StatsPolicy> Resize for BumpRegion<S, C> {
+    #[inline]
+    unsafe fn resize_in_place(
+        &mut self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new_size: usize,
+    ) -> Result<usize, AllocError> {
+        let start = ptr.as_ptr() as usize;
+        if start + old.size() == self.finger && new_size <= self.limit - start {
+            self.finger = start + new_size;
+        } else if new_size > old.size() {
+            return Err(AllocError);
+        }
+        self.stats.on_resize(old.size(), new_size);
+        Ok(new_size)
+    }
+}
+
+impl<S: PageSource, C: StatsPolicy> UsableSize for BumpRegion<S, C> {
+    unsafe fn usable_size(&self, _ptr: NonNull<u8>, layout: Layout) -> usize {
+        layout.size()
+    }
+}
+
+impl<S: PageSource, C: StatsPolicy> Owns for BumpRegion<S, C> {
+    fn owns(&self, ptr: NonNull<u8>) -> bool {
+        let a = ptr.as_ptr() as usize;
+        Self::contains(self.current, a) || Self::contains(self.large, a)
+    }
+}
+
+impl<S: PageSource, C: StatsPolicy> Reset for BumpRegion<S, C> {
+    fn reset(&mut self) {
+        let large = self.large;
+        self.large = self.pop_from(large, 0);
+        self.reset_regular();
+        self.stats.restore_live(0, 0);
+    }
+}
+
+impl<S: PageSource, C: StatsPolicy> Drop for BumpRegion<S, C> {
+    fn drop(&mut self) {
+        let (large, current) = (self.large.take(), self.current.take());
+        self.pop_from(large, 0);
+        self.pop_from(current, 0);
+    }
+}
+
+impl<S: PageSource, C: StatsPolicy> core::fmt::Debug for BumpRegion<S, C> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("BumpRegion")
+            .field("finger", &format_args!("{:#x}", self.finger))
+            .field("limit", &format_args!("{:#x}", self.limit))
+            .field("stats", &self.bump_stats())
+            .finish()
+    }
+}

@@ -1,0 +1,290 @@
+//! Detected heap misuse and the error policies that decide what happens next.
+//!
+//! The default, [`Abort`], writes one line to stderr without allocating
+//! (`allocator error: <what> at <address>`) and aborts: continuing after heap corruption is how
+//! exploits work. [`Panic`] is for library tests outside `GlobalAlloc`; [`Count`] records the
+//! detection and lets the allocator go on, for fuzzing and for tests that check detection itself.
+
+use crate::sync::atomic::{AtomicUsize, Ordering};
+use core::fmt;
+
+/// What was wrong.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A block was freed that is already free.
+    DoubleFree,
+    /// A pointer this allocator never handed out (stack, static, another heap).
+    ForeignPointer,
+    /// A pointer inside a block, or not aligned like any block start.
+    InteriorPointer,
+    /// The layout given at free or realloc does not fit the block.
+    WrongLayout,
+    /// The canary past the end of a block was overwritten (a buffer overflow).
+    CanaryCorrupted,
+    /// A freed block was written before it was reused.
+    WriteAfterFree,
+    /// A freed arena or chunk was used.
+    UseAfterFree,
+    /// An allocator's own metadata is inconsistent.
+    Corrupted,
+}
+
+impl ErrorKind {
+    /// The phrase used in the report line.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            ErrorKind::DoubleFree => "double free",
+            ErrorKind::ForeignPointer => "free of a pointer this allocator never allocated",
+            ErrorKind::InteriorPointer => "free of an interior or misaligned pointer",
+            ErrorKind::WrongLayout => "free with a size or alignment that does not fit the block",
+            ErrorKind::CanaryCorrupted => "canary corrupted (overflow past the end of the block)",
+            ErrorKind::WriteAfterFree => "write after free detected",
+            ErrorKind::UseAfterFree => "use after free",
+            ErrorKind::Corrupted => "heap metadata corrupted",
+        }
+    }
+}
+
+/// One detected misuse: what, and where.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct HeapError {
+    /// What was wrong.
+    pub kind: ErrorKind,
+    /// The address the bad call was made with.
+    pub addr: usize,
+}
+
+impl HeapError {
+    /// A report of `kind` at `addr`.
+    pub const fn new(kind: ErrorKind, addr: usize) -> Self {
+        HeapError { kind, addr }
+    }
+}
+
+impl fmt::Display for HeapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at {:#x}", self.kind.describe(), self.addr)
+    }
+}
+
+/// What an allocator does when it detects misuse.
+///
+/// After [`ErrorPolicy::report`] returns, the allocator must leave the bad call without touching
+/// the memory involved (ignore the free, fail the realloc).
+pub trait ErrorPolicy {
+    /// Handles one detected misuse. May not return (abort, panic).
+    fn report(&self, err: HeapError);
+}
+
+/// Write the report line to stderr without allocating, then abort the process (SIGABRT).
+#[derive(Copy, Clone, Debug, Default)]
+pub struct Abort;
+
+impl ErrorPolicy for Abort {
+    #[cold]
+    #[inline(never)]
+    fn report(&self, err: HeapError) {
+        fatal(format_args!("{err}"))
+    }
+}
+
+/// Panic with the report line. Only for allocators used outside `GlobalAlloc` (a panic inside
+/// `GlobalAlloc` is undefined behaviour waiting to happen).
+#[derive(Copy, Clone, Debug, Default)]
+pub struct Panic;
+
+impl ErrorPolicy for Panic {
+    #[cold]
+    #[inline(never)]
+    fn report(&self, err: HeapError) {
+        panic!("allocator error: {err}")
+    }
+}
+
+/// Record the detection and go on: for fuzzing, and for tests that check that misuse is seen.
+#[derive(Debug, Default)]
+pub struct Count {
+    detected: AtomicUsize,
+    last_kind: AtomicUsize,
+    last_addr: AtomicUsize,
+}
+
+const KINDS: [ErrorKind; 8] = [
+    ErrorKind::DoubleFree,
+    ErrorKind::ForeignPointer,
+    ErrorKind::InteriorPointer,
+    ErrorKind::WrongLayout,
+    ErrorKind::CanaryCorrupted,
+    ErrorKind::WriteAfterFree,
+    ErrorKind::UseAfterFree,
+    ErrorKind::Corrupted,
+];
+
+impl Count {
+    /// A counter at zero.
+    #[cfg(not(loom))]
+    pub const fn new() -> Self {
+        Count {
+            detected: AtomicUsize::new(0),
+            last_kind: AtomicUsize::new(0),
+            last_addr: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many misuses were reported so far.
+    pub fn detected(&self) -> usize {
+        // Relaxed: a statistic, read after the reporting call returned on the same thread or
+        // after a join that already orders it.
+        self.detected.load(Ordering::Relaxed)
+    }
+
+    /// The most recent report, if any.
+    pub fn last(&self) -> Option<HeapError> {
+        if self.detected() == 0 {
+            return None;
+        }
+        let kind = KINDS[self.last_kind.load(Ordering::Relaxed)];
+        Some(HeapError::new(kind, self.last_addr.load(Ordering::Relaxed)))
+    }
+}
+
+impl ErrorPolicy for Count {
+    fn report(&self, err: HeapError) {
+        let index = KINDS.iter().position(|k| *k == err.kind).unwrap_or(0);
+        self.last_kind.store(index, Ordering::Relaxed);
+        self.last_addr.store(err.addr, Ordering::Relaxed);
+        self.detected.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Writes `allocator error: <message>` and a newline to stderr without allocating, then aborts.
+///
+/// Used by [`Abort`] and for OS calls that fail with anything but `ENOMEM`. Takes no lock and
+/// formats into a stack buffer, so it is safe to call from inside an allocator.
+#[cold]
+#[inline(never)]
+pub fn fatal(message: fmt::Arguments<'_>) -> ! {
+    let mut line = LineBuf::new();
+    // Writing to a fixed buffer cannot fail; a message too long is cut.
+    let _ = fmt::Write::write_fmt(&mut line, format_args!("allocator error: {message}\n"));
+    sys::write_stderr(line.as_bytes());
+    sys::abort()
+}
+
+/// A fixed stack buffer that `fmt::Write` fills, cutting what does not fit.
+struct LineBuf {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl LineBuf {
+    const fn new() -> Self {
+        LineBuf {
+            buf: [0; 256],
+            len: 0,
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        let mut bytes = &self.buf[..self.len];
+        // A cut line still ends with a newline.
+        if self.len == self.buf.len() {
+            bytes = &self.buf[..self.len - 1];
+        }
+        bytes
+    }
+}
+
+impl fmt::Write for LineBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = self.buf.len() - self.len;
+        let n = s.len().min(room);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+mod sys {
+    #[cfg(unix)]
+    pub fn write_stderr(bytes: &[u8]) {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            // SAFETY: `rest` is a valid buffer of `rest.len()` bytes; fd 2 may be closed, in which
+            // case write fails and we stop.
+            let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
+            if n <= 0 {
+                return;
+            }
+            rest = &rest[n as usize..];
+        }
+    }
+
+    #[cfg(unix)]
+    pub fn abort() -> ! {
+        // SAFETY: abort has no preconditions; it raises SIGABRT and does not return.
+        unsafe { libc::abort() }
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    pub fn write_stderr(_bytes: &[u8]) {}
+
+    #[cfg(target_arch = "wasm32")]
+    pub fn abort() -> ! {
+        core::arch::wasm32::unreachable()
+    }
+
+    #[cfg(not(any(unix, target_arch = "wasm32")))]
+    pub fn write_stderr(_bytes: &[u8]) {}
+
+    #[cfg(not(any(unix, target_arch = "wasm32")))]
+    pub fn abort() -> ! {
+        // No portable abort in core: a panic inside a panic aborts.
+        struct Bomb;
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                panic!("allocator error: aborting");
+            }
+        }
+        let _bomb = Bomb;
+        panic!("allocator error: aborting");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::ToString;
+
+    #[test]
+    fn report_line_names_what_and_where() {
+        let e = HeapError::new(ErrorKind::DoubleFree, 0x1000);
+        assert_eq!(e.to_string(), "double free at 0x1000");
+    }
+
+    #[test]
+    fn count_records_the_last_report() {
+        let c = Count::new();
+        assert_eq!(c.last(), None);
+        c.report(HeapError::new(ErrorKind::CanaryCorrupted, 0x20));
+        c.report(HeapError::new(ErrorKind::WrongLayout, 0x40));
+        assert_eq!(c.detected(), 2);
+        assert_eq!(c.last(), Some(HeapError::new(ErrorKind::WrongLayout, 0x40)));
+    }
+
+    #[test]
+    #[should_panic(expected = "allocator error: double free at 0x10")]
+    fn panic_policy_panics_with_the_line() {
+        Panic.report(HeapError::new(ErrorKind::DoubleFree, 0x10));
+    }
+
+    #[test]
+    fn long_lines_are_cut_not_overflowed() {
+        let mut b = LineBuf::new();
+        for _ in 0..100 {
+            let _ = fmt::Write::write_str(&mut b, "0123456789");
+        }
+        assert_eq!(b.as_bytes().len(), 255);
+    }
+}

@@ -1,0 +1,333 @@
+//! Fronts: how a layer meets its users. Both fronts answer zero-size requests themselves, zero
+//! memory for `allocate_zeroed`, and realloc by resizing in place where the layer can, else by
+//! moving, so every allocator behaves the same at its edges.
+//!
+//! - [`Local`]: one thread, no lock, `!Sync`; `allocator_api2::alloc::Allocator` for `&Local`.
+//! - [`Locked`]: a lock policy (default [`SpinLock`]); `GlobalAlloc` and `Allocator`.
+//!
+//! A single-threaded layer never becomes `Sync` by an `unsafe impl` hoping no second thread
+//! exists: it goes behind [`Locked`], or (wasm32 without threads) behind a documented wrapper.
+
+use crate::layer::{Layer, Resize};
+use crate::sync::SpinLock;
+use crate::{ptr, AllocError, Allocator, Layout};
+use core::alloc::GlobalAlloc;
+use core::cell::UnsafeCell;
+use core::ptr::NonNull;
+
+/// Allocates through `layer`, answering zero-size requests with a dangling aligned pointer.
+#[inline(always)]
+pub fn allocate<L: Layer>(layer: &mut L, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+    if layout.size() == 0 {
+        return Ok(ptr::block(ptr::dangling(layout.align()), 0));
+    }
+    layer.allocate(layout)
+}
+
+/// Allocates zeroed memory through `layer`.
+#[inline]
+pub fn allocate_zeroed<L: Layer>(
+    layer: &mut L,
+    layout: Layout,
+) -> Result<NonNull<[u8]>, AllocError> {
+    let block = allocate(layer, layout)?;
+    // SAFETY: the block was just allocated and is valid for its whole length.
+    unsafe { block.cast::<u8>().as_ptr().write_bytes(0, block.len()) };
+    Ok(block)
+}
+
+/// Frees through `layer`; zero-size blocks are dangling and ignored.
+///
+/// # Safety
+///
+/// `ptr` is currently allocated from this front and `layout` fits it.
+#[inline(always)]
+pub unsafe fn deallocate<L: Layer>(layer: &mut L, ptr: NonNull<u8>, layout: Layout) {
+    if layout.size() != 0 {
+        // SAFETY: a non-empty block from the layer, as the caller guarantees.
+        unsafe { layer.deallocate(ptr, layout) }
+    }
+}
+
+/// Resizes the block at `ptr` from `old` to `new`, in place where the layer can and the address
+/// suits `new`'s alignment, otherwise by moving. Keeps the first `min(old, new)` bytes; with
+/// `zero`, bytes past the old size read as zero. On `Err` the old block is untouched.
+///
+/// # Safety
+///
+/// `ptr` is currently allocated from this front and `old` fits it.
+pub unsafe fn reallocate<L: Resize>(
+    layer: &mut L,
+    ptr: NonNull<u8>,
+    old: Layout,
+    new: Layout,
+    zero: bool,
+) -> Result<NonNull<[u8]>, AllocError> {
+    if old.size() == 0 {
+        return if zero {
+            allocate_zeroed(layer, new)
+        } else {
+            allocate(layer, new)
+        };
+    }
+    if new.size() == 0 {
+        // SAFETY: the caller's block, freed once.
+        unsafe { layer.deallocate(ptr, old) };
+        return Ok(ptr::block(ptr::dangling(new.align()), 0));
+    }
+    if ptr::is_aligned(ptr.as_ptr() as usize, new.align()) {
+        // SAFETY: the caller's block with a fitting layout; new.size() > 0.
+        if let Ok(len) = unsafe { layer.resize_in_place(ptr, old, new.size()) } {
+            if zero && len > old.size() {
+                // SAFETY: the block is now valid for `len` bytes.
+                unsafe {
+                    ptr.as_ptr()
+                        .add(old.size())
+                        .write_bytes(0, len - old.size())
+                };
+            }
+            return Ok(ptr::block(ptr, len));
+        }
+    }
+    let fresh = if zero {
+        allocate_zeroed(layer, new)?
+    } else {
+        layer.allocate(new)?
+    };
+    // SAFETY: both blocks are live and disjoint; we copy the bytes both hold, then free the old.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            ptr.as_ptr(),
+            fresh.cast::<u8>().as_ptr(),
+            old.size().min(new.size()),
+        );
+        layer.deallocate(ptr, old);
+    }
+    Ok(fresh)
+}
+
+/// A layer used from one thread: no lock, and the type is `!Sync`, so the compiler keeps it on
+/// its thread. `&Local<L>` is an `allocator_api2::alloc::Allocator`.
+#[derive(Debug)]
+pub struct Local<L> {
+    /// The layer. Only reached through `with`, whose callers never re-enter.
+    layer: UnsafeCell<L>,
+}
+
+impl<L> Local<L> {
+    /// Wraps `layer`.
+    pub const fn new(layer: L) -> Self {
+        Local {
+            layer: UnsafeCell::new(layer),
+        }
+    }
+
+    /// The layer, through exclusive access.
+    pub fn get_mut(&mut self) -> &mut L {
+        self.layer.get_mut()
+    }
+
+    /// Unwraps the layer.
+    pub fn into_inner(self) -> L {
+        self.layer.into_inner()
+    }
+
+    /// Runs `f` on the layer through a shared reference to the front.
+    ///
+    /// # Safety
+    ///
+    /// `f` must not reach this same `Local` again (no re-entrant allocation through it), so the
+    /// `&mut L` it gets is the only reference to the layer while it runs.
+    #[inline(always)]
+    pub unsafe fn with<R>(&self, f: impl FnOnce(&mut L) -> R) -> R {
+        // SAFETY: `Local` is `!Sync` (UnsafeCell), so no other thread holds a reference; the
+        // caller promises no re-entry on this thread, so this is the only live `&mut L`.
+        f(unsafe { &mut *self.layer.get() })
+    }
+}
+
+// SAFETY: blocks come from the layer (valid, aligned, disjoint per `Layer`'s contract) or are
+// dangling zero-size blocks; they stay valid until freed, or until the `Local` is reset through
+// `&mut` or dropped, neither possible while `&Local` is borrowed. Layer calls never re-enter the
+// front.
+unsafe impl<L: Resize> Allocator for &Local<L> {
+    #[inline(always)]
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: `allocate` does not re-enter this front.
+        unsafe { self.with(|l| allocate(l, layout)) }
+    }
+
+    #[inline]
+    fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: as above.
+        unsafe { self.with(|l| allocate_zeroed(l, layout)) }
+    }
+
+    #[inline(always)]
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's block and layout; no re-entry.
+        unsafe { self.with(|l| deallocate(l, ptr, layout)) }
+    }
+
+    unsafe fn grow(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: the caller's block and layout; no re-entry.
+        unsafe { self.with(|l| reallocate(l, ptr, old, new, false)) }
+    }
+
+    unsafe fn grow_zeroed(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: the caller's block and layout; no re-entry.
+        unsafe { self.with(|l| reallocate(l, ptr, old, new, true)) }
+    }
+
+    unsafe fn shrink(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: the caller's block and layout; no re-entry.
+        unsafe { self.with(|l| reallocate(l, ptr, old, new, false)) }
+    }
+}
+
+/// A layer behind a lock policy `R` (any `lock_api::RawMutex`; [`SpinLock`] by default): `Sync`,
+/// usable as `#[global_allocator]` and as `allocator_api2::alloc::Allocator` through `&Locked`.
+///
+/// ```
+/// use alloc_core::{Locked, FixedSource};
+/// // Any layer goes behind the lock; see alloc-bump's `GlobalBump` for a real global allocator.
+/// # let _ = core::marker::PhantomData::<Locked<()>>;
+/// ```
+pub struct Locked<L, R = SpinLock> {
+    inner: lock_api::Mutex<R, L>,
+}
+
+impl<L, R: lock_api::RawMutex> Locked<L, R> {
+    /// Wraps `layer`; `const` so it can initialise a `static` global allocator.
+    pub const fn new(layer: L) -> Self {
+        Locked {
+            inner: lock_api::Mutex::new(layer),
+        }
+    }
+
+    /// Locks and gives access to the layer (statistics, reset, tuning).
+    pub fn lock(&self) -> lock_api::MutexGuard<'_, R, L> {
+        self.inner.lock()
+    }
+
+    /// The layer, through exclusive access (no locking needed).
+    pub fn get_mut(&mut self) -> &mut L {
+        self.inner.get_mut()
+    }
+}
+
+impl<L: core::fmt::Debug, R: lock_api::RawMutex> core::fmt::Debug for Locked<L, R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.inner.try_lock() {
+            Some(l) => f.debug_struct("Locked").field("layer", &*l).finish(),
+            None => f.write_str("Locked { <locked> }"),
+        }
+    }
+}
+
+// SAFETY: every call holds the lock for its whole duration, so the layer sees one caller at a
+// time; blocks satisfy `Layer`'s contract and the fronts' zero-size rule. Layers never panic on
+// allocation paths (errors become null), so nothing unwinds out of `GlobalAlloc`.
+unsafe impl<L: Resize + Send, R: lock_api::RawMutex + Sync> GlobalAlloc for Locked<L, R> {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        match allocate(&mut *self.inner.lock(), layout) {
+            Ok(b) => b.cast().as_ptr(),
+            Err(_) => core::ptr::null_mut(),
+        }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        match allocate_zeroed(&mut *self.inner.lock(), layout) {
+            Ok(b) => b.cast().as_ptr(),
+            Err(_) => core::ptr::null_mut(),
+        }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if let Some(ptr) = NonNull::new(ptr) {
+            // SAFETY: GlobalAlloc's caller hands back a block from `alloc` with its layout.
+            unsafe { deallocate(&mut *self.inner.lock(), ptr, layout) }
+        }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let Ok(new) = Layout::from_size_align(new_size, layout.align()) else {
+            return core::ptr::null_mut();
+        };
+        let Some(ptr) = NonNull::new(ptr) else {
+            return core::ptr::null_mut();
+        };
+        // SAFETY: GlobalAlloc's caller hands back a live block with its layout.
+        match unsafe { reallocate(&mut *self.inner.lock(), ptr, layout, new, false) } {
+            Ok(b) => b.cast().as_ptr(),
+            Err(_) => core::ptr::null_mut(),
+        }
+    }
+}
+
+// SAFETY: as for `GlobalAlloc` above; blocks stay valid while `&Locked` is borrowed.
+unsafe impl<L: Resize + Send, R: lock_api::RawMutex + Sync> Allocator for &Locked<L, R> {
+    #[inline]
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        allocate(&mut *self.inner.lock(), layout)
+    }
+
+    fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        allocate_zeroed(&mut *self.inner.lock(), layout)
+    }
+
+    #[inline]
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's block and layout.
+        unsafe { deallocate(&mut *self.inner.lock(), ptr, layout) }
+    }
+
+    unsafe fn grow(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: the caller's block and layout.
+        unsafe { reallocate(&mut *self.inner.lock(), ptr, old, new, false) }
+    }
+
+    unsafe fn grow_zeroed(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: the caller's block and layout.
+        unsafe { reallocate(&mut *self.inner.lock(), ptr, old, new, true) }
+    }
+
+    unsafe fn shrink(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: the caller's block and layout.
+        unsafe { reallocate(&mut *self.inner.lock(), ptr, old, new, false) }
+    }
+}

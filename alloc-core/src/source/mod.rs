@@ -1,0 +1,130 @@
+//! Page sources: the OS layer at the bottom of every allocator.
+//!
+//! A source hands out page-aligned runs of memory and takes them back. Optional capabilities,
+//! each its own trait, say what else it can do: [`Decommit`] (drop the pages' contents and give
+//! the RSS back while keeping the addresses), [`Protect`] (make pages fault on any access, for
+//! quarantine and guard pages) and [`Reserve`] (address space first, memory later).
+
+mod fixed;
+mod limit;
+#[cfg(unix)]
+mod mmap;
+#[cfg(target_arch = "wasm32")]
+mod wasm;
+
+pub use fixed::FixedSource;
+pub use limit::Limited;
+#[cfg(unix)]
+pub use mmap::MmapSource;
+#[cfg(target_arch = "wasm32")]
+pub use wasm::WasmSource;
+
+use core::ptr::NonNull;
+
+/// A source of page-aligned memory.
+///
+/// # Safety
+///
+/// A run returned by [`PageSource::map`] is valid for reads and writes of `size` bytes, aligned to
+/// `max(align, page_size())`, disjoint from every other run currently mapped from this source, and
+/// stays valid until it is unmapped or the source is dropped.
+pub unsafe trait PageSource {
+    /// The granule of this source: every size passed in is a multiple of it. A power of two.
+    fn page_size(&self) -> usize;
+
+    /// Maps `size` bytes aligned to `align`, or `None` when the memory is not available (the
+    /// caller fails cleanly). `size` is a non-zero multiple of [`PageSource::page_size`];
+    /// `align` is a power of two.
+    fn map(&mut self, size: usize, align: usize) -> Option<NonNull<u8>>;
+
+    /// Gives a run back.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` and `size` are exactly a run currently mapped from this source (or a page-aligned
+    /// tail or head of one that the caller stops using), and nothing uses it afterwards.
+    unsafe fn unmap(&mut self, ptr: NonNull<u8>, size: usize);
+
+    /// True when runs come back zero-filled from [`PageSource::map`], so allocators can skip
+    /// zeroing fresh memory.
+    fn maps_zeroed(&self) -> bool {
+        false
+    }
+}
+
+/// Capability: drop the contents of mapped pages and return their memory to the OS, keeping the
+/// addresses usable (they read as zero afterwards). This is how allocators scavenge.
+///
+/// # Safety
+///
+/// After `decommit`, the range stays mapped and readable/writable, reading as zeroes.
+pub unsafe trait Decommit: PageSource {
+    /// Returns the memory behind `ptr..ptr+size` to the OS.
+    ///
+    /// # Safety
+    ///
+    /// The range lies in a run mapped from this source, is page-aligned, and holds no data the
+    /// caller still needs.
+    unsafe fn decommit(&mut self, ptr: NonNull<u8>, size: usize);
+}
+
+/// How pages may be accessed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Every access faults (quarantine, guard pages).
+    None,
+    /// Ordinary read and write.
+    ReadWrite,
+}
+
+/// Capability: change the access rights of mapped pages.
+///
+/// # Safety
+///
+/// After `protect(.., Access::None)` any access to the range faults; after `Access::ReadWrite`
+/// the range is usable again with its contents kept.
+pub unsafe trait Protect: PageSource {
+    /// Sets the access rights of `ptr..ptr+size`.
+    ///
+    /// # Safety
+    ///
+    /// The range lies in a run mapped from this source and is page-aligned; with `Access::None`,
+    /// nothing the caller owns is accessed through it afterwards.
+    unsafe fn protect(&mut self, ptr: NonNull<u8>, size: usize, access: Access);
+}
+
+/// Capability: reserve address space without memory, and commit it later.
+///
+/// # Safety
+///
+/// A reserved run faults on access until committed; committed pages behave like mapped ones.
+/// Reserved runs are given back with [`PageSource::unmap`].
+pub unsafe trait Reserve: PageSource {
+    /// Reserves `size` bytes of address space aligned to `align` (same rules as `map`).
+    fn reserve(&mut self, size: usize, align: usize) -> Option<NonNull<u8>>;
+
+    /// Makes `ptr..ptr+size` usable; `false` when the memory is not available.
+    ///
+    /// # Safety
+    ///
+    /// The range lies in a reserved run from this source and is page-aligned.
+    unsafe fn commit(&mut self, ptr: NonNull<u8>, size: usize) -> bool;
+}
+
+// A mutable reference to a source is a source: several layers can share one by borrowing it.
+// SAFETY: every call is forwarded to the referenced source, which upholds the contract.
+unsafe impl<S: PageSource + ?Sized> PageSource for &mut S {
+    fn page_size(&self) -> usize {
+        (**self).page_size()
+    }
+    fn map(&mut self, size: usize, align: usize) -> Option<NonNull<u8>> {
+        (**self).map(size, align)
+    }
+    unsafe fn unmap(&mut self, ptr: NonNull<u8>, size: usize) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { (**self).unmap(ptr, size) }
+    }
+    fn maps_zeroed(&self) -> bool {
+        (**self).maps_zeroed()
+    }
+}
