@@ -21,7 +21,7 @@ pub(crate) struct ChunkHeader {
 /// Bytes before the first block of a chunk.
 pub(crate) const HEADER: usize = core::mem::size_of::<ChunkHeader>();
 
-const _: () = assert!(HEADER % 8 == 0 && HEADER <= 32);
+const _: () = assert!(HEADER.is_multiple_of(8) && HEADER <= 32);
 
 /// A chunk's header pointer and the addresses it spans.
 #[derive(Copy, Clone)]

@@ -40,9 +40,7 @@ impl<S: PageSource, C: StatsPolicy> Bump<S, C> {
     /// An empty arena over `source` (a [`alloc_core::FixedSource`] for `no_std`, a
     /// [`alloc_core::Limited`] one to cap its memory).
     pub const fn with_source(source: S) -> Self {
-        Bump {
-            region: Local::new(BumpRegion::new(source)),
-        }
+        Bump { region: Local::new(BumpRegion::new(source)) }
     }
 
     /// Runs `f` on the region; `f` must not allocate from this arena again.
@@ -55,10 +53,9 @@ impl<S: PageSource, C: StatsPolicy> Bump<S, C> {
 
     /// Moves `value` into the arena and returns a reference to it, or `Err` when memory runs out.
     #[inline]
+    #[allow(clippy::mut_from_ref, reason = "each call returns a fresh block disjoint from every other; the arena pattern")]
     pub fn try_alloc<T>(&self, value: T) -> Result<&mut T, AllocError> {
-        let p = self
-            .with(|r| front::allocate(r, Layout::new::<T>()))?
-            .cast::<T>();
+        let p = self.with(|r| front::allocate(r, Layout::new::<T>()))?.cast::<T>();
         // SAFETY: a fresh block sized and aligned for T, valid until reset (which needs &mut self,
         // so not while this borrow lives); written before the reference is made.
         unsafe {
@@ -69,6 +66,7 @@ impl<S: PageSource, C: StatsPolicy> Bump<S, C> {
 
     /// Moves `value` into the arena. Panics when memory runs out (use `try_alloc` to handle it).
     #[inline]
+    #[allow(clippy::mut_from_ref, reason = "each call returns a fresh block disjoint from every other; the arena pattern")]
     pub fn alloc<T>(&self, value: T) -> &mut T {
         match self.try_alloc(value) {
             Ok(r) => r,
@@ -77,6 +75,7 @@ impl<S: PageSource, C: StatsPolicy> Bump<S, C> {
     }
 
     /// Copies `src` into the arena.
+    #[allow(clippy::mut_from_ref, reason = "each call returns a fresh block disjoint from every other; the arena pattern")]
     pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> &mut [T] {
         let layout = Layout::for_value(src);
         let p = match self.with(|r| front::allocate(r, layout)) {
@@ -91,6 +90,7 @@ impl<S: PageSource, C: StatsPolicy> Bump<S, C> {
     }
 
     /// Copies `s` into the arena.
+    #[allow(clippy::mut_from_ref, reason = "each call returns a fresh block disjoint from every other; the arena pattern")]
     pub fn alloc_str(&self, s: &str) -> &mut str {
         let bytes = self.alloc_slice_copy(s.as_bytes());
         // SAFETY: the bytes were copied from a valid str.
@@ -160,11 +160,7 @@ impl<S: PageSource> Bump<S, Counting> {
 #[cold]
 #[inline(never)]
 fn out_of_memory(layout: Layout) -> ! {
-    panic!(
-        "alloc-bump: out of memory allocating {} bytes aligned to {}",
-        layout.size(),
-        layout.align()
-    )
+    panic!("alloc-bump: out of memory allocating {} bytes aligned to {}", layout.size(), layout.align())
 }
 
 // SAFETY: forwarded to the `Local` front over the region, which upholds the contract; blocks
@@ -186,32 +182,17 @@ unsafe impl<S: PageSource, C: StatsPolicy> Allocator for &Bump<S, C> {
         unsafe { (&self.region).deallocate(ptr, layout) }
     }
 
-    unsafe fn grow(
-        &self,
-        ptr: NonNull<u8>,
-        old: Layout,
-        new: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
+    unsafe fn grow(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { (&self.region).grow(ptr, old, new) }
     }
 
-    unsafe fn grow_zeroed(
-        &self,
-        ptr: NonNull<u8>,
-        old: Layout,
-        new: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
+    unsafe fn grow_zeroed(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { (&self.region).grow_zeroed(ptr, old, new) }
     }
 
-    unsafe fn shrink(
-        &self,
-        ptr: NonNull<u8>,
-        old: Layout,
-        new: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
+    unsafe fn shrink(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { (&self.region).shrink(ptr, old, new) }
     }
@@ -219,9 +200,7 @@ unsafe impl<S: PageSource, C: StatsPolicy> Allocator for &Bump<S, C> {
 
 impl<S: PageSource, C: StatsPolicy> core::fmt::Debug for Bump<S, C> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Bump")
-            .field("stats", &self.bump_stats())
-            .finish()
+        f.debug_struct("Bump").field("stats", &self.bump_stats()).finish()
     }
 }
 

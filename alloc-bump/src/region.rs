@@ -103,20 +103,13 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
 
     /// Bytes handed out, chunk capacity and overhead.
     pub fn bump_stats(&self) -> BumpStats {
-        let mut s = BumpStats {
-            capacity: self.capacity,
-            ..BumpStats::default()
-        };
+        let mut s = BumpStats { capacity: self.capacity, ..BumpStats::default() };
         let mut c = self.current;
         let mut first = true;
         while let Some(h) = c {
             // SAFETY: every chunk in the list is mapped and its header initialised.
             let hdr = unsafe { &*h.as_ptr() };
-            s.allocated += if first {
-                self.finger - Chunk(h).data_start()
-            } else {
-                hdr.used
-            };
+            s.allocated += if first { self.finger - Chunk(h).data_start() } else { hdr.used };
             s.chunks += 1;
             first = false;
             c = hdr.prev;
@@ -170,18 +163,12 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
         };
         self.next_size = (self.next_size * 2).min(MAX_CHUNK);
         self.enter(chunk);
-        Ok(self
-            .bump(layout)
-            .expect("a fresh chunk holds the block it was sized for"))
+        Ok(self.bump(layout).expect("a fresh chunk holds the block it was sized for"))
     }
 
     /// A chunk of its own for one large block, linked into the dedicated list so the current
     /// chunk stays current.
-    fn allocate_dedicated(
-        &mut self,
-        layout: Layout,
-        size: usize,
-    ) -> Result<NonNull<u8>, AllocError> {
+    fn allocate_dedicated(&mut self, layout: Layout, size: usize) -> Result<NonNull<u8>, AllocError> {
         let chunk = self.map_chunk(size).ok_or(AllocError)?;
         let start = ptr::align_up(chunk.data_start(), layout.align()).ok_or(AllocError)?;
         // SAFETY: the chunk is freshly mapped and its header is ours to write.
@@ -199,14 +186,7 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
         let base = self.source.map(size, self.source.page_size())?;
         let h = base.cast::<ChunkHeader>();
         // SAFETY: a fresh mapping of `size >= HEADER` bytes, aligned to a page.
-        unsafe {
-            h.as_ptr().write(ChunkHeader {
-                prev: None,
-                size,
-                used: 0,
-                seq: self.next_seq,
-            })
-        };
+        unsafe { h.as_ptr().write(ChunkHeader { prev: None, size, used: 0, seq: self.next_seq }) };
         self.next_seq += 1;
         self.capacity += size;
         self.stats.on_map(size);
@@ -230,11 +210,7 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
 
     /// Unmaps chunks from the head of a list while they are numbered `from_seq` or later, and
     /// returns the new head.
-    fn pop_from(
-        &mut self,
-        mut head: Option<NonNull<ChunkHeader>>,
-        from_seq: usize,
-    ) -> Option<NonNull<ChunkHeader>> {
+    fn pop_from(&mut self, mut head: Option<NonNull<ChunkHeader>>, from_seq: usize) -> Option<NonNull<ChunkHeader>> {
         while let Some(h) = head {
             // SAFETY: chunks in a list are mapped.
             if unsafe { (*h.as_ptr()).seq } < from_seq {
@@ -255,12 +231,7 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
 
     /// Where the region stands now, to [`BumpRegion::rewind`] to later.
     pub fn checkpoint(&self) -> Checkpoint {
-        Checkpoint {
-            current: self.current,
-            seq: self.next_seq,
-            finger: self.finger,
-            live: self.stats.live(),
-        }
+        Checkpoint { current: self.current, seq: self.next_seq, finger: self.finger, live: self.stats.live() }
     }
 
     /// Frees everything allocated since `cp`, unmapping chunks made after it.
@@ -277,11 +248,7 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
             Some(c) => {
                 let current = self.current;
                 self.current = self.pop_from(current, cp.seq);
-                debug_assert_eq!(
-                    self.current,
-                    Some(c),
-                    "checkpoint from another region or a reset one"
-                );
+                debug_assert_eq!(self.current, Some(c), "checkpoint from another region or a reset one");
                 let chunk = Chunk(c);
                 self.base = chunk.base();
                 self.finger = cp.finger;
@@ -362,12 +329,7 @@ unsafe impl<S: PageSource, C: StatsPolicy> Layer for BumpRegion<S, C> {
 // other block can only shrink (its tail is simply not handed out again). Contents are untouched.
 unsafe impl<S: PageSource, C: StatsPolicy> Resize for BumpRegion<S, C> {
     #[inline]
-    unsafe fn resize_in_place(
-        &mut self,
-        ptr: NonNull<u8>,
-        old: Layout,
-        new_size: usize,
-    ) -> Result<usize, AllocError> {
+    unsafe fn resize_in_place(&mut self, ptr: NonNull<u8>, old: Layout, new_size: usize) -> Result<usize, AllocError> {
         let start = ptr.as_ptr() as usize;
         if start + old.size() == self.finger && new_size <= self.limit - start {
             self.finger = start + new_size;

@@ -125,11 +125,7 @@ impl Count {
     /// A counter at zero.
     #[cfg(not(loom))]
     pub const fn new() -> Self {
-        Count {
-            detected: AtomicUsize::new(0),
-            last_kind: AtomicUsize::new(0),
-            last_addr: AtomicUsize::new(0),
-        }
+        Count { detected: AtomicUsize::new(0), last_kind: AtomicUsize::new(0), last_addr: AtomicUsize::new(0) }
     }
 
     /// How many misuses were reported so far.
@@ -180,10 +176,7 @@ struct LineBuf {
 
 impl LineBuf {
     const fn new() -> Self {
-        LineBuf {
-            buf: [0; 256],
-            len: 0,
-        }
+        LineBuf { buf: [0; 256], len: 0 }
     }
 
     fn as_bytes(&self) -> &[u8] {

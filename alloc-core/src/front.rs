@@ -26,10 +26,7 @@ pub fn allocate<L: Layer>(layer: &mut L, layout: Layout) -> Result<NonNull<[u8]>
 
 /// Allocates zeroed memory through `layer`.
 #[inline]
-pub fn allocate_zeroed<L: Layer>(
-    layer: &mut L,
-    layout: Layout,
-) -> Result<NonNull<[u8]>, AllocError> {
+pub fn allocate_zeroed<L: Layer>(layer: &mut L, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
     let block = allocate(layer, layout)?;
     // SAFETY: the block was just allocated and is valid for its whole length.
     unsafe { block.cast::<u8>().as_ptr().write_bytes(0, block.len()) };
@@ -64,11 +61,7 @@ pub unsafe fn reallocate<L: Resize>(
     zero: bool,
 ) -> Result<NonNull<[u8]>, AllocError> {
     if old.size() == 0 {
-        return if zero {
-            allocate_zeroed(layer, new)
-        } else {
-            allocate(layer, new)
-        };
+        return if zero { allocate_zeroed(layer, new) } else { allocate(layer, new) };
     }
     if new.size() == 0 {
         // SAFETY: the caller's block, freed once.
@@ -80,27 +73,15 @@ pub unsafe fn reallocate<L: Resize>(
         if let Ok(len) = unsafe { layer.resize_in_place(ptr, old, new.size()) } {
             if zero && len > old.size() {
                 // SAFETY: the block is now valid for `len` bytes.
-                unsafe {
-                    ptr.as_ptr()
-                        .add(old.size())
-                        .write_bytes(0, len - old.size())
-                };
+                unsafe { ptr.as_ptr().add(old.size()).write_bytes(0, len - old.size()) };
             }
             return Ok(ptr::block(ptr, len));
         }
     }
-    let fresh = if zero {
-        allocate_zeroed(layer, new)?
-    } else {
-        layer.allocate(new)?
-    };
+    let fresh = if zero { allocate_zeroed(layer, new)? } else { layer.allocate(new)? };
     // SAFETY: both blocks are live and disjoint; we copy the bytes both hold, then free the old.
     unsafe {
-        core::ptr::copy_nonoverlapping(
-            ptr.as_ptr(),
-            fresh.cast::<u8>().as_ptr(),
-            old.size().min(new.size()),
-        );
+        core::ptr::copy_nonoverlapping(ptr.as_ptr(), fresh.cast::<u8>().as_ptr(), old.size().min(new.size()));
         layer.deallocate(ptr, old);
     }
     Ok(fresh)
@@ -117,9 +98,7 @@ pub struct Local<L> {
 impl<L> Local<L> {
     /// Wraps `layer`.
     pub const fn new(layer: L) -> Self {
-        Local {
-            layer: UnsafeCell::new(layer),
-        }
+        Local { layer: UnsafeCell::new(layer) }
     }
 
     /// The layer, through exclusive access.
@@ -169,32 +148,17 @@ unsafe impl<L: Resize> Allocator for &Local<L> {
         unsafe { self.with(|l| deallocate(l, ptr, layout)) }
     }
 
-    unsafe fn grow(
-        &self,
-        ptr: NonNull<u8>,
-        old: Layout,
-        new: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
+    unsafe fn grow(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
         // SAFETY: the caller's block and layout; no re-entry.
         unsafe { self.with(|l| reallocate(l, ptr, old, new, false)) }
     }
 
-    unsafe fn grow_zeroed(
-        &self,
-        ptr: NonNull<u8>,
-        old: Layout,
-        new: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
+    unsafe fn grow_zeroed(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
         // SAFETY: the caller's block and layout; no re-entry.
         unsafe { self.with(|l| reallocate(l, ptr, old, new, true)) }
     }
 
-    unsafe fn shrink(
-        &self,
-        ptr: NonNull<u8>,
-        old: Layout,
-        new: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
+    unsafe fn shrink(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
         // SAFETY: the caller's block and layout; no re-entry.
         unsafe { self.with(|l| reallocate(l, ptr, old, new, false)) }
     }
@@ -215,9 +179,7 @@ pub struct Locked<L, R = SpinLock> {
 impl<L, R: lock_api::RawMutex> Locked<L, R> {
     /// Wraps `layer`; `const` so it can initialise a `static` global allocator.
     pub const fn new(layer: L) -> Self {
-        Locked {
-            inner: lock_api::Mutex::new(layer),
-        }
+        Locked { inner: lock_api::Mutex::new(layer) }
     }
 
     /// Locks and gives access to the layer (statistics, reset, tuning).
@@ -301,32 +263,17 @@ unsafe impl<L: Resize + Send, R: lock_api::RawMutex + Sync> Allocator for &Locke
         unsafe { deallocate(&mut *self.inner.lock(), ptr, layout) }
     }
 
-    unsafe fn grow(
-        &self,
-        ptr: NonNull<u8>,
-        old: Layout,
-        new: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
+    unsafe fn grow(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
         // SAFETY: the caller's block and layout.
         unsafe { reallocate(&mut *self.inner.lock(), ptr, old, new, false) }
     }
 
-    unsafe fn grow_zeroed(
-        &self,
-        ptr: NonNull<u8>,
-        old: Layout,
-        new: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
+    unsafe fn grow_zeroed(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
         // SAFETY: the caller's block and layout.
         unsafe { reallocate(&mut *self.inner.lock(), ptr, old, new, true) }
     }
 
-    unsafe fn shrink(
-        &self,
-        ptr: NonNull<u8>,
-        old: Layout,
-        new: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
+    unsafe fn shrink(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
         // SAFETY: the caller's block and layout.
         unsafe { reallocate(&mut *self.inner.lock(), ptr, old, new, false) }
     }

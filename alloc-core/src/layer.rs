@@ -46,12 +46,7 @@ pub unsafe trait Resize: Layer {
     ///
     /// - `ptr` is currently allocated from this layer and `old` fits it;
     /// - `new_size > 0`.
-    unsafe fn resize_in_place(
-        &mut self,
-        ptr: NonNull<u8>,
-        old: Layout,
-        new_size: usize,
-    ) -> Result<usize, AllocError>;
+    unsafe fn resize_in_place(&mut self, ptr: NonNull<u8>, old: Layout, new_size: usize) -> Result<usize, AllocError>;
 }
 
 /// Capability: the usable length of a block, which may exceed what was asked for.

@@ -43,12 +43,7 @@ impl<'buf> FixedSource<'buf> {
     /// `base..base+len` is valid for reads and writes, and used by nothing else, for `'buf`.
     pub unsafe fn from_raw(base: NonNull<u8>, len: usize) -> Self {
         let start = base.as_ptr() as usize;
-        FixedSource {
-            base,
-            end: start + len,
-            top: start,
-            _buf: PhantomData,
-        }
+        FixedSource { base, end: start + len, top: start, _buf: PhantomData }
     }
 
     /// Bytes not yet handed out.

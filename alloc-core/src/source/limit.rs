@@ -16,11 +16,7 @@ pub struct Limited<S> {
 impl<S> Limited<S> {
     /// `inner`, limited to `budget` bytes mapped at once.
     pub const fn new(inner: S, budget: usize) -> Self {
-        Limited {
-            inner,
-            budget,
-            used: 0,
-        }
+        Limited { inner, budget, used: 0 }
     }
 
     /// Bytes mapped now.

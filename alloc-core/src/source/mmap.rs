@@ -18,40 +18,23 @@ impl MmapSource {
         MmapSource
     }
 
-    fn raw_map(
-        size: usize,
-        align: usize,
-        prot: libc::c_int,
-        flags: libc::c_int,
-    ) -> Option<NonNull<u8>> {
+    fn raw_map(size: usize, align: usize, prot: libc::c_int, flags: libc::c_int) -> Option<NonNull<u8>> {
         let page = page_size();
-        debug_assert!(
-            size > 0 && size % page == 0,
-            "size {size} is not a multiple of the page"
-        );
+        debug_assert!(size > 0 && size.is_multiple_of(page), "size {size} is not a multiple of the page");
         let align = align.max(page);
         // Over-map by `align - page` so an aligned run of `size` fits, then trim both ends.
         let total = size.checked_add(align - page)?;
         // SAFETY: a fresh anonymous mapping at an address the kernel picks; no existing memory is
         // touched.
         let base = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                total,
-                prot,
-                flags | libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
+            libc::mmap(core::ptr::null_mut(), total, prot, flags | libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
         };
         if base == libc::MAP_FAILED {
             let errno = errno();
             if errno == libc::ENOMEM || errno == libc::EINVAL && total > isize::MAX as usize {
                 return None;
             }
-            fatal(format_args!(
-                "mmap of {total} bytes failed with errno {errno} at 0x0"
-            ));
+            fatal(format_args!("mmap of {total} bytes failed with errno {errno} at 0x0"));
         }
         let base = base.cast::<u8>();
         let start = crate::ptr::align_up(base as usize, align)?;
@@ -110,10 +93,7 @@ fn errno() -> i32 {
 unsafe fn unmap_or_abort(ptr: *mut u8, len: usize) {
     // SAFETY: guaranteed by the caller.
     if unsafe { libc::munmap(ptr.cast(), len) } != 0 {
-        fatal(format_args!(
-            "munmap of {len} bytes failed with errno {} at {ptr:p}",
-            errno()
-        ));
+        fatal(format_args!("munmap of {len} bytes failed with errno {} at {ptr:p}", errno()));
     }
 }
 
@@ -144,10 +124,7 @@ unsafe impl Decommit for MmapSource {
     unsafe fn decommit(&mut self, ptr: NonNull<u8>, size: usize) {
         // SAFETY: the caller names a page-aligned range of one of our mappings it no longer needs.
         if unsafe { libc::madvise(ptr.as_ptr().cast(), size, libc::MADV_DONTNEED) } != 0 {
-            fatal(format_args!(
-                "madvise of {size} bytes failed with errno {} at {ptr:p}",
-                errno()
-            ));
+            fatal(format_args!("madvise of {size} bytes failed with errno {} at {ptr:p}", errno()));
         }
     }
 }
@@ -161,10 +138,7 @@ unsafe impl Protect for MmapSource {
         };
         // SAFETY: the caller names a page-aligned range of one of our mappings.
         if unsafe { libc::mprotect(ptr.as_ptr().cast(), size, prot) } != 0 {
-            fatal(format_args!(
-                "mprotect of {size} bytes failed with errno {} at {ptr:p}",
-                errno()
-            ));
+            fatal(format_args!("mprotect of {size} bytes failed with errno {} at {ptr:p}", errno()));
         }
     }
 }
@@ -178,23 +152,14 @@ unsafe impl Reserve for MmapSource {
 
     unsafe fn commit(&mut self, ptr: NonNull<u8>, size: usize) -> bool {
         // SAFETY: the caller names a page-aligned range of one of our reservations.
-        if unsafe {
-            libc::mprotect(
-                ptr.as_ptr().cast(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-            )
-        } == 0
-        {
+        if unsafe { libc::mprotect(ptr.as_ptr().cast(), size, libc::PROT_READ | libc::PROT_WRITE) } == 0 {
             return true;
         }
         let e = errno();
         if e == libc::ENOMEM {
             return false;
         }
-        fatal(format_args!(
-            "mprotect of {size} bytes failed with errno {e} at {ptr:p}"
-        ));
+        fatal(format_args!("mprotect of {size} bytes failed with errno {e} at {ptr:p}"));
     }
 }
 
@@ -222,9 +187,7 @@ mod tests {
     fn impossible_sizes_fail_cleanly() {
         let mut s = MmapSource::new();
         let page = s.page_size();
-        assert!(s
-            .map(crate::ptr::align_down(usize::MAX, page), page)
-            .is_none());
+        assert!(s.map(crate::ptr::align_down(usize::MAX, page), page).is_none());
         assert!(s.map(1 << 60, page).is_none());
     }
 

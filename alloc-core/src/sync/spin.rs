@@ -16,13 +16,8 @@ pub struct SpinLock {
 // SAFETY: `lock` returns only after swapping `locked` from false to true with Acquire ordering,
 // so one holder at a time; `unlock` stores false with Release, publishing the holder's writes.
 unsafe impl lock_api::RawMutex for SpinLock {
-    #[allow(
-        clippy::declare_interior_mutable_const,
-        reason = "lock_api's required const initialiser"
-    )]
-    const INIT: SpinLock = SpinLock {
-        locked: AtomicBool::new(false),
-    };
+    #[allow(clippy::declare_interior_mutable_const, reason = "lock_api's required const initialiser")]
+    const INIT: SpinLock = SpinLock { locked: AtomicBool::new(false) };
     type GuardMarker = lock_api::GuardSend;
 
     #[inline]
