@@ -53,7 +53,10 @@ impl<S: PageSource, C: StatsPolicy> Bump<S, C> {
 
     /// Moves `value` into the arena and returns a reference to it, or `Err` when memory runs out.
     #[inline]
-    #[allow(clippy::mut_from_ref, reason = "each call returns a fresh block disjoint from every other; the arena pattern")]
+    #[allow(
+        clippy::mut_from_ref,
+        reason = "each call returns a fresh block disjoint from every other; the arena pattern"
+    )]
     pub fn try_alloc<T>(&self, value: T) -> Result<&mut T, AllocError> {
         let p = self.with(|r| front::allocate(r, Layout::new::<T>()))?.cast::<T>();
         // SAFETY: a fresh block sized and aligned for T, valid until reset (which needs &mut self,
@@ -66,7 +69,10 @@ impl<S: PageSource, C: StatsPolicy> Bump<S, C> {
 
     /// Moves `value` into the arena. Panics when memory runs out (use `try_alloc` to handle it).
     #[inline]
-    #[allow(clippy::mut_from_ref, reason = "each call returns a fresh block disjoint from every other; the arena pattern")]
+    #[allow(
+        clippy::mut_from_ref,
+        reason = "each call returns a fresh block disjoint from every other; the arena pattern"
+    )]
     pub fn alloc<T>(&self, value: T) -> &mut T {
         match self.try_alloc(value) {
             Ok(r) => r,
@@ -75,7 +81,10 @@ impl<S: PageSource, C: StatsPolicy> Bump<S, C> {
     }
 
     /// Copies `src` into the arena.
-    #[allow(clippy::mut_from_ref, reason = "each call returns a fresh block disjoint from every other; the arena pattern")]
+    #[allow(
+        clippy::mut_from_ref,
+        reason = "each call returns a fresh block disjoint from every other; the arena pattern"
+    )]
     pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> &mut [T] {
         let layout = Layout::for_value(src);
         let p = match self.with(|r| front::allocate(r, layout)) {
@@ -90,7 +99,10 @@ impl<S: PageSource, C: StatsPolicy> Bump<S, C> {
     }
 
     /// Copies `s` into the arena.
-    #[allow(clippy::mut_from_ref, reason = "each call returns a fresh block disjoint from every other; the arena pattern")]
+    #[allow(
+        clippy::mut_from_ref,
+        reason = "each call returns a fresh block disjoint from every other; the arena pattern"
+    )]
     pub fn alloc_str(&self, s: &str) -> &mut str {
         let bytes = self.alloc_slice_copy(s.as_bytes());
         // SAFETY: the bytes were copied from a valid str.
