@@ -111,8 +111,26 @@ unsafe impl<const D: u8> Allocator for &Faulty<D> {
     unsafe fn grow(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
         let b = self.allocate(new)?;
         let keep = if D == LOSES_BYTES_ON_REALLOC { old.size() / 2 } else { old.size() };
-        // SAFETY: both blocks are live and disjoint; `keep <= old.size() <= new.size()`.
-        unsafe { core::ptr::copy_nonoverlapping(ptr.as_ptr(), b.cast::<u8>().as_ptr(), keep) };
+        // SAFETY: both blocks lie in the arena; `keep <= old.size() <= new.size()`. `copy`, not
+        // `copy_nonoverlapping`: a broken allocator's blocks may overlap.
+        unsafe { core::ptr::copy(ptr.as_ptr(), b.cast::<u8>().as_ptr(), keep) };
+        Ok(b)
+    }
+
+    unsafe fn grow_zeroed(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded with the caller's guarantees.
+        let b = unsafe { self.grow(ptr, old, new)? };
+        if D != DIRTY_ZEROED {
+            // SAFETY: the new block is valid for b.len() >= old.size() bytes.
+            unsafe { b.cast::<u8>().as_ptr().add(old.size()).write_bytes(0, b.len() - old.size()) };
+        }
+        Ok(b)
+    }
+
+    unsafe fn shrink(&self, ptr: NonNull<u8>, _old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        let b = self.allocate(new)?;
+        // SAFETY: both blocks lie in the arena; `new.size() <= old.size()`. May overlap, as above.
+        unsafe { core::ptr::copy(ptr.as_ptr(), b.cast::<u8>().as_ptr(), new.size()) };
         Ok(b)
     }
 }
