@@ -9,7 +9,7 @@ pub use region::{BumpRegion, BumpStats, Checkpoint, MAX_CHUNK, MIN_CHUNK};
 use alloc_core::front::{self, Local};
 use alloc_core::layer::Reset;
 use alloc_core::source::PageSource;
-use alloc_core::stats::{Counting, Stats, StatsPolicy};
+use alloc_core::stats::{Counting, NoStats, Stats, StatsPolicy};
 use alloc_core::{AllocError, Allocator, DefaultSource, Layout, Locked, SpinLock};
 use core::ptr::NonNull;
 
@@ -19,13 +19,21 @@ use core::ptr::NonNull;
 ///
 /// Values allocated with [`Bump::alloc`] are never dropped (like bumpalo): use it for data
 /// without destructors, or drop them yourself.
-pub struct Bump<S: PageSource = DefaultSource, C: StatsPolicy = Counting> {
+pub struct Bump<S: PageSource = DefaultSource, C: StatsPolicy = NoStats> {
     region: Local<BumpRegion<S, C>>,
 }
 
 impl Bump {
     /// An empty arena over the OS page source; maps nothing until the first allocation.
     pub const fn new() -> Self {
+        Bump::with_source(DefaultSource::new())
+    }
+}
+
+impl Bump<DefaultSource, Counting> {
+    /// An empty arena that also counts live bytes and blocks and their peaks ([`Bump::stats`]);
+    /// a few instructions more per allocation than [`Bump::new`].
+    pub const fn with_stats() -> Self {
         Bump::with_source(DefaultSource::new())
     }
 }
@@ -226,4 +234,4 @@ impl<S: PageSource, C: StatsPolicy> core::fmt::Debug for Bump<S, C> {
 /// let v = allocator_api2::vec::Vec::<u32, _>::with_capacity_in(10, &HEAP);
 /// assert!(v.capacity() >= 10);
 /// ```
-pub type GlobalBump<S = DefaultSource, C = Counting> = Locked<BumpRegion<S, C>, SpinLock>;
+pub type GlobalBump<S = DefaultSource, C = NoStats> = Locked<BumpRegion<S, C>, SpinLock>;

@@ -6,7 +6,7 @@
 use crate::chunk::{Chunk, ChunkHeader, HEADER};
 use alloc_core::layer::{Layer, Owns, Reset, Resize, UsableSize};
 use alloc_core::source::PageSource;
-use alloc_core::stats::{Counting, StatsPolicy};
+use alloc_core::stats::{NoStats, StatsPolicy};
 use alloc_core::{ptr, AllocError, Layout};
 use core::ptr::NonNull;
 
@@ -15,9 +15,11 @@ pub const MIN_CHUNK: usize = 4096;
 /// Regular chunks double up to this size, then stay there.
 pub const MAX_CHUNK: usize = 16 << 20;
 
-/// A bump region over page source `S`, with statistics policy `C`. Takes `&mut self`; see
+/// A bump region over page source `S`, with statistics policy `C`: [`NoStats`] by default (the
+/// region's own figures in [`BumpStats`] cost nothing on the fast path), or
+/// [`alloc_core::Counting`] for exact live bytes, blocks and peaks. Takes `&mut self`; see
 /// [`crate::Bump`] for the single-thread front and [`crate::GlobalBump`] for the locked one.
-pub struct BumpRegion<S: PageSource, C: StatsPolicy = Counting> {
+pub struct BumpRegion<S: PageSource, C: StatsPolicy = NoStats> {
     /// Next free address of the current chunk. Invariant: `finger <= limit`; both lie in the
     /// current chunk past its header, or both are 1 when there is no chunk yet (so a zero-size
     /// request on the fast path yields the non-null address 1 and never touches memory).
@@ -35,6 +37,8 @@ pub struct BumpRegion<S: PageSource, C: StatsPolicy = Counting> {
     next_size: usize,
     /// Bytes mapped in all chunks.
     capacity: usize,
+    /// Bytes unmapped (given back to the page source) over the region's life.
+    returned: usize,
     /// Number the next chunk will carry.
     next_seq: usize,
     stats: C,
@@ -65,6 +69,8 @@ pub struct BumpStats {
     pub capacity: usize,
     /// Chunks mapped.
     pub chunks: usize,
+    /// Bytes given back to the page source over the region's life.
+    pub returned: usize,
 }
 
 impl BumpStats {
@@ -85,6 +91,7 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
             large: None,
             next_size: MIN_CHUNK,
             capacity: 0,
+            returned: 0,
             next_seq: 0,
             stats: C::INIT,
             source,
@@ -103,7 +110,7 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
 
     /// Bytes handed out, chunk capacity and overhead.
     pub fn bump_stats(&self) -> BumpStats {
-        let mut s = BumpStats { capacity: self.capacity, ..BumpStats::default() };
+        let mut s = BumpStats { capacity: self.capacity, returned: self.returned, ..BumpStats::default() };
         let mut c = self.current;
         let mut first = true;
         while let Some(h) = c {
@@ -221,6 +228,7 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
             unsafe {
                 let hdr = h.as_ptr().read();
                 self.capacity -= hdr.size;
+                self.returned += hdr.size;
                 self.stats.on_unmap(hdr.size);
                 self.source.unmap(h.cast(), hdr.size);
                 head = hdr.prev;
@@ -302,6 +310,11 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
 // back over the newest block when it is freed or shrunk), aligned by the padding computation,
 // and stay mapped until reset, rewind or drop.
 unsafe impl<S: PageSource, C: StatsPolicy> Layer for BumpRegion<S, C> {
+    /// A zero-size request takes the (aligned) finger and moves it by its padding only; freeing it
+    /// matches the finger at most and moves nothing. With no chunk yet, an align-1 request gets
+    /// the address 1 and a larger alignment maps the first chunk.
+    const ZERO_SIZE_OK: bool = true;
+
     #[inline(always)]
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         let p = match self.bump(layout) {

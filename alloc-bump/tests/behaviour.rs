@@ -4,13 +4,13 @@ use alloc_bump::{Bump, MAX_CHUNK, MIN_CHUNK};
 use alloc_core::{Allocator, Layout, Limited, MmapSource};
 use allocator_api2::vec::Vec;
 
-fn limited(budget: usize) -> Bump<Limited<MmapSource>> {
+fn limited(budget: usize) -> Bump<Limited<MmapSource>, alloc_core::Counting> {
     Bump::with_source(Limited::new(MmapSource::new(), budget))
 }
 
 #[test]
 fn chunks_double_up_to_the_cap_and_never_run_away() {
-    let bump = Bump::new();
+    let bump = Bump::with_stats();
     // 64 MiB in 1 KiB pieces.
     for _ in 0..(64 << 10) {
         bump.alloc([0u8; 1024]);
@@ -26,7 +26,7 @@ fn chunks_double_up_to_the_cap_and_never_run_away() {
 
 #[test]
 fn a_huge_request_maps_what_it_needs_not_double() {
-    let bump = Bump::new();
+    let bump = Bump::with_stats();
     bump.alloc(1u8);
     let before = bump.bump_stats().capacity;
     let size = 200 << 20;
@@ -46,7 +46,7 @@ fn a_huge_request_maps_what_it_needs_not_double() {
 
 #[test]
 fn a_megabyte_buffer_freed_in_a_loop_does_not_pile_up() {
-    let bump = Bump::new();
+    let bump = Bump::with_stats();
     let l = Layout::from_size_align(1 << 20, 16).unwrap();
     for _ in 0..1000 {
         let p = (&bump).allocate(l).unwrap();
@@ -61,7 +61,7 @@ fn a_megabyte_buffer_freed_in_a_loop_does_not_pile_up() {
 
 #[test]
 fn the_newest_block_grows_in_place() {
-    let bump = Bump::new();
+    let bump = Bump::with_stats();
     let mut v: Vec<u8, _> = Vec::with_capacity_in(16, &bump);
     v.extend_from_slice(&[7; 16]);
     let first = v.as_ptr();
@@ -74,7 +74,7 @@ fn the_newest_block_grows_in_place() {
 
 #[test]
 fn lifo_frees_give_bytes_back() {
-    let bump = Bump::new();
+    let bump = Bump::with_stats();
     let l = Layout::from_size_align(64, 8).unwrap();
     let blocks: std::vec::Vec<_> = (0..10).map(|_| (&bump).allocate(l).unwrap()).collect();
     let used = bump.bump_stats().allocated;
@@ -89,7 +89,7 @@ fn lifo_frees_give_bytes_back() {
 
 #[test]
 fn reset_keeps_one_chunk_and_reuses_it() {
-    let mut bump = Bump::new();
+    let mut bump = Bump::with_stats();
     for _ in 0..100_000 {
         bump.alloc(0u64);
     }
@@ -107,7 +107,7 @@ fn reset_keeps_one_chunk_and_reuses_it() {
 
 #[test]
 fn scope_frees_what_it_allocated_and_keeps_the_rest() {
-    let mut bump = Bump::new();
+    let mut bump = Bump::with_stats();
     let outer = bump.alloc(41u64) as *mut u64;
     let mapped = bump.stats().bytes_mapped;
     let n = bump.scope(|b| {
@@ -127,7 +127,7 @@ fn scope_frees_what_it_allocated_and_keeps_the_rest() {
 
 #[test]
 fn alignment_above_a_page_is_honoured() {
-    let bump = Bump::new();
+    let bump = Bump::with_stats();
     for shift in 12..=22 {
         let l = Layout::from_size_align(100, 1 << shift).unwrap();
         let p = (&bump).allocate(l).unwrap();
@@ -150,7 +150,7 @@ fn out_of_memory_keeps_the_region_usable() {
 
 #[test]
 fn hashbrown_and_vec_run_on_it() {
-    let bump = Bump::new();
+    let bump = Bump::with_stats();
     let mut map = hashbrown::HashMap::with_capacity_in(4, &bump);
     for i in 0..10_000u32 {
         map.insert(i, i * 2);
@@ -161,7 +161,7 @@ fn hashbrown_and_vec_run_on_it() {
 
 #[test]
 fn first_chunk_is_small() {
-    let bump = Bump::new();
+    let bump = Bump::with_stats();
     bump.alloc(1u8);
     assert_eq!(bump.bump_stats().capacity, MIN_CHUNK);
 }

@@ -6,6 +6,7 @@ use alloc_core::{Limited, MmapSource};
 use conformance::{ResetSubject, SharedSubject, Subject};
 
 type Source = Limited<MmapSource>;
+type Counted = alloc_core::Counting;
 
 struct LocalBump;
 
@@ -28,7 +29,7 @@ impl ResetSubject for LocalBump {
 struct LockedBump;
 
 impl Subject for LockedBump {
-    type Alloc = GlobalBump<Source>;
+    type Alloc = GlobalBump<Source, Counted>;
     fn new() -> Self::Alloc {
         GlobalBump::new(BumpRegion::new(Limited::new(MmapSource::new(), usize::MAX)))
     }

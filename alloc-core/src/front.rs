@@ -18,7 +18,7 @@ use core::ptr::NonNull;
 /// Allocates through `layer`, answering zero-size requests with a dangling aligned pointer.
 #[inline(always)]
 pub fn allocate<L: Layer>(layer: &mut L, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-    if layout.size() == 0 {
+    if !L::ZERO_SIZE_OK && layout.size() == 0 {
         return Ok(ptr::block(ptr::dangling(layout.align()), 0));
     }
     layer.allocate(layout)
@@ -40,7 +40,7 @@ pub fn allocate_zeroed<L: Layer>(layer: &mut L, layout: Layout) -> Result<NonNul
 /// `ptr` is currently allocated from this front and `layout` fits it.
 #[inline(always)]
 pub unsafe fn deallocate<L: Layer>(layer: &mut L, ptr: NonNull<u8>, layout: Layout) {
-    if layout.size() != 0 {
+    if L::ZERO_SIZE_OK || layout.size() != 0 {
         // SAFETY: a non-empty block from the layer, as the caller guarantees.
         unsafe { layer.deallocate(ptr, layout) }
     }

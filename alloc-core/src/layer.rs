@@ -10,7 +10,8 @@ use core::ptr::NonNull;
 ///
 /// Layers take `&mut self` and know nothing of threads; [`crate::Local`] and [`crate::Locked`]
 /// decide how a layer is shared. Fronts never pass a zero-size layout to a layer (they answer those
-/// with a dangling pointer themselves), so a layer may assume `layout.size() > 0`.
+/// with a dangling pointer themselves), so a layer may assume `layout.size() > 0`, unless it sets
+/// [`Layer::ZERO_SIZE_OK`].
 ///
 /// # Safety
 ///
@@ -20,6 +21,10 @@ use core::ptr::NonNull;
 /// - is disjoint from every other block currently allocated from this layer;
 /// - stays valid until it is passed to [`Layer::deallocate`], the layer is reset or dropped.
 pub unsafe trait Layer {
+    /// True when the layer itself answers zero-size requests with a non-null aligned pointer and
+    /// takes them back as a no-op, so fronts can skip their own check on the fast path.
+    const ZERO_SIZE_OK: bool = false;
+
     /// Allocates a block that fits `layout`, or reports that it cannot.
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError>;
 

@@ -1,0 +1,579 @@
+//! `compare`: every allocator and peer on the built-in workloads, one child process per
+//! measurement (so peak RSS belongs to one workload), alternating allocators between repetitions.
+//! Prints a table and writes `report.md` and `chart.html` under `target/compare/`.
+//!
+//! Also replays a recorded trace (`--trace FILE`) and runs unmodified programs under glibc and
+//! `LD_PRELOAD`ed mimalloc, jemalloc and tcmalloc (`--exec -- PROGRAM ARGS`).
+
+use benches::contenders::{self, Contender};
+use benches::measure::Sample;
+use benches::workloads::{self, Scale, Workload};
+use benches::{CONTENDERS, WORKLOADS};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "\
+compare: our allocators against glibc, mimalloc, jemalloc, talc and bumpalo
+
+usage:
+  compare [OPTIONS]                      run the workloads (default: all) on every allocator
+  compare --trace FILE [OPTIONS]         replay a recorded Alloc(n)/Free(i) trace on every allocator
+  compare --exec [--runs N] -- PROGRAM [ARGS...]
+                                         run a program under glibc and LD_PRELOADed peers
+  compare --list                         list workloads and allocators
+
+options:
+  --workload A,B      workloads to run (see --list)
+  --allocators A,B    allocators to run (see --list)
+  --reps N            repetitions per measurement, alternating allocators (default 3)
+  --scale F           multiply every workload's iteration count (default 1.0)
+  --instructions      also count instructions per operation with valgrind's callgrind (slow)
+  --out DIR           where report.md and chart.html go (default target/compare)
+  --runs N            with --exec: runs per allocator (default 5)
+  -h, --help          this text
+";
+
+/// A bad command line or input: printed with the usage hint, exit status 2.
+struct Usage(String);
+
+struct Options {
+    workloads: Vec<&'static Workload>,
+    allocators: Vec<&'static Contender>,
+    reps: usize,
+    scale: f64,
+    instructions: bool,
+    out: PathBuf,
+    trace: Option<PathBuf>,
+    exec: Option<Vec<String>>,
+    runs: usize,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--child") {
+        return child(&args[1..]);
+    }
+    match parse(&args) {
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(opts)) => match run(&opts) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(Usage(msg)) => {
+                eprintln!("compare: {msg}");
+                ExitCode::from(1)
+            }
+        },
+        Err(Usage(msg)) => {
+            eprintln!("compare: {msg}\n(run `compare --help` for usage)");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn parse(args: &[String]) -> Result<Option<Options>, Usage> {
+    let mut o = Options {
+        workloads: WORKLOADS.iter().collect(),
+        allocators: CONTENDERS.iter().collect(),
+        reps: 3,
+        scale: 1.0,
+        instructions: false,
+        out: PathBuf::from("target/compare"),
+        trace: None,
+        exec: None,
+        runs: 5,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().cloned().ok_or_else(|| Usage(format!("{name} needs a value")));
+        match a.as_str() {
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return Ok(None);
+            }
+            "--list" => {
+                println!("workloads:");
+                for w in WORKLOADS {
+                    println!("  {:<20} {}{}", w.name, w.what, if w.threads { " [threads]" } else { "" });
+                }
+                println!("allocators:");
+                for c in CONTENDERS {
+                    println!("  {:<20} {}{}", c.name, c.what, if c.ours { " [ours]" } else { "" });
+                }
+                return Ok(None);
+            }
+            "--workload" | "--workloads" => {
+                o.workloads = list(&value(a)?, "workload", workloads::by_name, WORKLOADS.iter().map(|w| w.name))?
+            }
+            "--allocators" | "--allocator" => {
+                o.allocators = list(&value(a)?, "allocator", contenders::by_name, CONTENDERS.iter().map(|c| c.name))?
+            }
+            "--reps" => o.reps = number(&value(a)?, "--reps")?,
+            "--runs" => o.runs = number(&value(a)?, "--runs")?,
+            "--scale" => {
+                let v = value(a)?;
+                o.scale = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| *s > 0.0 && s.is_finite())
+                    .ok_or_else(|| Usage(format!("--scale wants a positive number, got {v:?}")))?;
+            }
+            "--instructions" => o.instructions = true,
+            "--out" => o.out = PathBuf::from(value(a)?),
+            "--trace" => o.trace = Some(PathBuf::from(value(a)?)),
+            "--exec" => {}
+            "--" => {
+                let rest: Vec<String> = it.by_ref().cloned().collect();
+                if rest.is_empty() {
+                    return Err(Usage("`--` must be followed by a program to run".into()));
+                }
+                o.exec = Some(rest);
+            }
+            other => return Err(Usage(format!("unknown argument {other:?}"))),
+        }
+    }
+    if args.iter().any(|a| a == "--exec") && o.exec.is_none() {
+        return Err(Usage("--exec needs `-- PROGRAM [ARGS...]`".into()));
+    }
+    Ok(Some(o))
+}
+
+fn list<T>(
+    v: &str,
+    what: &str,
+    find: impl Fn(&str) -> Option<T>,
+    names: impl Iterator<Item = &'static str>,
+) -> Result<Vec<T>, Usage> {
+    let names: Vec<_> = names.collect();
+    v.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|n| find(n).ok_or_else(|| Usage(format!("unknown {what} {n:?}; known: {}", names.join(", ")))))
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|l| if l.is_empty() { Err(Usage(format!("no {what} named"))) } else { Ok(l) })
+}
+
+fn number(v: &str, name: &str) -> Result<usize, Usage> {
+    v.parse().ok().filter(|n| *n > 0).ok_or_else(|| Usage(format!("{name} wants a positive whole number, got {v:?}")))
+}
+
+/// The child side: one measurement, printed as a `SAMPLE` line.
+fn child(args: &[String]) -> ExitCode {
+    let sample = match args {
+        [kind, target, alloc, scale] if kind == "workload" => {
+            let (Some(w), Some(c), Ok(s)) = (workloads::by_name(target), contenders::by_name(alloc), scale.parse())
+            else {
+                eprintln!("compare --child: bad arguments {args:?}");
+                return ExitCode::from(2);
+            };
+            (c.run)(w, Scale(s))
+        }
+        [kind, target, alloc] if kind == "trace" => {
+            let Some(c) = contenders::by_name(alloc) else { return ExitCode::from(2) };
+            match conformance::trace::Trace::load(Path::new(target)) {
+                Ok(t) => Some((c.trace)(&t)),
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        _ => return ExitCode::from(2),
+    };
+    match sample {
+        Some(s) => println!("{}", s.encode()),
+        None => println!("SKIP"),
+    }
+    ExitCode::SUCCESS
+}
+
+/// Results of one measurement: repeated samples, or why there are none.
+#[derive(Default)]
+struct Cell {
+    samples: Vec<Sample>,
+    instructions: Option<f64>,
+    skipped: bool,
+    error: Option<String>,
+}
+
+impl Cell {
+    fn median(&self, f: impl Fn(&Sample) -> f64) -> Option<f64> {
+        let mut v: Vec<f64> = self.samples.iter().map(f).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(|a, b| a.total_cmp(b));
+        Some(v[v.len() / 2])
+    }
+}
+
+fn run(o: &Options) -> Result<(), Usage> {
+    if let Some(cmd) = &o.exec {
+        return exec(cmd, o.runs);
+    }
+    let (rows, title): (Vec<String>, String) = match &o.trace {
+        Some(path) => {
+            let t = conformance::trace::Trace::load(path).map_err(Usage)?;
+            let name = format!("trace:{}", t.name);
+            eprintln!("trace {}: {} events, {} allocations", path.display(), t.events.len(), t.allocations());
+            (vec![name], format!("trace {}", path.display()))
+        }
+        None => (o.workloads.iter().map(|w| w.name.to_string()).collect(), "built-in workloads".into()),
+    };
+    let exe = std::env::current_exe().map_err(|e| Usage(format!("cannot find my own executable: {e}")))?;
+    let total = rows.len() * o.allocators.len() * o.reps;
+    let mut cells: BTreeMap<(String, &'static str), Cell> = BTreeMap::new();
+    let started = Instant::now();
+    let mut done = 0;
+    for rep in 0..o.reps {
+        for row in &rows {
+            // Alternate the order between repetitions so drift does not favour one allocator.
+            let n = o.allocators.len();
+            for k in 0..n {
+                let c = o.allocators[(k + rep) % n];
+                done += 1;
+                eprint!(
+                    "\r[{done:>3}/{total}] {:<45} {:>5.0}s",
+                    format!("{row} × {}", c.name),
+                    started.elapsed().as_secs_f64()
+                );
+                let _ = std::io::stderr().flush();
+                let cell = cells.entry((row.clone(), c.name)).or_default();
+                if cell.skipped || cell.error.is_some() {
+                    continue;
+                }
+                let mut cmd = Command::new(&exe);
+                match &o.trace {
+                    Some(path) => cmd.args(["--child", "trace", &path.to_string_lossy(), c.name]),
+                    None => cmd.args(["--child", "workload", row, c.name, &o.scale.to_string()]),
+                };
+                match run_child(cmd) {
+                    Ok(Some(s)) => cell.samples.push(s),
+                    Ok(None) => cell.skipped = true,
+                    Err(e) => cell.error = Some(e),
+                }
+            }
+        }
+    }
+    eprintln!("\r{:<70}", format!("{done} measurements in {:.0}s", started.elapsed().as_secs_f64()));
+    if o.instructions {
+        count_instructions(o, &exe, &rows, &mut cells)?;
+    }
+    let table = render_table(&rows, &o.allocators, &cells, o.instructions);
+    println!("{table}");
+    write_reports(o, &title, &rows, &cells, &table)?;
+    Ok(())
+}
+
+fn run_child(mut cmd: Command) -> Result<Option<Sample>, String> {
+    let out = cmd.stderr(Stdio::piped()).stdout(Stdio::piped()).output().map_err(|e| format!("spawn: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+        return Err(format!("{} ({last})", out.status));
+    }
+    if stdout.lines().any(|l| l == "SKIP") {
+        return Ok(None);
+    }
+    stdout.lines().find_map(Sample::decode).map(Some).ok_or_else(|| "no sample printed".into())
+}
+
+/// Runs each measurement once more under callgrind, collecting only inside the timed pass.
+fn count_instructions(
+    o: &Options,
+    exe: &Path,
+    rows: &[String],
+    cells: &mut BTreeMap<(String, &'static str), Cell>,
+) -> Result<(), Usage> {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        return Err(Usage("--instructions needs valgrind (Debian package `valgrind`)".into()));
+    }
+    let scale = (o.scale * 0.02).to_string();
+    for row in rows {
+        for c in &o.allocators {
+            let Some(cell) = cells.get_mut(&(row.clone(), c.name)) else { continue };
+            if cell.samples.is_empty() {
+                continue;
+            }
+            eprint!("\rcallgrind: {:<50}", format!("{row} × {}", c.name));
+            let _ = std::io::stderr().flush();
+            let mut cmd = Command::new("valgrind");
+            cmd.args(["--tool=callgrind", "--callgrind-out-file=/dev/null", "--toggle-collect=*timed_pass*"]).arg(exe);
+            match &o.trace {
+                Some(path) => cmd.args(["--child", "trace", &path.to_string_lossy(), c.name]),
+                None => cmd.args(["--child", "workload", row, c.name, &scale]),
+            };
+            let out = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).output();
+            let Ok(out) = out else { continue };
+            let err = String::from_utf8_lossy(&out.stderr);
+            let collected = err.lines().find_map(|l| l.split("Collected :").nth(1)?.trim().parse::<f64>().ok());
+            let sample = String::from_utf8_lossy(&out.stdout).lines().find_map(Sample::decode);
+            if let (Some(n), Some(s)) = (collected, sample) {
+                cell.instructions = Some(n / s.ops.max(1) as f64);
+            }
+        }
+    }
+    eprintln!("\r{:<70}", "callgrind done");
+    Ok(())
+}
+
+fn bytes(n: f64) -> String {
+    let (v, unit) = if n >= 1e9 {
+        (n / (1u64 << 30) as f64, "GiB")
+    } else if n >= 1e6 {
+        (n / (1u64 << 20) as f64, "MiB")
+    } else if n >= 1e3 {
+        (n / 1024.0, "KiB")
+    } else {
+        (n, "B")
+    };
+    format!("{v:.1} {unit}")
+}
+
+fn render_table(
+    rows: &[String],
+    allocators: &[&'static Contender],
+    cells: &BTreeMap<(String, &'static str), Cell>,
+    instructions: bool,
+) -> String {
+    let mut t = String::new();
+    let _ =
+        write!(t, "| workload | allocator | ns/op | × glibc | × mimalloc | peak RSS | RSS / live | RSS after free |");
+    if instructions {
+        t.push_str(" instr/op |");
+    }
+    t.push('\n');
+    t.push_str("|---|---|--:|--:|--:|--:|--:|--:|");
+    if instructions {
+        t.push_str("--:|");
+    }
+    t.push('\n');
+    for row in rows {
+        let ns = |name: &str| cells.get(&(row.clone(), name)).and_then(|c| c.median(|s| s.ns_per_op));
+        let (glibc, mimalloc) = (ns("glibc"), ns("mimalloc"));
+        for c in allocators {
+            let Some(cell) = cells.get(&(row.clone(), c.name)) else { continue };
+            let name = if c.ours { format!("**{}**", c.name) } else { c.name.to_string() };
+            if cell.skipped {
+                continue;
+            }
+            if let Some(e) = &cell.error {
+                let _ =
+                    writeln!(t, "| {row} | {name} | failed: {e} | | | | | |{}", if instructions { " |" } else { "" });
+                continue;
+            }
+            let Some(v) = ns(c.name) else { continue };
+            let ratio = |base: Option<f64>| base.map_or("–".into(), |b| format!("{:.2}", v / b));
+            let peak = cell.median(|s| s.peak_rss as f64).unwrap_or(0.0);
+            let after = cell.median(|s| s.rss_after as f64).unwrap_or(0.0);
+            let over = cell.median(|s| s.overhead().unwrap_or(0.0)).unwrap_or(0.0);
+            let _ = write!(
+                t,
+                "| {row} | {name} | {v:.1} | {} | {} | {} | {over:.2} | {} |",
+                ratio(glibc),
+                ratio(mimalloc),
+                bytes(peak),
+                bytes(after)
+            );
+            if instructions {
+                let _ = write!(t, " {} |", cell.instructions.map_or("–".into(), |i| format!("{i:.0}")));
+            }
+            t.push('\n');
+        }
+    }
+    t
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_string()))
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpu}, {cores} cores available")
+}
+
+fn write_reports(
+    o: &Options,
+    title: &str,
+    rows: &[String],
+    cells: &BTreeMap<(String, &'static str), Cell>,
+    table: &str,
+) -> Result<(), Usage> {
+    std::fs::create_dir_all(&o.out).map_err(|e| Usage(format!("cannot create {}: {e}", o.out.display())))?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut md = String::new();
+    let _ = writeln!(md, "# compare: {title}\n");
+    let _ = writeln!(md, "- machine: {}", machine());
+    let _ = writeln!(md, "- command: `cargo run --release -p benches --bin compare -- {}`", args.join(" "));
+    let _ = writeln!(md, "- repetitions: {} (medians shown), scale {}", o.reps, o.scale);
+    let _ = writeln!(
+        md,
+        "- ns/op: wall time of the timed pass / allocator operations; ratios below 1 are faster than the peer.\n\
+         - peak RSS: resident memory above the process's baseline; RSS / live: that peak over the peak bytes the \
+         workload held; RSS after free: resident memory above baseline once everything was freed.\n\
+         - multi-thread workloads on a 2-core machine show contention, not scaling.\n"
+    );
+    md.push_str(table);
+    let md_path = o.out.join("report.md");
+    std::fs::write(&md_path, md).map_err(|e| Usage(format!("cannot write {}: {e}", md_path.display())))?;
+
+    let html_path = o.out.join("chart.html");
+    std::fs::write(&html_path, chart(title, rows, &o.allocators, cells))
+        .map_err(|e| Usage(format!("cannot write {}: {e}", html_path.display())))?;
+    eprintln!("wrote {} and {}", md_path.display(), html_path.display());
+    Ok(())
+}
+
+/// One horizontal bar chart per workload: time per operation relative to glibc (log scale).
+fn chart(
+    title: &str,
+    rows: &[String],
+    allocators: &[&'static Contender],
+    cells: &BTreeMap<(String, &'static str), Cell>,
+) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html><meta charset=utf-8><title>compare: {title}</title>\
+         <style>body{{font:14px sans-serif;margin:2em}}h2{{font-size:15px;margin:1.5em 0 .3em}}</style>\
+         <h1>compare: {title}</h1><p>{}. Time per operation relative to glibc (log scale; shorter is faster). \
+         Ours in blue, peers in grey.</p>",
+        machine()
+    );
+    for row in rows {
+        let glibc = cells.get(&(row.clone(), "glibc")).and_then(|c| c.median(|s| s.ns_per_op));
+        let bars: Vec<(&str, bool, f64, f64)> = allocators
+            .iter()
+            .filter_map(|c| {
+                let ns = cells.get(&(row.clone(), c.name))?.median(|s| s.ns_per_op)?;
+                Some((c.name, c.ours, ns, glibc.map_or(1.0, |g| ns / g)))
+            })
+            .collect();
+        if bars.is_empty() {
+            continue;
+        }
+        let (w, bh) = (640.0, 22.0);
+        let max_log = bars.iter().map(|b| b.3.log2().abs()).fold(1.0f64, f64::max).ceil();
+        let x = |r: f64| 120.0 + (r.log2() + max_log) / (2.0 * max_log) * (w - 200.0);
+        let _ = write!(h, "<h2>{row}</h2><svg width={w} height={}>", bars.len() as f64 * bh + 20.0);
+        let mid = x(1.0);
+        let _ =
+            write!(h, "<line x1={mid} x2={mid} y1=0 y2={} stroke=#999 stroke-dasharray=3/>", bars.len() as f64 * bh);
+        for (i, (name, ours, ns, ratio)) in bars.iter().enumerate() {
+            let y = i as f64 * bh;
+            let (a, b) = (mid.min(x(*ratio)), mid.max(x(*ratio)));
+            let colour = if *ours { "#2f6fdf" } else { "#999" };
+            let _ = write!(
+                h,
+                "<text x=0 y={}>{name}</text><rect x={a:.1} y={:.1} width={:.1} height={} fill={colour}/>\
+                 <text x={:.1} y={}>{ratio:.2}× ({ns:.1} ns)</text>",
+                y + 15.0,
+                y + 3.0,
+                (b - a).max(1.0),
+                bh - 6.0,
+                w - 75.0,
+                y + 15.0
+            );
+        }
+        let _ = write!(
+            h,
+            "<text x={:.1} y={} font-size=11>1× glibc</text></svg>",
+            mid - 20.0,
+            bars.len() as f64 * bh + 15.0
+        );
+    }
+    h
+}
+
+/// Where Debian puts a peer's shared library, and the package that provides it.
+const PRELOADS: &[(&str, &str, &str)] = &[
+    ("mimalloc", "libmimalloc.so.2", "libmimalloc2.0"),
+    ("jemalloc", "libjemalloc.so.2", "libjemalloc2"),
+    ("tcmalloc", "libtcmalloc_minimal.so.4", "libtcmalloc-minimal4"),
+];
+
+fn find_library(file: &str) -> Option<PathBuf> {
+    ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"]
+        .iter()
+        .map(|d| Path::new(d).join(file))
+        .find(|p| p.exists())
+}
+
+struct ExecSample {
+    wall: Duration,
+    cpu: Duration,
+    max_rss: u64,
+}
+
+fn exec_once(cmd: &[String], preload: Option<&Path>) -> Result<ExecSample, String> {
+    let mut c = Command::new(&cmd[0]);
+    c.args(&cmd[1..]).stdout(Stdio::null()).stderr(Stdio::null()).stdin(Stdio::null());
+    if let Some(p) = preload {
+        c.env("LD_PRELOAD", p);
+    }
+    let start = Instant::now();
+    let child = c.spawn().map_err(|e| format!("cannot run {:?}: {e}", cmd[0]))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid out-parameter.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child with valid out-pointers; std's Child is not waited on
+    // afterwards (dropping it does not wait).
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    let wall = start.elapsed();
+    if r != pid {
+        return Err(format!("wait4 failed: {}", std::io::Error::last_os_error()));
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(format!("{:?} failed (wait status {status:#x})", cmd[0]));
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Ok(ExecSample { wall, cpu: tv(ru.ru_utime) + tv(ru.ru_stime), max_rss: ru.ru_maxrss as u64 * 1024 })
+}
+
+fn exec(cmd: &[String], runs: usize) -> Result<(), Usage> {
+    let mut configs: Vec<(String, Option<PathBuf>)> = vec![("glibc".into(), None)];
+    for (name, file, package) in PRELOADS {
+        match find_library(file) {
+            Some(p) => configs.push((name.to_string(), Some(p))),
+            None => eprintln!("{name}: {file} not found; install Debian's {package} to include it"),
+        }
+    }
+    let mut results: Vec<Vec<ExecSample>> = configs.iter().map(|_| Vec::new()).collect();
+    for run in 0..runs {
+        for (i, (name, preload)) in configs.iter().enumerate() {
+            eprint!("\r[run {}/{runs}] {name:<12}", run + 1);
+            let _ = std::io::stderr().flush();
+            results[i].push(exec_once(cmd, preload.as_deref()).map_err(Usage)?);
+        }
+    }
+    eprintln!();
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let stats: Vec<(f64, f64, f64)> = results
+        .iter()
+        .map(|r| {
+            (
+                med(&mut r.iter().map(|s| s.wall.as_secs_f64()).collect()),
+                med(&mut r.iter().map(|s| s.cpu.as_secs_f64()).collect()),
+                med(&mut r.iter().map(|s| s.max_rss as f64).collect()),
+            )
+        })
+        .collect();
+    let (gw, _, gr) = stats[0];
+    println!("`{}`, {runs} runs each, medians\n", cmd.join(" "));
+    println!("| allocator | wall | × glibc | CPU | peak RSS | × glibc |\n|---|--:|--:|--:|--:|--:|");
+    for ((name, _), (w, c, r)) in configs.iter().zip(&stats) {
+        println!("| {name} | {:.3} s | {:.2} | {:.3} s | {} | {:.2} |", w, w / gw, c, bytes(*r), r / gr);
+    }
+    println!("\n(our malloc presets join this table once alloc-malloc exists)");
+    Ok(())
+}
