@@ -10,8 +10,7 @@ use alloc_core::front::{self, Local};
 use alloc_core::layer::Reset;
 use alloc_core::source::PageSource;
 use alloc_core::stats::{Counting, NoStats, Stats, StatsPolicy};
-use alloc_core::{AllocError, Allocator, DefaultSource, Layout, Locked, SpinLock};
-use core::ptr::NonNull;
+use alloc_core::{AllocError, DefaultSource, Layout, Locked, SpinLock};
 
 /// A bump arena for one thread: `alloc` values into it, use `&Bump` as an
 /// `allocator_api2::alloc::Allocator`, and free everything at once with [`Bump::reset`] or
@@ -183,40 +182,7 @@ fn out_of_memory(layout: Layout) -> ! {
     panic!("alloc-bump: out of memory allocating {} bytes aligned to {}", layout.size(), layout.align())
 }
 
-// SAFETY: forwarded to the `Local` front over the region, which upholds the contract; blocks
-// live until `reset`/`scope`'s rewind, both of which need `&mut Bump` and so cannot run while
-// this `&Bump` is borrowed.
-unsafe impl<S: PageSource, C: StatsPolicy> Allocator for &Bump<S, C> {
-    #[inline(always)]
-    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        (&self.region).allocate(layout)
-    }
-
-    fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        (&self.region).allocate_zeroed(layout)
-    }
-
-    #[inline(always)]
-    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { (&self.region).deallocate(ptr, layout) }
-    }
-
-    unsafe fn grow(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { (&self.region).grow(ptr, old, new) }
-    }
-
-    unsafe fn grow_zeroed(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { (&self.region).grow_zeroed(ptr, old, new) }
-    }
-
-    unsafe fn shrink(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { (&self.region).shrink(ptr, old, new) }
-    }
-}
+alloc_core::forward_allocator!([S: PageSource, C: StatsPolicy] Bump<S, C> => region);
 
 impl<S: PageSource, C: StatsPolicy> core::fmt::Debug for Bump<S, C> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

@@ -73,6 +73,9 @@ impl fmt::Display for HeapError {
 /// After [`ErrorPolicy::report`] returns, the allocator must leave the bad call without touching
 /// the memory involved (ignore the free, fail the realloc).
 pub trait ErrorPolicy {
+    /// The policy's initial value, for `const` constructors of global allocators.
+    const INIT: Self;
+
     /// Handles one detected misuse. May not return (abort, panic).
     fn report(&self, err: HeapError);
 }
@@ -82,6 +85,8 @@ pub trait ErrorPolicy {
 pub struct Abort;
 
 impl ErrorPolicy for Abort {
+    const INIT: Self = Abort;
+
     #[cold]
     #[inline(never)]
     fn report(&self, err: HeapError) {
@@ -95,6 +100,8 @@ impl ErrorPolicy for Abort {
 pub struct Panic;
 
 impl ErrorPolicy for Panic {
+    const INIT: Self = Panic;
+
     #[cold]
     #[inline(never)]
     fn report(&self, err: HeapError) {
@@ -145,7 +152,11 @@ impl Count {
     }
 }
 
+#[cfg(not(loom))]
 impl ErrorPolicy for Count {
+    #[allow(clippy::declare_interior_mutable_const, reason = "an initial value, copied into each allocator")]
+    const INIT: Self = Count::new();
+
     fn report(&self, err: HeapError) {
         let index = KINDS.iter().position(|k| *k == err.kind).unwrap_or(0);
         self.last_kind.store(index, Ordering::Relaxed);
@@ -161,11 +172,20 @@ impl ErrorPolicy for Count {
 #[cold]
 #[inline(never)]
 pub fn fatal(message: fmt::Arguments<'_>) -> ! {
-    let mut line = LineBuf::new();
-    // Writing to a fixed buffer cannot fail; a message too long is cut.
-    let _ = fmt::Write::write_fmt(&mut line, format_args!("allocator error: {message}\n"));
-    sys::write_stderr(line.as_bytes());
-    sys::abort()
+    // wasm32 has no stderr: trap at once and keep `core::fmt` out of the module (kilobytes).
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = message;
+        sys::abort()
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let mut line = LineBuf::new();
+        // Writing to a fixed buffer cannot fail; a message too long is cut.
+        let _ = fmt::Write::write_fmt(&mut line, format_args!("allocator error: {message}\n"));
+        sys::write_stderr(line.as_bytes());
+        sys::abort()
+    }
 }
 
 /// A fixed stack buffer that `fmt::Write` fills, cutting what does not fit.

@@ -60,16 +60,19 @@ pub unsafe fn reallocate<L: Resize>(
     new: Layout,
     zero: bool,
 ) -> Result<NonNull<[u8]>, AllocError> {
-    if old.size() == 0 {
+    // Layers that handle zero sizes themselves hand out real blocks for them, which must be
+    // resized and freed like any other.
+    if !L::ZERO_SIZE_OK && old.size() == 0 {
         return if zero { allocate_zeroed(layer, new) } else { allocate(layer, new) };
     }
-    if new.size() == 0 {
+    if !L::ZERO_SIZE_OK && new.size() == 0 {
         // SAFETY: the caller's block, freed once.
         unsafe { layer.deallocate(ptr, old) };
         return Ok(ptr::block(ptr::dangling(new.align()), 0));
     }
     if ptr::is_aligned(ptr.as_ptr() as usize, new.align()) {
-        // SAFETY: the caller's block with a fitting layout; new.size() > 0.
+        // SAFETY: the caller's block with a fitting layout; new.size() > 0 unless the layer
+        // takes zero sizes.
         if let Ok(len) = unsafe { layer.resize_in_place(ptr, old, new.size()) } {
             if zero && len > old.size() {
                 // SAFETY: the block is now valid for `len` bytes.
@@ -276,5 +279,120 @@ unsafe impl<L: Resize + Send, R: lock_api::RawMutex + Sync> Allocator for &Locke
     unsafe fn shrink(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
         // SAFETY: the caller's block and layout.
         unsafe { reallocate(&mut *self.inner.lock(), ptr, old, new, false) }
+    }
+}
+
+/// Implements `allocator_api2::alloc::Allocator` for `&Wrapper` by forwarding every call to
+/// the [`Local`] front in one of its fields. Used by the allocator crates' own front types.
+///
+/// `forward_allocator!([S: PageSource] Bump<S> => region);`
+#[macro_export]
+macro_rules! forward_allocator {
+    ([$($generics:tt)*] $ty:ty => $field:ident) => {
+        // SAFETY: every call goes to the `Local` front over the layer, which upholds the contract;
+        // the wrapper frees everything only through `&mut self` or drop, neither possible while
+        // `&Wrapper` is borrowed.
+        unsafe impl<$($generics)*> $crate::Allocator for &$ty {
+            #[inline(always)]
+            fn allocate(&self, layout: $crate::Layout) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
+                (&self.$field).allocate(layout)
+            }
+            fn allocate_zeroed(&self, layout: $crate::Layout) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
+                (&self.$field).allocate_zeroed(layout)
+            }
+            #[inline(always)]
+            unsafe fn deallocate(&self, ptr: core::ptr::NonNull<u8>, layout: $crate::Layout) {
+                // SAFETY: forwarded with the caller's guarantees.
+                unsafe { (&self.$field).deallocate(ptr, layout) }
+            }
+            unsafe fn grow(
+                &self,
+                ptr: core::ptr::NonNull<u8>,
+                old: $crate::Layout,
+                new: $crate::Layout,
+            ) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
+                // SAFETY: forwarded with the caller's guarantees.
+                unsafe { (&self.$field).grow(ptr, old, new) }
+            }
+            unsafe fn grow_zeroed(
+                &self,
+                ptr: core::ptr::NonNull<u8>,
+                old: $crate::Layout,
+                new: $crate::Layout,
+            ) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
+                // SAFETY: forwarded with the caller's guarantees.
+                unsafe { (&self.$field).grow_zeroed(ptr, old, new) }
+            }
+            unsafe fn shrink(
+                &self,
+                ptr: core::ptr::NonNull<u8>,
+                old: $crate::Layout,
+                new: $crate::Layout,
+            ) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
+                // SAFETY: forwarded with the caller's guarantees.
+                unsafe { (&self.$field).shrink(ptr, old, new) }
+            }
+        }
+    };
+}
+
+/// A layer as the global allocator of a wasm32 module built without the `atomics` target
+/// feature: such a module has exactly one thread, so no lock is needed and none is taken.
+///
+/// This is the one place a single-threaded layer is made `Sync`, and it only exists where the
+/// platform guarantees a second thread cannot appear; everywhere else, use [`Locked`].
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+pub struct WasmSingleThread<L> {
+    inner: Local<L>,
+}
+
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+impl<L> WasmSingleThread<L> {
+    /// Wraps `layer`; `const` for a `static`.
+    pub const fn new(layer: L) -> Self {
+        WasmSingleThread { inner: Local::new(layer) }
+    }
+}
+
+// SAFETY: wasm32 without the atomics feature cannot share memory between threads (there is no
+// shared memory and no thread spawn), so every access comes from the one thread.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+unsafe impl<L> Sync for WasmSingleThread<L> {}
+
+// SAFETY: forwarded to the `Local` front on the only thread; layer calls never re-enter. Not
+// `#[inline]`: in a wasm module, code size matters more than a call, and `realloc` reuses these.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+unsafe impl<L: Resize> GlobalAlloc for WasmSingleThread<L> {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        (&self.inner).allocate(layout).map_or(core::ptr::null_mut(), |b| b.cast().as_ptr())
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if let Some(p) = NonNull::new(ptr) {
+            // SAFETY: GlobalAlloc's caller hands back a block from `alloc` with its layout.
+            unsafe { (&self.inner).deallocate(p, layout) }
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let (Some(p), Ok(new)) = (NonNull::new(ptr), Layout::from_size_align(new_size, layout.align())) else {
+            return core::ptr::null_mut();
+        };
+        if layout.size() != 0 && new_size != 0 {
+            // SAFETY: a live block with its layout; no re-entry.
+            if unsafe { self.inner.with(|l| l.resize_in_place(p, layout, new_size)) }.is_ok() {
+                return ptr;
+            }
+        }
+        // SAFETY: GlobalAlloc's contract for the new block; both blocks are live and disjoint
+        // while the prefix is copied, then the old one is freed once.
+        unsafe {
+            let q = self.alloc(new);
+            if !q.is_null() {
+                core::ptr::copy_nonoverlapping(ptr, q, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+            q
+        }
     }
 }

@@ -50,7 +50,7 @@ pub unsafe trait Resize: Layer {
     /// # Safety
     ///
     /// - `ptr` is currently allocated from this layer and `old` fits it;
-    /// - `new_size > 0`.
+    /// - `new_size > 0`, unless the layer sets [`Layer::ZERO_SIZE_OK`].
     unsafe fn resize_in_place(&mut self, ptr: NonNull<u8>, old: Layout, new_size: usize) -> Result<usize, AllocError>;
 }
 

@@ -59,6 +59,7 @@
 extern crate std;
 
 pub mod error;
+pub mod freelist;
 pub mod front;
 pub mod layer;
 pub mod ptr;
@@ -69,6 +70,7 @@ pub mod sync;
 pub use allocator_api2::alloc::{AllocError, Allocator};
 pub use core::alloc::Layout;
 pub use error::{Abort, Count, ErrorKind, ErrorPolicy, HeapError, Panic};
+pub use freelist::FreeList;
 pub use front::{Local, Locked};
 pub use layer::{Layer, Owns, Reset, Resize, SizeOf, UsableSize};
 #[cfg(unix)]

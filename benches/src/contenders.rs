@@ -237,6 +237,24 @@ impl Bench for OurBumpLocked {
     }
 }
 
+/// alloc-segregated's `Segregated` (one thread).
+pub struct OurSegregated;
+impl Bench for OurSegregated {
+    type Heap = alloc_segregated::Segregated;
+    fn make() -> Self::Heap {
+        alloc_segregated::Segregated::new()
+    }
+}
+
+/// alloc-segregated behind the spin lock (`GlobalSegregated`).
+pub struct OurSegregatedLocked;
+impl Bench for OurSegregatedLocked {
+    type Heap = alloc_segregated::GlobalSegregated;
+    fn make() -> Self::Heap {
+        alloc_segregated::GlobalSegregated::new(alloc_segregated::SegregatedHeap::new(MmapSource::new()))
+    }
+}
+
 macro_rules! local {
     ($b:ty) => {
         |w, s| crate::workloads::run_local::<$b>(w, s)
@@ -302,6 +320,22 @@ pub static CONTENDERS: &[Contender] = &[
         kind: Kind::Arena,
         run: local!(OurBump),
         trace: trace!(OurBump),
+    },
+    Contender {
+        name: "segregated",
+        what: "alloc-segregated Segregated (one thread)",
+        ours: true,
+        kind: Kind::General,
+        run: local!(OurSegregated),
+        trace: trace!(OurSegregated),
+    },
+    Contender {
+        name: "segregated-locked",
+        what: "alloc-segregated GlobalSegregated (spin lock)",
+        ours: true,
+        kind: Kind::General,
+        run: shared!(OurSegregatedLocked),
+        trace: trace!(OurSegregatedLocked),
     },
     Contender {
         name: "bump-locked",

@@ -1,0 +1,82 @@
+#![doc = include_str!("../README.md")]
+#![no_std]
+
+pub mod class;
+mod heap;
+
+pub use heap::{SegregatedHeap, FIRST_RUN, MAX_RUN};
+
+use alloc_core::front::Local;
+use alloc_core::source::PageSource;
+use alloc_core::stats::{Counting, NoStats, Stats, StatsPolicy};
+use alloc_core::{Abort, DefaultSource, ErrorPolicy, Locked, SpinLock};
+
+/// The segregated heap for one thread; `&Segregated` is an `allocator_api2::alloc::Allocator`.
+/// `!Sync` by construction: see [`GlobalSegregated`] for threads and [`WasmGlobal`] for wasm32.
+pub struct Segregated<S: PageSource = DefaultSource, E: ErrorPolicy = Abort, C: StatsPolicy = NoStats> {
+    heap: Local<SegregatedHeap<S, E, C>>,
+}
+
+impl Segregated {
+    /// An empty heap over the platform's page source; maps nothing until the first allocation.
+    pub const fn new() -> Self {
+        Segregated::with_source(DefaultSource::new())
+    }
+}
+
+impl Default for Segregated {
+    fn default() -> Self {
+        Segregated::new()
+    }
+}
+
+impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy> Segregated<S, E, C> {
+    /// An empty heap over `source` (a [`alloc_core::FixedSource`] for `no_std`, a
+    /// [`alloc_core::Limited`] one to cap its memory).
+    pub const fn with_source(source: S) -> Self {
+        Segregated { heap: Local::new(SegregatedHeap::new(source)) }
+    }
+
+    /// The heap layer (error policy, counters, free-list lengths).
+    pub fn heap(&mut self) -> &mut SegregatedHeap<S, E, C> {
+        self.heap.get_mut()
+    }
+}
+
+impl<S: PageSource, E: ErrorPolicy> Segregated<S, E, Counting> {
+    /// Live bytes and blocks, peak, mapped bytes.
+    pub fn stats(&self) -> Stats {
+        // SAFETY: reading counters does not re-enter the heap.
+        unsafe { self.heap.with(|h| h.counters().get()) }
+    }
+}
+
+alloc_core::forward_allocator!([S: PageSource, E: ErrorPolicy, C: StatsPolicy] Segregated<S, E, C> => heap);
+
+impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy> core::fmt::Debug for Segregated<S, E, C> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Segregated { .. }")
+    }
+}
+
+/// The segregated heap behind a spin lock: `Sync`, a `#[global_allocator]` on native targets.
+///
+/// ```
+/// use alloc_segregated::{GlobalSegregated, SegregatedHeap};
+/// static HEAP: GlobalSegregated = GlobalSegregated::new(SegregatedHeap::new(alloc_core::MmapSource::new()));
+/// // #[global_allocator] would make it the program's allocator; here it is used directly.
+/// let mut v = allocator_api2::vec::Vec::new_in(&HEAP);
+/// v.extend_from_slice(&[1u8, 2, 3]);
+/// assert_eq!(v.iter().sum::<u8>(), 6);
+/// ```
+pub type GlobalSegregated<S = DefaultSource, E = Abort, C = NoStats> = Locked<SegregatedHeap<S, E, C>, SpinLock>;
+
+/// The segregated heap as the global allocator of a single-threaded wasm32 module (no lock).
+///
+/// ```ignore
+/// #[global_allocator]
+/// static HEAP: alloc_segregated::WasmGlobal = alloc_segregated::WasmGlobal::new(
+///     alloc_segregated::SegregatedHeap::new(alloc_core::WasmSource::new()));
+/// ```
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+pub type WasmGlobal = alloc_core::front::WasmSingleThread<SegregatedHeap<alloc_core::WasmSource>>;

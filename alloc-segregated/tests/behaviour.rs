@@ -1,0 +1,115 @@
+//! What alloc-segregated promises beyond the common contract.
+
+use alloc_core::{Allocator, Count, Counting, ErrorKind, FixedSource, Layout, Limited, MmapSource};
+use alloc_segregated::class::{class_of, class_size};
+use alloc_segregated::Segregated;
+use allocator_api2::vec::Vec;
+
+type Capped = Segregated<Limited<MmapSource>, Count, Counting>;
+
+fn capped(budget: usize) -> Capped {
+    Segregated::with_source(Limited::new(MmapSource::new(), budget))
+}
+
+#[test]
+fn a_mebibyte_buffer_reused_10000_times_stays_under_4_mib() {
+    // The page source refuses past 4 MiB, so a leak fails the allocation itself.
+    let heap = capped(4 << 20);
+    let big = Layout::from_size_align(1 << 20, 16).unwrap();
+    for i in 0..10_000u32 {
+        let p = (&heap).allocate(big).expect("the 1 MiB buffer is reused, not leaked");
+        // SAFETY: a live 1 MiB block.
+        unsafe {
+            p.cast::<u8>().as_ptr().write_bytes(i as u8, 1 << 20);
+            (&heap).deallocate(p.cast(), big);
+        }
+        if i % 100 == 0 {
+            // Growing buffers in between, the way a decoder or a string builder grows.
+            let mut v: Vec<u8, _> = Vec::new_in(&heap);
+            for j in 0..(300_000 + i as usize) {
+                v.push(j as u8);
+            }
+            let mut s: Vec<u64, _> = Vec::new_in(&heap);
+            s.extend(0..10_000u64);
+        }
+    }
+    let stats = heap.stats();
+    assert!(stats.peak_bytes_mapped < 4 << 20, "{stats:?}");
+    assert_eq!(stats.bytes_live, 0);
+}
+
+#[test]
+fn large_and_over_aligned_blocks_are_reused() {
+    let heap = capped(8 << 20);
+    for (size, align) in [(200, 1), (5000, 8), (100, 256), (64, 4096), (300_000, 16)] {
+        let l = Layout::from_size_align(size, align).unwrap();
+        let a = (&heap).allocate(l).unwrap();
+        // SAFETY: live block with layout l.
+        unsafe { (&heap).deallocate(a.cast(), l) };
+        let b = (&heap).allocate(l).unwrap();
+        assert_eq!(a.cast::<u8>(), b.cast::<u8>(), "{size}/{align} was not reused");
+        // SAFETY: as above.
+        unsafe { (&heap).deallocate(b.cast(), l) };
+    }
+}
+
+#[test]
+fn realloc_stays_in_place_within_the_class_and_at_the_top() {
+    let heap = capped(8 << 20);
+    let l = Layout::from_size_align(20, 4).unwrap();
+    let p = (&heap).allocate(l).unwrap();
+    assert_eq!(p.len(), class_size(class_of(20, 4)));
+    // 20 -> 32 stays in the 32-byte class.
+    // SAFETY: live block with layout l; 32 >= 20.
+    let q = unsafe { (&heap).grow(p.cast(), l, Layout::from_size_align(32, 4).unwrap()) }.unwrap();
+    assert_eq!(p.cast::<u8>(), q.cast::<u8>());
+    // A large block at the top of the run grows in place into the next class.
+    let big = Layout::from_size_align(8192, 8).unwrap();
+    let b = (&heap).allocate(big).unwrap();
+    // SAFETY: live block with layout big.
+    let c = unsafe { (&heap).grow(b.cast(), big, Layout::from_size_align(16384, 8).unwrap()) }.unwrap();
+    assert_eq!(b.cast::<u8>(), c.cast::<u8>(), "the top block should grow in place");
+}
+
+#[test]
+fn immediate_double_free_is_reported() {
+    let mut heap = capped(1 << 20);
+    let l = Layout::from_size_align(48, 8).unwrap();
+    let p = (&heap).allocate(l).unwrap().cast::<u8>();
+    // SAFETY: the first free is legitimate; the second is the misuse under test, which the Count
+    // policy records and ignores without touching the list.
+    unsafe {
+        (&heap).deallocate(p, l);
+        (&heap).deallocate(p, l);
+    }
+    let e = heap.heap().errors().last().expect("detected");
+    assert_eq!((e.kind, e.addr), (ErrorKind::DoubleFree, p.as_ptr() as usize));
+    // The list was not corrupted: two allocations get two different blocks.
+    let a = (&heap).allocate(l).unwrap();
+    let b = (&heap).allocate(l).unwrap();
+    assert_ne!(a.cast::<u8>(), b.cast::<u8>());
+}
+
+#[test]
+fn misaligned_free_is_reported() {
+    let mut heap = capped(1 << 20);
+    let l = Layout::from_size_align(64, 8).unwrap();
+    let p = (&heap).allocate(l).unwrap().cast::<u8>();
+    // SAFETY: the misuse under test; Count records it and the heap ignores the call.
+    unsafe { (&heap).deallocate(p.add(8), l) };
+    let e = heap.heap().errors().last().expect("detected");
+    assert_eq!((e.kind, e.addr), (ErrorKind::InteriorPointer, p.as_ptr() as usize + 8));
+}
+
+#[test]
+fn runs_in_a_fixed_buffer_without_an_os() {
+    let mut buf = vec![0u8; 256 << 10];
+    let heap: Segregated<FixedSource<'_>> = Segregated::with_source(FixedSource::new(&mut buf));
+    let mut v = Vec::new_in(&heap);
+    for i in 0..10_000u32 {
+        v.push(i);
+    }
+    assert_eq!(v.iter().map(|&x| x as u64).sum::<u64>(), 49_995_000);
+    // The buffer is 256 KiB: a request beyond it fails cleanly.
+    assert!((&heap).allocate(Layout::from_size_align(1 << 20, 8).unwrap()).is_err());
+}
