@@ -73,3 +73,34 @@ where
         unsafe { Allocator::shrink(&self, ptr, old, new) }
     }
 }
+
+/// A shared borrow of a heap, itself a heap: lets several models (one per thread) drive one
+/// `Sync` allocator.
+pub struct Borrowed<'a, H: ?Sized>(pub &'a H);
+
+impl<H: Heap + ?Sized> Heap for Borrowed<'_, H> {
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        self.0.allocate(layout)
+    }
+    fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        self.0.allocate_zeroed(layout)
+    }
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.0.deallocate(ptr, layout) }
+    }
+    unsafe fn grow(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+        zeroed: bool,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.0.grow(ptr, old, new, zeroed) }
+    }
+    unsafe fn shrink(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.0.shrink(ptr, old, new) }
+    }
+}

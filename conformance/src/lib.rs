@@ -15,14 +15,16 @@
 //! tests assert that each is rejected while the reference allocator passes.
 
 pub mod broken;
+pub mod fuzz;
 mod heap;
+pub mod misuse;
 mod model;
 mod ops;
 pub mod props;
 mod stress;
 pub mod trace;
 
-pub use heap::Heap;
+pub use heap::{Borrowed, Heap};
 pub use model::{Failure, Machine, Outcome};
 pub use ops::{decode_align, decode_size, op_strategy, Op};
 

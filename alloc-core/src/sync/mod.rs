@@ -2,6 +2,8 @@
 //! used as the default lock policy of [`crate::Locked`].
 
 pub mod atomic;
+pub mod atomic_list;
 mod spin;
 
+pub use atomic_list::{AtomicFreeList, Link};
 pub use spin::SpinLock;

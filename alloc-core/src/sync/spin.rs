@@ -2,7 +2,15 @@
 //! layer can sit behind `lock_api::Mutex<SpinLock, _>` in `no_std` and inside `GlobalAlloc`
 //! (it never allocates, unlike OS-parking mutexes that create per-thread state).
 
+// lock_api needs a `const INIT`, which loom's atomics cannot give; the lock is not what the loom
+// tests model (they check the lock-free structures), so under loom it uses core's atomics.
+#[cfg(not(loom))]
 use super::atomic::{spin_hint, AtomicBool, Ordering};
+#[cfg(loom)]
+use core::{
+    hint::spin_loop as spin_hint,
+    sync::atomic::{AtomicBool, Ordering},
+};
 
 /// The default lock policy of [`crate::Locked`].
 #[derive(Debug)]
@@ -10,9 +18,6 @@ pub struct SpinLock {
     locked: AtomicBool,
 }
 
-// `lock_api` needs a `const INIT`; loom atomics have no const constructor, so the spin lock is
-// not built under loom (loom tests model the lock-free structures instead).
-#[cfg(not(loom))]
 // SAFETY: `lock` returns only after swapping `locked` from false to true with Acquire ordering,
 // so one holder at a time; `unlock` stores false with Release, publishing the holder's writes.
 unsafe impl lock_api::RawMutex for SpinLock {
@@ -73,16 +78,16 @@ impl SpinLock {
 /// Gives the core away when spinning has gone on long enough that the holder is probably not
 /// running (more threads than cores, as on our 2-core machines).
 fn yield_thread() {
-    #[cfg(all(unix, not(loom)))]
+    #[cfg(unix)]
     // SAFETY: sched_yield has no preconditions.
     unsafe {
         libc::sched_yield();
     }
-    #[cfg(any(not(unix), loom))]
+    #[cfg(not(unix))]
     spin_hint();
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use lock_api::RawMutex;

@@ -1,0 +1,67 @@
+//! The bad-input catalog cases alloc-segregated detects, each in a child process under the
+//! default `Abort` policy: the process dies with SIGABRT after one exact line on stderr.
+
+use alloc_core::{Allocator, Layout};
+use alloc_segregated::{GlobalSegregated, Segregated, SegregatedHeap};
+use conformance::misuse::{announce, expect_abort};
+
+fn layout(size: usize) -> Layout {
+    Layout::from_size_align(size, 8).unwrap()
+}
+
+#[test]
+fn double_free_right_after_the_first_aborts() {
+    expect_abort("double_free_right_after_the_first_aborts", "double free", || {
+        let heap = Segregated::new();
+        let p = (&heap).allocate(layout(40)).unwrap().cast::<u8>();
+        let _neighbour = (&heap).allocate(layout(40)).unwrap();
+        announce(p.as_ptr() as usize);
+        // SAFETY: the first free is legitimate; the second is the misuse under test.
+        unsafe {
+            (&heap).deallocate(p, layout(40));
+            (&heap).deallocate(p, layout(40));
+        }
+    });
+}
+
+#[test]
+fn double_free_through_the_global_front_aborts() {
+    expect_abort("double_free_through_the_global_front_aborts", "double free", || {
+        use core::alloc::GlobalAlloc;
+        static HEAP: GlobalSegregated = GlobalSegregated::new(SegregatedHeap::new(alloc_core::MmapSource::new()));
+        // SAFETY: the first free is legitimate; the second is the misuse under test. The abort
+        // happens while the lock is held, which is fine: the process ends without taking it again.
+        unsafe {
+            let p = HEAP.alloc(layout(100));
+            announce(p as usize);
+            HEAP.dealloc(p, layout(100));
+            HEAP.dealloc(p, layout(100));
+        }
+    });
+}
+
+#[test]
+fn free_of_an_interior_pointer_aborts() {
+    expect_abort("free_of_an_interior_pointer_aborts", "free of an interior or misaligned pointer", || {
+        let heap = Segregated::new();
+        let p = (&heap).allocate(layout(256)).unwrap().cast::<u8>();
+        // SAFETY: 8 bytes into a 256-byte block; freeing it is the misuse under test.
+        let inside = unsafe { p.add(8) };
+        announce(inside.as_ptr() as usize);
+        // SAFETY: deliberately violated.
+        unsafe { (&heap).deallocate(inside, layout(256)) };
+    });
+}
+
+#[test]
+fn free_of_a_misaligned_stack_pointer_aborts() {
+    expect_abort("free_of_a_misaligned_stack_pointer_aborts", "free of an interior or misaligned pointer", || {
+        let heap = Segregated::new();
+        let local = [0u64; 4];
+        let foreign = (local.as_ptr() as *mut u8).wrapping_add(4);
+        announce(foreign as usize);
+        // SAFETY: deliberately violated: a pointer this heap never gave out, not aligned like
+        // any 32-byte block.
+        unsafe { (&heap).deallocate(core::ptr::NonNull::new(foreign).unwrap(), layout(32)) };
+    });
+}
