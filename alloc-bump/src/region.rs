@@ -393,3 +393,52 @@ impl<S: PageSource, C: StatsPolicy> core::fmt::Debug for BumpRegion<S, C> {
             .finish()
     }
 }
+
+/// Small tests over a fixed buffer, sized so Miri can check the pointer arithmetic and provenance
+/// (`cargo +nightly miri test -p alloc-bump --lib`); the conformance suite covers the rest.
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use alloc_core::stats::Counting;
+    use alloc_core::FixedSource;
+    use std::vec;
+
+    fn l(size: usize, align: usize) -> Layout {
+        Layout::from_size_align(size, align).unwrap()
+    }
+
+    #[test]
+    fn bump_grow_free_reset_and_rewind_over_a_buffer() {
+        let mut buf = vec![0u8; 64 << 10];
+        let mut r: BumpRegion<FixedSource<'_>, Counting> = BumpRegion::new(FixedSource::new(&mut buf));
+        let a = r.allocate(l(24, 8)).unwrap().cast::<u8>();
+        let b = r.allocate(l(100, 64)).unwrap().cast::<u8>();
+        assert_eq!(b.as_ptr() as usize % 64, 0);
+        // SAFETY: both blocks are live and hold what is written.
+        unsafe {
+            a.as_ptr().write_bytes(1, 24);
+            b.as_ptr().write_bytes(2, 100);
+            // The newest block grows in place and keeps its bytes.
+            assert_eq!(r.resize_in_place(b, l(100, 64), 300), Ok(300));
+            assert_eq!(*b.as_ptr().add(99), 2);
+            b.as_ptr().add(299).write(3);
+        }
+        let cp = r.checkpoint();
+        let big = r.allocate(l(20_000, 16)).unwrap().cast::<u8>();
+        // SAFETY: a live block of 20,000 bytes.
+        unsafe { big.as_ptr().add(19_999).write(4) };
+        // SAFETY: nothing allocated after cp is used again.
+        unsafe { r.rewind(cp) };
+        // SAFETY: `a` was allocated before the checkpoint and is still live.
+        assert_eq!(unsafe { *a.as_ptr() }, 1);
+        // SAFETY: b is the newest block; freeing it gives its bytes back.
+        unsafe { r.deallocate(b, l(300, 64)) };
+        r.reset();
+        assert_eq!(r.counters().get().bytes_live, 0);
+        let c = r.allocate(l(16, 16)).unwrap().cast::<u8>();
+        // SAFETY: a fresh block of 16 bytes.
+        unsafe { c.as_ptr().write_bytes(5, 16) };
+        assert!(r.owns(c));
+    }
+}

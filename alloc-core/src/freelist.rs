@@ -75,13 +75,17 @@ mod tests {
     #[test]
     fn pops_in_lifo_order() {
         let mut blocks = [[0usize; 2]; 3];
+        // Every pointer derives from one raw base, so none invalidates another.
+        let base = blocks.as_mut_ptr();
+        // SAFETY: index < 3, inside the array.
+        let block = |i: usize| NonNull::new(unsafe { base.add(i) }).unwrap().cast::<u8>();
         let mut l = FreeList::new();
         assert!(l.pop().is_none());
-        for b in blocks.iter_mut() {
-            // SAFETY: each array is pointer-aligned, two words long and used by nothing else.
-            unsafe { l.push(NonNull::from(b).cast()) };
+        for i in 0..3 {
+            // SAFETY: each block is pointer-aligned, two words long and used by nothing else.
+            unsafe { l.push(block(i)) };
         }
-        let third = NonNull::from(&mut blocks[2]).cast::<u8>();
+        let third = block(2);
         assert_eq!(l.peek(), Some(third));
         assert_eq!(l.pop(), Some(third));
         assert!(l.pop().is_some() && l.pop().is_some());

@@ -113,3 +113,20 @@ fn runs_in_a_fixed_buffer_without_an_os() {
     // The buffer is 256 KiB: a request beyond it fails cleanly.
     assert!((&heap).allocate(Layout::from_size_align(1 << 20, 8).unwrap()).is_err());
 }
+
+#[test]
+fn dropping_the_heap_gives_every_run_back() {
+    let mut source = Limited::new(MmapSource::new(), 64 << 20);
+    {
+        let heap: Segregated<&mut Limited<MmapSource>> = Segregated::with_source(&mut source);
+        let mut v: Vec<u8, _> = Vec::new_in(&heap);
+        v.resize(3 << 20, 7); // a dedicated run, grown through several classes
+        for size in [16usize, 200, 5000, 70_000] {
+            let l = Layout::from_size_align(size, 8).unwrap();
+            for _ in 0..100 {
+                std::mem::forget((&heap).allocate(l).unwrap());
+            }
+        }
+    }
+    assert_eq!(source.used(), 0, "runs left mapped after the heap was dropped");
+}

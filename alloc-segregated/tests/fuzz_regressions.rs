@@ -4,16 +4,10 @@
 use alloc_core::{Abort, Counting, Limited, MmapSource};
 use alloc_segregated::{GlobalSegregated, Segregated, SegregatedHeap};
 use conformance::fuzz;
-use std::path::Path;
-
-fn replay(target: &str, mut run: impl FnMut(&[u8])) -> usize {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
-    ["seeds", "regressions"].iter().map(|d| fuzz::replay_dir(&root.join(d).join(target), &mut run)).sum()
-}
 
 #[test]
 fn segregated_fuzz_inputs_replay() {
-    let n = replay("segregated", |data| {
+    let n = fuzz::replay_committed("segregated", |data| {
         fuzz::run(Segregated::<_>::with_source(Limited::new(MmapSource::new(), 256 << 20)), None, data);
     });
     assert!(n >= 7, "expected the committed seeds, replayed {n}");
@@ -21,7 +15,7 @@ fn segregated_fuzz_inputs_replay() {
 
 #[test]
 fn segregated_threads_fuzz_inputs_replay() {
-    let n = replay("segregated_threads", |data| {
+    let n = fuzz::replay_committed("segregated_threads", |data| {
         let heap: GlobalSegregated<_, Abort, Counting> =
             GlobalSegregated::new(SegregatedHeap::new(Limited::new(MmapSource::new(), 256 << 20)));
         fuzz::run_threads(&heap, data);

@@ -152,6 +152,18 @@ struct Block {
 // SAFETY: a block record is the only handle to its block; moving it moves ownership.
 unsafe impl Send for Block {}
 
+/// Writes one byte in every page of `start..end` of a block, like a program filling it would, so
+/// resident memory reflects what was handed out (untouched pages cost no RSS).
+#[inline(always)]
+fn touch(ptr: NonNull<u8>, start: usize, end: usize) {
+    let mut off = start;
+    while off < end {
+        // SAFETY: off < end <= the block's size.
+        unsafe { ptr.as_ptr().add(off).write_volatile(off as u8) };
+        off = (off | 4095) + 1;
+    }
+}
+
 #[inline(always)]
 fn alloc<H: Heap>(h: &H, size: usize, align: usize, live: &mut Live) -> Block {
     let layout = Layout::from_size_align(size, align).expect("workload layouts are valid");
@@ -159,11 +171,7 @@ fn alloc<H: Heap>(h: &H, size: usize, align: usize, live: &mut Live) -> Block {
     // Opaque to the optimiser: LLVM knows malloc/free and would delete allocate/free pairs whose
     // memory is never observed, making glibc look free.
     let ptr = std::hint::black_box(ptr);
-    if size > 0 {
-        // Touch the block like a program would.
-        // SAFETY: a fresh block of at least `size` bytes.
-        unsafe { ptr.as_ptr().write_volatile(size as u8) };
-    }
+    touch(ptr, 0, size);
     live.add(size);
     Block { ptr, layout }
 }
@@ -255,8 +263,7 @@ fn grow<H: Heap>(h: &H, b: Block, new_size: usize, live: &mut Live) -> Block {
     // SAFETY: b is live with its layout and new_size >= its size.
     let p = unsafe { h.grow(b.ptr, b.layout, layout, false) }.expect("growth within memory").cast::<u8>();
     let p = std::hint::black_box(p);
-    // SAFETY: the block is now valid for new_size bytes.
-    unsafe { p.as_ptr().add(new_size - 1).write_volatile(1) };
+    touch(p, b.layout.size(), new_size);
     live.sub(b.layout.size());
     live.add(new_size);
     Block { ptr: p, layout }
@@ -333,10 +340,6 @@ fn large_spans<H: Heap>(h: &H, s: Scale) -> Counts {
         let shift = rng.range(16, 24);
         let size = rng.range(1 << shift, (1 << shift) + (1 << (shift - 1)));
         let b = alloc(h, size, 16, &mut live);
-        for off in (0..size).step_by(4096) {
-            // SAFETY: within the block.
-            unsafe { b.ptr.as_ptr().add(off).write_volatile(1) };
-        }
         free(h, b, &mut live);
     }
     Counts { ops: 2 * iters as u64, peak_live: live.peak() }

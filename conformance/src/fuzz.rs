@@ -68,6 +68,13 @@ pub fn replay_dir(dir: &std::path::Path, mut replay: impl FnMut(&[u8])) -> usize
     paths.len()
 }
 
+/// Replays the committed inputs of fuzz target `target` (`fuzz/seeds/<target>` and
+/// `fuzz/regressions/<target>` in this workspace), returning how many ran.
+pub fn replay_committed(target: &str, mut replay: impl FnMut(&[u8])) -> usize {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    ["seeds", "regressions"].iter().map(|d| replay_dir(&root.join(d).join(target), &mut replay)).sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
