@@ -36,7 +36,7 @@ struct RunHeader {
 /// Bytes reserved for the header at the start of a regular run: a multiple of 16, so the bump
 /// top stays aligned for the smallest class.
 const RUN_HEADER: usize = 32;
-const _: () = assert!(core::mem::size_of::<RunHeader>() <= RUN_HEADER && RUN_HEADER % MIN_BLOCK == 0);
+const _: () = assert!(core::mem::size_of::<RunHeader>() <= RUN_HEADER && RUN_HEADER.is_multiple_of(MIN_BLOCK));
 
 /// Size of the first run mapped from the source; runs double up to [`MAX_RUN`].
 pub const FIRST_RUN: usize = 64 << 10;
