@@ -39,6 +39,8 @@ pub enum Id {
     LargeSpans,
     /// One thread allocates, another frees.
     ProducerConsumer,
+    /// Threads write small blocks that may share a cache line (cache-scratch).
+    FalseSharing,
     /// Threads replace random slots; slot arrays move to new threads.
     ServerSim,
 }
@@ -104,6 +106,12 @@ pub static WORKLOADS: &[Workload] = &[
         what: "one thread allocates 16-256 B blocks, another frees them (xmalloc-test)",
         threads: true,
         id: Id::ProducerConsumer,
+    },
+    Workload {
+        name: "false-sharing",
+        what: "2 threads each free a block the main thread allocated, then allocate and write their own 8 B blocks (cache-scratch)",
+        threads: true,
+        id: Id::FalseSharing,
     },
     Workload {
         name: "server-sim",
@@ -373,6 +381,33 @@ fn producer_consumer<H: Heap + Sync>(h: &H, s: Scale) -> Counts {
     Counts { ops: (batches * 256 * 2) as u64, peak_live: peak }
 }
 
+fn false_sharing<H: Heap + Sync>(h: &H, s: Scale) -> Counts {
+    let threads = 2;
+    let rounds = s.of(200);
+    let writes = 5_000;
+    let mut live = Live::default();
+    // Allocated together by one thread, so they likely share a cache line.
+    let given: Vec<Block> = (0..threads).map(|_| alloc(h, 8, 8, &mut live)).collect();
+    std::thread::scope(|scope| {
+        for b in given {
+            scope.spawn(move || {
+                let mut live = Live::default();
+                live.add(8);
+                free(h, b, &mut live);
+                for _ in 0..rounds {
+                    let mine = alloc(h, 8, 8, &mut live);
+                    for i in 0..writes {
+                        // SAFETY: an 8-byte block this thread owns.
+                        unsafe { mine.ptr.as_ptr().write_volatile(i as u8) };
+                    }
+                    free(h, mine, &mut live);
+                }
+            });
+        }
+    });
+    Counts { ops: (threads * (1 + rounds * (writes + 2))) as u64, peak_live: (threads * 8) as u64 }
+}
+
 fn server_sim<H: Heap + Sync>(h: &H, s: Scale) -> Counts {
     let threads = 2;
     let slots = 1000;
@@ -450,7 +485,7 @@ pub fn run_local<B: Bench>(w: &Workload, s: Scale) -> Option<Sample> {
         Id::ReallocGrowth => timed::<B>(|h| realloc_growth(h, s)),
         Id::ArenaBuildDrop => timed::<B>(|h| arena_build_drop::<B>(h, s)),
         Id::LargeSpans => timed::<B>(|h| large_spans(h, s)),
-        Id::ProducerConsumer | Id::ServerSim => return None,
+        Id::ProducerConsumer | Id::FalseSharing | Id::ServerSim => return None,
     })
 }
 
@@ -461,6 +496,7 @@ where
 {
     match w.id {
         Id::ProducerConsumer => Some(timed::<B>(|h| producer_consumer(&*h, s))),
+        Id::FalseSharing => Some(timed::<B>(|h| false_sharing(&*h, s))),
         Id::ServerSim => Some(timed::<B>(|h| server_sim(&*h, s))),
         _ => run_local::<B>(w, s),
     }
