@@ -170,11 +170,16 @@ unsafe impl<L: Resize> Allocator for &Local<L> {
 /// A layer behind a lock policy `R` (any `lock_api::RawMutex`; [`SpinLock`] by default): `Sync`,
 /// usable as `#[global_allocator]` and as `allocator_api2::alloc::Allocator` through `&Locked`.
 ///
+/// Any layer with [`Resize`] goes behind it; the allocator crates name theirs (`GlobalBump`,
+/// `GlobalSegregated`). As a program's allocator:
+///
+/// ```ignore
+/// #[global_allocator]
+/// static HEAP: alloc_segregated::GlobalSegregated =
+///     alloc_segregated::GlobalSegregated::new(alloc_segregated::SegregatedHeap::new(alloc_core::MmapSource::new()));
 /// ```
-/// use alloc_core::{Locked, FixedSource};
-/// // Any layer goes behind the lock; see alloc-bump's `GlobalBump` for a real global allocator.
-/// # let _ = core::marker::PhantomData::<Locked<()>>;
-/// ```
+///
+/// The crate-level example puts a small layer behind `Locked` and uses it through `&Locked`.
 pub struct Locked<L, R = SpinLock> {
     inner: lock_api::Mutex<R, L>,
 }

@@ -29,7 +29,7 @@ usage:
 options:
   --workload A,B      workloads to run (see --list)
   --allocators A,B    allocators to run (see --list)
-  --reps N            repetitions per measurement, alternating allocators (default 3)
+  --reps N            repetitions per measurement, alternating allocators (default 5)
   --scale F           multiply every workload's iteration count (default 1.0)
   --instructions      also count instructions per operation with valgrind's callgrind (slow)
   --out DIR           where report.md and chart.html go (default target/compare)
@@ -77,7 +77,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, Usage> {
     let mut o = Options {
         workloads: WORKLOADS.iter().collect(),
         allocators: CONTENDERS.iter().collect(),
-        reps: 3,
+        reps: 5,
         scale: 1.0,
         instructions: false,
         out: PathBuf::from("target/compare"),
