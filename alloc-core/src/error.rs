@@ -188,12 +188,15 @@ pub fn fatal(message: fmt::Arguments<'_>) -> ! {
     }
 }
 
-/// A fixed stack buffer that `fmt::Write` fills, cutting what does not fit.
+/// A fixed stack buffer that `fmt::Write` fills, cutting what does not fit. (wasm32 has no
+/// stderr: `fatal` traps there without formatting.)
+#[cfg(not(target_arch = "wasm32"))]
 struct LineBuf {
     buf: [u8; 256],
     len: usize,
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 impl LineBuf {
     const fn new() -> Self {
         LineBuf { buf: [0; 256], len: 0 }
@@ -209,6 +212,7 @@ impl LineBuf {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 impl fmt::Write for LineBuf {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let room = self.buf.len() - self.len;
@@ -239,9 +243,6 @@ mod sys {
         // SAFETY: abort has no preconditions; it raises SIGABRT and does not return.
         unsafe { libc::abort() }
     }
-
-    #[cfg(target_arch = "wasm32")]
-    pub fn write_stderr(_bytes: &[u8]) {}
 
     #[cfg(target_arch = "wasm32")]
     pub fn abort() -> ! {
