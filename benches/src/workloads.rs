@@ -23,6 +23,8 @@ impl Scale {
 /// Which workload.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Id {
+    /// One block allocated and freed, repeated: the fast path alone.
+    AllocFreePair,
     /// 16–128 B blocks freed in LIFO order.
     SmallChurnLifo,
     /// 16–128 B blocks freed in random order.
@@ -59,6 +61,12 @@ pub struct Workload {
 
 /// Every workload, in report order.
 pub static WORKLOADS: &[Workload] = &[
+    Workload {
+        name: "alloc-free-pair",
+        what: "one 64-byte block allocated and freed, repeated: the fast path with nothing around it",
+        threads: false,
+        id: Id::AllocFreePair,
+    },
     Workload {
         name: "small-churn-lifo",
         what: "64 blocks of 16-128 B allocated then freed newest first, repeated",
@@ -189,6 +197,17 @@ fn free<H: Heap>(h: &H, b: Block, live: &mut Live) {
     live.sub(b.layout.size());
     // SAFETY: every Block in a workload is live and freed once, with its layout.
     unsafe { h.deallocate(std::hint::black_box(b.ptr), b.layout) }
+}
+
+fn alloc_free_pair<H: Heap>(h: &H, s: Scale) -> Counts {
+    let layout = Layout::from_size_align(64, 8).expect("a valid layout");
+    let n = s.of(2_000_000);
+    for _ in 0..n {
+        let p = std::hint::black_box(h.allocate(layout).expect("64 bytes")).cast::<u8>();
+        // SAFETY: freed once, with its layout.
+        unsafe { h.deallocate(p, layout) };
+    }
+    Counts { ops: 2 * n as u64, peak_live: 64 }
 }
 
 fn small_churn_lifo<H: Heap>(h: &H, s: Scale) -> Counts {
@@ -475,6 +494,7 @@ fn timed<B: Bench>(mut f: impl FnMut(&mut B::Heap) -> Counts) -> Sample {
 /// Runs a single-thread workload on `B`; `None` for the multi-thread ones.
 pub fn run_local<B: Bench>(w: &Workload, s: Scale) -> Option<Sample> {
     Some(match w.id {
+        Id::AllocFreePair => timed::<B>(|h| alloc_free_pair(h, s)),
         Id::SmallChurnLifo => timed::<B>(|h| small_churn_lifo(h, s)),
         Id::SmallChurnRandom => timed::<B>(|h| slot_churn(h, 1024, s.of(1_000_000), |r| r.range(16, 128))),
         Id::MixedSizes => timed::<B>(|h| slot_churn(h, 10_000, s.of(500_000), pareto)),
