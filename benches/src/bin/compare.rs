@@ -226,19 +226,23 @@ fn run(o: &Options) -> Result<(), Usage> {
     let mut cells: BTreeMap<(String, &'static str), Cell> = BTreeMap::new();
     let started = Instant::now();
     let mut done = 0;
+    // A terminal gets one progress line rewritten in place; a log gets a line per workload pass.
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     for rep in 0..o.reps {
         for row in &rows {
+            if !tty {
+                eprintln!("[{:>3}/{total}] repetition {}/{}: {row}", done + 1, rep + 1, o.reps);
+            }
             // Alternate the order between repetitions so drift does not favour one allocator.
             let n = o.allocators.len();
             for k in 0..n {
                 let c = o.allocators[(k + rep) % n];
                 done += 1;
-                eprint!(
-                    "\r[{done:>3}/{total}] {:<45} {:>5.0}s",
-                    format!("{row} × {}", c.name),
-                    started.elapsed().as_secs_f64()
-                );
-                let _ = std::io::stderr().flush();
+                if tty {
+                    let what = format!("{row} × {}", c.name);
+                    eprint!("\r[{done:>3}/{total}] {what:<45} {:>5.0}s", started.elapsed().as_secs_f64());
+                    let _ = std::io::stderr().flush();
+                }
                 let cell = cells.entry((row.clone(), c.name)).or_default();
                 if cell.skipped || cell.error.is_some() {
                     continue;
@@ -256,7 +260,12 @@ fn run(o: &Options) -> Result<(), Usage> {
             }
         }
     }
-    eprintln!("\r{:<70}", format!("{done} measurements in {:.0}s", started.elapsed().as_secs_f64()));
+    let summary = format!("{done} measurements in {:.0}s", started.elapsed().as_secs_f64());
+    if tty {
+        eprintln!("\r{summary:<70}");
+    } else {
+        eprintln!("{summary}");
+    }
     if o.instructions {
         count_instructions(o, &exe, &rows, &mut cells)?;
     }
