@@ -467,9 +467,9 @@ fn chart(
         if bars.is_empty() {
             continue;
         }
-        let (w, bh) = (640.0, 22.0);
+        let (w, bh) = (760.0, 22.0);
         let max_log = bars.iter().map(|b| b.3.log2().abs()).fold(1.0f64, f64::max).ceil();
-        let x = |r: f64| 120.0 + (r.log2() + max_log) / (2.0 * max_log) * (w - 200.0);
+        let x = |r: f64| 120.0 + (r.log2() + max_log) / (2.0 * max_log) * (w - 320.0);
         let _ = write!(h, "<h2>{row}</h2><svg width={w} height={}>", bars.len() as f64 * bh + 20.0);
         let mid = x(1.0);
         let _ =
@@ -486,7 +486,7 @@ fn chart(
                 y + 3.0,
                 (b - a).max(1.0),
                 bh - 6.0,
-                w - 75.0,
+                w - 185.0,
                 y + 15.0
             );
         }
