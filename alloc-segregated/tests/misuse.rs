@@ -65,3 +65,19 @@ fn free_of_a_misaligned_stack_pointer_aborts() {
         unsafe { (&heap).deallocate(core::ptr::NonNull::new(foreign).unwrap(), layout(32)) };
     });
 }
+
+#[test]
+fn large_double_free_right_after_the_first_aborts() {
+    expect_abort("large_double_free_right_after_the_first_aborts", "double free", || {
+        let heap = Segregated::new();
+        let big = layout(100_000);
+        let p = (&heap).allocate(big).unwrap().cast::<u8>();
+        let _neighbour = (&heap).allocate(big).unwrap();
+        announce(p.as_ptr() as usize);
+        // SAFETY: the first free is legitimate; the second is the misuse under test.
+        unsafe {
+            (&heap).deallocate(p, big);
+            (&heap).deallocate(p, big);
+        }
+    });
+}
