@@ -9,16 +9,20 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-20}"
 sanitizer="${SANITIZER:-none}"
+# The heap validators run after operations unless FEATURES says otherwise (FEATURES= to skip).
+features="${FEATURES-validate}"
+feature_args=()
+[ -n "$features" ] && feature_args=(--features "$features")
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 
-cargo fuzz build -s "$sanitizer" -O
+cargo fuzz build -s "$sanitizer" -O "${feature_args[@]}"
 failed=()
 for target in $(cargo fuzz list); do
   mkdir -p "corpus/$target" "artifacts/$target" "regressions/$target"
   log="artifacts/$target/run.log"
   printf '== %s: %ss ==\n' "$target" "$seconds"
   # Corpus: the writable corpus/TARGET first, then the committed seeds and regressions.
-  if cargo fuzz run -s "$sanitizer" -O "$target" "corpus/$target" "seeds/$target" "regressions/$target" -- \
+  if cargo fuzz run -s "$sanitizer" -O "${feature_args[@]}" "$target" "corpus/$target" "seeds/$target" "regressions/$target" -- \
       -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=30 -print_final_stats=1 \
       -artifact_prefix="artifacts/$target/" >"$log" 2>&1; then
     execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')
@@ -30,7 +34,7 @@ for target in $(cargo fuzz list); do
     tail -40 "$log"
     if [ -n "$crash" ]; then
       min="regressions/$target/$(basename "$crash")"
-      cargo fuzz tmin -s "$sanitizer" -O "$target" "$crash" -- -runs=2000 >/dev/null 2>&1 || true
+      cargo fuzz tmin -s "$sanitizer" -O "${feature_args[@]}" "$target" "$crash" -- -runs=2000 >/dev/null 2>&1 || true
       minimized=$(ls -t "artifacts/$target"/minimized-from-* 2>/dev/null | head -1 || true)
       cp "${minimized:-$crash}" "$min"
       printf 'minimised input kept as %s (replayed by cargo test)\n' "$min"

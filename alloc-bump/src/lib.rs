@@ -116,7 +116,23 @@ impl<S: PageSource, C: StatsPolicy> Bump<S, C> {
         unsafe { core::str::from_utf8_unchecked_mut(bytes) }
     }
 
-    /// Frees everything, keeping the newest chunk mapped for reuse.
+    /// Frees everything, keeping the newest chunk mapped for reuse. Needs `&mut self`, so no
+    /// block borrowed from the arena can outlive it:
+    ///
+    /// ```compile_fail,E0502
+    /// let mut bump = alloc_bump::Bump::new();
+    /// let mut v = allocator_api2::vec::Vec::new_in(&bump);
+    /// v.push(1u32);
+    /// bump.reset(); // error: `bump` is still borrowed by `v`
+    /// v.push(2);
+    /// ```
+    ///
+    /// ```compile_fail,E0502
+    /// let mut bump = alloc_bump::Bump::new();
+    /// let x = bump.alloc(41u64);
+    /// bump.reset(); // error: `x` still borrows the arena
+    /// *x += 1;
+    /// ```
     pub fn reset(&mut self) {
         self.region.get_mut().reset();
     }
@@ -144,7 +160,7 @@ impl<S: PageSource, C: StatsPolicy> Bump<S, C> {
 
     /// A checkpoint to [`Bump::rewind`] to.
     pub fn checkpoint(&self) -> Checkpoint {
-        self.with(|r| r.checkpoint())
+        self.region.inspect(|r| r.checkpoint())
     }
 
     /// Frees everything allocated since `cp`.
@@ -160,7 +176,17 @@ impl<S: PageSource, C: StatsPolicy> Bump<S, C> {
 
     /// Bytes handed out, chunk capacity, overhead.
     pub fn bump_stats(&self) -> BumpStats {
-        self.with(|r| r.bump_stats())
+        self.region.inspect(|r| r.bump_stats())
+    }
+
+    /// True when `ptr` lies in one of the arena's chunks.
+    pub fn owns(&self, ptr: core::ptr::NonNull<u8>) -> bool {
+        self.region.inspect(|r| alloc_core::Owns::owns(r, ptr))
+    }
+
+    /// Walks the region's chunks and checks every invariant ([`alloc_core::Validate`]).
+    pub fn validate(&self) -> Result<(), alloc_core::Corruption> {
+        self.region.inspect(alloc_core::Validate::validate)
     }
 
     /// The region itself (its source, its counters).
@@ -172,7 +198,7 @@ impl<S: PageSource, C: StatsPolicy> Bump<S, C> {
 impl<S: PageSource> Bump<S, Counting> {
     /// Live bytes and blocks, peak, mapped and returned bytes.
     pub fn stats(&self) -> Stats {
-        self.with(|r| r.counters().get())
+        self.region.inspect(|r| r.counters().get())
     }
 }
 

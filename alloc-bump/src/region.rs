@@ -4,7 +4,7 @@
 //! bumpalo user once met a 13 GiB request after doubling) and the current chunk is not abandoned.
 
 use crate::chunk::{Chunk, ChunkHeader, HEADER};
-use alloc_core::layer::{Layer, Owns, Reset, Resize, UsableSize};
+use alloc_core::layer::{Corruption, Layer, Owns, Reset, Resize, ResizeFn, UsableSize, Validate};
 use alloc_core::source::PageSource;
 use alloc_core::stats::{NoStats, StatsPolicy};
 use alloc_core::{ptr, AllocError, Layout};
@@ -41,6 +41,10 @@ pub struct BumpRegion<S: PageSource, C: StatsPolicy = NoStats> {
     returned: usize,
     /// Number the next chunk will carry.
     next_seq: usize,
+    /// Every byte of the current chunk at or above `max(clean, finger)` is zero (untouched since
+    /// the source mapped it zeroed), so `allocate_zeroed` needs no `memset` there. Raised to the
+    /// finger whenever the finger moves down; `usize::MAX` when nothing is known to be zero.
+    clean: usize,
     stats: C,
     source: S,
 }
@@ -93,6 +97,7 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
             capacity: 0,
             returned: 0,
             next_seq: 0,
+            clean: usize::MAX,
             stats: C::INIT,
             source,
         }
@@ -160,17 +165,22 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
             .and_then(|n| n.checked_add(layout.size()))
             .and_then(|n| ptr::align_up(n, page))
             .ok_or(AllocError)?;
-        if need > self.next_size {
+        // Chunk sizes are powers of two from 4 KiB; on a machine with larger pages (16 KiB on
+        // some arm64 kernels) the first chunks are a page.
+        let next = self.next_size.max(page);
+        if need > next {
             return self.allocate_dedicated(layout, need);
         }
         // A regular chunk; when the full size is not available, try one just big enough.
-        let chunk = match self.map_chunk(self.next_size) {
+        let chunk = match self.map_chunk(next) {
             Some(c) => c,
             None => self.map_chunk(need).ok_or(AllocError)?,
         };
-        self.next_size = (self.next_size * 2).min(MAX_CHUNK);
+        self.next_size = (next * 2).min(MAX_CHUNK.max(page));
         self.enter(chunk);
-        Ok(self.bump(layout).expect("a fresh chunk holds the block it was sized for"))
+        self.clean = if self.source.maps_zeroed() { self.finger } else { usize::MAX };
+        // A fresh chunk was sized for the header, the padding and the block, so this succeeds.
+        self.bump(layout).ok_or(AllocError)
     }
 
     /// A chunk of its own for one large block, linked into the dedicated list so the current
@@ -249,6 +259,7 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
     /// - `cp` came from this region, and no reset or rewind to an earlier point happened since;
     /// - no block allocated after `cp` is used afterwards.
     pub unsafe fn rewind(&mut self, cp: Checkpoint) {
+        self.clean = self.clean.max(self.finger);
         let large = self.large;
         self.large = self.pop_from(large, cp.seq);
         match cp.current {
@@ -257,6 +268,10 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
                 let current = self.current;
                 self.current = self.pop_from(current, cp.seq);
                 debug_assert_eq!(self.current, Some(c), "checkpoint from another region or a reset one");
+                if current != self.current {
+                    // Back in an older chunk: what it held is unknown, so nothing is clean.
+                    self.clean = usize::MAX;
+                }
                 let chunk = Chunk(c);
                 self.base = chunk.base();
                 self.finger = cp.finger;
@@ -275,6 +290,7 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
         self.pop_from(older, 0);
         // SAFETY: as above.
         unsafe { (*keep.as_ptr()).prev = None };
+        self.clean = self.clean.max(self.finger);
         self.finger = Chunk(keep).data_start();
     }
 
@@ -308,12 +324,15 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
 
 // SAFETY: blocks are carved from mapped chunks at increasing addresses (the finger only moves
 // back over the newest block when it is freed or shrunk), aligned by the padding computation,
-// and stay mapped until reset, rewind or drop.
+// and stay mapped until reset, rewind or drop. Memory at or above `max(clean, finger)` in the
+// current chunk, and a fresh dedicated chunk, are zero when the source maps zeroed pages. No
+// path panics.
 unsafe impl<S: PageSource, C: StatsPolicy> Layer for BumpRegion<S, C> {
     /// A zero-size request takes the (aligned) finger and moves it by its padding only; freeing it
     /// matches the finger at most and moves nothing. With no chunk yet, an align-1 request gets
     /// the address 1 and a larger alignment maps the first chunk.
     const ZERO_SIZE_OK: bool = true;
+    const RESIZE: Option<ResizeFn<Self>> = Some(Self::resize_in_place);
 
     #[inline(always)]
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
@@ -325,12 +344,26 @@ unsafe impl<S: PageSource, C: StatsPolicy> Layer for BumpRegion<S, C> {
         Ok(ptr::block(p, layout.size()))
     }
 
+    fn allocate_zeroed(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        let (base, zero_from, large) = (self.base, self.clean.max(self.finger), self.large);
+        let block = self.allocate(layout)?;
+        let start = block.cast::<u8>().as_ptr() as usize;
+        let fresh_chunk = self.base != base || self.large != large;
+        if !(fresh_chunk && self.source.maps_zeroed()) && start < zero_from {
+            let dirty = zero_from.min(start + layout.size()) - start;
+            // SAFETY: the first `dirty` bytes of the block, valid for writes.
+            unsafe { block.cast::<u8>().as_ptr().write_bytes(0, dirty) };
+        }
+        Ok(block)
+    }
+
     #[inline(always)]
     unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout) {
         self.stats.on_free(layout.size());
         // Only the newest block of the current chunk ends at the finger; give its bytes back.
         let start = ptr.as_ptr() as usize;
         if start + layout.size() == self.finger {
+            self.clean = self.clean.max(self.finger);
             self.finger = start;
         } else if self.large.is_some() {
             self.free_dedicated(start);
@@ -339,12 +372,15 @@ unsafe impl<S: PageSource, C: StatsPolicy> Layer for BumpRegion<S, C> {
 }
 
 // SAFETY: the newest block grows or shrinks by moving the finger, within the chunk's limit; any
-// other block can only shrink (its tail is simply not handed out again). Contents are untouched.
+// other block can only shrink (its tail is simply not handed out again). Contents are untouched;
+// blocks carry no class, so any alignment the address already has is fine.
 unsafe impl<S: PageSource, C: StatsPolicy> Resize for BumpRegion<S, C> {
     #[inline]
-    unsafe fn resize_in_place(&mut self, ptr: NonNull<u8>, old: Layout, new_size: usize) -> Result<usize, AllocError> {
+    unsafe fn resize_in_place(&mut self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<usize, AllocError> {
         let start = ptr.as_ptr() as usize;
+        let new_size = new.size();
         if start + old.size() == self.finger && new_size <= self.limit - start {
+            self.clean = self.clean.max(self.finger);
             self.finger = start + new_size;
         } else if new_size > old.size() {
             return Err(AllocError);
@@ -373,6 +409,76 @@ impl<S: PageSource, C: StatsPolicy> Reset for BumpRegion<S, C> {
         self.large = self.pop_from(large, 0);
         self.reset_regular();
         self.stats.restore_live(0, 0);
+    }
+}
+
+impl<S: PageSource, C: StatsPolicy> Validate for BumpRegion<S, C> {
+    /// Checks the finger lies in the current chunk, and that both chunk lists are well formed:
+    /// headers readable, sizes whole pages, handed-out bytes within each chunk, creation numbers
+    /// decreasing, and capacity the sum of the chunk sizes.
+    fn validate(&self) -> Result<(), Corruption> {
+        let bad = |what, addr| Err(Corruption { what, addr });
+        let page = self.source.page_size();
+        let mut capacity = 0usize;
+        match self.current {
+            None => {
+                if self.finger != 1 || self.limit != 1 {
+                    return bad("finger or limit set with no chunk", self.finger);
+                }
+            }
+            Some(h) => {
+                let c = Chunk(h);
+                // SAFETY: the current chunk is mapped.
+                let end = unsafe { c.end() };
+                if self.base != c.base() {
+                    return bad("base pointer is not the current chunk's", self.base.as_ptr() as usize);
+                }
+                if self.limit != end {
+                    return bad("limit is not the current chunk's end", self.limit);
+                }
+                if self.finger < c.data_start() || self.finger > self.limit {
+                    return bad("finger outside the current chunk", self.finger);
+                }
+            }
+        }
+        for (list, what) in [(self.current, "regular"), (self.large, "dedicated")] {
+            let mut seq = usize::MAX;
+            let mut cur = list;
+            let mut n = 0usize;
+            while let Some(h) = cur {
+                n += 1;
+                if n > 1 << 24 {
+                    return bad("chunk list loops", h.as_ptr() as usize);
+                }
+                // SAFETY: chunks in a list are mapped and their headers initialised.
+                let hdr = unsafe { &*h.as_ptr() };
+                let addr = h.as_ptr() as usize;
+                if hdr.size == 0 || !hdr.size.is_multiple_of(page) || !addr.is_multiple_of(page) {
+                    return bad(
+                        if what == "regular" {
+                            "regular chunk is not whole pages"
+                        } else {
+                            "dedicated chunk is not whole pages"
+                        },
+                        addr,
+                    );
+                }
+                let used = if Some(h) == self.current { self.finger - Chunk(h).data_start() } else { hdr.used };
+                if used > hdr.size - HEADER {
+                    return bad("chunk hands out more bytes than it holds", addr);
+                }
+                if hdr.seq >= seq || hdr.seq >= self.next_seq {
+                    return bad("chunk creation numbers out of order", addr);
+                }
+                seq = hdr.seq;
+                capacity += hdr.size;
+                cur = hdr.prev;
+            }
+        }
+        if capacity != self.capacity {
+            return bad("capacity is not the sum of the chunk sizes", capacity);
+        }
+        Ok(())
     }
 }
 
@@ -412,6 +518,7 @@ mod tests {
     fn bump_grow_free_reset_and_rewind_over_a_buffer() {
         let mut buf = vec![0u8; 64 << 10];
         let mut r: BumpRegion<FixedSource<'_>, Counting> = BumpRegion::new(FixedSource::new(&mut buf));
+        assert_eq!(r.validate(), Ok(()));
         let a = r.allocate(l(24, 8)).unwrap().cast::<u8>();
         let b = r.allocate(l(100, 64)).unwrap().cast::<u8>();
         assert_eq!(b.as_ptr() as usize % 64, 0);
@@ -420,7 +527,7 @@ mod tests {
             a.as_ptr().write_bytes(1, 24);
             b.as_ptr().write_bytes(2, 100);
             // The newest block grows in place and keeps its bytes.
-            assert_eq!(r.resize_in_place(b, l(100, 64), 300), Ok(300));
+            assert_eq!(r.resize_in_place(b, l(100, 64), l(300, 64)), Ok(300));
             assert_eq!(*b.as_ptr().add(99), 2);
             b.as_ptr().add(299).write(3);
         }
@@ -440,5 +547,6 @@ mod tests {
         // SAFETY: a fresh block of 16 bytes.
         unsafe { c.as_ptr().write_bytes(5, 16) };
         assert!(r.owns(c));
+        assert_eq!(r.validate(), Ok(()));
     }
 }

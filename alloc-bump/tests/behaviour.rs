@@ -165,3 +165,27 @@ fn first_chunk_is_small() {
     bump.alloc(1u8);
     assert_eq!(bump.bump_stats().capacity, MIN_CHUNK);
 }
+
+#[test]
+fn a_gibibyte_calloc_leaves_its_pages_untouched() {
+    let bump = Bump::new();
+    let l = Layout::from_size_align(1 << 30, 16).unwrap();
+    let p = (&bump).allocate_zeroed(l).expect("1 GiB of address space");
+    let resident = conformance::resident_pages(p.cast(), 1 << 30);
+    assert!(resident < 16, "{resident} pages of a fresh zeroed gibibyte are resident");
+    // Small zeroed blocks past the finger of a fresh chunk are not written either, and blocks
+    // over memory used before a reset are zeroed.
+    let mut bump = Bump::new();
+    let small = Layout::from_size_align(3000, 8).unwrap();
+    for _ in 0..100 {
+        let b = (&bump).allocate(small).unwrap();
+        // SAFETY: a live block of 3000 bytes.
+        unsafe { b.cast::<u8>().as_ptr().write_bytes(0xee, 3000) };
+    }
+    bump.reset();
+    for _ in 0..200 {
+        let b = (&bump).allocate_zeroed(small).unwrap();
+        // SAFETY: a live zeroed block of 3000 bytes.
+        assert!(unsafe { core::slice::from_raw_parts(b.cast::<u8>().as_ptr(), 3000) }.iter().all(|&x| x == 0));
+    }
+}

@@ -28,6 +28,9 @@ pub enum ErrorKind {
     UseAfterFree,
     /// An allocator's own metadata is inconsistent.
     Corrupted,
+    /// A free-list link does not decode to a block of the heap: a write after free, or an
+    /// overflow of a neighbouring block into a free one.
+    CorruptedFreeList,
 }
 
 impl ErrorKind {
@@ -42,6 +45,9 @@ impl ErrorKind {
             ErrorKind::WriteAfterFree => "write after free detected",
             ErrorKind::UseAfterFree => "use after free",
             ErrorKind::Corrupted => "heap metadata corrupted",
+            ErrorKind::CorruptedFreeList => {
+                "free list corrupted (a write after free, or an overflow into a free block)"
+            }
         }
     }
 }
@@ -76,6 +82,10 @@ pub trait ErrorPolicy {
     /// The policy's initial value, for `const` constructors of global allocators.
     const INIT: Self;
 
+    /// True when [`ErrorPolicy::report`] may panic. A layer with such a policy sets
+    /// [`crate::Layer::PANICS`], and the `GlobalAlloc` fronts refuse it at compile time.
+    const PANICS: bool = false;
+
     /// Handles one detected misuse. May not return (abort, panic).
     fn report(&self, err: HeapError);
 }
@@ -101,6 +111,7 @@ pub struct Panic;
 
 impl ErrorPolicy for Panic {
     const INIT: Self = Panic;
+    const PANICS: bool = true;
 
     #[cold]
     #[inline(never)]
@@ -117,7 +128,7 @@ pub struct Count {
     last_addr: AtomicUsize,
 }
 
-const KINDS: [ErrorKind; 8] = [
+const KINDS: [ErrorKind; 9] = [
     ErrorKind::DoubleFree,
     ErrorKind::ForeignPointer,
     ErrorKind::InteriorPointer,
@@ -126,6 +137,7 @@ const KINDS: [ErrorKind; 8] = [
     ErrorKind::WriteAfterFree,
     ErrorKind::UseAfterFree,
     ErrorKind::Corrupted,
+    ErrorKind::CorruptedFreeList,
 ];
 
 impl Count {
@@ -228,19 +240,21 @@ mod sys {
     pub fn write_stderr(bytes: &[u8]) {
         let mut rest = bytes;
         while !rest.is_empty() {
-            // SAFETY: `rest` is a valid buffer of `rest.len()` bytes; fd 2 may be closed, in which
-            // case write fails and we stop.
-            let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
-            if n <= 0 {
-                return;
+            // SAFETY: the borrowed descriptor 2 lives only for this call, and nothing here closes
+            // it. If stderr is closed, write fails and we stop.
+            let fd = unsafe { rustix::stdio::stderr() };
+            match rustix::io::write(fd, rest) {
+                Ok(n) if n > 0 => rest = &rest[n..],
+                Err(rustix::io::Errno::INTR) => {}
+                _ => return,
             }
-            rest = &rest[n as usize..];
         }
     }
 
     #[cfg(unix)]
     pub fn abort() -> ! {
-        // SAFETY: abort has no preconditions; it raises SIGABRT and does not return.
+        // SAFETY: abort has no preconditions; it raises SIGABRT and does not return (glibc's
+        // abort neither allocates nor flushes stdio).
         unsafe { libc::abort() }
     }
 

@@ -1,17 +1,65 @@
-//! Fronts: how a layer meets its users. Both fronts answer zero-size requests themselves, zero
-//! memory for `allocate_zeroed`, and realloc by resizing in place where the layer can, else by
-//! moving, so every allocator behaves the same at its edges.
+//! Fronts: how a layer meets its users. Every front answers zero-size requests itself (unless the
+//! layer sets [`Layer::ZERO_SIZE_OK`]), zeroes memory for `allocate_zeroed` only where the layer
+//! does not already know it is zero, and reallocates by resizing in place where the layer can
+//! ([`Layer::RESIZE`]), else by moving, so every allocator behaves the same at its edges.
 //!
 //! - [`Local`]: one thread, no lock, `!Sync`; `allocator_api2::alloc::Allocator` for `&Local`.
-//! - [`Locked`]: a lock policy (default [`SpinLock`]); `GlobalAlloc` and `Allocator`.
+//! - [`Locked`]: an exclusive layer behind a lock policy (default [`SpinLock`]), which makes it a
+//!   [`SharedLayer`]; `GlobalAlloc` and `Allocator`.
+//! - [`shared_front!`](crate::shared_front): `GlobalAlloc` and `Allocator` for any
+//!   [`SharedLayer`] type (a lock-free pool, a per-thread-cache allocator).
 //!
 //! A single-threaded layer never becomes `Sync` by an `unsafe impl` hoping no second thread
 //! exists: it goes behind [`Locked`], or (wasm32 without threads) behind a documented wrapper.
+//!
+//! Exclusive operations (reset, replacing the layer, tuning) need `&mut` to the front, which no
+//! borrower of the front can hold at the same time as a block borrowed from it:
+//!
+//! ```compile_fail,E0596
+//! # use alloc_core::{layer::{Layer, Reset}, Locked, AllocError, Layout};
+//! # use core::ptr::NonNull;
+//! # struct Heap;
+//! # unsafe impl Layer for Heap {
+//! #     fn allocate(&mut self, _: Layout) -> Result<NonNull<[u8]>, AllocError> { Err(AllocError) }
+//! #     unsafe fn deallocate(&mut self, _: NonNull<u8>, _: Layout) {}
+//! # }
+//! # impl Reset for Heap { fn reset(&mut self) {} }
+//! let heap = Locked::<_>::new(Heap);
+//! let v = allocator_api2::vec::Vec::<u8, _>::new_in(&heap);
+//! heap.lock().reset(); // the guard only gives `&Heap`: reset needs `&mut`
+//! drop(v);
+//! ```
+//!
+//! ```compile_fail,E0594
+//! # use alloc_core::{layer::Layer, Locked, AllocError, Layout};
+//! # use core::ptr::NonNull;
+//! # struct Heap;
+//! # unsafe impl Layer for Heap {
+//! #     fn allocate(&mut self, _: Layout) -> Result<NonNull<[u8]>, AllocError> { Err(AllocError) }
+//! #     unsafe fn deallocate(&mut self, _: NonNull<u8>, _: Layout) {}
+//! # }
+//! let heap = Locked::<_>::new(Heap);
+//! *heap.lock() = Heap; // replacing the layer while blocks are out is refused too
+//! ```
+//!
+//! ```compile_fail,E0502
+//! # use alloc_core::{layer::{Layer, Reset}, Locked, AllocError, Layout};
+//! # use core::ptr::NonNull;
+//! # struct Heap;
+//! # unsafe impl Layer for Heap {
+//! #     fn allocate(&mut self, _: Layout) -> Result<NonNull<[u8]>, AllocError> { Err(AllocError) }
+//! #     unsafe fn deallocate(&mut self, _: NonNull<u8>, _: Layout) {}
+//! # }
+//! # impl Reset for Heap { fn reset(&mut self) {} }
+//! let mut heap = Locked::<_>::new(Heap);
+//! let v = allocator_api2::vec::Vec::<u8, _>::new_in(&heap);
+//! heap.get_mut().reset(); // `&mut` access needs every borrow, the vector's included, to end
+//! drop(v);
+//! ```
 
-use crate::layer::{Layer, Resize};
+use crate::layer::{Corruption, Layer, Owns, SharedLayer, SizeOf, UsableSize, Validate};
 use crate::sync::SpinLock;
 use crate::{ptr, AllocError, Allocator, Layout};
-use core::alloc::GlobalAlloc;
 use core::cell::UnsafeCell;
 use core::ptr::NonNull;
 
@@ -24,13 +72,14 @@ pub fn allocate<L: Layer>(layer: &mut L, layout: Layout) -> Result<NonNull<[u8]>
     layer.allocate(layout)
 }
 
-/// Allocates zeroed memory through `layer`.
+/// Allocates zeroed memory through `layer` (which skips the `memset` where it knows the block is
+/// already zero).
 #[inline]
 pub fn allocate_zeroed<L: Layer>(layer: &mut L, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-    let block = allocate(layer, layout)?;
-    // SAFETY: the block was just allocated and is valid for its whole length.
-    unsafe { block.cast::<u8>().as_ptr().write_bytes(0, block.len()) };
-    Ok(block)
+    if !L::ZERO_SIZE_OK && layout.size() == 0 {
+        return Ok(ptr::block(ptr::dangling(layout.align()), 0));
+    }
+    layer.allocate_zeroed(layout)
 }
 
 /// Frees through `layer`; zero-size blocks are dangling and ignored.
@@ -46,14 +95,15 @@ pub unsafe fn deallocate<L: Layer>(layer: &mut L, ptr: NonNull<u8>, layout: Layo
     }
 }
 
-/// Resizes the block at `ptr` from `old` to `new`, in place where the layer can and the address
-/// suits `new`'s alignment, otherwise by moving. Keeps the first `min(old, new)` bytes; with
-/// `zero`, bytes past the old size read as zero. On `Err` the old block is untouched.
+/// Resizes the block at `ptr` from `old` to `new` (size and alignment), in place where the layer
+/// can and the address suits `new`'s alignment, otherwise by moving. Keeps the first
+/// `min(old, new)` bytes; with `zero`, bytes past the old size read as zero. On `Err` the old
+/// block is untouched.
 ///
 /// # Safety
 ///
 /// `ptr` is currently allocated from this front and `old` fits it.
-pub unsafe fn reallocate<L: Resize>(
+pub unsafe fn reallocate<L: Layer>(
     layer: &mut L,
     ptr: NonNull<u8>,
     old: Layout,
@@ -70,24 +120,177 @@ pub unsafe fn reallocate<L: Resize>(
         unsafe { layer.deallocate(ptr, old) };
         return Ok(ptr::block(ptr::dangling(new.align()), 0));
     }
-    if ptr::is_aligned(ptr.as_ptr() as usize, new.align()) {
-        // SAFETY: the caller's block with a fitting layout; new.size() > 0 unless the layer
-        // takes zero sizes.
-        if let Ok(len) = unsafe { layer.resize_in_place(ptr, old, new.size()) } {
-            if zero && len > old.size() {
-                // SAFETY: the block is now valid for `len` bytes.
-                unsafe { ptr.as_ptr().add(old.size()).write_bytes(0, len - old.size()) };
+    if let Some(resize) = L::RESIZE {
+        // An address that does not suit the new alignment cannot stay where it is.
+        if ptr::is_aligned(ptr.as_ptr() as usize, new.align()) {
+            // SAFETY: the caller's block with a fitting layout, aligned for `new`; new.size() > 0
+            // unless the layer takes zero sizes.
+            if let Ok(len) = unsafe { resize(layer, ptr, old, new) } {
+                if zero && len > old.size() {
+                    // SAFETY: the block is now valid for `len` bytes.
+                    unsafe { ptr.as_ptr().add(old.size()).write_bytes(0, len - old.size()) };
+                }
+                return Ok(ptr::block(ptr, len));
             }
-            return Ok(ptr::block(ptr, len));
         }
     }
-    let fresh = if zero { allocate_zeroed(layer, new)? } else { layer.allocate(new)? };
+    let fresh = if zero { layer.allocate_zeroed(new)? } else { layer.allocate(new)? };
     // SAFETY: both blocks are live and disjoint; we copy the bytes both hold, then free the old.
     unsafe {
         core::ptr::copy_nonoverlapping(ptr.as_ptr(), fresh.cast::<u8>().as_ptr(), old.size().min(new.size()));
         layer.deallocate(ptr, old);
     }
     Ok(fresh)
+}
+
+/// The `GlobalAlloc` entry points over any layer, each refusing at compile time a layer that may
+/// panic ([`Layer::PANICS`]): unwinding out of `GlobalAlloc` is undefined behaviour.
+pub mod global {
+    use super::*;
+
+    /// Fails to compile for a layer whose methods may panic.
+    #[inline(always)]
+    const fn assert_no_unwind<L: Layer>() {
+        const {
+            assert!(
+                !L::PANICS,
+                "this layer may panic (a `Panic` error policy?); behind GlobalAlloc a panic would \
+                 unwind out of the allocator: use `Abort` or `Count`"
+            )
+        }
+    }
+
+    /// `GlobalAlloc::alloc`.
+    #[inline(always)]
+    pub fn alloc<L: Layer>(layer: &mut L, layout: Layout) -> *mut u8 {
+        assert_no_unwind::<L>();
+        match allocate(layer, layout) {
+            Ok(b) => b.cast().as_ptr(),
+            Err(_) => core::ptr::null_mut(),
+        }
+    }
+
+    /// `GlobalAlloc::alloc_zeroed`.
+    #[inline]
+    pub fn alloc_zeroed<L: Layer>(layer: &mut L, layout: Layout) -> *mut u8 {
+        assert_no_unwind::<L>();
+        match allocate_zeroed(layer, layout) {
+            Ok(b) => b.cast().as_ptr(),
+            Err(_) => core::ptr::null_mut(),
+        }
+    }
+
+    /// `GlobalAlloc::dealloc`.
+    ///
+    /// # Safety
+    ///
+    /// As for `GlobalAlloc::dealloc`.
+    #[inline(always)]
+    pub unsafe fn dealloc<L: Layer>(layer: &mut L, ptr: *mut u8, layout: Layout) {
+        assert_no_unwind::<L>();
+        if let Some(ptr) = NonNull::new(ptr) {
+            // SAFETY: GlobalAlloc's caller hands back a block from `alloc` with its layout.
+            unsafe { deallocate(layer, ptr, layout) }
+        }
+    }
+
+    /// `GlobalAlloc::realloc`.
+    ///
+    /// # Safety
+    ///
+    /// As for `GlobalAlloc::realloc`.
+    #[inline]
+    pub unsafe fn realloc<L: Layer>(layer: &mut L, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        assert_no_unwind::<L>();
+        let Ok(new) = Layout::from_size_align(new_size, layout.align()) else {
+            return core::ptr::null_mut();
+        };
+        let Some(ptr) = NonNull::new(ptr) else {
+            return core::ptr::null_mut();
+        };
+        // SAFETY: GlobalAlloc's caller hands back a live block with its layout.
+        match unsafe { reallocate(layer, ptr, layout, new, false) } {
+            Ok(b) => b.cast().as_ptr(),
+            Err(_) => core::ptr::null_mut(),
+        }
+    }
+}
+
+/// Implements `GlobalAlloc` for a [`SharedLayer`] type and `allocator_api2::alloc::Allocator` for
+/// a shared reference to it, through the fronts' common edge handling.
+///
+/// `shared_front!([L: Layer + Send, R: lock_api::RawMutex + Sync] Locked<L, R>);`
+#[macro_export]
+macro_rules! shared_front {
+    ([$($generics:tt)*] $ty:ty) => {
+        // SAFETY: every call goes to the shared layer through the fronts' edge handling; the
+        // layer keeps `SharedLayer`'s promises for concurrent callers, and `global::*` refuses at
+        // compile time a layer that may panic, so nothing unwinds out of `GlobalAlloc`.
+        unsafe impl<$($generics)*> core::alloc::GlobalAlloc for $ty {
+            #[inline]
+            unsafe fn alloc(&self, layout: $crate::Layout) -> *mut u8 {
+                $crate::front::global::alloc(&mut &*self, layout)
+            }
+            #[inline]
+            unsafe fn alloc_zeroed(&self, layout: $crate::Layout) -> *mut u8 {
+                $crate::front::global::alloc_zeroed(&mut &*self, layout)
+            }
+            #[inline]
+            unsafe fn dealloc(&self, ptr: *mut u8, layout: $crate::Layout) {
+                // SAFETY: forwarded with GlobalAlloc's guarantees.
+                unsafe { $crate::front::global::dealloc(&mut &*self, ptr, layout) }
+            }
+            #[inline]
+            unsafe fn realloc(&self, ptr: *mut u8, layout: $crate::Layout, new_size: usize) -> *mut u8 {
+                // SAFETY: forwarded with GlobalAlloc's guarantees.
+                unsafe { $crate::front::global::realloc(&mut &*self, ptr, layout, new_size) }
+            }
+        }
+
+        // SAFETY: as above; blocks stay valid while `&$ty` is borrowed, since freeing everything
+        // at once needs `&mut` (or drop).
+        unsafe impl<$($generics)*> $crate::Allocator for &$ty {
+            #[inline]
+            fn allocate(&self, layout: $crate::Layout) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
+                $crate::front::allocate(&mut &**self, layout)
+            }
+            fn allocate_zeroed(&self, layout: $crate::Layout) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
+                $crate::front::allocate_zeroed(&mut &**self, layout)
+            }
+            #[inline]
+            unsafe fn deallocate(&self, ptr: core::ptr::NonNull<u8>, layout: $crate::Layout) {
+                // SAFETY: forwarded with the caller's guarantees.
+                unsafe { $crate::front::deallocate(&mut &**self, ptr, layout) }
+            }
+            unsafe fn grow(
+                &self,
+                ptr: core::ptr::NonNull<u8>,
+                old: $crate::Layout,
+                new: $crate::Layout,
+            ) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
+                // SAFETY: forwarded with the caller's guarantees.
+                unsafe { $crate::front::reallocate(&mut &**self, ptr, old, new, false) }
+            }
+            unsafe fn grow_zeroed(
+                &self,
+                ptr: core::ptr::NonNull<u8>,
+                old: $crate::Layout,
+                new: $crate::Layout,
+            ) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
+                // SAFETY: forwarded with the caller's guarantees.
+                unsafe { $crate::front::reallocate(&mut &**self, ptr, old, new, true) }
+            }
+            unsafe fn shrink(
+                &self,
+                ptr: core::ptr::NonNull<u8>,
+                old: $crate::Layout,
+                new: $crate::Layout,
+            ) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
+                // SAFETY: forwarded with the caller's guarantees.
+                unsafe { $crate::front::reallocate(&mut &**self, ptr, old, new, false) }
+            }
+        }
+    };
 }
 
 /// A layer used from one thread: no lock, and the type is `!Sync`, so the compiler keeps it on
@@ -119,12 +322,22 @@ impl<L> Local<L> {
     /// # Safety
     ///
     /// `f` must not reach this same `Local` again (no re-entrant allocation through it), so the
-    /// `&mut L` it gets is the only reference to the layer while it runs.
+    /// `&mut L` it gets is the only reference to the layer while it runs; and `f` must not free
+    /// blocks it does not own (no reset, no replacing the layer): other borrowers of the front
+    /// may hold blocks.
     #[inline(always)]
     pub unsafe fn with<R>(&self, f: impl FnOnce(&mut L) -> R) -> R {
         // SAFETY: `Local` is `!Sync` (UnsafeCell), so no other thread holds a reference; the
         // caller promises no re-entry on this thread, so this is the only live `&mut L`.
         f(unsafe { &mut *self.layer.get() })
+    }
+
+    /// Shared access to the layer (statistics, validation): `f` gets `&L` and cannot change it.
+    #[inline]
+    pub fn inspect<R>(&self, f: impl FnOnce(&L) -> R) -> R {
+        // SAFETY: no `&mut L` is live: every `with` call has returned (this one runs on the same
+        // thread, `Local` being `!Sync`, and `with`'s closures do not call back into the front).
+        f(unsafe { &*self.layer.get() })
     }
 }
 
@@ -132,7 +345,7 @@ impl<L> Local<L> {
 // dangling zero-size blocks; they stay valid until freed, or until the `Local` is reset through
 // `&mut` or dropped, neither possible while `&Local` is borrowed. Layer calls never re-enter the
 // front.
-unsafe impl<L: Resize> Allocator for &Local<L> {
+unsafe impl<L: Layer> Allocator for &Local<L> {
     #[inline(always)]
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         // SAFETY: `allocate` does not re-enter this front.
@@ -167,21 +380,37 @@ unsafe impl<L: Resize> Allocator for &Local<L> {
     }
 }
 
-/// A layer behind a lock policy `R` (any `lock_api::RawMutex`; [`SpinLock`] by default): `Sync`,
-/// usable as `#[global_allocator]` and as `allocator_api2::alloc::Allocator` through `&Locked`.
+/// An exclusive layer behind a lock policy `R` (any `lock_api::RawMutex`; [`SpinLock`] by
+/// default): the bridge from [`Layer`] to [`SharedLayer`]. `Sync`, usable as
+/// `#[global_allocator]` and as `allocator_api2::alloc::Allocator` through `&Locked`.
 ///
-/// Any layer with [`Resize`] goes behind it; the allocator crates name theirs (`GlobalBump`,
-/// `GlobalSegregated`). As a program's allocator:
+/// Shared access ([`Locked::lock`]) gives `&L` only: statistics and queries. Exclusive
+/// operations (reset, replacing the layer) need [`Locked::get_mut`], or the `unsafe`
+/// [`Locked::lock_exclusive`] with its stated contract.
+///
+/// The allocator crates name theirs (`GlobalBump`, `GlobalSegregated`, `GlobalSpan`); as a
+/// program's allocator:
 ///
 /// ```ignore
 /// #[global_allocator]
 /// static HEAP: alloc_segregated::GlobalSegregated =
 ///     alloc_segregated::GlobalSegregated::new(alloc_segregated::SegregatedHeap::new(alloc_core::MmapSource::new()));
 /// ```
-///
-/// The crate-level example puts a small layer behind `Locked` and uses it through `&Locked`.
 pub struct Locked<L, R = SpinLock> {
     inner: lock_api::Mutex<R, L>,
+}
+
+/// Shared access to a [`Locked`] layer: derefs to `&L` while holding the lock. It cannot give
+/// `&mut L`, so it cannot reset or replace the layer while blocks are out.
+pub struct LockedRef<'a, L, R: lock_api::RawMutex> {
+    guard: lock_api::MutexGuard<'a, R, L>,
+}
+
+impl<L, R: lock_api::RawMutex> core::ops::Deref for LockedRef<'_, L, R> {
+    type Target = L;
+    fn deref(&self) -> &L {
+        &self.guard
+    }
 }
 
 impl<L, R: lock_api::RawMutex> Locked<L, R> {
@@ -190,14 +419,31 @@ impl<L, R: lock_api::RawMutex> Locked<L, R> {
         Locked { inner: lock_api::Mutex::new(layer) }
     }
 
-    /// Locks and gives access to the layer (statistics, reset, tuning).
-    pub fn lock(&self) -> lock_api::MutexGuard<'_, R, L> {
+    /// Locks and gives shared access to the layer (statistics, queries, validation).
+    pub fn lock(&self) -> LockedRef<'_, L, R> {
+        LockedRef { guard: self.inner.lock() }
+    }
+
+    /// Locks and gives exclusive access through a shared reference, for a global allocator
+    /// that must be reset or tuned in place.
+    ///
+    /// # Safety
+    ///
+    /// While the guard lives, nothing may free or invalidate a block that is still in use: no
+    /// block allocated from this front (by any thread) is used after a reset, and the layer is
+    /// not replaced while blocks from it are live.
+    pub unsafe fn lock_exclusive(&self) -> lock_api::MutexGuard<'_, R, L> {
         self.inner.lock()
     }
 
     /// The layer, through exclusive access (no locking needed).
     pub fn get_mut(&mut self) -> &mut L {
         self.inner.get_mut()
+    }
+
+    /// Unwraps the layer.
+    pub fn into_inner(self) -> L {
+        self.inner.into_inner()
     }
 }
 
@@ -210,80 +456,77 @@ impl<L: core::fmt::Debug, R: lock_api::RawMutex> core::fmt::Debug for Locked<L, 
     }
 }
 
-// SAFETY: every call holds the lock for its whole duration, so the layer sees one caller at a
-// time; blocks satisfy `Layer`'s contract and the fronts' zero-size rule. Layers never panic on
-// allocation paths (errors become null), so nothing unwinds out of `GlobalAlloc`.
-unsafe impl<L: Resize + Send, R: lock_api::RawMutex + Sync> GlobalAlloc for Locked<L, R> {
-    #[inline]
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        match allocate(&mut *self.inner.lock(), layout) {
-            Ok(b) => b.cast().as_ptr(),
-            Err(_) => core::ptr::null_mut(),
-        }
-    }
-
-    #[inline]
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        match allocate_zeroed(&mut *self.inner.lock(), layout) {
-            Ok(b) => b.cast().as_ptr(),
-            Err(_) => core::ptr::null_mut(),
-        }
-    }
-
-    #[inline]
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if let Some(ptr) = NonNull::new(ptr) {
-            // SAFETY: GlobalAlloc's caller hands back a block from `alloc` with its layout.
-            unsafe { deallocate(&mut *self.inner.lock(), ptr, layout) }
-        }
-    }
-
-    #[inline]
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let Ok(new) = Layout::from_size_align(new_size, layout.align()) else {
-            return core::ptr::null_mut();
-        };
-        let Some(ptr) = NonNull::new(ptr) else {
-            return core::ptr::null_mut();
-        };
-        // SAFETY: GlobalAlloc's caller hands back a live block with its layout.
-        match unsafe { reallocate(&mut *self.inner.lock(), ptr, layout, new, false) } {
-            Ok(b) => b.cast().as_ptr(),
-            Err(_) => core::ptr::null_mut(),
-        }
+/// Resizes through the lock (the layer's own in-place resize, where it has one).
+///
+/// # Safety
+///
+/// As for [`crate::layer::Resize::resize_in_place`].
+unsafe fn locked_resize<L: Layer + Send, R: lock_api::RawMutex + Sync>(
+    locked: &Locked<L, R>,
+    ptr: NonNull<u8>,
+    old: Layout,
+    new: Layout,
+) -> Result<usize, AllocError> {
+    match L::RESIZE {
+        // SAFETY: forwarded with the caller's guarantees, under the lock.
+        Some(f) => unsafe { f(&mut *locked.inner.lock(), ptr, old, new) },
+        None => Err(AllocError),
     }
 }
 
-// SAFETY: as for `GlobalAlloc` above; blocks stay valid while `&Locked` is borrowed.
-unsafe impl<L: Resize + Send, R: lock_api::RawMutex + Sync> Allocator for &Locked<L, R> {
+// SAFETY: every call holds the lock for its whole duration, so the layer sees one caller at a
+// time and keeps `Layer`'s promises; `L: Send` because the layer is used from whichever thread
+// holds the lock.
+unsafe impl<L: Layer + Send, R: lock_api::RawMutex + Sync> SharedLayer for Locked<L, R> {
+    const ZERO_SIZE_OK: bool = L::ZERO_SIZE_OK;
+    const PANICS: bool = L::PANICS;
+    const RESIZE: Option<crate::layer::SharedResizeFn<Self>> = match L::RESIZE {
+        Some(_) => Some(locked_resize::<L, R>),
+        None => None,
+    };
+
     #[inline]
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        allocate(&mut *self.inner.lock(), layout)
+        self.inner.lock().allocate(layout)
     }
 
+    #[inline]
     fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        allocate_zeroed(&mut *self.inner.lock(), layout)
+        self.inner.lock().allocate_zeroed(layout)
     }
 
     #[inline]
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: the caller's block and layout.
-        unsafe { deallocate(&mut *self.inner.lock(), ptr, layout) }
+        // SAFETY: the caller's block and layout, under the lock.
+        unsafe { self.inner.lock().deallocate(ptr, layout) }
     }
+}
 
-    unsafe fn grow(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: the caller's block and layout.
-        unsafe { reallocate(&mut *self.inner.lock(), ptr, old, new, false) }
+crate::shared_front!([L: Layer + Send, R: lock_api::RawMutex + Sync] Locked<L, R>);
+
+impl<L: Validate, R: lock_api::RawMutex> Validate for Locked<L, R> {
+    fn validate(&self) -> Result<(), Corruption> {
+        self.inner.lock().validate()
     }
+}
 
-    unsafe fn grow_zeroed(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: the caller's block and layout.
-        unsafe { reallocate(&mut *self.inner.lock(), ptr, old, new, true) }
+impl<L: Owns, R: lock_api::RawMutex> Owns for Locked<L, R> {
+    fn owns(&self, ptr: NonNull<u8>) -> bool {
+        self.inner.lock().owns(ptr)
     }
+}
 
-    unsafe fn shrink(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: the caller's block and layout.
-        unsafe { reallocate(&mut *self.inner.lock(), ptr, old, new, false) }
+impl<L: SizeOf, R: lock_api::RawMutex> SizeOf for Locked<L, R> {
+    unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
+        // SAFETY: forwarded with the caller's guarantees, under the lock.
+        unsafe { self.inner.lock().size_of(ptr) }
+    }
+}
+
+impl<L: UsableSize, R: lock_api::RawMutex> UsableSize for Locked<L, R> {
+    unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
+        // SAFETY: forwarded with the caller's guarantees, under the lock.
+        unsafe { self.inner.lock().usable_size(ptr, layout) }
     }
 }
 
@@ -364,40 +607,23 @@ impl<L> WasmSingleThread<L> {
 #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 unsafe impl<L> Sync for WasmSingleThread<L> {}
 
-// SAFETY: forwarded to the `Local` front on the only thread; layer calls never re-enter. Not
-// `#[inline]`: in a wasm module, code size matters more than a call, and `realloc` reuses these.
+// SAFETY: forwarded to the layer on the only thread through the fronts' edge handling, which
+// refuses a panicking layer at compile time; layer calls never re-enter. Not `#[inline]`: in a
+// wasm module, code size matters more than a call.
 #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
-unsafe impl<L: Resize> GlobalAlloc for WasmSingleThread<L> {
+unsafe impl<L: Layer> core::alloc::GlobalAlloc for WasmSingleThread<L> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        (&self.inner).allocate(layout).map_or(core::ptr::null_mut(), |b| b.cast().as_ptr())
+        // SAFETY: no re-entry (see above).
+        unsafe { self.inner.with(|l| global::alloc(l, layout)) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if let Some(p) = NonNull::new(ptr) {
-            // SAFETY: GlobalAlloc's caller hands back a block from `alloc` with its layout.
-            unsafe { (&self.inner).deallocate(p, layout) }
-        }
+        // SAFETY: GlobalAlloc's caller hands back a block from `alloc` with its layout.
+        unsafe { self.inner.with(|l| global::dealloc(l, ptr, layout)) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let (Some(p), Ok(new)) = (NonNull::new(ptr), Layout::from_size_align(new_size, layout.align())) else {
-            return core::ptr::null_mut();
-        };
-        if layout.size() != 0 && new_size != 0 {
-            // SAFETY: a live block with its layout; no re-entry.
-            if unsafe { self.inner.with(|l| l.resize_in_place(p, layout, new_size)) }.is_ok() {
-                return ptr;
-            }
-        }
-        // SAFETY: GlobalAlloc's contract for the new block; both blocks are live and disjoint
-        // while the prefix is copied, then the old one is freed once.
-        unsafe {
-            let q = self.alloc(new);
-            if !q.is_null() {
-                core::ptr::copy_nonoverlapping(ptr, q, layout.size().min(new_size));
-                self.dealloc(ptr, layout);
-            }
-            q
-        }
+        // SAFETY: GlobalAlloc's caller hands back a live block with its layout.
+        unsafe { self.inner.with(|l| global::realloc(l, ptr, layout, new_size)) }
     }
 }

@@ -1,61 +1,193 @@
-//! The layer contract: one required trait and the optional capabilities.
+//! The layer contract: the exclusive side ([`Layer`], `&mut self`), the shared side
+//! ([`SharedLayer`], `&self` from many threads), and the optional capabilities.
 //!
 //! A capability a layer cannot really provide is left unimplemented, so compositions know at
-//! compile time what they may rely on (D's allocator building blocks work the same way).
+//! compile time what they may rely on (D's allocator building blocks work the same way). Fronts
+//! learn whether a layer resizes in place from [`Layer::RESIZE`], a constant that is `None` unless
+//! the layer implements [`Resize`]: a layer without it works behind every front, and `realloc`
+//! then moves the block.
 
 use crate::{AllocError, Layout};
 use core::ptr::NonNull;
 
+/// In-place resizing of an exclusive layer, as a constant the fronts can test at compile time:
+/// `Some(<Self as Resize>::resize_in_place)` for layers with [`Resize`].
+pub type ResizeFn<L> = unsafe fn(&mut L, NonNull<u8>, Layout, Layout) -> Result<usize, AllocError>;
+
+/// In-place resizing of a shared layer ([`SharedLayer::RESIZE`]).
+pub type SharedResizeFn<L> = unsafe fn(&L, NonNull<u8>, Layout, Layout) -> Result<usize, AllocError>;
+
 /// A layer of an allocator: hands out blocks for a [`Layout`] and takes them back.
 ///
 /// Layers take `&mut self` and know nothing of threads; [`crate::Local`] and [`crate::Locked`]
-/// decide how a layer is shared. Fronts never pass a zero-size layout to a layer (they answer those
-/// with a dangling pointer themselves), so a layer may assume `layout.size() > 0`, unless it sets
+/// decide how a layer is shared ([`SharedLayer`] is the side of the contract for layers that
+/// threads call at once). Fronts never pass a zero-size layout to a layer (they answer those with
+/// a dangling pointer themselves), so a layer may assume `layout.size() > 0`, unless it sets
 /// [`Layer::ZERO_SIZE_OK`].
 ///
 /// # Safety
 ///
-/// Implementors promise that a block returned by [`Layer::allocate`]:
+/// Implementors promise that a block returned by [`Layer::allocate`] or
+/// [`Layer::allocate_zeroed`]:
 /// - is valid for reads and writes of its whole returned length, which is at least `layout.size()`;
 /// - is aligned to `layout.align()`;
 /// - is disjoint from every other block currently allocated from this layer;
-/// - stays valid until it is passed to [`Layer::deallocate`], the layer is reset or dropped.
+/// - stays valid until it is passed to [`Layer::deallocate`], the layer is reset or dropped;
+///
+/// and that `allocate_zeroed` returns a block whose whole returned length reads as zero.
+///
+/// **No method unwinds** unless [`Layer::PANICS`] is `true`: failures are `Err(AllocError)`,
+/// detected misuse goes to the layer's error policy, and internal invariant checks abort
+/// ([`crate::error::fatal`]) rather than panic. `GlobalAlloc` must not unwind, so the fronts that
+/// implement it refuse a layer with `PANICS = true` at compile time.
+///
+/// When [`Layer::RESIZE`] is `Some(f)`, `f` upholds [`Resize`]'s contract.
 pub unsafe trait Layer {
     /// True when the layer itself answers zero-size requests with a non-null aligned pointer and
     /// takes them back as a no-op, so fronts can skip their own check on the fast path.
     const ZERO_SIZE_OK: bool = false;
 
+    /// True when a method may panic (an error policy such as [`crate::Panic`]). Such a layer
+    /// cannot sit behind `GlobalAlloc`; the fronts check this at compile time.
+    const PANICS: bool = false;
+
+    /// In-place resizing, where the layer has it: set to `Some(Self::resize_in_place)` in layers
+    /// that implement [`Resize`]. `None` (the default) makes every front move blocks on realloc.
+    const RESIZE: Option<ResizeFn<Self>> = None;
+
     /// Allocates a block that fits `layout`, or reports that it cannot.
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError>;
+
+    /// Allocates a block whose whole length reads as zero. The default zeroes what `allocate`
+    /// returns; layers that know a block is already zero (fresh pages from a source that maps
+    /// zeroed memory, pages the OS zeroed when they were returned) skip the `memset`, so a large
+    /// `calloc` does not make its pages resident.
+    fn allocate_zeroed(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        let block = self.allocate(layout)?;
+        // SAFETY: the block was just allocated and is valid for its whole length.
+        unsafe { block.cast::<u8>().as_ptr().write_bytes(0, block.len()) };
+        Ok(block)
+    }
 
     /// Gives a block back.
     ///
     /// # Safety
     ///
     /// - `ptr` is currently allocated from this layer;
-    /// - `layout` fits the block: it is the layout it was allocated (or last resized) with.
+    /// - `layout` fits the block: its alignment is the one the block was allocated (or last
+    ///   resized) with, and its size lies between the size asked for then and the length returned.
     unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout);
 }
 
-/// Capability: change a block's size without moving it.
+/// The shared side of the contract: a layer that many threads call at once through `&self`
+/// (a lock-free pool, a per-thread-cache allocator, or any [`Layer`] behind [`crate::Locked`]).
+///
+/// `&L` for a shared layer `L` is itself a [`Layer`], so every front and combinator written for
+/// exclusive layers serves shared ones too.
 ///
 /// # Safety
 ///
-/// On `Ok(len)` the block, still at `ptr`, is valid for `len >= new_size` bytes and keeps its first
-/// `min(old.size(), new_size)` bytes; on `Err` the block is unchanged.
+/// The promises of [`Layer`], for calls made concurrently from any number of threads: a block
+/// is disjoint from every block allocated and not yet freed through any thread, and may be freed
+/// (or resized) from a thread other than the one that allocated it.
+pub unsafe trait SharedLayer: Sync {
+    /// As [`Layer::ZERO_SIZE_OK`].
+    const ZERO_SIZE_OK: bool = false;
+    /// As [`Layer::PANICS`].
+    const PANICS: bool = false;
+    /// As [`Layer::RESIZE`], through `&self`.
+    const RESIZE: Option<SharedResizeFn<Self>> = None;
+
+    /// As [`Layer::allocate`].
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError>;
+
+    /// As [`Layer::allocate_zeroed`].
+    fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        let block = self.allocate(layout)?;
+        // SAFETY: the block was just allocated and is valid for its whole length.
+        unsafe { block.cast::<u8>().as_ptr().write_bytes(0, block.len()) };
+        Ok(block)
+    }
+
+    /// As [`Layer::deallocate`], from any thread.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Layer::deallocate`].
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout);
+}
+
+/// Forwards `&L`'s in-place resize to the shared layer's, where it has one.
+///
+/// # Safety
+///
+/// As for [`Resize::resize_in_place`].
+unsafe fn shared_resize<L: SharedLayer + ?Sized>(
+    layer: &mut &L,
+    ptr: NonNull<u8>,
+    old: Layout,
+    new: Layout,
+) -> Result<usize, AllocError> {
+    match L::RESIZE {
+        // SAFETY: forwarded with the caller's guarantees.
+        Some(f) => unsafe { f(*layer, ptr, old, new) },
+        None => Err(AllocError),
+    }
+}
+
+// SAFETY: every call goes to the shared layer, which keeps the promises of `Layer` for
+// concurrent callers, so a fortiori for this one.
+unsafe impl<L: SharedLayer + ?Sized> Layer for &L {
+    const ZERO_SIZE_OK: bool = L::ZERO_SIZE_OK;
+    const PANICS: bool = L::PANICS;
+    const RESIZE: Option<ResizeFn<Self>> = match L::RESIZE {
+        Some(_) => Some(shared_resize::<L>),
+        None => None,
+    };
+
+    #[inline(always)]
+    fn allocate(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        (**self).allocate(layout)
+    }
+
+    #[inline(always)]
+    fn allocate_zeroed(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        (**self).allocate_zeroed(layout)
+    }
+
+    #[inline(always)]
+    unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { (**self).deallocate(ptr, layout) }
+    }
+}
+
+/// Capability: change a block's size (and alignment) without moving it. A layer that has it
+/// advertises it to the fronts with `const RESIZE: Option<ResizeFn<Self>> =
+/// Some(Self::resize_in_place);` in its [`Layer`] impl.
+///
+/// # Safety
+///
+/// On `Ok(len)` the block, still at `ptr`, is valid for `len >= new.size()` bytes, satisfies
+/// `new`'s alignment, fits `new` (it can be freed or resized with it from then on), and keeps its
+/// first `min(old.size(), new.size())` bytes; on `Err` the block is unchanged.
 pub unsafe trait Resize: Layer {
-    /// Grows or shrinks the block at `ptr` to `new_size` bytes in place, returning its new usable
-    /// length, or `Err` when it cannot (the caller then moves the block).
+    /// Grows or shrinks the block at `ptr` from `old` to `new` in place, returning its new usable
+    /// length, or `Err` when it cannot (the caller then moves the block). A layer whose blocks
+    /// carry their layout (a size class) must check that the block's class under `new` is still
+    /// the block's class: a block kept in place under a layout of another class is freed onto
+    /// that class's list, and the next allocation of that class overlaps a live neighbour.
     ///
     /// # Safety
     ///
     /// - `ptr` is currently allocated from this layer and `old` fits it;
-    /// - `new_size > 0`, unless the layer sets [`Layer::ZERO_SIZE_OK`].
-    unsafe fn resize_in_place(&mut self, ptr: NonNull<u8>, old: Layout, new_size: usize) -> Result<usize, AllocError>;
+    /// - `ptr` is aligned to `new.align()`;
+    /// - `new.size() > 0`, unless the layer sets [`Layer::ZERO_SIZE_OK`].
+    unsafe fn resize_in_place(&mut self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<usize, AllocError>;
 }
 
 /// Capability: the usable length of a block, which may exceed what was asked for.
-pub trait UsableSize: Layer {
+pub trait UsableSize {
     /// The number of bytes the caller may use at `ptr`.
     ///
     /// # Safety
@@ -66,20 +198,21 @@ pub trait UsableSize: Layer {
 
 /// Capability: tell whether an address lies in memory this layer hands out. Needed to route a
 /// free through a fallback composition.
-pub trait Owns: Layer {
-    /// True when `ptr` points into memory managed by this layer (allocated or not).
+pub trait Owns {
+    /// True when `ptr` points into memory managed by this layer (allocated or not). Never reads
+    /// memory it does not manage, so any address may be asked about.
     fn owns(&self, ptr: NonNull<u8>) -> bool;
 }
 
 /// Capability: recover a block's layout from its address alone (the paper's `getmeta`); this is
 /// what C `free(ptr)` and `malloc_usable_size(ptr)` need.
-pub trait SizeOf: Layer {
+pub trait SizeOf {
     /// The layout the block at `ptr` can be deallocated with, or `None` when `ptr` is not the start
     /// of a block currently allocated from this layer (as far as the layer can tell).
     ///
     /// # Safety
     ///
-    /// `ptr` is an address this layer [`Owns`] or one the caller got from it; the layer may read
+    /// `ptr` is an address this layer [`Owns`], or one the caller got from it; the layer may read
     /// its own metadata near `ptr`.
     unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout>;
 }
@@ -91,4 +224,67 @@ pub trait Reset: Layer {
     /// Taking `&mut self` means no block can be reached through a borrow of the layer any more;
     /// raw pointers still held by the caller dangle afterwards.
     fn reset(&mut self);
+}
+
+/// What a heap validator found: the first inconsistency in an allocator's own structures.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Corruption {
+    /// What is inconsistent, in the allocator's words.
+    pub what: &'static str,
+    /// The address of the block, list node or span involved.
+    pub addr: usize,
+}
+
+impl core::fmt::Display for Corruption {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "heap validation failed: {} at {:#x}", self.what, self.addr)
+    }
+}
+
+/// Capability: a heap validator (as talc's `scan_for_errors`): walks the allocator's own
+/// structures (free lists, run and chunk lists, span trees, page maps) and reports the first
+/// inconsistency. Costs nothing unless called; the conformance suite calls it after operations
+/// and the fuzz targets with their `validate` feature.
+pub trait Validate {
+    /// Checks every invariant the allocator keeps. Call it when no other thread is using the
+    /// allocator.
+    fn validate(&self) -> Result<(), Corruption>;
+}
+
+impl<T: Validate + ?Sized> Validate for &T {
+    fn validate(&self) -> Result<(), Corruption> {
+        (**self).validate()
+    }
+}
+
+impl<T: Owns + ?Sized> Owns for &T {
+    fn owns(&self, ptr: NonNull<u8>) -> bool {
+        (**self).owns(ptr)
+    }
+}
+
+impl<T: SizeOf + ?Sized> SizeOf for &T {
+    unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { (**self).size_of(ptr) }
+    }
+}
+
+impl<T: UsableSize + ?Sized> UsableSize for &T {
+    unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { (**self).usable_size(ptr, layout) }
+    }
+}
+
+/// Debug-build invariant check that aborts with the report line instead of panicking, for code
+/// on allocation paths (a panic there could unwind out of `GlobalAlloc`). Compiles to nothing in
+/// release builds.
+#[macro_export]
+macro_rules! debug_check {
+    ($cond:expr, $($msg:tt)+) => {
+        if cfg!(debug_assertions) && !$cond {
+            $crate::error::fatal(format_args!($($msg)+))
+        }
+    };
 }

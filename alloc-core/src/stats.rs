@@ -1,10 +1,15 @@
 //! Statistics every allocator reports, as a policy slot: [`Counting`] keeps the counters,
-//! [`NoStats`] compiles them away for the fastest compositions.
+//! [`NoStats`] compiles them away for the fastest compositions. Shared layers, updated from many
+//! threads through `&self`, take a [`SharedStatsPolicy`]: [`AtomicCounting`] or [`NoStats`].
+
+#[cfg(not(loom))]
+use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// A snapshot of an allocator's counters.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Bytes in blocks allocated and not yet freed (as requested, not rounded).
+    /// Bytes in blocks allocated and not yet freed: the usable lengths handed out (a size class
+    /// or page rounding included), so a block freed with any layout that fits it counts the same.
     pub bytes_live: usize,
     /// Blocks allocated and not yet freed.
     pub blocks_live: usize,
@@ -149,6 +154,127 @@ impl StatsPolicy for NoStats {
 
 const _: () = assert!(core::mem::size_of::<NoStats>() == 0);
 
+/// The statistics policy slot of a [`crate::SharedLayer`]: the same hooks through `&self`.
+pub trait SharedStatsPolicy: Sync {
+    /// The zeroed policy, for `const` constructors of global allocators.
+    const INIT: Self;
+    /// A block of `size` bytes was handed out.
+    fn on_alloc(&self, size: usize);
+    /// A block of `size` bytes came back.
+    fn on_free(&self, size: usize);
+    /// A block changed from `old` to `new` bytes.
+    fn on_resize(&self, old: usize, new: usize);
+    /// `bytes` were mapped from the page source.
+    fn on_map(&self, bytes: usize);
+    /// `bytes` were given back to the page source.
+    fn on_unmap(&self, bytes: usize);
+    /// The counters now (each read on its own: a snapshot taken while other threads allocate is
+    /// not one instant).
+    fn snapshot(&self) -> Stats;
+}
+
+impl SharedStatsPolicy for NoStats {
+    const INIT: Self = NoStats;
+    #[inline(always)]
+    fn on_alloc(&self, _: usize) {}
+    #[inline(always)]
+    fn on_free(&self, _: usize) {}
+    #[inline(always)]
+    fn on_resize(&self, _: usize, _: usize) {}
+    #[inline(always)]
+    fn on_map(&self, _: usize) {}
+    #[inline(always)]
+    fn on_unmap(&self, _: usize) {}
+    fn snapshot(&self) -> Stats {
+        Stats::default()
+    }
+}
+
+/// Every counter of [`Stats`] as an atomic: a few read-modify-writes per operation, contended
+/// when many threads allocate at once (per-thread counters, as the lock-free pool keeps, avoid
+/// that). Not built under loom, whose atomics have no `const` constructor.
+#[cfg(not(loom))]
+#[derive(Debug, Default)]
+pub struct AtomicCounting {
+    bytes_live: AtomicUsize,
+    blocks_live: AtomicUsize,
+    peak_bytes_live: AtomicUsize,
+    bytes_mapped: AtomicUsize,
+    peak_bytes_mapped: AtomicUsize,
+    bytes_returned: AtomicUsize,
+    allocations: AtomicU64,
+}
+
+#[cfg(not(loom))]
+impl AtomicCounting {
+    /// Zeroed counters, usable in `const` constructors.
+    pub const fn new() -> Self {
+        AtomicCounting {
+            bytes_live: AtomicUsize::new(0),
+            blocks_live: AtomicUsize::new(0),
+            peak_bytes_live: AtomicUsize::new(0),
+            bytes_mapped: AtomicUsize::new(0),
+            peak_bytes_mapped: AtomicUsize::new(0),
+            bytes_returned: AtomicUsize::new(0),
+            allocations: AtomicU64::new(0),
+        }
+    }
+}
+
+// Relaxed everywhere: these are statistics, not synchronisation; a snapshot is read after the
+// threads that changed them were joined or is allowed to be slightly behind.
+#[cfg(not(loom))]
+impl SharedStatsPolicy for AtomicCounting {
+    #[allow(clippy::declare_interior_mutable_const, reason = "an initial value, copied into each allocator")]
+    const INIT: Self = AtomicCounting::new();
+
+    #[inline]
+    fn on_alloc(&self, size: usize) {
+        let now = self.bytes_live.fetch_add(size, Ordering::Relaxed).wrapping_add(size);
+        self.peak_bytes_live.fetch_max(now, Ordering::Relaxed);
+        self.blocks_live.fetch_add(1, Ordering::Relaxed);
+        self.allocations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn on_free(&self, size: usize) {
+        self.bytes_live.fetch_sub(size, Ordering::Relaxed);
+        self.blocks_live.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn on_resize(&self, old: usize, new: usize) {
+        if new >= old {
+            let now = self.bytes_live.fetch_add(new - old, Ordering::Relaxed).wrapping_add(new - old);
+            self.peak_bytes_live.fetch_max(now, Ordering::Relaxed);
+        } else {
+            self.bytes_live.fetch_sub(old - new, Ordering::Relaxed);
+        }
+    }
+
+    fn on_map(&self, bytes: usize) {
+        let now = self.bytes_mapped.fetch_add(bytes, Ordering::Relaxed).wrapping_add(bytes);
+        self.peak_bytes_mapped.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn on_unmap(&self, bytes: usize) {
+        self.bytes_mapped.fetch_sub(bytes, Ordering::Relaxed);
+        self.bytes_returned.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> Stats {
+        Stats {
+            bytes_live: self.bytes_live.load(Ordering::Relaxed),
+            blocks_live: self.blocks_live.load(Ordering::Relaxed),
+            peak_bytes_live: self.peak_bytes_live.load(Ordering::Relaxed),
+            bytes_mapped: self.bytes_mapped.load(Ordering::Relaxed),
+            peak_bytes_mapped: self.peak_bytes_mapped.load(Ordering::Relaxed),
+            bytes_returned: self.bytes_returned.load(Ordering::Relaxed),
+            allocations: self.allocations.load(Ordering::Relaxed),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +296,20 @@ mod tests {
         assert_eq!(s.peak_bytes_mapped, 4096);
         assert_eq!(s.bytes_returned, 4096);
         assert_eq!(s.allocations, 2);
+    }
+
+    #[test]
+    fn atomic_counting_agrees_with_counting() {
+        let (mut c, a) = (Counting::new(), AtomicCounting::new());
+        for (op, n) in [(0, 100usize), (0, 50), (1, 100), (2, 70), (3, 4096), (4, 4096)] {
+            match op {
+                0 => (c.on_alloc(n), a.on_alloc(n)),
+                1 => (c.on_free(n), a.on_free(n)),
+                2 => (c.on_resize(50, n), a.on_resize(50, n)),
+                3 => (c.on_map(n), a.on_map(n)),
+                _ => (c.on_unmap(n), a.on_unmap(n)),
+            };
+        }
+        assert_eq!(c.get(), a.snapshot());
     }
 }

@@ -9,12 +9,17 @@ pub use heap::{SegregatedHeap, FIRST_RUN, MAX_RUN};
 use alloc_core::front::Local;
 use alloc_core::source::PageSource;
 use alloc_core::stats::{Counting, NoStats, Stats, StatsPolicy};
-use alloc_core::{Abort, DefaultSource, ErrorPolicy, Locked, SpinLock};
+use alloc_core::{Abort, DefaultSource, ErrorPolicy, LinkCodec, Locked, PlainLinks, SpinLock};
 
 /// The segregated heap for one thread; `&Segregated` is an `allocator_api2::alloc::Allocator`.
 /// `!Sync` by construction: see [`GlobalSegregated`] for threads and [`WasmGlobal`] for wasm32.
-pub struct Segregated<S: PageSource = DefaultSource, E: ErrorPolicy = Abort, C: StatsPolicy = NoStats> {
-    heap: Local<SegregatedHeap<S, E, C>>,
+pub struct Segregated<
+    S: PageSource = DefaultSource,
+    E: ErrorPolicy = Abort,
+    C: StatsPolicy = NoStats,
+    L: LinkCodec = PlainLinks,
+> {
+    heap: Local<SegregatedHeap<S, E, C, L>>,
 }
 
 impl Segregated {
@@ -30,7 +35,7 @@ impl Default for Segregated {
     }
 }
 
-impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy> Segregated<S, E, C> {
+impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> Segregated<S, E, C, L> {
     /// An empty heap over `source` (a [`alloc_core::FixedSource`] for `no_std`, a
     /// [`alloc_core::Limited`] one to cap its memory).
     pub const fn with_source(source: S) -> Self {
@@ -38,22 +43,26 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy> Segregated<S, E, C> {
     }
 
     /// The heap layer (error policy, counters, free-list lengths).
-    pub fn heap(&mut self) -> &mut SegregatedHeap<S, E, C> {
+    pub fn heap(&mut self) -> &mut SegregatedHeap<S, E, C, L> {
         self.heap.get_mut()
     }
-}
 
-impl<S: PageSource, E: ErrorPolicy> Segregated<S, E, Counting> {
-    /// Live bytes and blocks, peak, mapped bytes.
-    pub fn stats(&self) -> Stats {
-        // SAFETY: reading counters does not re-enter the heap.
-        unsafe { self.heap.with(|h| h.counters().get()) }
+    /// Shared access to the heap layer: its error policy, counters and validator.
+    pub fn inspect<R>(&self, f: impl FnOnce(&SegregatedHeap<S, E, C, L>) -> R) -> R {
+        self.heap.inspect(f)
     }
 }
 
-alloc_core::forward_allocator!([S: PageSource, E: ErrorPolicy, C: StatsPolicy] Segregated<S, E, C> => heap);
+impl<S: PageSource, E: ErrorPolicy, L: LinkCodec> Segregated<S, E, Counting, L> {
+    /// Live bytes and blocks, peak, mapped bytes.
+    pub fn stats(&self) -> Stats {
+        self.heap.inspect(|h| h.counters().get())
+    }
+}
 
-impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy> core::fmt::Debug for Segregated<S, E, C> {
+alloc_core::forward_allocator!([S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec] Segregated<S, E, C, L> => heap);
+
+impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> core::fmt::Debug for Segregated<S, E, C, L> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("Segregated { .. }")
     }
@@ -69,7 +78,19 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy> core::fmt::Debug for Segrega
 /// v.extend_from_slice(&[1u8, 2, 3]);
 /// assert_eq!(v.iter().sum::<u8>(), 6);
 /// ```
-pub type GlobalSegregated<S = DefaultSource, E = Abort, C = NoStats> = Locked<SegregatedHeap<S, E, C>, SpinLock>;
+///
+/// A panicking error policy cannot be a global allocator (a panic would unwind out of
+/// `GlobalAlloc`); the build refuses it:
+///
+/// ```compile_fail,E0080
+/// use alloc_segregated::{GlobalSegregated, SegregatedHeap};
+/// #[global_allocator]
+/// static HEAP: GlobalSegregated<alloc_core::MmapSource, alloc_core::Panic> =
+///     GlobalSegregated::new(SegregatedHeap::new(alloc_core::MmapSource::new()));
+/// fn main() {}
+/// ```
+pub type GlobalSegregated<S = DefaultSource, E = Abort, C = NoStats, L = PlainLinks> =
+    Locked<SegregatedHeap<S, E, C, L>, SpinLock>;
 
 /// The segregated heap as the global allocator of a single-threaded wasm32 module (no lock).
 ///

@@ -116,9 +116,9 @@ fn runs_in_a_fixed_buffer_without_an_os() {
 
 #[test]
 fn dropping_the_heap_gives_every_run_back() {
-    let mut source = Limited::new(MmapSource::new(), 64 << 20);
+    let source = Limited::new(MmapSource::new(), 64 << 20);
     {
-        let heap: Segregated<&mut Limited<MmapSource>> = Segregated::with_source(&mut source);
+        let heap: Segregated<&Limited<MmapSource>> = Segregated::with_source(&source);
         let mut v: Vec<u8, _> = Vec::new_in(&heap);
         v.resize(3 << 20, 7); // a dedicated run, grown through several classes
         for size in [16usize, 200, 5000, 70_000] {
@@ -130,4 +130,31 @@ fn dropping_the_heap_gives_every_run_back() {
         }
     }
     assert_eq!(source.used(), 0, "runs left mapped after the heap was dropped");
+}
+
+#[test]
+fn a_gibibyte_calloc_leaves_its_pages_untouched() {
+    let heap = Segregated::new();
+    let l = Layout::from_size_align(1 << 30, 16).unwrap();
+    let p = (&heap).allocate_zeroed(l).expect("1 GiB of address space");
+    let resident = conformance::resident_pages(p.cast(), 1 << 30);
+    // Fresh pages from mmap are zero already: writing zeroes would make all 262,144 resident.
+    assert!(resident < 16, "{resident} pages of a fresh zeroed gibibyte are resident");
+    // SAFETY: live block with layout l.
+    unsafe {
+        assert_eq!(*p.cast::<u8>().as_ptr().add((1 << 30) - 1), 0);
+        (&heap).deallocate(p.cast(), l);
+    }
+    // Reused, the block is dirty: zeroing it now is the allocator's job, and it must be zero.
+    let p = (&heap).allocate(l).unwrap();
+    // SAFETY: a live 1 GiB block; one byte per 16 MiB is dirtied, then the block is freed.
+    unsafe {
+        for i in (0..1 << 30).step_by(16 << 20) {
+            *p.cast::<u8>().as_ptr().add(i) = 1;
+        }
+        (&heap).deallocate(p.cast(), l);
+    }
+    let q = (&heap).allocate_zeroed(l).unwrap();
+    // SAFETY: as above.
+    assert!((0..1usize << 30).step_by(16 << 20).all(|i| unsafe { *q.cast::<u8>().as_ptr().add(i) } == 0));
 }

@@ -1,6 +1,7 @@
 //! alloc-segregated as the `#[global_allocator]` of a real wasm32 module (`wasm-demo/`), built
 //! for `wasm32-unknown-unknown` and run in the wasmi interpreter. The host checks every result in
-//! the module's linear memory. Needs `rustup target add wasm32-unknown-unknown` (CI installs it).
+//! the module's linear memory. Installs the wasm32 target with rustup on first use when it is
+//! missing (`conformance::wasm_target`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,6 +9,9 @@ use std::sync::OnceLock;
 use wasmi::{Engine, Instance, Linker, Memory, Module, Store, TypedFunc};
 
 fn build(features: &[&str], dir: &str) -> PathBuf {
+    if let Err(e) = conformance::wasm_target::ensure() {
+        panic!("{e}");
+    }
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     let target_dir = here.join("../target").join(dir);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -24,7 +28,7 @@ fn build(features: &[&str], dir: &str) -> PathBuf {
     let out = cmd.output().expect("run cargo");
     assert!(
         out.status.success(),
-        "building the wasm32 module failed (is the target installed? `rustup target add wasm32-unknown-unknown`):\n{}",
+        "building the wasm32 module failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     target_dir.join("wasm32-unknown-unknown/release/wasm_demo.wasm")

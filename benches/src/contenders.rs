@@ -109,7 +109,7 @@ unsafe impl Send for TalcHeap {}
 
 impl TalcHeap {
     fn new() -> Self {
-        let mut src = MmapSource::new();
+        let src = MmapSource::new();
         let base = src.reserve(TALC_ARENA, 4096).expect("reserve talc's arena");
         // SAFETY: committing our own reservation (MAP_NORESERVE: pages cost nothing until touched).
         assert!(unsafe { src.commit(base, TALC_ARENA) });

@@ -3,7 +3,7 @@
 //! everything freed at the end so the fuzzer's leak and RSS checks stay meaningful. Regression
 //! inputs under `fuzz/regressions/` replay through the same functions in plain `cargo test`.
 
-use crate::{Borrowed, Heap, Machine, Op};
+use crate::{Borrowed, Heap, Hooks, Machine, Op, SharedSpans};
 use arbitrary::{Arbitrary, Unstructured};
 
 /// Operations per input, so one input cannot run for minutes.
@@ -16,10 +16,12 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
     ops
 }
 
-/// Runs one input against `heap`; panics (a finding) when the allocator breaks a property.
-pub fn run<A: Heap>(heap: A, reset: Option<fn(&mut A)>, data: &[u8]) {
+/// Runs one input against `heap`; panics (a finding) when the allocator breaks a property. With
+/// `hooks`, the allocator's heap validator runs after the operations and its ownership test
+/// before every block is written (the fuzz targets' `validate` feature passes them).
+pub fn run<A: Heap>(heap: A, hooks: Hooks<A>, reset: Option<fn(&mut A)>, data: &[u8]) {
     // Not strict: fuzz heaps have a memory budget and may refuse large requests.
-    let mut m = Machine::new(heap, false).with_reset(reset);
+    let mut m = Machine::new(heap, false).with_reset(reset).with_hooks(hooks);
     for (i, op) in decode(data).into_iter().enumerate() {
         if let Err(f) = m.apply(op) {
             panic!("operation {i} ({op:?}): {f}");
@@ -31,14 +33,17 @@ pub fn run<A: Heap>(heap: A, reset: Option<fn(&mut A)>, data: &[u8]) {
 }
 
 /// Runs one input on two threads sharing `heap`: the operations are dealt out alternately, and
-/// each thread drives its own model over the shared allocator.
+/// each thread drives its own model over the shared allocator, every block checked against the
+/// other thread's live blocks too.
 pub fn run_threads<A: Heap + Sync>(heap: &A, data: &[u8]) {
     let ops = decode(data);
     let (even, odd): (Vec<_>, Vec<_>) = ops.iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    let shared = SharedSpans::new();
     std::thread::scope(|s| {
         for half in [even, odd] {
+            let shared = shared.clone();
             s.spawn(move || {
-                let mut m = Machine::new(Borrowed(heap), false);
+                let mut m = Machine::new(Borrowed(heap), false).sharing(&shared);
                 for (i, op) in half {
                     // Reset would free the other thread's blocks too: free this thread's instead.
                     let op = if *op == Op::Reset { Op::Free { slot: 0 } } else { *op };

@@ -3,42 +3,120 @@
 //! An allocator joins with one line in a test file:
 //!
 //! ```ignore
-//! conformance::suite!(bump: BumpSubject, reset, sync);
+//! conformance::suite!(bump: BumpSubject, reset, global, sync);
 //! ```
 //!
 //! which emits one `#[test]` per property, so a failure names the property. Every property drives
 //! the allocator through a [`Machine`]: a shadow model of every live block that checks, after each
-//! operation, that blocks are aligned, as long as asked, disjoint from every other live block, and
-//! still hold the distinct byte pattern written into them.
+//! operation, that blocks are aligned, as long as asked, disjoint from every other live block
+//! (other threads' included), inside the allocator's own memory, and still hold the distinct byte
+//! pattern written into them; blocks are freed with any layout that fits them; and the
+//! allocator's heap validator runs after operations.
+//!
+//! Each property runs in a child process of the test binary ([`isolated`]), so one that crashes
+//! the process (a block one byte past its mapping) fails with its own name and the signal
+//! instead of taking the whole test binary down. `CONFORMANCE_IN_PROCESS=1` runs them in the
+//! test process, for a debugger.
 //!
 //! The suite proves it can fail: [`broken`] holds deliberately broken allocators, and this crate's
-//! tests assert that each is rejected while the reference allocator passes.
+//! tests assert that each is rejected while the reference allocators pass.
 
 pub mod broken;
+mod child;
 pub mod fuzz;
 mod heap;
+pub mod layers;
 pub mod misuse;
 mod model;
 mod ops;
 pub mod props;
 mod stress;
 pub mod trace;
+pub mod wasm_target;
 
-pub use heap::{Borrowed, Heap};
-pub use model::{Failure, Machine, Outcome};
+pub use alloc_core::source::Meter;
+pub use child::{test_path, IN_PROCESS};
+pub use heap::{Borrowed, Heap, ViaGlobalAlloc};
+pub use model::{Failure, Hooks, Machine, Outcome, SharedSpans};
 pub use ops::{decode_align, decode_size, op_strategy, Op};
 
-/// An allocator under test: how to make one, plain and with a memory budget.
-pub trait Subject {
-    /// The allocator; it is used through `&Alloc` as an `allocator_api2` `Allocator`.
-    type Alloc: Heap;
+use alloc_core::{Corruption, Stats};
+use core::alloc::Layout;
+use core::ptr::NonNull;
 
-    /// A fresh allocator over its usual page source.
-    fn new() -> Self::Alloc;
+/// An allocator under test: how to make one, and what it can tell about itself.
+pub trait Subject: 'static {
+    /// The allocator; it is used through `&Alloc` as an `allocator_api2` `Allocator`. `Send`:
+    /// every allocator must keep working after it moves to another thread.
+    type Alloc: Heap + Send + 'static;
 
-    /// A fresh allocator whose page source fails once `budget` bytes are mapped (built on
-    /// [`alloc_core::Limited`]).
-    fn with_budget(budget: usize) -> Self::Alloc;
+    /// A fresh allocator whose page source refuses to map past `budget` bytes at once
+    /// ([`alloc_core::Limited`]) and counts what it maps in `meter` (read after the allocator is
+    /// dropped: did it give every page back?).
+    fn make(budget: usize, meter: &'static Meter) -> Self::Alloc;
+
+    /// The block size the allocator is built for: the waste property measures overhead around
+    /// it (a page-span heap is built for 64 KiB and more, a segregated heap for tens of bytes).
+    const TYPICAL_SIZE: usize = 64;
+
+    /// The allocator's heap validator, where it has one.
+    fn validate(heap: &Self::Alloc) -> Option<Result<(), Corruption>> {
+        let _ = heap;
+        None
+    }
+
+    /// Whether `ptr` lies in memory the allocator manages, where it can tell ([`alloc_core::Owns`]).
+    fn owns(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<bool> {
+        let _ = (heap, ptr);
+        None
+    }
+
+    /// A fresh allocator with no memory limit and a meter of its own.
+    fn new() -> Self::Alloc {
+        Self::make(usize::MAX, new_meter())
+    }
+
+    /// A fresh allocator with a memory budget.
+    fn with_budget(budget: usize) -> Self::Alloc {
+        Self::make(budget, new_meter())
+    }
+}
+
+/// How many of the pages of `ptr..ptr+len` are resident (have been touched since they were
+/// mapped or last given back), from `mincore(2)`: how tests see that a large `allocate_zeroed`
+/// did not write zeroes over fresh pages, and that freed memory went back to the OS.
+#[cfg(unix)]
+pub fn resident_pages(ptr: NonNull<u8>, len: usize) -> usize {
+    let page = alloc_core::source::page_size();
+    let start = ptr.as_ptr() as usize & !(page - 1);
+    let end = (ptr.as_ptr() as usize + len).next_multiple_of(page);
+    let mut vec = vec![0u8; (end - start) / page];
+    // SAFETY: the range is page-aligned and mapped (the caller's live block, rounded out to whole
+    // pages of the same mapping); `vec` has one byte per page.
+    let r = unsafe { libc::mincore(start as *mut libc::c_void, end - start, vec.as_mut_ptr()) };
+    assert_eq!(r, 0, "mincore failed: {}", std::io::Error::last_os_error());
+    vec.iter().filter(|&&b| b & 1 != 0).count()
+}
+
+/// A fresh meter that outlives any allocator (leaked: tests make a few dozen).
+pub fn new_meter() -> &'static Meter {
+    Box::leak(Box::new(Meter::new()))
+}
+
+/// The model hooks a subject provides.
+pub fn hooks<S: Subject>() -> Hooks<S::Alloc> {
+    // Probe once on a fresh allocator whether the subject has each capability.
+    let probe = S::with_budget(1 << 20);
+    let dangling = NonNull::<u8>::dangling();
+    Hooks {
+        validate: S::validate(&probe).map(|_| (|h: &S::Alloc| S::validate(h).unwrap_or(Ok(()))) as fn(&_) -> _),
+        owns: S::owns(&probe, dangling).map(|_| (|h: &S::Alloc, p| S::owns(h, p).unwrap_or(true)) as fn(&_, _) -> _),
+    }
+}
+
+/// A machine over a fresh allocator of `S`, with the subject's hooks.
+pub fn machine<S: Subject>(heap: S::Alloc, strict: bool) -> Machine<S::Alloc> {
+    Machine::new(heap, strict).with_hooks(hooks::<S>())
 }
 
 /// An allocator that can free everything at once.
@@ -53,6 +131,26 @@ pub trait SharedSubject: Subject<Alloc: Sync> {
     fn live_bytes(heap: &Self::Alloc) -> usize;
 }
 
+/// An allocator that keeps [`Stats`].
+pub trait StatsSubject: Subject {
+    /// The counters now.
+    fn stats(heap: &Self::Alloc) -> Stats;
+}
+
+/// An allocator that can say how large a block is from its address, or how much of it is usable.
+pub trait IntrospectSubject: Subject {
+    /// `UsableSize::usable_size`, where the allocator has it.
+    fn usable_size(heap: &Self::Alloc, ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
+        let _ = (heap, ptr, layout);
+        None
+    }
+    /// `SizeOf::size_of`, where the allocator has it: `Some(answer)`.
+    fn size_of(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<Option<Layout>> {
+        let _ = (heap, ptr);
+        None
+    }
+}
+
 /// Panics with the failure's message; what the generated tests call.
 #[track_caller]
 pub fn check(outcome: Outcome) {
@@ -61,10 +159,36 @@ pub fn check(outcome: Outcome) {
     }
 }
 
+/// Runs `property` in a child process of the test binary (re-run filtered to exactly this
+/// test), and fails with the child's message, or with the signal that killed it, naming the
+/// test. `module_path` is the caller's `module_path!()`, `name` the test function's name.
+/// In-process under Miri, or when `CONFORMANCE_IN_PROCESS` is set.
+#[track_caller]
+pub fn isolated(module_path: &str, name: &str, property: impl FnOnce() -> Outcome) {
+    let test = child::test_path(module_path, name);
+    if cfg!(miri) || std::env::var_os(child::IN_PROCESS).is_some() || child::is_child(&test) {
+        return check(property());
+    }
+    let out = child::run(&test);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() && stdout.contains("1 passed") {
+        return;
+    }
+    if out.status.success() {
+        panic!("{test}: the child ran no test (is the test name right?)\n{}", child::tail(&out.stdout, 10));
+    }
+    panic!("{test} failed in its child process ({}):\n{}", child::describe(&out), child::failure(&out));
+}
+
 /// Emits the conformance tests for one allocator, in a module named after it.
 ///
-/// `suite!(name: SubjectType)` runs every property; add `reset` for a [`ResetSubject`] and `sync`
-/// for a [`SharedSubject`] to run the reset and multi-thread properties too.
+/// `suite!(name: SubjectType)` runs every property every allocator owes; add
+/// - `reset` for a [`ResetSubject`] (reset frees, reuses memory and gives mapped bytes back);
+/// - `sync` for a [`SharedSubject`] (cross-thread frees, several threads' models at once);
+/// - `global` when `Alloc: GlobalAlloc` (the `GlobalAlloc` entry points);
+/// - `bounded` for an allocator that reuses freed blocks (steady churn maps no more pages);
+/// - `stats` for a [`StatsSubject`];
+/// - `introspect` for an [`IntrospectSubject`] (usable size, size from a pointer, ownership).
 #[macro_export]
 macro_rules! suite {
     ($name:ident : $subject:ty $(, $cap:ident)* $(,)?) => {
@@ -79,48 +203,34 @@ macro_rules! suite {
 
 #[doc(hidden)]
 #[macro_export]
+macro_rules! __property {
+    ($name:ident, $body:expr) => {
+        #[test]
+        fn $name() {
+            $crate::isolated(module_path!(), stringify!($name), || $body)
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
 macro_rules! __properties {
     ($s:ty) => {
-        #[test]
-        fn blocks_are_aligned_and_disjoint() {
-            $crate::check($crate::props::blocks_are_aligned_and_disjoint::<$s>())
-        }
-        #[test]
-        fn patterns_survive_until_free() {
-            $crate::check($crate::props::patterns_survive_until_free::<$s>())
-        }
-        #[test]
-        fn realloc_keeps_prefix() {
-            $crate::check($crate::props::realloc_keeps_prefix::<$s>())
-        }
-        #[test]
-        fn zeroed_allocation_is_zero() {
-            $crate::check($crate::props::zeroed_allocation_is_zero::<$s>())
-        }
-        #[test]
-        fn zero_size_requests_are_dangling() {
-            $crate::check($crate::props::zero_size_requests_are_dangling::<$s>())
-        }
-        #[test]
-        fn impossible_sizes_fail_cleanly() {
-            $crate::check($crate::props::impossible_sizes_fail_cleanly::<$s>())
-        }
-        #[test]
-        fn alignments_up_to_a_page() {
-            $crate::check($crate::props::alignments_up_to_a_page::<$s>())
-        }
-        #[test]
-        fn out_of_memory_is_clean() {
-            $crate::check($crate::props::out_of_memory_is_clean::<$s>())
-        }
-        #[test]
-        fn model_based_operations() {
-            $crate::check($crate::props::model_based_operations::<$s>(None))
-        }
-        #[test]
-        fn traces_replay() {
-            $crate::check($crate::props::traces_replay::<$s>())
-        }
+        $crate::__property!(blocks_are_aligned_and_disjoint, $crate::props::blocks_are_aligned_and_disjoint::<$s>());
+        $crate::__property!(patterns_survive_until_free, $crate::props::patterns_survive_until_free::<$s>());
+        $crate::__property!(realloc_keeps_prefix, $crate::props::realloc_keeps_prefix::<$s>());
+        $crate::__property!(realloc_across_alignments, $crate::props::realloc_across_alignments::<$s>());
+        $crate::__property!(frees_with_any_fitting_size, $crate::props::frees_with_any_fitting_size::<$s>());
+        $crate::__property!(zeroed_allocation_is_zero, $crate::props::zeroed_allocation_is_zero::<$s>());
+        $crate::__property!(zero_size_requests_are_dangling, $crate::props::zero_size_requests_are_dangling::<$s>());
+        $crate::__property!(impossible_sizes_fail_cleanly, $crate::props::impossible_sizes_fail_cleanly::<$s>());
+        $crate::__property!(alignments_up_to_a_page, $crate::props::alignments_up_to_a_page::<$s>());
+        $crate::__property!(out_of_memory_is_clean, $crate::props::out_of_memory_is_clean::<$s>());
+        $crate::__property!(memory_overhead_is_bounded, $crate::props::memory_overhead_is_bounded::<$s>());
+        $crate::__property!(dropping_gives_every_page_back, $crate::props::dropping_gives_every_page_back::<$s>());
+        $crate::__property!(works_after_moving_threads, $crate::props::works_after_moving_threads::<$s>());
+        $crate::__property!(model_based_operations, $crate::props::model_based_operations::<$s>(None));
+        $crate::__property!(traces_replay, $crate::props::traces_replay::<$s>());
     };
 }
 
@@ -128,19 +238,32 @@ macro_rules! __properties {
 #[macro_export]
 macro_rules! __capability {
     (reset, $s:ty) => {
-        #[test]
-        fn reset_frees_everything() {
-            $crate::check($crate::props::reset_frees_everything::<$s>())
-        }
-        #[test]
-        fn model_based_operations_with_reset() {
-            $crate::check($crate::props::model_based_operations::<$s>(Some(<$s as $crate::ResetSubject>::reset)))
-        }
+        $crate::__property!(
+            reset_frees_and_reuses_everything,
+            $crate::props::reset_frees_and_reuses_everything::<$s>()
+        );
+        $crate::__property!(
+            model_based_operations_with_reset,
+            $crate::props::model_based_operations::<$s>(Some(<$s as $crate::ResetSubject>::reset))
+        );
     };
     (sync, $s:ty) => {
-        #[test]
-        fn threads_free_each_others_blocks() {
-            $crate::check($crate::props::threads_free_each_others_blocks::<$s>())
-        }
+        $crate::__property!(threads_free_each_others_blocks, $crate::props::threads_free_each_others_blocks::<$s>());
+        $crate::__property!(threads_share_one_model, $crate::props::threads_share_one_model::<$s>());
+    };
+    (global, $s:ty) => {
+        $crate::__property!(global_alloc_entry_points, $crate::props::global_alloc_entry_points::<$s>());
+    };
+    (bounded, $s:ty) => {
+        $crate::__property!(steady_churn_maps_no_more, $crate::props::steady_churn_maps_no_more::<$s>());
+    };
+    (stats, $s:ty) => {
+        $crate::__property!(statistics_track_blocks, $crate::props::statistics_track_blocks::<$s>());
+    };
+    (introspect, $s:ty) => {
+        $crate::__property!(
+            introspection_agrees_with_the_model,
+            $crate::props::introspection_agrees_with_the_model::<$s>()
+        );
     };
 }

@@ -33,6 +33,18 @@ pub enum Op {
     },
     /// Free everything at once.
     Reset,
+    /// Grow or shrink the live block at `slot % live` to a new size *and* alignment (a larger
+    /// alignment in place is where class-based heaps go wrong).
+    ReallocAligned {
+        /// Which live block.
+        slot: u16,
+        /// New size code.
+        size: u32,
+        /// New alignment code.
+        align: u8,
+        /// Use `grow_zeroed` when growing.
+        zeroed: bool,
+    },
 }
 
 /// Sizes up to 1 MiB, log-uniform: the top five bits pick a power-of-two bound
@@ -67,6 +79,8 @@ pub fn op_strategy() -> impl Strategy<Value = Op> {
         10 => (size_code(), align_code(), any::<bool>()).prop_map(|(size, align, zeroed)| Op::Alloc { size, align, zeroed }),
         7 => any::<u16>().prop_map(|slot| Op::Free { slot }),
         4 => (any::<u16>(), size_code(), any::<bool>()).prop_map(|(slot, size, zeroed)| Op::Realloc { slot, size, zeroed }),
+        2 => (any::<u16>(), size_code(), align_code(), any::<bool>())
+            .prop_map(|(slot, size, align, zeroed)| Op::ReallocAligned { slot, size, align, zeroed }),
         1 => Just(Op::Reset),
     ]
 }

@@ -1,20 +1,35 @@
 //! The properties. Each is a function generic over a [`Subject`] returning an [`Outcome`], so the
 //! suite's own tests can show that a broken allocator fails it.
 
-use crate::model::{fail, layout, Failure, Machine, Outcome};
-use crate::ops::op_strategy;
-use crate::{stress, trace, Heap, ResetSubject, SharedSubject, Subject};
+use crate::model::{fail, layout, Failure, Handle, Machine, Outcome, SharedSpans};
+use crate::ops::{op_strategy, Op};
+use crate::{
+    machine, new_meter, stress, trace, Heap, IntrospectSubject, ResetSubject, SharedSubject, StatsSubject, Subject,
+    ViaGlobalAlloc,
+};
 use core::alloc::Layout;
+use core::ptr::NonNull;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 const SIZES: [usize; 24] =
     [1, 2, 3, 7, 8, 9, 15, 16, 17, 24, 31, 32, 48, 64, 100, 127, 128, 129, 255, 256, 1000, 4095, 4096, 4097];
 const BIG_SIZES: [usize; 4] = [10_000, 65_536, 100_000, 1 << 20];
 
+/// Budget used by the out-of-memory property.
+pub const BUDGET: usize = 1 << 20;
+
+/// xorshift64: the suite's fixed sequences.
+fn next(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
 /// Every block is aligned, as long as asked, and disjoint from every live block, over a grid of
 /// sizes and alignments with frees in between so reuse is exercised.
 pub fn blocks_are_aligned_and_disjoint<S: Subject>() -> Outcome {
-    let mut m = Machine::new(S::new(), true);
+    let mut m = machine::<S>(S::new(), true);
     let mut handles = Vec::new();
     for shift in 0..=12 {
         for &size in SIZES.iter().chain(&BIG_SIZES[..2]) {
@@ -26,6 +41,7 @@ pub fn blocks_are_aligned_and_disjoint<S: Subject>() -> Outcome {
     for h in handles.into_iter().step_by(2) {
         m.free(h)?;
     }
+    m.validate("after freeing every other block")?;
     for shift in (0..=12).rev() {
         for &size in &SIZES {
             m.allocate(layout(size, 1 << shift)?, false)?;
@@ -37,13 +53,11 @@ pub fn blocks_are_aligned_and_disjoint<S: Subject>() -> Outcome {
 /// Thousands of blocks of mixed sizes, freed in a scrambled order: each block's pattern must
 /// survive every other allocation and free until its own free.
 pub fn patterns_survive_until_free<S: Subject>() -> Outcome {
-    let mut m = Machine::new(S::new(), true);
+    let mut m = machine::<S>(S::new(), true);
     let mut live = Vec::new();
     let mut x = 0x2545_f491_4f6c_dd1du64;
     for step in 0..6000 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        next(&mut x);
         let free = !live.is_empty() && (x % 5 < 2 || step > 4500);
         if free {
             let h = live.swap_remove((x >> 8) as usize % live.len());
@@ -52,6 +66,9 @@ pub fn patterns_survive_until_free<S: Subject>() -> Outcome {
             let size = SIZES[(x >> 20) as usize % SIZES.len()];
             let align = 1 << ((x >> 40) % 5);
             live.push(m.allocate(layout(size, align)?, false)?.unwrap());
+        }
+        if step % 500 == 0 {
+            m.validate(&format!("step {step}"))?;
         }
     }
     m.finish().map(drop)
@@ -71,7 +88,7 @@ pub fn realloc_keeps_prefix<S: Subject>() -> Outcome {
         (17, 17),
         (3, 300_000),
     ];
-    let mut m = Machine::new(S::new(), true);
+    let mut m = machine::<S>(S::new(), true);
     for &(from, to) in &pairs {
         for align in [1, 8, 64, 4096] {
             for zeroed in [false, true] {
@@ -103,19 +120,105 @@ pub fn realloc_keeps_prefix<S: Subject>() -> Outcome {
     Ok(())
 }
 
+/// Resizing to a larger or smaller alignment (with the size kept, grown or shrunk) keeps the
+/// prefix and leaves the heap consistent: the block is freed later with its new layout, and
+/// blocks of the new layout's size allocated afterwards must not overlap its neighbours. (A
+/// class-based heap that keeps a block in place under a layout of another class parks it on the
+/// wrong list at its free, and hands it out again over a live neighbour.)
+pub fn realloc_across_alignments<S: Subject>() -> Outcome {
+    let cases: [((usize, usize), (usize, usize)); 10] = [
+        ((16, 8), (16, 32)),
+        ((16, 8), (24, 64)),
+        ((16, 32), (16, 8)),
+        ((48, 16), (48, 256)),
+        ((64, 64), (32, 8)),
+        ((100, 4), (100, 4096)),
+        ((4096, 4096), (5000, 16)),
+        ((8, 1), (8, 8)),
+        ((256, 256), (128, 512)),
+        ((3000, 8), (3000, 1024)),
+    ];
+    let mut m = machine::<S>(S::new(), true);
+    for &((size, align), (nsize, nalign)) in &cases {
+        // Several targets with neighbours, so some land on addresses that happen to suit the new
+        // alignment already (where an in-place resize is tempting).
+        let mut targets = Vec::new();
+        let mut neighbours = Vec::new();
+        for _ in 0..16 {
+            targets.push(m.allocate(layout(size, align)?, false)?.unwrap());
+            neighbours.push(m.allocate(layout(size, align)?, false)?.unwrap());
+        }
+        let mut resized = Vec::new();
+        for (i, h) in targets.into_iter().enumerate() {
+            let zeroed = i % 2 == 0;
+            resized.push(m.resize_to(h, layout(nsize, nalign)?, zeroed)?.unwrap());
+        }
+        m.validate(&format!("after resizing {size}/{align} to {nsize}/{nalign}"))?;
+        for h in resized {
+            m.free(h)?;
+        }
+        // Allocations of both layouts into the freed blocks: an overlap with a neighbour shows.
+        let mut again = Vec::new();
+        for _ in 0..32 {
+            again.push(m.allocate(layout(nsize, nalign)?, false)?.unwrap());
+            again.push(m.allocate(layout(size, align)?, false)?.unwrap());
+        }
+        for h in again.into_iter().chain(neighbours) {
+            m.free(h)?;
+        }
+    }
+    m.finish().map(drop)
+}
+
+/// A block may be freed, and resized, with any layout that fits it: its alignment, and a size
+/// anywhere between the size asked for and the length returned (the largest included). The
+/// heap stays consistent and blocks allocated afterwards are disjoint from live ones.
+pub fn frees_with_any_fitting_size<S: Subject>() -> Outcome {
+    let mut m = machine::<S>(S::new(), true);
+    for round in 0..4 {
+        let mut hs = Vec::new();
+        for (i, &size) in SIZES.iter().chain(&BIG_SIZES[..2]).enumerate() {
+            let align = 1 << (i % 7);
+            hs.push(m.allocate(layout(size, align)?, false)?.unwrap());
+        }
+        for (i, h) in hs.into_iter().enumerate() {
+            match (i + round) % 3 {
+                // The full returned length.
+                0 => m.free_as(h, |_, len| len)?,
+                // The size asked for.
+                1 => m.free_as(h, |req, _| req)?,
+                // Halfway.
+                _ => m.free_as(h, |req, len| req + (len - req) / 2)?,
+            }
+        }
+        m.validate(&format!("round {round}"))?;
+        // Reuse: blocks of the same shapes must be disjoint from each other.
+        for &size in SIZES.iter().rev() {
+            m.allocate(layout(size, 8)?, false)?;
+        }
+    }
+    m.finish().map(drop)
+}
+
 /// `allocate_zeroed` and `grow_zeroed` give zeroes, even in memory that held data before.
 pub fn zeroed_allocation_is_zero<S: Subject>() -> Outcome {
-    let mut m = Machine::new(S::new(), true);
+    let mut m = machine::<S>(S::new(), true);
     for _ in 0..3 {
         // Dirty memory, free it, then ask for zeroed blocks of the same shapes.
-        let dirty: Vec<_> =
-            SIZES.iter().map(|&s| m.allocate(layout(s, 16).unwrap(), false)).collect::<Result<_, _>>()?;
+        let dirty: Vec<_> = SIZES
+            .iter()
+            .chain(&BIG_SIZES)
+            .map(|&s| m.allocate(layout(s, 16).unwrap(), false))
+            .collect::<Result<_, _>>()?;
         for h in dirty.into_iter().rev() {
             m.free(h.unwrap())?;
         }
-        let zeroed: Vec<_> =
-            SIZES.iter().map(|&s| m.allocate(layout(s, 16).unwrap(), true)).collect::<Result<_, _>>()?;
-        for (h, &s) in zeroed.into_iter().zip(&SIZES) {
+        let zeroed: Vec<_> = SIZES
+            .iter()
+            .chain(&BIG_SIZES)
+            .map(|&s| m.allocate(layout(s, 16).unwrap(), true))
+            .collect::<Result<_, _>>()?;
+        for (h, &s) in zeroed.into_iter().zip(SIZES.iter().chain(&BIG_SIZES)) {
             m.resize(h.unwrap(), s * 3 + 5, true)?;
         }
         m.free_all()?;
@@ -143,10 +246,11 @@ pub fn zero_size_requests_are_dangling<S: Subject>() -> Outcome {
             heap.deallocate(b.cast(), l);
         }
     }
-    let mut m = Machine::new(heap, true);
+    let mut m = machine::<S>(heap, true);
     let h = m.allocate(layout(0, 8)?, false)?.unwrap();
     let h = m.resize(h, 64, true)?.unwrap();
     let h = m.resize(h, 0, false)?.unwrap();
+    let h = m.resize_to(h, layout(0, 256)?, false)?.unwrap();
     m.free(h)?;
     m.finish().map(drop)
 }
@@ -154,7 +258,7 @@ pub fn zero_size_requests_are_dangling<S: Subject>() -> Outcome {
 /// Sizes no machine can hold, and layouts whose rounding overflows, are refused; a block that
 /// cannot grow that far is left intact; the allocator works afterwards.
 pub fn impossible_sizes_fail_cleanly<S: Subject>() -> Outcome {
-    let mut m = Machine::new(S::new(), false);
+    let mut m = machine::<S>(S::new(), false);
     let max = isize::MAX as usize;
     let cases = [(max, 1), (max - 4095, 4096), (max - 15, 16), (1 << 62, 1), (1 << 50, 8), (max / 2 + 1, 1 << 20)];
     for &(size, align) in &cases {
@@ -187,7 +291,7 @@ pub fn impossible_sizes_fail_cleanly<S: Subject>() -> Outcome {
 /// Every power-of-two alignment up to a page is honoured for several sizes; larger ones are
 /// either honoured or cleanly refused (the model checks alignment of whatever is returned).
 pub fn alignments_up_to_a_page<S: Subject>() -> Outcome {
-    let mut m = Machine::new(S::new(), true);
+    let mut m = machine::<S>(S::new(), true);
     for shift in 0..=12 {
         let align = 1usize << shift;
         for size in [1, align, 3 * align, align + 1] {
@@ -196,36 +300,33 @@ pub fn alignments_up_to_a_page<S: Subject>() -> Outcome {
         m.allocate(layout(24, 8)?, false)?; // knock the next block off alignment
     }
     m.free_all()?;
-    let mut m = Machine::new(m.finish()?, false);
+    let mut m = machine::<S>(m.finish()?, false);
     for shift in 13..=21 {
         m.allocate(layout(100, 1 << shift)?, false)?;
     }
     m.finish().map(drop)
 }
 
-/// Budget used by the out-of-memory property.
-pub const BUDGET: usize = 1 << 20;
-
-/// With a page source limited to [`BUDGET`], allocation fails cleanly before the allocator has
-/// handed out more than the budget; blocks stay intact; after freeing, the allocator serves again.
+/// With a page source limited to the subject's budget, allocation fails cleanly before the
+/// allocator has handed out more than the budget; blocks stay intact; after freeing, the
+/// allocator serves again.
 pub fn out_of_memory_is_clean<S: Subject>() -> Outcome {
-    let mut m = Machine::new(S::with_budget(BUDGET), false);
-    let block = 16 << 10;
-    let mut handles = Vec::new();
+    let budget = BUDGET.max(S::TYPICAL_SIZE * 64);
+    let mut m = machine::<S>(S::with_budget(budget), false);
+    let block = (16 << 10).max(S::TYPICAL_SIZE);
     // Four times the budget: an allocator that honours its limit must refuse long before.
-    for _ in 0..(4 * BUDGET / block) {
-        match m.allocate(layout(block, 16)?, false)? {
-            Some(h) => handles.push(h),
-            None => break,
+    for _ in 0..(4 * budget / block) {
+        if m.allocate(layout(block, 16)?, false)?.is_none() {
+            break;
         }
     }
     if m.refused == 0 {
-        return fail!("handed out {} bytes from a page source limited to {BUDGET} without refusing", m.live_bytes());
+        return fail!("handed out {} bytes from a page source limited to {budget} without refusing", m.live_bytes());
     }
-    if m.live_usable() > BUDGET {
-        return fail!("handed out {} usable bytes from a page source limited to {BUDGET}", m.live_usable());
+    if m.live_usable() > budget {
+        return fail!("handed out {} usable bytes from a page source limited to {budget}", m.live_usable());
     }
-    if m.allocate(layout(2 * BUDGET, 16)?, false)?.is_some() {
+    if m.allocate(layout(2 * budget, 16)?, false)?.is_some() {
         return fail!("a request twice the budget succeeded");
     }
     // Free everything (newest first); the allocator must serve again.
@@ -236,16 +337,123 @@ pub fn out_of_memory_is_clean<S: Subject>() -> Outcome {
     m.finish().map(drop)
 }
 
-/// Model-based: random sequences of allocate / free / realloc / reset, checked after every step.
-/// Case count: `PROPTEST_CASES` (default 64).
+/// Memory mapped from the page source stays within a small factor of the bytes asked for,
+/// for blocks around the size the allocator is built for (a heap that gives every small block a
+/// page of its own fails this).
+pub fn memory_overhead_is_bounded<S: Subject>() -> Outcome {
+    let meter = new_meter();
+    let mut m = machine::<S>(S::make(usize::MAX, meter), true);
+    let t = S::TYPICAL_SIZE;
+    let n = (32 << 20) / (2 * t).max(1);
+    let n = n.clamp(64, 8192);
+    let mut x = 0x9e37_79b9u64;
+    for _ in 0..n {
+        next(&mut x);
+        let size = t / 2 + (x as usize % (t + t / 2 + 1));
+        m.allocate(layout(size, 8)?, false)?;
+    }
+    let (mapped, asked) = (meter.mapped(), m.live_bytes());
+    let slack = 4 << 20;
+    if mapped > 3 * asked + slack {
+        return fail!(
+            "{mapped} bytes mapped for {n} blocks of about {t} bytes ({asked} bytes asked for): more than three \
+             times the bytes asked for plus {slack}"
+        );
+    }
+    m.finish().map(drop)
+}
+
+/// After a mix of operations and everything freed, dropping the allocator gives every byte it
+/// mapped back to the page source (counted at the source).
+pub fn dropping_gives_every_page_back<S: Subject>() -> Outcome {
+    let meter = new_meter();
+    let mut m = machine::<S>(S::make(usize::MAX, meter), true);
+    let mut x = 0x51u64;
+    let mut live = Vec::new();
+    for _ in 0..3000 {
+        next(&mut x);
+        if !live.is_empty() && x.is_multiple_of(3) {
+            let h = live.swap_remove((x >> 8) as usize % live.len());
+            m.free(h)?;
+        } else {
+            let size = if x.is_multiple_of(17) {
+                BIG_SIZES[(x >> 4) as usize % 4]
+            } else {
+                SIZES[(x >> 4) as usize % SIZES.len()]
+            };
+            live.push(m.allocate(layout(size, 1 << ((x >> 12) % 6))?, false)?.unwrap());
+        }
+    }
+    let heap = m.finish()?;
+    if meter.maps() == 0 {
+        return fail!("the allocator mapped nothing through its page source: the meter cannot see it");
+    }
+    drop(heap);
+    if meter.mapped() != 0 {
+        return fail!(
+            "{} bytes were still mapped from the page source after the allocator was dropped (peak {})",
+            meter.mapped(),
+            meter.peak()
+        );
+    }
+    Ok(())
+}
+
+/// `Send` means the allocator keeps working on another thread: blocks allocated on one thread
+/// keep their contents, are freed and resized on another, and the allocator serves there.
+pub fn works_after_moving_threads<S: Subject>() -> Outcome {
+    struct Carry<T>(T);
+    // SAFETY: the machine holds the allocator (`Send`) and raw pointers into it, which are only
+    // used by the one thread that holds the machine at a time.
+    unsafe impl<T> Send for Carry<T> {}
+
+    let mut m = machine::<S>(S::new(), true);
+    let mut hs = Vec::new();
+    for &size in SIZES.iter().chain(&BIG_SIZES[..2]) {
+        hs.push(m.allocate(layout(size, 16)?, false)?.unwrap());
+    }
+    let carried = Carry((m, hs));
+    type Carried<A> = Carry<(Machine<A>, Vec<Handle>)>;
+    let back = std::thread::spawn(move || -> Result<Carried<S::Alloc>, Failure> {
+        // Moved whole (a closure would otherwise capture the fields, not the `Send` wrapper).
+        let carried = carried;
+        let Carry((mut m, mut hs)) = carried;
+        for h in hs.drain(..).step_by(2) {
+            m.free(h)?;
+        }
+        let mut kept = Vec::new();
+        for &size in &SIZES {
+            kept.push(m.allocate(layout(size, 8)?, false)?.unwrap());
+        }
+        if let Some(h) = kept.pop() {
+            kept.push(m.resize(h, 5000, false)?.unwrap());
+        }
+        Ok(Carry((m, kept)))
+    })
+    .join()
+    .map_err(|_| Failure("the allocator panicked on another thread".into()))??;
+    let Carry((mut m, hs)) = back;
+    for h in hs {
+        m.free(h)?;
+    }
+    m.allocate(layout(100, 8)?, false)?;
+    m.finish().map(drop)
+}
+
+/// Model-based: random sequences of allocate / free / realloc / realloc to another alignment /
+/// reset, checked after every step. Case count: `PROPTEST_CASES` (default 64).
 pub fn model_based_operations<S: Subject>(reset: Option<fn(&mut S::Alloc)>) -> Outcome {
+    model_based(|| machine::<S>(S::new(), true).with_reset(reset))
+}
+
+fn model_based<A: Heap>(make: impl Fn() -> Machine<A>) -> Outcome {
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
     let config = Config { cases, failure_persistence: None, ..Config::default() };
     let mut runner = TestRunner::new(config);
     let strategy = proptest::collection::vec(op_strategy(), 1..300);
     runner
         .run(&strategy, |ops| {
-            let mut m = Machine::new(S::new(), true).with_reset(reset);
+            let mut m = make();
             for (i, op) in ops.iter().enumerate() {
                 m.apply(*op).map_err(|f| TestCaseError::fail(format!("step {i} ({op:?}): {f}")))?;
             }
@@ -261,22 +469,42 @@ pub fn traces_replay<S: Subject>() -> Outcome {
         return fail!("no traces found in {:?}", trace::trace_dirs());
     }
     for t in &traces {
-        trace::replay(S::new(), t)?;
+        trace::replay(machine::<S>(S::new(), true), t)?;
     }
     Ok(())
 }
 
-/// After a reset the allocator serves again, blocks valid and disjoint, and memory is reused
-/// (a reset that leaks would map more on every round).
-pub fn reset_frees_everything<S: ResetSubject>() -> Outcome {
-    let mut m = Machine::new(S::with_budget(4 * BUDGET), true).with_reset(Some(S::reset));
-    for round in 0..20 {
-        for i in 0..1000 {
-            m.allocate(layout(SIZES[i % SIZES.len()] * 4, 8)?, false).map_err(|f| {
-                Failure(format!("round {round}, after {i} allocations: {f} (does reset give memory back?)"))
-            })?;
+/// Reset frees everything: after each reset the allocator serves again with valid, disjoint
+/// blocks; once warmed up (an allocator may keep a chunk sized to the working set) it reuses its
+/// memory, so later rounds raise neither the peak of mapped bytes nor what stays mapped after a
+/// reset (a reset that leaks large blocks, or keeps a stale bump pointer, grows both every round).
+pub fn reset_frees_and_reuses_everything<S: ResetSubject>() -> Outcome {
+    let meter = new_meter();
+    let mut m = machine::<S>(S::make(usize::MAX, meter), true).with_reset(Some(S::reset));
+    let (mut peak_warm, mut kept_warm) = (0, 0);
+    const WARM: usize = 3;
+    for round in 0..12 {
+        for i in 0..600 {
+            // Small blocks, and every 100th a large one (where allocators keep dedicated chunks).
+            let size = if i % 100 == 99 { 300_000 } else { SIZES[i % SIZES.len()] * 4 };
+            m.allocate(layout(size, 8)?, false).map_err(|f| Failure(format!("round {round}, allocation {i}: {f}")))?;
         }
         m.reset()?;
+        m.validate(&format!("after reset {round}"))?;
+        if round == WARM {
+            (peak_warm, kept_warm) = (meter.peak(), meter.mapped());
+        } else if round > WARM && meter.mapped() > kept_warm {
+            return fail!(
+                "after reset {round}, {} bytes stay mapped; after reset {WARM} {kept_warm} did: reset does not give \
+                 memory back",
+                meter.mapped()
+            );
+        } else if round > WARM && meter.peak() > peak_warm {
+            return fail!(
+                "round {round} raised the peak mapped bytes from {peak_warm} to {}: memory freed by reset is not reused",
+                meter.peak()
+            );
+        }
     }
     m.finish().map(drop)
 }
@@ -298,6 +526,200 @@ pub fn threads_free_each_others_blocks<S: SharedSubject>() -> Outcome {
         );
     }
     Ok(())
+}
+
+/// Several threads run random operations on one allocator, each with its own model, all models
+/// checking against every other thread's live blocks: a block one thread gets must not overlap
+/// a block another thread holds.
+pub fn threads_share_one_model<S: SharedSubject>() -> Outcome {
+    let heap = S::new();
+    let before = S::live_bytes(&heap);
+    for seed in 1..=8u64 {
+        let shared = SharedSpans::new();
+        stress::models_on_threads(&heap, &shared, 4, 400, seed)?;
+    }
+    if let Some(Err(c)) = S::validate(&heap) {
+        return fail!("after the threads finished: {c}");
+    }
+    let after = S::live_bytes(&heap);
+    if after != before {
+        return fail!("live bytes went from {before} to {after} after the threads freed everything");
+    }
+    Ok(())
+}
+
+/// The `GlobalAlloc` entry points (`alloc`, `alloc_zeroed`, `realloc`, `dealloc`) keep the same
+/// promises as the `Allocator` ones: model-based operations, realloc keeping the prefix, zeroed
+/// memory, through `GlobalAlloc` alone.
+pub fn global_alloc_entry_points<S: Subject>() -> Outcome
+where
+    S::Alloc: core::alloc::GlobalAlloc,
+{
+    let heap = S::new();
+    let via = ViaGlobalAlloc(&heap);
+    model_based(|| Machine::new(ViaGlobalAlloc(&heap), true))?;
+    let mut m = Machine::new(via, true);
+    for &(from, to) in &[(1, 100), (100, 10), (4000, 1 << 20), (1 << 20, 100), (17, 300_000)] {
+        for zeroed in [false, true] {
+            let h = m.allocate(layout(from, 8)?, zeroed)?.unwrap();
+            let other = m.allocate(layout(24, 8)?, true)?.unwrap();
+            let h = m.resize(h, to, false)?.unwrap();
+            m.free(other)?;
+            m.free(h)?;
+        }
+    }
+    m.finish().map(drop)
+}
+
+/// Repeating the same mix of allocations and frees maps no more pages once warmed up: an
+/// allocator that reuses freed blocks reaches a steady state (a free parked on a list that is
+/// never allocated from again grows the heap on every round).
+pub fn steady_churn_maps_no_more<S: Subject>() -> Outcome {
+    let meter = new_meter();
+    let mut m = machine::<S>(S::make(usize::MAX, meter), true);
+    let mut peak_after_warmup = 0;
+    for round in 0..12 {
+        // The same sequence every round.
+        let mut x = 0xc0ffeeu64;
+        let mut live: Vec<Handle> = Vec::new();
+        for _ in 0..2000 {
+            next(&mut x);
+            if !live.is_empty() && x % 5 < 2 {
+                let h = live.swap_remove((x >> 8) as usize % live.len());
+                m.free(h)?;
+            } else if !live.is_empty() && x.is_multiple_of(11) {
+                let i = (x >> 8) as usize % live.len();
+                let size = SIZES[(x >> 16) as usize % SIZES.len()] * 3;
+                live[i] = m.resize(live[i], size, false)?.unwrap();
+            } else {
+                let size = if x.is_multiple_of(61) {
+                    BIG_SIZES[(x >> 4) as usize % 3]
+                } else {
+                    SIZES[(x >> 4) as usize % SIZES.len()]
+                };
+                live.push(m.allocate(layout(size, 1 << ((x >> 20) % 5))?, false)?.unwrap());
+            }
+        }
+        for h in live {
+            m.free(h)?;
+        }
+        if round == 3 {
+            peak_after_warmup = meter.peak();
+        } else if round > 3 && meter.peak() > peak_after_warmup {
+            return fail!(
+                "round {round} of the same churn raised the peak mapped bytes from {peak_after_warmup} to {}: freed \
+                 blocks are not reused",
+                meter.peak()
+            );
+        }
+    }
+    m.finish().map(drop)
+}
+
+/// The statistics follow the model: live blocks and bytes (the usable lengths handed out) rise
+/// and fall with every allocation, resize and free, the peak is at least what was live, and the
+/// allocation count counts.
+pub fn statistics_track_blocks<S: StatsSubject>() -> Outcome {
+    let mut m = machine::<S>(S::new(), true);
+    let base = S::stats(m.heap());
+    let check = |m: &Machine<S::Alloc>, when: &str| -> Outcome {
+        let s = S::stats(m.heap());
+        let blocks = s.blocks_live - base.blocks_live;
+        let bytes = s.bytes_live - base.bytes_live;
+        if blocks != m.live_blocks() || bytes != m.live_usable() {
+            return fail!(
+                "{when}: the statistics count {blocks} blocks and {bytes} bytes live; the model holds {} blocks of {} \
+                 usable bytes",
+                m.live_blocks(),
+                m.live_usable()
+            );
+        }
+        if s.peak_bytes_live < s.bytes_live {
+            return fail!("{when}: peak live bytes {} below live bytes {}", s.peak_bytes_live, s.bytes_live);
+        }
+        Ok(())
+    };
+    let mut hs = Vec::new();
+    for &size in SIZES.iter().chain(&BIG_SIZES) {
+        hs.push(m.allocate(layout(size, 8)?, false)?.unwrap());
+    }
+    check(&m, "after allocating")?;
+    let count = S::stats(m.heap()).allocations - base.allocations;
+    if count < hs.len() as u64 {
+        return fail!("{} blocks were allocated, the statistics count {count} allocations", hs.len());
+    }
+    for h in hs.iter_mut().step_by(3) {
+        *h = m.resize(*h, 777, false)?.unwrap();
+    }
+    check(&m, "after resizing")?;
+    for h in hs.into_iter().step_by(2) {
+        m.free(h)?;
+    }
+    check(&m, "after freeing half")?;
+    m.free_all()?;
+    check(&m, "after freeing everything")?;
+    m.finish().map(drop)
+}
+
+/// What the allocator says about its blocks agrees with the model: every byte of a live block is
+/// in memory it owns (and a stack address is not), its usable size covers the request without
+/// reaching into a neighbour, and the layout found from a block's address fits the block (an
+/// interior address gives none).
+pub fn introspection_agrees_with_the_model<S: IntrospectSubject>() -> Outcome {
+    let mut m = machine::<S>(S::new(), true);
+    let mut hs = Vec::new();
+    for (i, &size) in SIZES.iter().chain(&BIG_SIZES).enumerate() {
+        hs.push(m.allocate(layout(size.max(1), 1 << (i % 6))?, false)?.unwrap());
+    }
+    let heap = m.heap();
+    let local = 0u64;
+    if S::owns(heap, NonNull::from(&local).cast()) == Some(true) {
+        return fail!("owns() claims a stack address");
+    }
+    let mut answered = S::owns(heap, NonNull::from(&local).cast()).is_some();
+    let blocks = m.blocks();
+    let mut spans: Vec<(usize, usize)> = blocks.iter().map(|b| (b.0.as_ptr() as usize, b.2)).collect();
+    spans.sort();
+    for (ptr, l, len) in &blocks {
+        let addr = ptr.as_ptr() as usize;
+        // SAFETY: the block is live with a layout that fits it.
+        if let Some(u) = S::usable_size(heap, *ptr, *l) {
+            answered = true;
+            if u < l.size() {
+                return fail!("usable_size of block {addr:#x} ({} bytes asked) is only {u}", l.size());
+            }
+            // The usable bytes must not reach the next live block.
+            if let Some(&(next, _)) = spans.iter().find(|s| s.0 > addr) {
+                if addr + u > next {
+                    return fail!("usable_size {u} of block {addr:#x} reaches into the live block at {next:#x}");
+                }
+            }
+        }
+        if let Some(found) = S::size_of(heap, *ptr) {
+            answered = true;
+            match found {
+                Some(f) if f.size() >= l.size() && f.size() <= (*len).max(l.size()) && f.align() == l.align() => {}
+                other => {
+                    return fail!(
+                        "size_of({addr:#x}) gave {other:?} for a block of {} bytes aligned to {} ({len} returned)",
+                        l.size(),
+                        l.align()
+                    )
+                }
+            }
+            if *len > 1 {
+                // SAFETY: one byte into the block, which is at least two bytes long.
+                let inside = unsafe { NonNull::new_unchecked(ptr.as_ptr().add(1)) };
+                if let Some(Some(f)) = S::size_of(heap, inside) {
+                    return fail!("size_of of the interior address {:#x} gave {f:?}", addr + 1);
+                }
+            }
+        }
+    }
+    if !answered {
+        return fail!("the subject claims introspection but answers none of owns, usable_size and size_of");
+    }
+    m.finish().map(drop)
 }
 
 /// `&A` as an `Allocator`, for collections.
@@ -331,4 +753,22 @@ unsafe impl<A: Heap> allocator_api2::alloc::Allocator for HeapRef<'_, A> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.0.shrink(p, o, n) }
     }
+}
+
+/// Random operations for one thread of [`threads_share_one_model`] (no resets: a reset would
+/// free the other threads' blocks).
+pub(crate) fn random_ops(seed: u64, n: usize) -> Vec<Op> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            next(&mut x);
+            let size = ((x >> 32) as u32 & 0x07ff_ffff) | (((x >> 8) % 14) as u32) << 27;
+            match x % 10 {
+                0..=4 => Op::Alloc { size, align: (x >> 20) as u8 % 7, zeroed: x.is_multiple_of(7) },
+                5..=7 => Op::Free { slot: (x >> 16) as u16 },
+                8 => Op::Realloc { slot: (x >> 16) as u16, size, zeroed: false },
+                _ => Op::ReallocAligned { slot: (x >> 16) as u16, size, align: (x >> 24) as u8 % 9, zeroed: true },
+            }
+        })
+        .collect()
 }

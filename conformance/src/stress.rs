@@ -1,8 +1,8 @@
 //! Threads allocating, handing blocks to other threads, and freeing what they were handed, with
 //! every block's contents checked at its free.
 
-use crate::heap::Heap;
-use crate::model::{fail, Outcome};
+use crate::heap::{Borrowed, Heap};
+use crate::model::{fail, Failure, Machine, Outcome, SharedSpans};
 use core::alloc::Layout;
 use core::ptr::NonNull;
 use rayon::prelude::*;
@@ -105,4 +105,52 @@ pub(crate) fn mail_ring<A: Heap + Sync>(
         free_parcels(std::mem::take(&mut *b.lock().unwrap()))?;
     }
     Ok(Report { cross_thread_frees: cross.into_inner(), blocks: blocks.into_inner() })
+}
+
+/// `threads` threads share `heap`, each running `ops` random operations (from `seed`) through a
+/// model of its own, every model checking its blocks against all the others' (`shared`); each
+/// thread frees what it holds at the end. (The heap validator does not run here: it needs the
+/// allocator to itself.)
+pub(crate) fn models_on_threads<A: Heap + Sync>(
+    heap: &A,
+    shared: &std::sync::Arc<SharedSpans>,
+    threads: usize,
+    ops: usize,
+    seed: u64,
+) -> Outcome {
+    // Every thread waits here halfway, holding its live blocks, so the threads' blocks are live
+    // at the same time whatever the scheduler does.
+    let halfway = std::sync::Barrier::new(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (shared, halfway) = (shared.clone(), &halfway);
+                s.spawn(move || -> Outcome {
+                    let mut m = Machine::new(Borrowed(heap), true).sharing(&shared);
+                    let mut waited = false;
+                    let mut result = Ok(());
+                    for (i, op) in crate::props::random_ops(seed * 31 + t as u64, ops).into_iter().enumerate() {
+                        if i == ops / 2 {
+                            halfway.wait();
+                            waited = true;
+                        }
+                        if let Err(f) = m.apply(op) {
+                            result = Err(Failure(format!("thread {t}, operation {i} ({op:?}): {f}")));
+                            break;
+                        }
+                    }
+                    if !waited {
+                        // A thread that failed early still meets the others, or they would wait forever.
+                        halfway.wait();
+                    }
+                    result?;
+                    m.finish().map(drop)
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| Failure("a thread of the shared model panicked".into()))??;
+        }
+        Ok(())
+    })
 }

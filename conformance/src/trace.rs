@@ -110,10 +110,9 @@ pub fn all_traces() -> Result<Vec<Trace>, String> {
     Ok(seen.into_values().collect())
 }
 
-/// Replays `trace` on `heap` through the model (strict: nothing may be refused), freeing what the
-/// trace leaves live at the end.
-pub fn replay<A: Heap>(heap: A, trace: &Trace) -> Outcome {
-    let mut m = Machine::new(heap, true);
+/// Replays `trace` through the model `m` (make it strict: nothing may be refused), freeing what
+/// the trace leaves live at the end.
+pub fn replay<A: Heap>(mut m: Machine<A>, trace: &Trace) -> Outcome {
     let mut handles: Vec<Option<Handle>> = Vec::with_capacity(trace.allocations());
     for (step, e) in trace.events.iter().enumerate() {
         let r = match *e {
@@ -124,6 +123,9 @@ pub fn replay<A: Heap>(heap: A, trace: &Trace) -> Outcome {
             },
         };
         r.map_err(|f| Failure(format!("trace {} event {step} ({e:?}): {f}", trace.name)))?;
+        if step % 1024 == 0 {
+            m.validate(&format!("trace {} event {step}", trace.name))?;
+        }
     }
     m.finish().map(drop)
 }

@@ -8,7 +8,7 @@ use conformance::misuse::{announce, expect_abort};
 #[test]
 fn munmap_failure_aborts_with_the_call_and_errno() {
     expect_abort("munmap_failure_aborts_with_the_call_and_errno", "munmap of 4096 bytes failed with errno 22", || {
-        let mut src = MmapSource::new();
+        let src = MmapSource::new();
         let run = src.map(8192, 4096).expect("map two pages");
         // SAFETY: one byte into a two-page run is inside it; the address is not
         // page-aligned, so munmap refuses it with EINVAL; the source must abort.
@@ -35,7 +35,7 @@ fn an_undetected_misuse_fails_the_test() {
 #[should_panic(expected = "expected the line")]
 fn a_different_report_fails_the_test() {
     expect_abort("a_different_report_fails_the_test", "double free", || {
-        let mut src = MmapSource::new();
+        let src = MmapSource::new();
         let run = src.map(4096, 4096).expect("map a page");
         // SAFETY: eight bytes into the mapped page is inside it. The address is misaligned, so
         // a munmap report, not the double-free one this test claims to expect.

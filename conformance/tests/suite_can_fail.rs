@@ -1,12 +1,47 @@
-//! The suite against allocators whose behaviour is known: the system allocator and a correct bump
-//! allocator must pass every property; each deliberately broken allocator must be rejected, by
-//! the property aimed at its defect and by the model-based test.
+//! The suite against allocators whose behaviour is known: the system allocator, a correct
+//! size-class allocator, and small correct layers behind the fronts must pass every property;
+//! each deliberately broken allocator must be rejected by the property aimed at its defect.
 
-use conformance::broken::{self, FaultySubject, ReferenceSubject};
-use conformance::{props, Outcome};
+use alloc_core::{Limited, Local, Locked, MmapSource};
+use conformance::broken::{self, FaultySubject, OverlapsAcrossThreadsSubject, ReferenceSubject, Unhooked};
+use conformance::layers::Pages;
+use conformance::{props, Meter, Outcome, SharedSubject, Subject};
 
-conformance::suite!(reference: ReferenceSubject, sync);
-conformance::suite!(correct_bump: FaultySubject<{ broken::NONE }>);
+conformance::suite!(reference: ReferenceSubject, sync, bounded);
+conformance::suite!(correct_faulty: FaultySubject<{ broken::NONE }>, reset, global, bounded, stats, introspect);
+
+/// A page-per-block layer without `Resize` and without `ZERO_SIZE_OK`, behind the one-thread
+/// front: the fronts' zero-size path and their moving realloc.
+struct PagesLocal;
+
+impl Subject for PagesLocal {
+    type Alloc = Local<Pages<false>>;
+    const TYPICAL_SIZE: usize = 4096;
+    fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
+        Local::new(Pages::new(Limited::new(MmapSource::new(), budget).metered(meter)))
+    }
+}
+
+/// The same layer with an in-place resize, behind the lock: the fronts' alignment check before
+/// an in-place resize, `GlobalAlloc`, and threads.
+struct PagesLocked;
+
+impl Subject for PagesLocked {
+    type Alloc = Locked<Pages<true>>;
+    const TYPICAL_SIZE: usize = 4096;
+    fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
+        Locked::new(Pages::new(Limited::new(MmapSource::new(), budget).metered(meter)))
+    }
+}
+
+impl SharedSubject for PagesLocked {
+    fn live_bytes(heap: &Self::Alloc) -> usize {
+        heap.lock().mapped()
+    }
+}
+
+conformance::suite!(pages_local: PagesLocal, bounded);
+conformance::suite!(pages_locked: PagesLocked, global, sync, bounded);
 
 #[track_caller]
 fn rejected(what: &str, outcome: Outcome) {
@@ -42,14 +77,117 @@ fn bytes_lost_on_realloc_are_rejected() {
 
 #[test]
 fn ignored_memory_limit_is_rejected() {
-    type S = FaultySubject<{ broken::IGNORES_LIMIT }>;
-    rejected("ignores its memory limit", props::out_of_memory_is_clean::<S>());
+    rejected("ignores its memory limit", props::out_of_memory_is_clean::<FaultySubject<{ broken::IGNORES_LIMIT }>>());
 }
 
 #[test]
 fn dirty_zeroed_memory_is_rejected() {
-    type S = FaultySubject<{ broken::DIRTY_ZEROED }>;
-    rejected("does not zero allocate_zeroed", props::zeroed_allocation_is_zero::<S>());
+    rejected(
+        "does not zero allocate_zeroed",
+        props::zeroed_allocation_is_zero::<FaultySubject<{ broken::DIRTY_ZEROED }>>(),
+    );
+}
+
+#[test]
+fn a_misaligned_zero_size_pointer_is_rejected() {
+    type S = FaultySubject<{ broken::ZERO_SIZE_MISALIGNED }>;
+    rejected("misaligns zero-size blocks", props::zero_size_requests_are_dangling::<S>());
+}
+
+#[test]
+fn a_reset_that_leaks_is_rejected() {
+    type S = FaultySubject<{ broken::RESET_LEAKS }>;
+    rejected("leaks its chunks at reset", props::reset_frees_and_reuses_everything::<S>());
+}
+
+#[test]
+fn a_reset_that_keeps_a_stale_bump_pointer_is_rejected() {
+    type S = FaultySubject<{ broken::RESET_STALE }>;
+    rejected("keeps a stale bump pointer at reset", props::reset_frees_and_reuses_everything::<S>());
+}
+
+#[test]
+fn a_page_per_small_block_is_rejected() {
+    rejected("wastes a page per block", props::memory_overhead_is_bounded::<FaultySubject<{ broken::WASTES }>>());
+}
+
+#[test]
+fn a_free_parked_on_the_wrong_list_is_rejected() {
+    type S = FaultySubject<{ broken::LEAKS_FREED }>;
+    rejected("parks freed blocks where they are never reused", props::steady_churn_maps_no_more::<S>());
+}
+
+#[test]
+fn pages_kept_after_drop_are_rejected() {
+    type S = FaultySubject<{ broken::DROP_LEAKS }>;
+    rejected("keeps its pages after it is dropped", props::dropping_gives_every_page_back::<S>());
+}
+
+#[test]
+fn a_broken_global_realloc_is_rejected() {
+    type S = FaultySubject<{ broken::GLOBAL_REALLOC_LOSES }>;
+    rejected("loses bytes in GlobalAlloc::realloc", props::global_alloc_entry_points::<S>());
+    // The Allocator path of the same allocator is right: only the GlobalAlloc property sees it.
+    assert_eq!(props::realloc_keeps_prefix::<S>(), Ok(()));
+}
+
+#[test]
+fn a_free_with_a_fitting_size_filed_in_the_wrong_class_is_rejected() {
+    type S = FaultySubject<{ broken::FITS_MISFILED }>;
+    rejected("mishandles frees with the returned length", props::frees_with_any_fitting_size::<S>());
+}
+
+#[test]
+fn keeping_the_class_on_a_larger_alignment_is_rejected() {
+    type S = FaultySubject<{ broken::KEEPS_CLASS_ON_REALIGN }>;
+    rejected("keeps a block in place under another class", props::realloc_across_alignments::<S>());
+}
+
+#[test]
+fn a_lying_owns_is_rejected() {
+    type S = FaultySubject<{ broken::OWNS_LIES }>;
+    rejected("does not own its blocks' last bytes", props::introspection_agrees_with_the_model::<S>());
+}
+
+#[test]
+fn a_usable_size_past_the_block_is_rejected() {
+    type S = FaultySubject<{ broken::USABLE_TOO_LARGE }>;
+    rejected("claims more usable bytes than it has", props::introspection_agrees_with_the_model::<S>());
+}
+
+#[test]
+fn statistics_that_miss_a_resize_are_rejected() {
+    type S = FaultySubject<{ broken::STATS_MISCOUNT }>;
+    rejected("miscounts its statistics", props::statistics_track_blocks::<S>());
+}
+
+#[test]
+fn an_allocator_bound_to_its_thread_is_rejected() {
+    type S = FaultySubject<{ broken::THREAD_BOUND }>;
+    rejected("stops working on another thread", props::works_after_moving_threads::<S>());
+}
+
+#[test]
+fn a_block_past_its_mapping_is_rejected_before_it_is_written() {
+    type S = FaultySubject<{ broken::ONE_PAST_THE_END }>;
+    let e = props::patterns_survive_until_free::<S>().unwrap_err();
+    assert!(e.0.contains("extends past the memory the allocator owns"), "{e}");
+}
+
+/// Without an ownership test the model writes the block, the process faults, and the child
+/// process the property ran in turns that into a failure naming the property and the signal.
+#[test]
+#[should_panic(expected = "killed by SIGSEGV")]
+fn a_crash_fails_with_the_propertys_name() {
+    conformance::isolated(module_path!(), "a_crash_fails_with_the_propertys_name", || {
+        props::patterns_survive_until_free::<Unhooked<{ broken::ONE_PAST_THE_END }>>()
+    });
+}
+
+#[test]
+fn blocks_overlapping_across_threads_are_rejected() {
+    type S = OverlapsAcrossThreadsSubject;
+    rejected("hands two threads the same memory", props::threads_share_one_model::<S>());
 }
 
 #[test]

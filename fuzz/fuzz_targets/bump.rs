@@ -1,10 +1,19 @@
-//! alloc-bump's `Bump` under the conformance operation machine, with reset.
+//! alloc-bump's `Bump` under the conformance operation machine, with reset. With the `validate`
+//! feature the region's validator runs after operations and its ownership test before writes.
 #![no_main]
 
-use alloc_core::{Limited, MmapSource};
+use alloc_core::{Counting, Limited, MmapSource};
+use conformance::Hooks;
 use libfuzzer_sys::fuzz_target;
 
+type Heap = alloc_bump::Bump<Limited<MmapSource>, Counting>;
+
 fuzz_target!(|data: &[u8]| {
-    let heap = alloc_bump::Bump::<_, alloc_core::Counting>::with_source(Limited::new(MmapSource::new(), 256 << 20));
-    conformance::fuzz::run(heap, Some(|b: &mut alloc_bump::Bump<_, _>| b.reset()), data);
+    let heap: Heap = alloc_bump::Bump::with_source(Limited::new(MmapSource::new(), 256 << 20));
+    let hooks = if cfg!(feature = "validate") {
+        Hooks::<Heap> { validate: Some(|h| h.validate()), owns: Some(|h, p| h.owns(p)) }
+    } else {
+        Hooks::default()
+    };
+    conformance::fuzz::run(heap, hooks, Some(|b: &mut Heap| b.reset()), data);
 });

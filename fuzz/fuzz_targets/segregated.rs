@@ -1,10 +1,21 @@
-//! alloc-segregated's `Segregated` under the conformance operation machine.
+//! alloc-segregated's `Segregated` under the conformance operation machine, with encoded
+//! free-list links. With the `validate` feature the heap validator runs after operations and its
+//! ownership test before writes.
 #![no_main]
 
-use alloc_core::{Limited, MmapSource};
+use alloc_core::layer::{Owns, Validate};
+use alloc_core::{Abort, Limited, MmapSource, NoStats, SafeLinks};
+use conformance::Hooks;
 use libfuzzer_sys::fuzz_target;
 
+type Heap = alloc_segregated::Segregated<Limited<MmapSource>, Abort, NoStats, SafeLinks>;
+
 fuzz_target!(|data: &[u8]| {
-    let heap = alloc_segregated::Segregated::<_>::with_source(Limited::new(MmapSource::new(), 256 << 20));
-    conformance::fuzz::run(heap, None, data);
+    let heap: Heap = alloc_segregated::Segregated::with_source(Limited::new(MmapSource::new(), 256 << 20));
+    let hooks = if cfg!(feature = "validate") {
+        Hooks::<Heap> { validate: Some(|h| h.inspect(|h| h.validate())), owns: Some(|h, p| h.inspect(|h| h.owns(p))) }
+    } else {
+        Hooks::default()
+    };
+    conformance::fuzz::run(heap, hooks, None, data);
 });

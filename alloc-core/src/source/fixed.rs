@@ -5,13 +5,15 @@
 //! keeps its own free lists, so this only matters for sources shared by many short runs).
 
 use super::PageSource;
+use core::cell::Cell;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 /// The granule of a fixed buffer: small, since embedded heaps are small.
 const GRANULE: usize = 256;
 
-/// Runs carved from one caller-provided buffer.
+/// Runs carved from one caller-provided buffer. `!Sync` (one thread at a time); put the layer
+/// on it behind a lock to share it.
 #[derive(Debug)]
 pub struct FixedSource<'buf> {
     /// Start of the buffer, with the buffer's provenance.
@@ -19,12 +21,12 @@ pub struct FixedSource<'buf> {
     /// Address one past the buffer's end.
     end: usize,
     /// First address not handed out; always in `base..=end`.
-    top: usize,
+    top: Cell<usize>,
     _buf: PhantomData<&'buf mut [u8]>,
 }
 
 // SAFETY: the source owns its buffer exclusively for 'buf; moving it to another thread moves
-// that ownership.
+// that ownership (it stays `!Sync` through the `Cell`).
 unsafe impl Send for FixedSource<'_> {}
 
 impl<'buf> FixedSource<'buf> {
@@ -43,12 +45,12 @@ impl<'buf> FixedSource<'buf> {
     /// `base..base+len` is valid for reads and writes, and used by nothing else, for `'buf`.
     pub unsafe fn from_raw(base: NonNull<u8>, len: usize) -> Self {
         let start = base.as_ptr() as usize;
-        FixedSource { base, end: start + len, top: start, _buf: PhantomData }
+        FixedSource { base, end: start + len, top: Cell::new(start), _buf: PhantomData }
     }
 
     /// Bytes not yet handed out.
     pub fn remaining(&self) -> usize {
-        self.end - self.top
+        self.end - self.top.get()
     }
 }
 
@@ -59,21 +61,21 @@ unsafe impl PageSource for FixedSource<'_> {
         GRANULE
     }
 
-    fn map(&mut self, size: usize, align: usize) -> Option<NonNull<u8>> {
-        let start = crate::ptr::align_up(self.top, align.max(GRANULE))?;
+    fn map(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
+        let start = crate::ptr::align_up(self.top.get(), align.max(GRANULE))?;
         let end = start.checked_add(size)?;
         if end > self.end {
             return None;
         }
-        self.top = end;
+        self.top.set(end);
         // SAFETY: start lies within the buffer (start < end <= self.end).
         Some(unsafe { crate::ptr::with_addr(self.base, start) })
     }
 
-    unsafe fn unmap(&mut self, ptr: NonNull<u8>, size: usize) {
+    unsafe fn unmap(&self, ptr: NonNull<u8>, size: usize) {
         let start = ptr.as_ptr() as usize;
-        if start + size == self.top {
-            self.top = start;
+        if start + size == self.top.get() {
+            self.top.set(start);
         }
     }
 }
@@ -85,7 +87,7 @@ mod tests {
     #[test]
     fn carves_aligned_runs_and_fails_when_full() {
         let mut buf = std::vec![0u8; 8192];
-        let mut s = FixedSource::new(&mut buf);
+        let s = FixedSource::new(&mut buf);
         let a = s.map(1024, 1024).unwrap();
         assert_eq!(a.as_ptr() as usize % 1024, 0);
         let b = s.map(256, 256).unwrap();

@@ -1,9 +1,10 @@
 //! Page sources: the OS layer at the bottom of every allocator.
 //!
-//! A source hands out page-aligned runs of memory and takes them back. Optional capabilities,
-//! each its own trait, say what else it can do: [`Decommit`] (drop the pages' contents and give
-//! the RSS back while keeping the addresses), [`Protect`] (make pages fault on any access, for
-//! quarantine and guard pages) and [`Reserve`] (address space first, memory later).
+//! A source hands out page-aligned runs of memory and takes them back, through `&self`, so one
+//! source can serve several layers and the shared (lock-free) ones. Optional capabilities, each
+//! its own trait, say what else it can do: [`Decommit`] (give the pages' memory back to the OS
+//! while keeping the addresses), [`Protect`] (make pages fault on any access, for quarantine and
+//! guard pages) and [`Reserve`] (address space first, memory later).
 
 mod fixed;
 mod limit;
@@ -13,9 +14,9 @@ mod mmap;
 mod wasm;
 
 pub use fixed::FixedSource;
-pub use limit::Limited;
+pub use limit::{Limited, Meter};
 #[cfg(unix)]
-pub use mmap::MmapSource;
+pub use mmap::{page_size, MmapSource};
 #[cfg(target_arch = "wasm32")]
 pub use wasm::WasmSource;
 
@@ -27,15 +28,17 @@ use core::ptr::NonNull;
 ///
 /// A run returned by [`PageSource::map`] is valid for reads and writes of `size` bytes, aligned to
 /// `max(align, page_size())`, disjoint from every other run currently mapped from this source, and
-/// stays valid until it is unmapped or the source is dropped.
+/// stays valid until it is unmapped or the source is dropped. When [`PageSource::maps_zeroed`]
+/// says so, every run reads as zero when handed out. [`PageSource::page_size`] never changes.
 pub unsafe trait PageSource {
-    /// The granule of this source: every size passed in is a multiple of it. A power of two.
+    /// The granule of this source: every size passed in is a multiple of it. A power of two,
+    /// the same on every call.
     fn page_size(&self) -> usize;
 
     /// Maps `size` bytes aligned to `align`, or `None` when the memory is not available (the
     /// caller fails cleanly). `size` is a non-zero multiple of [`PageSource::page_size`];
     /// `align` is a power of two.
-    fn map(&mut self, size: usize, align: usize) -> Option<NonNull<u8>>;
+    fn map(&self, size: usize, align: usize) -> Option<NonNull<u8>>;
 
     /// Gives a run back.
     ///
@@ -43,21 +46,28 @@ pub unsafe trait PageSource {
     ///
     /// `ptr` and `size` are exactly a run currently mapped from this source (or a page-aligned
     /// tail or head of one that the caller stops using), and nothing uses it afterwards.
-    unsafe fn unmap(&mut self, ptr: NonNull<u8>, size: usize);
+    unsafe fn unmap(&self, ptr: NonNull<u8>, size: usize);
 
-    /// True when runs come back zero-filled from [`PageSource::map`], so allocators can skip
-    /// zeroing fresh memory.
+    /// True when every run comes back zero-filled from [`PageSource::map`] (fresh pages from the
+    /// OS), so allocators can skip zeroing fresh memory and a large `calloc` stays lazy.
     fn maps_zeroed(&self) -> bool {
         false
     }
+
+    /// A hint that `ptr..ptr+size` (in a run from this source) is a large heap that benefits
+    /// from huge pages (fewer TLB misses and page faults). Sources without huge pages ignore it.
+    fn prefer_huge_pages(&self, ptr: NonNull<u8>, size: usize) {
+        let _ = (ptr, size);
+    }
 }
 
-/// Capability: drop the contents of mapped pages and return their memory to the OS, keeping the
-/// addresses usable (they read as zero afterwards). This is how allocators scavenge.
+/// Capability: return the memory behind mapped pages to the OS, keeping the addresses usable.
+/// This is how allocators scavenge.
 ///
 /// # Safety
 ///
-/// After `decommit`, the range stays mapped and readable/writable, reading as zeroes.
+/// After `decommit`, the range stays mapped and readable and writable; it reads as zero when
+/// [`Decommit::decommit_zeroes`] is true, and holds unspecified bytes otherwise.
 pub unsafe trait Decommit: PageSource {
     /// Returns the memory behind `ptr..ptr+size` to the OS.
     ///
@@ -65,7 +75,11 @@ pub unsafe trait Decommit: PageSource {
     ///
     /// The range lies in a run mapped from this source, is page-aligned, and holds no data the
     /// caller still needs.
-    unsafe fn decommit(&mut self, ptr: NonNull<u8>, size: usize);
+    unsafe fn decommit(&self, ptr: NonNull<u8>, size: usize);
+
+    /// True when decommitted pages read as zero afterwards (Linux's `MADV_DONTNEED` on private
+    /// anonymous memory), so a layer may skip zeroing them when they are reused.
+    fn decommit_zeroes(&self) -> bool;
 }
 
 /// How pages may be accessed.
@@ -90,41 +104,63 @@ pub unsafe trait Protect: PageSource {
     ///
     /// The range lies in a run mapped from this source and is page-aligned; with `Access::None`,
     /// nothing the caller owns is accessed through it afterwards.
-    unsafe fn protect(&mut self, ptr: NonNull<u8>, size: usize, access: Access);
+    unsafe fn protect(&self, ptr: NonNull<u8>, size: usize, access: Access);
 }
 
 /// Capability: reserve address space without memory, and commit it later.
 ///
 /// # Safety
 ///
-/// A reserved run faults on access until committed; committed pages behave like mapped ones.
-/// Reserved runs are given back with [`PageSource::unmap`].
+/// A reserved run faults on access until committed; committed pages behave like mapped ones and
+/// read as zero at first. Reserved runs are given back with [`PageSource::unmap`].
 pub unsafe trait Reserve: PageSource {
     /// Reserves `size` bytes of address space aligned to `align` (same rules as `map`).
-    fn reserve(&mut self, size: usize, align: usize) -> Option<NonNull<u8>>;
+    fn reserve(&self, size: usize, align: usize) -> Option<NonNull<u8>>;
 
     /// Makes `ptr..ptr+size` usable; `false` when the memory is not available.
     ///
     /// # Safety
     ///
     /// The range lies in a reserved run from this source and is page-aligned.
-    unsafe fn commit(&mut self, ptr: NonNull<u8>, size: usize) -> bool;
+    unsafe fn commit(&self, ptr: NonNull<u8>, size: usize) -> bool;
 }
 
-// A mutable reference to a source is a source: several layers can share one by borrowing it.
+// A reference to a source is a source: several layers can share one by borrowing it.
 // SAFETY: every call is forwarded to the referenced source, which upholds the contract.
-unsafe impl<S: PageSource + ?Sized> PageSource for &mut S {
+unsafe impl<S: PageSource + ?Sized> PageSource for &S {
     fn page_size(&self) -> usize {
         (**self).page_size()
     }
-    fn map(&mut self, size: usize, align: usize) -> Option<NonNull<u8>> {
+    fn map(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
         (**self).map(size, align)
     }
-    unsafe fn unmap(&mut self, ptr: NonNull<u8>, size: usize) {
+    unsafe fn unmap(&self, ptr: NonNull<u8>, size: usize) {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { (**self).unmap(ptr, size) }
     }
     fn maps_zeroed(&self) -> bool {
         (**self).maps_zeroed()
+    }
+    fn prefer_huge_pages(&self, ptr: NonNull<u8>, size: usize) {
+        (**self).prefer_huge_pages(ptr, size)
+    }
+}
+
+// SAFETY: forwarded to the referenced source.
+unsafe impl<S: Decommit + ?Sized> Decommit for &S {
+    unsafe fn decommit(&self, ptr: NonNull<u8>, size: usize) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { (**self).decommit(ptr, size) }
+    }
+    fn decommit_zeroes(&self) -> bool {
+        (**self).decommit_zeroes()
+    }
+}
+
+// SAFETY: forwarded to the referenced source.
+unsafe impl<S: Protect + ?Sized> Protect for &S {
+    unsafe fn protect(&self, ptr: NonNull<u8>, size: usize, access: Access) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { (**self).protect(ptr, size, access) }
     }
 }
