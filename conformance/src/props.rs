@@ -126,7 +126,7 @@ pub fn realloc_keeps_prefix<S: Subject>() -> Outcome {
 /// class-based heap that keeps a block in place under a layout of another class parks it on the
 /// wrong list at its free, and hands it out again over a live neighbour.)
 pub fn realloc_across_alignments<S: Subject>() -> Outcome {
-    let cases: [((usize, usize), (usize, usize)); 10] = [
+    let cases: [((usize, usize), (usize, usize)); 11] = [
         ((16, 8), (16, 32)),
         ((16, 8), (24, 64)),
         ((16, 32), (16, 8)),
@@ -137,6 +137,7 @@ pub fn realloc_across_alignments<S: Subject>() -> Outcome {
         ((8, 1), (8, 8)),
         ((256, 256), (128, 512)),
         ((3000, 8), (3000, 1024)),
+        ((5000, 16), (6000, 8192)),
     ];
     let mut m = machine::<S>(S::new(), true);
     for &((size, align), (nsize, nalign)) in &cases {
@@ -485,8 +486,13 @@ pub fn reset_frees_and_reuses_everything<S: ResetSubject>() -> Outcome {
     const WARM: usize = 3;
     for round in 0..12 {
         for i in 0..600 {
-            // Small blocks, and every 100th a large one (where allocators keep dedicated chunks).
-            let size = if i % 100 == 99 { 300_000 } else { SIZES[i % SIZES.len()] * 4 };
+            // Small blocks, every 100th a large one, and one larger than any allocator's regular
+            // chunk (where allocators keep dedicated chunks, which a reset must free too).
+            let size = match i {
+                599 => 20 << 20,
+                _ if i % 100 == 99 => 300_000,
+                _ => SIZES[i % SIZES.len()] * 4,
+            };
             m.allocate(layout(size, 8)?, false).map_err(|f| Failure(format!("round {round}, allocation {i}: {f}")))?;
         }
         m.reset()?;
