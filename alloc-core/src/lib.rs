@@ -62,6 +62,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod clock;
 pub mod error;
 pub mod freelist;
 pub mod front;

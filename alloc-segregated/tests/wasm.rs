@@ -26,11 +26,7 @@ fn build(features: &[&str], dir: &str) -> PathBuf {
         cmd.args(["--features", &features.join(",")]);
     }
     let out = cmd.output().expect("run cargo");
-    assert!(
-        out.status.success(),
-        "building the wasm32 module failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "building the wasm32 module failed:\n{}", String::from_utf8_lossy(&out.stderr));
     target_dir.join("wasm32-unknown-unknown/release/wasm_demo.wasm")
 }
 

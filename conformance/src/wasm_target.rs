@@ -16,7 +16,9 @@ fn installed() -> bool {
     let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
     out.status.success()
         && std::fs::read_dir(&dir)
-            .map(|entries| entries.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().starts_with("libcore-")))
+            .map(|entries| {
+                entries.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().starts_with("libcore-"))
+            })
             .unwrap_or(false)
 }
 

@@ -4,7 +4,7 @@
 //! space back; unmapping any other run leaves a hole that is not reused (the allocator above
 //! keeps its own free lists, so this only matters for sources shared by many short runs).
 
-use super::PageSource;
+use super::{Decommit, PageSource};
 use core::cell::Cell;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
@@ -77,6 +77,19 @@ unsafe impl PageSource for FixedSource<'_> {
         if start + size == self.top.get() {
             self.top.set(start);
         }
+    }
+}
+
+// SAFETY: there is no OS to give the memory to; the range stays usable and is zeroed, which is
+// what `decommit_zeroes` promises (so heaps that scavenge run unchanged over a buffer).
+unsafe impl Decommit for FixedSource<'_> {
+    unsafe fn decommit(&self, ptr: NonNull<u8>, size: usize) {
+        // SAFETY: the caller names a range of a run from this buffer it no longer needs.
+        unsafe { ptr.as_ptr().write_bytes(0, size) }
+    }
+
+    fn decommit_zeroes(&self) -> bool {
+        true
     }
 }
 

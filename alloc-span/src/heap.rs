@@ -1,0 +1,1187 @@
+//! The span heap layer: blocks are runs of whole pages (spans) carved from arenas.
+//!
+//! - **allocate**: round the request up to pages, take the best-fitting free span (exact-size
+//!   lists, then a treap: O(1) or O(log n)), split off what is not needed, and map the span's
+//!   first and last page to it. No free span fits: map a new arena (4 MiB doubling to 64 MiB, or
+//!   as large as the request) and try again. Requests of [`SpanConfig::huge`] bytes or more get a
+//!   mapping of their own, unmapped at their free.
+//! - **deallocate**: find the span through the arena index and the page map (O(1)), check the
+//!   pointer is the start of a span in use and the layout fits it (else report through the
+//!   error policy), coalesce with free neighbours, and put it back.
+//! - **resize in place**: shrink by splitting the tail off; grow into a free right neighbour.
+//! - **scavenge**: free pages go back to the OS (`madvise(MADV_DONTNEED)`) when they have been
+//!   free longer than [`SpanConfig::delay_ns`] or when more than [`SpanConfig::retain`] bytes of
+//!   free memory are resident, oldest first; [`SpanHeap::scavenge`] returns all of it at once.
+//!   Returned pages are marked clean in the arena's bitmap: reused, they need no zeroing, and an
+//!   `allocate_zeroed` over fresh or returned pages writes nothing.
+
+use crate::arena::Arena;
+use crate::free::FreeSpans;
+use crate::index::{ArenaIndex, GRANULE};
+use crate::meta::MetaPool;
+use crate::span::{Span, State};
+use alloc_core::error::{ErrorKind, ErrorPolicy, HeapError};
+use alloc_core::layer::{Corruption, Layer, Owns, Resize, ResizeFn, SizeOf, UsableSize, Validate};
+use alloc_core::source::{Access, Decommit, PageSource, Protect};
+use alloc_core::stats::{NoStats, StatsPolicy};
+use alloc_core::{ptr, Abort, AllocError, Layout};
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+
+/// The heap's tunables.
+#[derive(Copy, Clone, Debug)]
+pub struct SpanConfig {
+    /// Free bytes kept resident for reuse; past this the oldest free pages go back to the OS.
+    pub retain: usize,
+    /// Free pages older than this (nanoseconds) go back to the OS at the next free; `u64::MAX`
+    /// never by age.
+    pub delay_ns: u64,
+    /// Requests of at least this many bytes get a mapping of their own, unmapped at their free.
+    pub huge: usize,
+    /// The first arena's size; arenas double up to `max_arena` (or are as large as a request).
+    pub first_arena: usize,
+    /// The largest arena mapped ahead of need.
+    pub max_arena: usize,
+    /// Ask the OS for transparent huge pages on arenas (fewer TLB misses and faults).
+    pub huge_pages: bool,
+    /// The clock the age policy reads, in nanoseconds (`None`: no clock, byte limit only).
+    pub clock: fn() -> Option<u64>,
+}
+
+impl SpanConfig {
+    /// The defaults: keep up to 64 MiB of free memory resident, return pages free for 5 s,
+    /// map requests of 1 GiB or more directly, arenas from 4 MiB to 64 MiB, huge pages asked for.
+    pub const DEFAULT: SpanConfig = SpanConfig {
+        retain: 64 << 20,
+        delay_ns: 5_000_000_000,
+        huge: 1 << 30,
+        first_arena: 4 << 20,
+        max_arena: 64 << 20,
+        huge_pages: true,
+        clock: alloc_core::clock::now_ns,
+    };
+}
+
+impl Default for SpanConfig {
+    fn default() -> Self {
+        SpanConfig::DEFAULT
+    }
+}
+
+/// The guard-page policy slot (a debugging aid): with [`GuardPages`] every span is followed by a
+/// page that faults on any access, so a write past a block stops the program at once.
+pub trait GuardPolicy<S> {
+    /// Guard pages after each span.
+    const PAGES: usize;
+
+    /// Makes `len` bytes at `at` fault on access.
+    ///
+    /// # Safety
+    ///
+    /// A page-aligned range of a run from `source` that holds nothing in use.
+    unsafe fn arm(source: &S, at: NonNull<u8>, len: usize);
+
+    /// Makes the range usable again.
+    ///
+    /// # Safety
+    ///
+    /// A range armed before.
+    unsafe fn disarm(source: &S, at: NonNull<u8>, len: usize);
+}
+
+/// No guard pages (the default).
+#[derive(Copy, Clone, Debug, Default)]
+pub struct NoGuards;
+
+impl<S> GuardPolicy<S> for NoGuards {
+    const PAGES: usize = 0;
+    #[inline(always)]
+    unsafe fn arm(_: &S, _: NonNull<u8>, _: usize) {}
+    #[inline(always)]
+    unsafe fn disarm(_: &S, _: NonNull<u8>, _: usize) {}
+}
+
+/// One `PROT_NONE` page after every span (needs a source with [`Protect`]).
+#[derive(Copy, Clone, Debug, Default)]
+pub struct GuardPages;
+
+impl<S: Protect> GuardPolicy<S> for GuardPages {
+    const PAGES: usize = 1;
+    unsafe fn arm(source: &S, at: NonNull<u8>, len: usize) {
+        // SAFETY: the caller names a page range of ours holding nothing in use.
+        unsafe { source.protect(at, len, Access::None) }
+    }
+    unsafe fn disarm(source: &S, at: NonNull<u8>, len: usize) {
+        // SAFETY: as above.
+        unsafe { source.protect(at, len, Access::ReadWrite) }
+    }
+}
+
+/// What the heap holds, in bytes.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SpanStats {
+    /// In spans in use (whole pages, guard pages included).
+    pub in_use: usize,
+    /// Free and resident: reused without a page fault, or returned by the next scavenge.
+    pub idle: usize,
+    /// Free and returned to the OS (or never touched): costs no memory.
+    pub released: usize,
+    /// Mapped from the page source: arenas, huge mappings, and the heap's own metadata.
+    pub mapped: usize,
+    /// Bytes returned to the OS by scavenging over the heap's life.
+    pub scavenged: usize,
+    /// Spans in use, huge ones included.
+    pub live_spans: usize,
+    /// Free spans.
+    pub free_spans: usize,
+    /// Regular arenas mapped.
+    pub arenas: usize,
+    /// Blocks with a mapping of their own.
+    pub huge_spans: usize,
+}
+
+/// Where a span taken off the free structures sat on the scavenger's list, so what is split off
+/// it can go back in the same place (keeping the list oldest first).
+#[derive(Copy, Clone)]
+enum DirtyPos {
+    /// It was not on the list (all its pages clean).
+    Off,
+    /// It followed this span (`None`: it was the head).
+    After(Option<NonNull<Span>>),
+}
+
+/// The page-span heap over page source `S`, with error policy `E`, statistics policy `C` and
+/// guard-page policy `G`.
+pub struct SpanHeap<
+    S: PageSource + Decommit,
+    E: ErrorPolicy = Abort,
+    C: StatsPolicy = NoStats,
+    G: GuardPolicy<S> = NoGuards,
+> {
+    source: S,
+    config: SpanConfig,
+    /// The page size and its log2; 0 until the first allocation reads them from the source.
+    page: usize,
+    shift: u32,
+    index: ArenaIndex,
+    /// Every arena, regular and huge, newest first.
+    arenas: Option<NonNull<Arena>>,
+    span_records: MetaPool<Span>,
+    arena_records: MetaPool<Arena>,
+    free: FreeSpans,
+    /// Free spans with dirty pages, oldest first.
+    dirty_head: Option<NonNull<Span>>,
+    dirty_tail: Option<NonNull<Span>>,
+    /// Clean pages in free spans.
+    clean_free: usize,
+    /// Pages in spans in use (regular arenas).
+    in_use_pages: usize,
+    live_spans: usize,
+    /// Bytes of regular arenas and of huge mappings.
+    arena_bytes: usize,
+    regular_arenas: usize,
+    huge_bytes: usize,
+    huge_spans: usize,
+    /// The next arena's size.
+    next_arena: usize,
+    /// When the age policy last looked.
+    last_age_check: u64,
+    scavenged: usize,
+    errors: E,
+    stats: C,
+    _guard: PhantomData<G>,
+}
+
+// SAFETY: the heap owns its arenas, metadata and the spans in them exclusively; moving it moves
+// that ownership (the raw pointers inside point only into memory it mapped).
+unsafe impl<S: PageSource + Decommit + Send, E: ErrorPolicy + Send, C: StatsPolicy + Send, G: GuardPolicy<S>> Send
+    for SpanHeap<S, E, C, G>
+{
+}
+
+/// A span descriptor, borrowed for the duration of one operation.
+///
+/// # Safety (of every call)
+///
+/// `p` is a live descriptor of the heap the caller holds exclusively.
+#[inline(always)]
+fn sp<'a>(p: NonNull<Span>) -> &'a mut Span {
+    // SAFETY: see above.
+    unsafe { &mut *p.as_ptr() }
+}
+
+/// A span descriptor, borrowed shared for reading (several may coexist).
+#[inline(always)]
+fn spr<'a>(p: NonNull<Span>) -> &'a Span {
+    // SAFETY: as for `sp`; no `&mut` to it is live while this is used.
+    unsafe { &*p.as_ptr() }
+}
+
+/// An arena record, borrowed likewise.
+#[inline(always)]
+fn ar<'a>(p: NonNull<Arena>) -> &'a mut Arena {
+    // SAFETY: as for `sp`.
+    unsafe { &mut *p.as_ptr() }
+}
+
+impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> SpanHeap<S, E, C, G> {
+    /// An empty heap with the default configuration; maps nothing until the first allocation.
+    pub const fn new(source: S) -> Self {
+        Self::with_config(source, SpanConfig::DEFAULT)
+    }
+
+    /// An empty heap with `config`.
+    pub const fn with_config(source: S, config: SpanConfig) -> Self {
+        SpanHeap {
+            source,
+            config,
+            page: 0,
+            shift: 0,
+            index: ArenaIndex::new(),
+            arenas: None,
+            span_records: MetaPool::new(),
+            arena_records: MetaPool::new(),
+            free: FreeSpans::new(),
+            dirty_head: None,
+            dirty_tail: None,
+            clean_free: 0,
+            in_use_pages: 0,
+            live_spans: 0,
+            arena_bytes: 0,
+            regular_arenas: 0,
+            huge_bytes: 0,
+            huge_spans: 0,
+            next_arena: config.first_arena,
+            last_age_check: 0,
+            scavenged: 0,
+            errors: E::INIT,
+            stats: C::INIT,
+            _guard: PhantomData,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SpanConfig {
+        &self.config
+    }
+
+    /// The error policy (for [`alloc_core::Count`], what was detected).
+    pub fn errors(&self) -> &E {
+        &self.errors
+    }
+
+    /// The statistics policy (for [`alloc_core::Counting`], `.get()` gives the counters).
+    pub fn counters(&self) -> &C {
+        &self.stats
+    }
+
+    /// The page source.
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    /// In use, idle, released and mapped bytes, and span and arena counts.
+    pub fn span_stats(&self) -> SpanStats {
+        let page = self.page;
+        SpanStats {
+            in_use: (self.in_use_pages * page) + self.huge_bytes,
+            idle: (self.free.pages - self.clean_free) * page,
+            released: self.clean_free * page,
+            mapped: self.arena_bytes
+                + self.huge_bytes
+                + self.index.mapped
+                + self.span_records.mapped
+                + self.arena_records.mapped,
+            scavenged: self.scavenged,
+            live_spans: self.live_spans,
+            free_spans: self.free.count,
+            arenas: self.regular_arenas,
+            huge_spans: self.huge_spans,
+        }
+    }
+
+    #[inline(always)]
+    fn init(&mut self) {
+        if self.page == 0 {
+            self.page = self.source.page_size();
+            self.shift = self.page.trailing_zeros();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn report(&self, kind: ErrorKind, addr: usize) {
+        self.errors.report(HeapError::new(kind, addr));
+    }
+
+    /// The page pointer for `addr` inside `arena`'s mapping (its provenance).
+    #[inline(always)]
+    fn at(&self, arena: NonNull<Arena>, addr: usize) -> NonNull<u8> {
+        // SAFETY: callers pass addresses inside the arena's mapping.
+        unsafe { ptr::with_addr(ar(arena).map_base, addr) }
+    }
+
+    /// Page index of `addr` in its regular arena.
+    #[inline(always)]
+    fn page_of(&self, arena: NonNull<Arena>, addr: usize) -> usize {
+        (addr - ar(arena).start) >> self.shift
+    }
+
+    /// Points the page map's first and last entries of `p` at it.
+    fn map_span(&self, p: NonNull<Span>) {
+        let (start, pages, arena) = (sp(p).start, sp(p).pages, sp(p).arena);
+        let first = self.page_of(arena, start);
+        // SAFETY: the span lies in its arena: first + pages <= arena pages.
+        unsafe {
+            ar(arena).set_map(first, Some(p));
+            ar(arena).set_map(first + pages - 1, Some(p));
+        }
+    }
+
+    /// A new descriptor; `None` when the metadata pool is out of memory.
+    fn new_span(&mut self, start: usize, pages: usize, state: State, arena: NonNull<Arena>) -> Option<NonNull<Span>> {
+        self.span_records.alloc(&self.source, Span::new(start, pages, state, arena))
+    }
+
+    fn drop_span(&mut self, p: NonNull<Span>) {
+        // SAFETY: the descriptor is off every structure and unused from here on.
+        unsafe { self.span_records.free(p) }
+    }
+
+    // ---- the scavenger's list ----
+
+    fn dirty_unlink(&mut self, p: NonNull<Span>) -> DirtyPos {
+        if !sp(p).on_dirty {
+            return DirtyPos::Off;
+        }
+        let (prev, next) = (sp(p).dirty_prev, sp(p).dirty_next);
+        match prev {
+            Some(q) => sp(q).dirty_next = next,
+            None => self.dirty_head = next,
+        }
+        match next {
+            Some(q) => sp(q).dirty_prev = prev,
+            None => self.dirty_tail = prev,
+        }
+        sp(p).on_dirty = false;
+        sp(p).dirty_prev = None;
+        sp(p).dirty_next = None;
+        DirtyPos::After(prev)
+    }
+
+    /// Links `p` after `prev` (`None`: at the head).
+    fn dirty_link_after(&mut self, prev: Option<NonNull<Span>>, p: NonNull<Span>) {
+        let next = match prev {
+            Some(q) => sp(q).dirty_next,
+            None => self.dirty_head,
+        };
+        sp(p).dirty_prev = prev;
+        sp(p).dirty_next = next;
+        sp(p).on_dirty = true;
+        match prev {
+            Some(q) => sp(q).dirty_next = Some(p),
+            None => self.dirty_head = Some(p),
+        }
+        match next {
+            Some(q) => sp(q).dirty_prev = Some(p),
+            None => self.dirty_tail = Some(p),
+        }
+    }
+
+    /// Whether the free span `p` has dirty pages.
+    fn has_dirty(&self, p: NonNull<Span>) -> bool {
+        let (start, pages, arena) = (sp(p).start, sp(p).pages, sp(p).arena);
+        let first = self.page_of(arena, start);
+        // SAFETY: the span lies in its regular arena.
+        unsafe { ar(arena).count_clean(first, first + pages) < pages }
+    }
+
+    // ---- free structures ----
+
+    /// Takes a free span off the free structures and the scavenger's list.
+    fn take_free(&mut self, p: NonNull<Span>) -> DirtyPos {
+        self.free.remove(p);
+        self.dirty_unlink(p)
+    }
+
+    /// Puts the free span `p` back: free structures, page map, and the scavenger's list at `pos`
+    /// (or at the tail, as freed now) when it has dirty pages.
+    fn put_free(&mut self, p: NonNull<Span>, pos: Option<DirtyPos>) {
+        sp(p).state = State::Free;
+        self.map_span(p);
+        self.free.insert(p);
+        if self.has_dirty(p) {
+            match pos {
+                Some(DirtyPos::After(prev)) => self.dirty_link_after(prev, p),
+                Some(DirtyPos::Off) | None => {
+                    let tail = self.dirty_tail;
+                    self.dirty_link_after(tail, p)
+                }
+            }
+        }
+    }
+
+    /// Splits the free span `p` (already taken off the free structures) so that it keeps its
+    /// first `keep` pages, and puts the rest back as a free span at `pos`.
+    fn split_tail(&mut self, p: NonNull<Span>, keep: usize, pos: DirtyPos) -> Result<(), AllocError> {
+        let (start, pages, arena, freed_at) = (sp(p).start, sp(p).pages, sp(p).arena, sp(p).freed_at);
+        if pages == keep {
+            return Ok(());
+        }
+        let rest = self.new_span(start + (keep << self.shift), pages - keep, State::Free, arena).ok_or(AllocError)?;
+        sp(rest).freed_at = freed_at;
+        sp(p).pages = keep;
+        self.put_free(rest, Some(pos));
+        Ok(())
+    }
+
+    /// Splits the first `head` pages off the free span `p` (off the free structures) as a free
+    /// span of their own, put back at `pos`; `p` keeps the rest.
+    fn split_head(&mut self, p: NonNull<Span>, head: usize, pos: DirtyPos) -> Result<(), AllocError> {
+        if head == 0 {
+            return Ok(());
+        }
+        let (start, arena, freed_at) = (sp(p).start, sp(p).arena, sp(p).freed_at);
+        let h = self.new_span(start, head, State::Free, arena).ok_or(AllocError)?;
+        sp(h).freed_at = freed_at;
+        sp(p).start += head << self.shift;
+        sp(p).pages -= head;
+        self.put_free(h, Some(pos));
+        Ok(())
+    }
+
+    // ---- growth ----
+
+    /// Maps a new arena with at least `pages` usable pages, as one free span.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, pages: usize) -> Result<(), AllocError> {
+        let page = self.page;
+        let need = pages.checked_mul(page).ok_or(AllocError)?;
+        // The smallest whole number of granules whose usable part holds `need` bytes.
+        let mut total = need.checked_add(GRANULE - 1).ok_or(AllocError)? & !(GRANULE - 1);
+        while total - Arena::meta_bytes(total / page, page) < need {
+            total = total.checked_add(GRANULE).ok_or(AllocError)?;
+        }
+        let preferred = self.next_arena.max(total).next_multiple_of(GRANULE);
+        // The records first (a chunk of metadata is small), so a tight budget fails before the
+        // arena is mapped rather than after.
+        let placeholder = Arena {
+            map_base: NonNull::dangling(),
+            map_len: 0,
+            start: 0,
+            pages: 0,
+            page_map: core::ptr::null_mut(),
+            clean: core::ptr::null_mut(),
+            huge: None,
+            next: None,
+        };
+        let arena = self.arena_records.alloc(&self.source, placeholder).ok_or(AllocError)?;
+        let Some(span) = self.new_span(0, 0, State::Free, arena) else {
+            // SAFETY: the record goes back unused.
+            unsafe { self.arena_records.free(arena) };
+            return Err(AllocError);
+        };
+        // The preferred size, or just what is needed when that is too much for the source (the
+        // index may need a table too).
+        let sizes = [preferred, total];
+        let tries = if preferred == total { &sizes[..1] } else { &sizes[..] };
+        let mut mapped = None;
+        for &size in tries {
+            let Some(base) = self.source.map(size, GRANULE) else { continue };
+            if self.index.set(&self.source, base.as_ptr() as usize, size, Some(arena)) {
+                mapped = Some((base, size));
+                break;
+            }
+            // SAFETY: our fresh mapping, unused.
+            unsafe { self.source.unmap(base, size) };
+        }
+        let Some((base, size)) = mapped else {
+            self.drop_span(span);
+            // SAFETY: the record goes back unused.
+            unsafe { self.arena_records.free(arena) };
+            return Err(AllocError);
+        };
+        if self.config.huge_pages {
+            self.source.prefer_huge_pages(base, size);
+        }
+        let meta = Arena::meta_bytes(size / page, page);
+        if !self.source.maps_zeroed() {
+            // SAFETY: the metadata pages of the fresh mapping: an empty page map, no clean page.
+            unsafe { base.as_ptr().write_bytes(0, meta) };
+        }
+        let usable = (size - meta) >> self.shift;
+        *ar(arena) = Arena {
+            map_base: base,
+            map_len: size,
+            start: base.as_ptr() as usize + meta,
+            pages: usable,
+            page_map: base.as_ptr().cast(),
+            // SAFETY: the bitmap follows the page map inside the metadata pages.
+            clean: unsafe { base.as_ptr().add((size / page) * core::mem::size_of::<Option<NonNull<Span>>>()) }.cast(),
+            huge: None,
+            next: self.arenas,
+        };
+        *sp(span) = Span::new(ar(arena).start, usable, State::Free, arena);
+        if self.source.maps_zeroed() {
+            // SAFETY: `usable` pages of a regular arena.
+            self.clean_free += unsafe { ar(arena).set_clean(0, usable, true) };
+        }
+        self.arenas = Some(arena);
+        self.regular_arenas += 1;
+        self.arena_bytes += size;
+        self.stats.on_map(size);
+        self.next_arena = (self.next_arena * 2).min(self.config.max_arena).max(self.config.first_arena);
+        sp(span).freed_at = self.now();
+        self.put_free(span, None);
+        Ok(())
+    }
+
+    #[inline]
+    fn now(&self) -> u64 {
+        (self.config.clock)().unwrap_or(0)
+    }
+
+    // ---- allocation ----
+
+    fn allocate_inner(&mut self, layout: Layout, zero: bool) -> Result<NonNull<[u8]>, AllocError> {
+        self.init();
+        if layout.size() >= self.config.huge {
+            return self.allocate_huge(layout, zero);
+        }
+        let page = self.page;
+        let data = layout.size().max(1).div_ceil(page);
+        let pages = data + G::PAGES;
+        // An alignment above a page: take enough to align inside, give the head back.
+        let slack = if layout.align() > page { (layout.align() >> self.shift) - 1 } else { 0 };
+        let want = pages.checked_add(slack).ok_or(AllocError)?;
+        if want > (isize::MAX as usize) >> self.shift {
+            return Err(AllocError);
+        }
+        let p = match self.free.best_fit(want) {
+            Some(p) => p,
+            None => {
+                self.grow(want)?;
+                self.free.best_fit(want).ok_or(AllocError)?
+            }
+        };
+        let pos = self.take_free(p);
+        let start = sp(p).start;
+        let head = (ptr::align_up(start, layout.align()).ok_or(AllocError)? - start) >> self.shift;
+        if self.split_head(p, head, pos).and_then(|_| self.split_tail(p, pages, pos)).is_err() {
+            // Out of metadata: put the span back whole.
+            self.put_free(p, Some(pos));
+            return Err(AllocError);
+        }
+        sp(p).state = State::InUse;
+        sp(p).size = layout.size();
+        sp(p).align = layout.align();
+        self.map_span(p);
+        let (start, arena) = (sp(p).start, sp(p).arena);
+        let first = self.page_of(arena, start);
+        if zero {
+            // Only pages that are not clean (fresh from the OS, or given back to it) need zeroes.
+            let (map_base, shift) = (ar(arena).map_base, self.shift);
+            // SAFETY: the span's data pages lie in its arena; dirty runs are written with zeroes.
+            unsafe {
+                ar(arena).dirty_runs(first, first + data, |a, b| {
+                    let at = ptr::with_addr(map_base, start + ((a - first) << shift));
+                    at.as_ptr().write_bytes(0, (b - a) << shift);
+                });
+            }
+        }
+        // SAFETY: the span lies in its arena.
+        self.clean_free -= unsafe { ar(arena).set_clean(first, first + pages, false) };
+        if G::PAGES > 0 {
+            // SAFETY: the guard page after the data, ours and unused.
+            unsafe { G::arm(&self.source, self.at(arena, start + (data << self.shift)), G::PAGES << self.shift) };
+        }
+        self.in_use_pages += pages;
+        self.live_spans += 1;
+        let len = data << self.shift;
+        self.stats.on_alloc(len);
+        Ok(ptr::block(self.at(arena, start), len))
+    }
+
+    /// A block with a mapping of its own.
+    #[cold]
+    #[inline(never)]
+    fn allocate_huge(&mut self, layout: Layout, zero: bool) -> Result<NonNull<[u8]>, AllocError> {
+        let page = self.page;
+        let data = layout.size().checked_next_multiple_of(page).ok_or(AllocError)?;
+        let guard = G::PAGES << self.shift;
+        // Whole granules, so the index never shares one with another mapping.
+        let len = data.checked_add(guard).and_then(|n| n.checked_next_multiple_of(GRANULE)).ok_or(AllocError)?;
+        if len > isize::MAX as usize {
+            return Err(AllocError);
+        }
+        let base = self.source.map(len, layout.align().max(GRANULE)).ok_or(AllocError)?;
+        let start = base.as_ptr() as usize;
+        let record = Arena {
+            map_base: base,
+            map_len: len,
+            start,
+            pages: len >> self.shift,
+            page_map: core::ptr::null_mut(),
+            clean: core::ptr::null_mut(),
+            huge: None,
+            next: self.arenas,
+        };
+        let undo = |h: &mut Self| {
+            // SAFETY: our fresh mapping, unused.
+            unsafe { h.source.unmap(base, len) }
+        };
+        let Some(arena) = self.arena_records.alloc(&self.source, record) else {
+            undo(self);
+            return Err(AllocError);
+        };
+        let Some(span) = self.new_span(start, len >> self.shift, State::InUse, arena) else {
+            // SAFETY: the record goes back unused.
+            unsafe { self.arena_records.free(arena) };
+            undo(self);
+            return Err(AllocError);
+        };
+        if !self.index.set(&self.source, start, len, Some(arena)) {
+            self.drop_span(span);
+            // SAFETY: as above.
+            unsafe { self.arena_records.free(arena) };
+            undo(self);
+            return Err(AllocError);
+        }
+        ar(arena).huge = Some(span);
+        sp(span).size = layout.size();
+        sp(span).align = layout.align();
+        self.arenas = Some(arena);
+        if zero && !self.source.maps_zeroed() {
+            // SAFETY: the block's bytes in our fresh mapping.
+            unsafe { base.as_ptr().write_bytes(0, data) };
+        }
+        if guard > 0 {
+            // SAFETY: the pages after the block in our own mapping.
+            unsafe { G::arm(&self.source, base.add(data), len - data) };
+        }
+        self.huge_bytes += len;
+        self.huge_spans += 1;
+        self.live_spans += 1;
+        self.stats.on_map(len);
+        self.stats.on_alloc(data);
+        Ok(ptr::block(base, data))
+    }
+
+    // ---- lookup and misuse ----
+
+    /// The span in use that starts at `addr` and that `layout` fits, or what is wrong.
+    fn lookup(&self, addr: usize, layout: Option<Layout>) -> Result<NonNull<Span>, ErrorKind> {
+        let arena = self.index.get(addr).ok_or(ErrorKind::ForeignPointer)?;
+        let a = ar(arena);
+        let p = if let Some(h) = a.huge {
+            if sp(h).start != addr {
+                return Err(ErrorKind::InteriorPointer);
+            }
+            h
+        } else {
+            if addr < a.start || addr >= a.end(self.shift) {
+                return Err(ErrorKind::ForeignPointer);
+            }
+            if addr & (self.page - 1) != 0 {
+                return Err(ErrorKind::InteriorPointer);
+            }
+            // SAFETY: the page lies in this regular arena.
+            match unsafe { a.map(self.page_of(arena, addr)) } {
+                Some(p) if sp(p).start == addr && sp(p).state == State::InUse => p,
+                Some(p) if sp(p).start == addr => return Err(ErrorKind::DoubleFree),
+                _ => return Err(self.classify(arena, addr)),
+            }
+        };
+        if let Some(l) = layout {
+            let usable = self.usable(p);
+            let s = spr(p);
+            if l.size() < s.size || l.size() > usable || l.align() != s.align {
+                return Err(ErrorKind::WrongLayout);
+            }
+        }
+        Ok(p)
+    }
+
+    /// What a page-aligned address that starts no span is: inside a span in use (interior), or
+    /// in free pages (most likely freed before). Walks the arena's spans: the error path only.
+    #[cold]
+    fn classify(&self, arena: NonNull<Arena>, addr: usize) -> ErrorKind {
+        let a = ar(arena);
+        let mut i = 0;
+        while i < a.pages {
+            // SAFETY: i < pages; every span's first page maps to it.
+            let Some(p) = (unsafe { a.map(i) }) else { return ErrorKind::ForeignPointer };
+            let s = spr(p);
+            let end = s.start + (s.pages << self.shift);
+            if addr < end {
+                return if s.state == State::InUse { ErrorKind::InteriorPointer } else { ErrorKind::DoubleFree };
+            }
+            i += s.pages;
+        }
+        ErrorKind::ForeignPointer
+    }
+
+    /// Usable bytes of the span in use `p`.
+    #[inline]
+    fn usable(&self, p: NonNull<Span>) -> usize {
+        let s = spr(p);
+        if ar(s.arena).huge.is_some() {
+            s.size.next_multiple_of(self.page)
+        } else {
+            (s.pages - G::PAGES) << self.shift
+        }
+    }
+
+    // ---- freeing ----
+
+    fn free_span(&mut self, p: NonNull<Span>) {
+        let len = self.usable(p);
+        self.stats.on_free(len);
+        self.live_spans -= 1;
+        let arena = sp(p).arena;
+        if ar(arena).huge.is_some() {
+            return self.free_huge(arena, p);
+        }
+        let (start, pages) = (sp(p).start, sp(p).pages);
+        if G::PAGES > 0 {
+            let data = pages - G::PAGES;
+            // SAFETY: the span's own guard pages, armed at allocation.
+            unsafe { G::disarm(&self.source, self.at(arena, start + (data << self.shift)), G::PAGES << self.shift) };
+        }
+        self.in_use_pages -= pages;
+        self.release(p);
+    }
+
+    /// Makes `p` (out of use, off every structure) free: merged with the free spans on both
+    /// sides, put back, and the scavenging policy applied.
+    fn release(&mut self, p: NonNull<Span>) {
+        sp(p).state = State::Free;
+        sp(p).freed_at = self.now();
+        let arena = sp(p).arena;
+        let first = self.page_of(arena, sp(p).start);
+        if first > 0 {
+            // SAFETY: first - 1 < pages.
+            if let Some(l) = unsafe { ar(arena).map(first - 1) } {
+                if sp(l).state == State::Free && sp(l).start + (sp(l).pages << self.shift) == sp(p).start {
+                    self.take_free(l);
+                    let (ls, lp) = (sp(l).start, sp(l).pages);
+                    sp(p).start = ls;
+                    sp(p).pages += lp;
+                    self.drop_span(l);
+                }
+            }
+        }
+        let next = self.page_of(arena, sp(p).start) + sp(p).pages;
+        if next < ar(arena).pages {
+            // SAFETY: next < pages.
+            if let Some(r) = unsafe { ar(arena).map(next) } {
+                if sp(r).state == State::Free && sp(r).start == sp(p).start + (sp(p).pages << self.shift) {
+                    self.take_free(r);
+                    let rp = sp(r).pages;
+                    sp(p).pages += rp;
+                    self.drop_span(r);
+                }
+            }
+        }
+        self.put_free(p, None);
+        self.scavenge_by_policy();
+    }
+
+    fn free_huge(&mut self, arena: NonNull<Arena>, p: NonNull<Span>) {
+        let a = ar(arena);
+        let (base, len) = (a.map_base, a.map_len);
+        self.index.set(&self.source, base.as_ptr() as usize, len, None);
+        self.unlink_arena(arena);
+        self.drop_span(p);
+        // SAFETY: the record is off the list and unused.
+        unsafe { self.arena_records.free(arena) };
+        // SAFETY: the block's own mapping; its block was just freed (munmap drops any guard).
+        unsafe { self.source.unmap(base, len) };
+        self.huge_bytes -= len;
+        self.huge_spans -= 1;
+        self.stats.on_unmap(len);
+    }
+
+    fn unlink_arena(&mut self, arena: NonNull<Arena>) {
+        let mut cur = &mut self.arenas;
+        while let Some(a) = *cur {
+            if a == arena {
+                *cur = ar(a).next;
+                return;
+            }
+            cur = &mut ar(a).next;
+        }
+    }
+
+    // ---- scavenging ----
+
+    /// Returns the dirty pages of the free span `p` (on the scavenger's list) to the OS.
+    fn scavenge_span(&mut self, p: NonNull<Span>) {
+        self.dirty_unlink(p);
+        let (start, pages, arena) = (sp(p).start, sp(p).pages, sp(p).arena);
+        let first = self.page_of(arena, start);
+        let (map_base, shift) = (ar(arena).map_base, self.shift);
+        let mut returned = 0usize;
+        let source = &self.source;
+        // SAFETY: the span is free: none of its pages hold data anyone uses.
+        unsafe {
+            ar(arena).dirty_runs(first, first + pages, |a, b| {
+                source.decommit(ptr::with_addr(map_base, start + ((a - first) << shift)), (b - a) << shift);
+                returned += b - a;
+            });
+        }
+        if self.source.decommit_zeroes() {
+            // SAFETY: the span lies in its arena.
+            self.clean_free += unsafe { ar(arena).set_clean(first, first + pages, true) };
+        }
+        self.scavenged += returned << shift;
+    }
+
+    /// The policy, checked at every free: oldest free pages go back while more than `retain`
+    /// bytes of free memory are resident, and any free for longer than `delay_ns`.
+    fn scavenge_by_policy(&mut self) {
+        let retain_pages = self.config.retain >> self.shift;
+        while self.free.pages - self.clean_free > retain_pages {
+            let Some(oldest) = self.dirty_head else { break };
+            self.scavenge_span(oldest);
+        }
+        if self.config.delay_ns == u64::MAX || self.dirty_head.is_none() {
+            return;
+        }
+        let now = self.now();
+        // Look at ages only every eighth of the delay.
+        if now.saturating_sub(self.last_age_check) < self.config.delay_ns / 8 {
+            return;
+        }
+        self.last_age_check = now;
+        while let Some(oldest) = self.dirty_head {
+            if sp(oldest).freed_at.saturating_add(self.config.delay_ns) > now {
+                break;
+            }
+            self.scavenge_span(oldest);
+        }
+    }
+
+    /// Returns every free page to the OS, and unmaps every arena that is entirely free.
+    /// Returns the bytes given back.
+    pub fn scavenge(&mut self) -> usize {
+        let before = self.scavenged;
+        while let Some(oldest) = self.dirty_head {
+            self.scavenge_span(oldest);
+        }
+        let mut released = self.scavenged - before;
+        let mut cur = self.arenas;
+        while let Some(a) = cur {
+            cur = ar(a).next;
+            if ar(a).huge.is_some() {
+                continue;
+            }
+            // SAFETY: page 0 of a regular arena; it always maps to the first span.
+            let Some(first) = (unsafe { ar(a).map(0) }) else { continue };
+            if sp(first).state == State::Free && sp(first).pages == ar(a).pages {
+                released += self.unmap_arena(a, first);
+            }
+        }
+        released
+    }
+
+    /// Unmaps a regular arena whose only span, `whole`, is free.
+    fn unmap_arena(&mut self, arena: NonNull<Arena>, whole: NonNull<Span>) -> usize {
+        self.take_free(whole);
+        // SAFETY: the arena's pages.
+        self.clean_free -= unsafe { ar(arena).count_clean(0, ar(arena).pages) };
+        self.drop_span(whole);
+        let (base, len) = (ar(arena).map_base, ar(arena).map_len);
+        self.index.set(&self.source, base.as_ptr() as usize, len, None);
+        self.unlink_arena(arena);
+        // SAFETY: the record is off the list and unused.
+        unsafe { self.arena_records.free(arena) };
+        // SAFETY: nothing in the arena is in use.
+        unsafe { self.source.unmap(base, len) };
+        self.regular_arenas -= 1;
+        self.arena_bytes -= len;
+        self.stats.on_unmap(len);
+        len
+    }
+}
+
+// SAFETY: every block is the data pages of a span taken off the free structures (so disjoint
+// from every span in use), aligned by the head split, and stays mapped until its free, the heap's
+// drop, or (for arenas entirely free) an explicit scavenge, which only unmaps arenas with no span
+// in use. Zeroed blocks have every page not known clean written with zeroes. Nothing panics
+// unless the error policy does (`PANICS`).
+unsafe impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> Layer
+    for SpanHeap<S, E, C, G>
+{
+    const PANICS: bool = E::PANICS;
+    const RESIZE: Option<ResizeFn<Self>> = Some(Self::resize_in_place);
+
+    fn allocate(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        self.allocate_inner(layout, false)
+    }
+
+    fn allocate_zeroed(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        self.allocate_inner(layout, true)
+    }
+
+    unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        let addr = ptr.as_ptr() as usize;
+        match self.lookup(addr, Some(layout)) {
+            Ok(p) => self.free_span(p),
+            Err(kind) => self.report(kind, addr),
+        }
+    }
+}
+
+// SAFETY: the block keeps its address; shrinking gives whole tail pages back as a free span;
+// growing claims pages of the free span right after it, which nobody uses. Bytes are untouched.
+unsafe impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> Resize
+    for SpanHeap<S, E, C, G>
+{
+    unsafe fn resize_in_place(&mut self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<usize, AllocError> {
+        let addr = ptr.as_ptr() as usize;
+        let p = match self.lookup(addr, Some(old)) {
+            Ok(p) => p,
+            Err(kind) => {
+                self.report(kind, addr);
+                return Err(AllocError);
+            }
+        };
+        let arena = sp(p).arena;
+        if ar(arena).huge.is_some() {
+            // A block with its own mapping stays in it while the new size fits.
+            if new.size() > self.usable(p) || new.size() < self.config.huge / 2 {
+                return Err(AllocError);
+            }
+            let old_len = self.usable(p);
+            sp(p).size = new.size();
+            sp(p).align = new.align();
+            self.stats.on_resize(old_len, self.usable(p));
+            return Ok(self.usable(p));
+        }
+        if new.size() >= self.config.huge {
+            return Err(AllocError);
+        }
+        let old_len = self.usable(p);
+        let data = new.size().max(1).div_ceil(self.page);
+        let pages = data + G::PAGES;
+        let (start, have) = (sp(p).start, sp(p).pages);
+        let old_data = have - G::PAGES;
+        if pages > have {
+            // Grow into the free span on the right, if it is large enough.
+            let next = self.page_of(arena, start) + have;
+            if next >= ar(arena).pages {
+                return Err(AllocError);
+            }
+            // SAFETY: next < pages.
+            let Some(r) = (unsafe { ar(arena).map(next) }) else { return Err(AllocError) };
+            if sp(r).state != State::Free || sp(r).start != start + (have << self.shift) || have + sp(r).pages < pages {
+                return Err(AllocError);
+            }
+            let pos = self.take_free(r);
+            if self.split_tail(r, pages - have, pos).is_err() {
+                self.put_free(r, Some(pos));
+                return Err(AllocError);
+            }
+            let first = self.page_of(arena, sp(r).start);
+            // SAFETY: the claimed pages lie in the arena.
+            self.clean_free -= unsafe { ar(arena).set_clean(first, first + (pages - have), false) };
+            self.drop_span(r);
+            sp(p).pages = pages;
+            self.in_use_pages += pages - have;
+            if G::PAGES > 0 {
+                // SAFETY: the old guard pages are data now.
+                unsafe {
+                    G::disarm(&self.source, self.at(arena, start + (old_data << self.shift)), G::PAGES << self.shift)
+                };
+            }
+        } else if pages < have {
+            // Give the tail pages back, merged with a free span after them.
+            let Some(t) = self.new_span(start + (pages << self.shift), have - pages, State::Free, arena) else {
+                return Err(AllocError);
+            };
+            sp(p).pages = pages;
+            self.in_use_pages -= have - pages;
+            if G::PAGES > 0 {
+                // SAFETY: the old guard pages, armed at allocation, now in the tail given back.
+                unsafe {
+                    G::disarm(&self.source, self.at(arena, start + (old_data << self.shift)), G::PAGES << self.shift)
+                };
+            }
+            self.map_span(p);
+            self.release(t);
+        }
+        if G::PAGES > 0 && pages != have {
+            // SAFETY: the new guard pages after the kept data, ours.
+            unsafe { G::arm(&self.source, self.at(arena, start + (data << self.shift)), G::PAGES << self.shift) };
+        }
+        self.map_span(p);
+        sp(p).size = new.size();
+        sp(p).align = new.align();
+        self.stats.on_resize(old_len, data << self.shift);
+        Ok(data << self.shift)
+    }
+}
+
+impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> UsableSize for SpanHeap<S, E, C, G> {
+    unsafe fn usable_size(&self, ptr: NonNull<u8>, _layout: Layout) -> usize {
+        self.lookup(ptr.as_ptr() as usize, None).map_or(0, |p| self.usable(p))
+    }
+}
+
+impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> SizeOf for SpanHeap<S, E, C, G> {
+    /// O(1): the arena index, then the page map.
+    unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
+        let p = self.lookup(ptr.as_ptr() as usize, None).ok()?;
+        Layout::from_size_align(sp(p).size, sp(p).align).ok()
+    }
+}
+
+impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> Owns for SpanHeap<S, E, C, G> {
+    /// O(1): the arena index; true for the pages of arenas (not their metadata) and of huge blocks.
+    fn owns(&self, ptr: NonNull<u8>) -> bool {
+        let addr = ptr.as_ptr() as usize;
+        self.index.get(addr).is_some_and(|a| addr >= ar(a).start && addr < ar(a).end(self.shift))
+    }
+}
+
+impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> Validate for SpanHeap<S, E, C, G> {
+    /// Walks every arena span by span (they must tile it, be mapped from their first and last
+    /// page, and no two free spans may touch), checks the free structures (tree order and heap
+    /// order, exact-size lists) and the scavenger's list, and that every counter agrees.
+    fn validate(&self) -> Result<(), Corruption> {
+        let bad = |what, addr| Err(Corruption { what, addr });
+        if self.page == 0 {
+            return if self.arenas.is_none() { Ok(()) } else { bad("arenas before the page size was read", 0) };
+        }
+        let (mut free_spans, mut free_pages, mut clean, mut in_use, mut live, mut huge) = (0, 0, 0, 0, 0, 0);
+        let (mut arena_bytes, mut regular) = (0, 0);
+        let mut cur = self.arenas;
+        while let Some(a) = cur {
+            let r = ar(a);
+            cur = r.next;
+            if self.index.get(r.map_base.as_ptr() as usize) != Some(a) {
+                return bad("arena is not in the index", r.start);
+            }
+            if let Some(h) = r.huge {
+                if sp(h).state != State::InUse || sp(h).start != r.start || sp(h).arena != a {
+                    return bad("huge arena's span is inconsistent", r.start);
+                }
+                huge += r.map_len;
+                live += 1;
+                continue;
+            }
+            regular += 1;
+            arena_bytes += r.map_len;
+            let mut i = 0;
+            let mut prev_free = false;
+            while i < r.pages {
+                // SAFETY: i < pages.
+                let Some(p) = (unsafe { r.map(i) }) else {
+                    return bad("page map has no span at a span's first page", r.start + (i << self.shift));
+                };
+                let s = spr(p);
+                let at = r.start + (i << self.shift);
+                if s.start != at || s.arena != a || s.pages == 0 || i + s.pages > r.pages {
+                    return bad("span does not start where the previous one ended", at);
+                }
+                // SAFETY: the last page of the span lies in the arena.
+                if unsafe { r.map(i + s.pages - 1) } != Some(p) {
+                    return bad("span's last page does not map to it", at);
+                }
+                match s.state {
+                    State::Free => {
+                        if prev_free {
+                            return bad("two free spans touch (not coalesced)", at);
+                        }
+                        free_spans += 1;
+                        free_pages += s.pages;
+                        // SAFETY: the span's pages lie in the arena.
+                        let c = unsafe { r.count_clean(i, i + s.pages) };
+                        clean += c;
+                        if (c < s.pages) != s.on_dirty {
+                            return bad(
+                                "free span with dirty pages is not on the scavenger's list, or a clean one is",
+                                at,
+                            );
+                        }
+                    }
+                    State::InUse => {
+                        // SAFETY: as above.
+                        if unsafe { r.count_clean(i, i + s.pages) } != 0 {
+                            return bad("span in use has pages marked clean", at);
+                        }
+                        if s.size > (s.pages - G::PAGES) << self.shift || !s.align.is_power_of_two() {
+                            return bad("span in use records a size it cannot hold", at);
+                        }
+                        in_use += s.pages;
+                        live += 1;
+                    }
+                }
+                prev_free = s.state == State::Free;
+                i += s.pages;
+            }
+        }
+        if free_spans != self.free.count || free_pages != self.free.pages {
+            return bad("free span count or pages disagree with the arenas", free_pages);
+        }
+        let mut listed = 0;
+        if !self.free.for_each(|p, k| {
+            listed += 1;
+            sp(p).state == State::Free && (k == 0 || sp(p).pages == k)
+        }) {
+            return bad("free structures out of order, or holding a span in use", 0);
+        }
+        if listed != free_spans {
+            return bad("free structures do not hold every free span exactly once", listed);
+        }
+        let (mut prev, mut cur, mut n) = (None, self.dirty_head, 0);
+        while let Some(p) = cur {
+            n += 1;
+            if n > free_spans || sp(p).dirty_prev != prev || !sp(p).on_dirty || sp(p).state != State::Free {
+                return bad("scavenger's list is broken", sp(p).start);
+            }
+            prev = cur;
+            cur = sp(p).dirty_next;
+        }
+        if prev != self.dirty_tail {
+            return bad("scavenger's list tail is wrong", 0);
+        }
+        if clean != self.clean_free || in_use != self.in_use_pages || live != self.live_spans || huge != self.huge_bytes
+        {
+            return bad("page counters disagree with the arenas", clean);
+        }
+        if arena_bytes != self.arena_bytes || regular != self.regular_arenas {
+            return bad("arena counters disagree with the arena list", arena_bytes);
+        }
+        Ok(())
+    }
+}
+
+impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> Drop for SpanHeap<S, E, C, G> {
+    /// Gives every arena, huge mapping and metadata page back.
+    fn drop(&mut self) {
+        while let Some(a) = self.arenas {
+            let r = ar(a);
+            self.arenas = r.next;
+            self.stats.on_unmap(r.map_len);
+            // SAFETY: the heap is being dropped: no block is in use; each arena is its mapping.
+            unsafe { self.source.unmap(r.map_base, r.map_len) };
+        }
+        // SAFETY: nothing uses the tables or records any more.
+        unsafe {
+            self.index.release_all(&self.source);
+            self.span_records.release_all(&self.source);
+            self.arena_records.release_all(&self.source);
+        }
+    }
+}
+
+impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> core::fmt::Debug
+    for SpanHeap<S, E, C, G>
+{
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SpanHeap").field("stats", &self.span_stats()).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,132 @@
+#![doc = include_str!("../README.md")]
+#![no_std]
+
+mod arena;
+mod free;
+mod heap;
+mod index;
+mod meta;
+mod span;
+
+pub use heap::{GuardPages, GuardPolicy, NoGuards, SpanConfig, SpanHeap, SpanStats};
+
+use alloc_core::front::Local;
+use alloc_core::layer::{Owns, SizeOf, UsableSize, Validate};
+use alloc_core::source::{Decommit, PageSource};
+use alloc_core::stats::{Counting, NoStats, Stats, StatsPolicy};
+use alloc_core::{Abort, Corruption, DefaultSource, ErrorPolicy, Layout, Locked, SpinLock};
+use core::ptr::NonNull;
+
+/// The span heap for one thread; `&Span` is an `allocator_api2::alloc::Allocator`. `!Sync` by
+/// construction: see [`GlobalSpan`] for threads.
+pub struct Span<
+    S: PageSource + Decommit = DefaultSource,
+    E: ErrorPolicy = Abort,
+    C: StatsPolicy = NoStats,
+    G: GuardPolicy<S> = NoGuards,
+> {
+    heap: Local<SpanHeap<S, E, C, G>>,
+}
+
+impl Span {
+    /// An empty heap over the OS page source with the default configuration; maps nothing until
+    /// the first allocation.
+    pub const fn new() -> Self {
+        Span::with_source(DefaultSource::new())
+    }
+}
+
+impl Default for Span {
+    fn default() -> Self {
+        Span::new()
+    }
+}
+
+impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> Span<S, E, C, G> {
+    /// An empty heap over `source`.
+    pub const fn with_source(source: S) -> Self {
+        Span { heap: Local::new(SpanHeap::new(source)) }
+    }
+
+    /// An empty heap over `source` with `config`.
+    pub const fn with_config(source: S, config: SpanConfig) -> Self {
+        Span { heap: Local::new(SpanHeap::with_config(source, config)) }
+    }
+
+    /// The heap layer, through exclusive access (scavenging, tuning).
+    pub fn heap(&mut self) -> &mut SpanHeap<S, E, C, G> {
+        self.heap.get_mut()
+    }
+
+    /// Shared access to the heap layer: its statistics, error policy and validator.
+    pub fn inspect<R>(&self, f: impl FnOnce(&SpanHeap<S, E, C, G>) -> R) -> R {
+        self.heap.inspect(f)
+    }
+
+    /// In use, idle, released and mapped bytes.
+    pub fn span_stats(&self) -> SpanStats {
+        self.heap.inspect(SpanHeap::span_stats)
+    }
+
+    /// Returns every free page to the OS (and unmaps arenas left empty); the bytes given back.
+    pub fn scavenge(&mut self) -> usize {
+        self.heap.get_mut().scavenge()
+    }
+
+    /// Walks the heap and checks every invariant.
+    pub fn validate(&self) -> Result<(), Corruption> {
+        self.heap.inspect(Validate::validate)
+    }
+
+    /// True when `ptr` lies in the heap's pages.
+    pub fn owns(&self, ptr: NonNull<u8>) -> bool {
+        self.heap.inspect(|h| h.owns(ptr))
+    }
+
+    /// The layout the block at `ptr` can be freed with, or `None` when `ptr` is not the start of
+    /// a block in use (what C's `free(ptr)` needs).
+    pub fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
+        // SAFETY: the heap only reads its own metadata, after checking `ptr` is in its arenas.
+        self.heap.inspect(|h| unsafe { h.size_of(ptr) })
+    }
+
+    /// Usable bytes of the live block at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is a block currently allocated from this heap, and `layout` fits it.
+    pub unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
+        // SAFETY: forwarded with the caller's guarantees.
+        self.heap.inspect(|h| unsafe { h.usable_size(ptr, layout) })
+    }
+}
+
+impl<S: PageSource + Decommit, E: ErrorPolicy, G: GuardPolicy<S>> Span<S, E, Counting, G> {
+    /// Live bytes and blocks, peak, mapped bytes.
+    pub fn stats(&self) -> Stats {
+        self.heap.inspect(|h| h.counters().get())
+    }
+}
+
+alloc_core::forward_allocator!([S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>] Span<S, E, C, G> => heap);
+
+impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> core::fmt::Debug
+    for Span<S, E, C, G>
+{
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Span").field("stats", &self.span_stats()).finish()
+    }
+}
+
+/// The span heap behind a spin lock: `Sync`, a `#[global_allocator]`, and the lower layer the
+/// pool, the arena and the malloc presets hand large blocks to.
+///
+/// ```
+/// use alloc_span::{GlobalSpan, SpanHeap};
+/// static HEAP: GlobalSpan = GlobalSpan::new(SpanHeap::new(alloc_core::MmapSource::new()));
+/// // #[global_allocator] would make it the program's allocator; here it is used directly.
+/// let mut v = allocator_api2::vec::Vec::<u8, _>::with_capacity_in(1 << 20, &HEAP);
+/// v.resize(1 << 20, 7);
+/// assert_eq!(HEAP.lock().span_stats().live_spans, 1);
+/// ```
+pub type GlobalSpan<S = DefaultSource, E = Abort, C = NoStats, G = NoGuards> = Locked<SpanHeap<S, E, C, G>, SpinLock>;

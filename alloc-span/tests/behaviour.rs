@@ -1,0 +1,280 @@
+//! What alloc-span promises beyond the common contract: best fit, coalescing, in-place resizing,
+//! scavenging by limit, by age and on demand, zero pages not zeroed again, huge blocks.
+
+use alloc_core::{Allocator, Count, Counting, ErrorKind, Layout, Limited, MmapSource};
+use alloc_span::{Span, SpanConfig};
+use conformance::resident_pages;
+use core::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const PAGE: usize = 4096;
+
+fn pages(n: usize) -> Layout {
+    Layout::from_size_align(n * PAGE, 8).unwrap()
+}
+
+type Heap = Span<MmapSource, Count, Counting>;
+
+/// Transparent huge pages off: a write into one 4 KiB page (the arena's page map, a neighbouring
+/// block) would make the whole 2 MiB around it resident, and these tests count resident pages.
+const BASE: SpanConfig = SpanConfig { huge_pages: false, ..SpanConfig::DEFAULT };
+
+fn heap() -> Heap {
+    Span::with_config(MmapSource::new(), BASE)
+}
+
+fn heap_with(config: SpanConfig) -> Heap {
+    Span::with_config(MmapSource::new(), config)
+}
+
+fn alloc(h: &Heap, l: Layout) -> NonNull<u8> {
+    (&h).allocate(l).expect("memory").cast()
+}
+
+fn free(h: &Heap, p: NonNull<u8>, l: Layout) {
+    // SAFETY: every caller frees a live block with its layout.
+    unsafe { (&h).deallocate(p, l) }
+}
+
+fn touch(p: NonNull<u8>, len: usize) {
+    for off in (0..len).step_by(PAGE) {
+        // SAFETY: within a live block of `len` bytes.
+        unsafe { p.as_ptr().add(off).write_volatile(1) };
+    }
+}
+
+#[test]
+fn the_smallest_free_span_that_fits_is_taken() {
+    let h = heap();
+    // Free spans of 10, 5 and 8 pages, kept apart by live one-page blocks.
+    let mut holes = Vec::new();
+    for n in [10, 5, 8] {
+        holes.push((alloc(&h, pages(n)), n));
+        let _fence = alloc(&h, pages(1));
+    }
+    for &(p, n) in &holes {
+        free(&h, p, pages(n));
+    }
+    assert_eq!(alloc(&h, pages(5)), holes[1].0, "5 pages go to the 5-page span");
+    assert_eq!(alloc(&h, pages(7)), holes[2].0, "7 pages go to the 8-page span, not the 10-page one");
+    assert_eq!(alloc(&h, pages(9)), holes[0].0);
+    assert_eq!(h.validate(), Ok(()));
+}
+
+#[test]
+fn freed_neighbours_coalesce_into_one_span() {
+    let h = heap();
+    let (a, b, c) = (alloc(&h, pages(3)), alloc(&h, pages(4)), alloc(&h, pages(5)));
+    let _fence = alloc(&h, pages(1));
+    let before = h.span_stats().free_spans;
+    free(&h, a, pages(3));
+    free(&h, c, pages(5));
+    assert_eq!(h.span_stats().free_spans, before + 2);
+    free(&h, b, pages(4));
+    assert_eq!(h.span_stats().free_spans, before + 1, "a, b and c merged");
+    assert_eq!(alloc(&h, pages(12)), a, "the merged span serves a block of all three");
+    assert_eq!(h.validate(), Ok(()));
+}
+
+#[test]
+fn a_block_grows_into_its_free_neighbour_and_shrinks_in_place() {
+    let h = heap();
+    let a = alloc(&h, pages(4));
+    let b = alloc(&h, pages(4));
+    let _fence = alloc(&h, pages(1));
+    free(&h, b, pages(4));
+    touch(a, 4 * PAGE);
+    // SAFETY: a is live with layout pages(4); the new layouts are larger, then smaller.
+    unsafe {
+        let g = (&h).grow(a, pages(4), pages(7)).unwrap();
+        assert_eq!(g.cast::<u8>(), a, "grew into the free neighbour");
+        assert_eq!(g.len(), 7 * PAGE);
+        let s = (&h).shrink(a, pages(7), pages(2)).unwrap();
+        assert_eq!(s.cast::<u8>(), a, "shrank in place");
+    }
+    // The tail given back serves the next block.
+    assert_eq!(alloc(&h, pages(6)).as_ptr() as usize, a.as_ptr() as usize + 2 * PAGE);
+    assert_eq!(h.validate(), Ok(()));
+}
+
+#[test]
+fn scavenge_returns_free_pages_and_their_reuse_writes_no_zeroes() {
+    let mut h = heap();
+    let l = Layout::from_size_align(8 << 20, 64).unwrap();
+    let p = alloc(&h, l);
+    touch(p, 8 << 20);
+    assert!(resident_pages(p, 8 << 20) > 1000);
+    free(&h, p, l);
+    // Kept resident for reuse (under the 64 MiB limit, younger than the delay).
+    assert!(h.span_stats().idle >= 8 << 20);
+    assert!(h.scavenge() >= 8 << 20);
+    let s = h.span_stats();
+    assert_eq!(s.idle, 0);
+    // The arena was left empty, so scavenge unmapped it: allocate anew and look at the pages.
+    let q = (&h).allocate_zeroed(l).unwrap().cast::<u8>();
+    assert_eq!(resident_pages(q, 8 << 20), 0, "zeroed memory over clean pages was written");
+    touch(q, 8 << 20);
+    free(&h, q, l);
+    // Scavenged without unmapping (another block keeps the arena): the pages come back zero
+    // and untouched.
+    let keep = alloc(&h, pages(1));
+    let r = alloc(&h, l);
+    touch(r, 8 << 20);
+    free(&h, r, l);
+    h.scavenge();
+    assert_eq!(resident_pages(r, 8 << 20), 0);
+    let z = (&h).allocate_zeroed(l).unwrap().cast::<u8>();
+    assert_eq!(z, r, "the same pages are reused");
+    assert_eq!(resident_pages(z, 8 << 20), 0, "clean pages were zeroed again");
+    // SAFETY: a live block of 8 MiB.
+    assert_eq!(unsafe { *z.as_ptr().add(12345) }, 0);
+    free(&h, z, l);
+    free(&h, keep, pages(1));
+    assert_eq!(h.validate(), Ok(()));
+}
+
+#[test]
+fn free_memory_above_the_limit_goes_back_oldest_first() {
+    let h = heap_with(SpanConfig { retain: 4 << 20, ..BASE });
+    let l = Layout::from_size_align(4 << 20, 8).unwrap();
+    let blocks: Vec<_> = (0..4).map(|_| alloc(&h, l)).collect();
+    for &b in &blocks {
+        touch(b, 4 << 20);
+    }
+    for &b in &blocks {
+        free(&h, b, l);
+    }
+    let s = h.span_stats();
+    assert!(s.idle <= 4 << 20, "{s:?}");
+    assert!(s.scavenged >= 12 << 20, "{s:?}");
+    // The first freed block is the oldest: it went back first.
+    assert_eq!(resident_pages(blocks[0], 4 << 20), 0);
+    assert_eq!(h.validate(), Ok(()));
+}
+
+static NOW: AtomicU64 = AtomicU64::new(1);
+
+fn test_clock() -> Option<u64> {
+    Some(NOW.load(Ordering::Relaxed))
+}
+
+#[test]
+fn pages_free_longer_than_the_delay_go_back() {
+    let h = heap_with(SpanConfig { delay_ns: 1_000, clock: test_clock, ..BASE });
+    let l = Layout::from_size_align(2 << 20, 8).unwrap();
+    let a = alloc(&h, l);
+    let b = alloc(&h, l);
+    let _fence = alloc(&h, pages(1));
+    touch(a, 2 << 20);
+    touch(b, 2 << 20);
+    free(&h, a, l);
+    assert!(resident_pages(a, 2 << 20) > 0, "young free pages are kept");
+    NOW.store(5_000, Ordering::Relaxed);
+    // The next free looks at ages: `a` has been free for longer than the delay.
+    free(&h, b, l);
+    assert_eq!(resident_pages(a, 2 << 20), 0, "old free pages went back to the OS");
+    assert!(resident_pages(b, 2 << 20) > 0, "the block freed just now is kept");
+    assert_eq!(h.validate(), Ok(()));
+}
+
+#[test]
+fn huge_blocks_have_their_own_mapping() {
+    let h = heap_with(SpanConfig { huge: 8 << 20, ..BASE });
+    let l = Layout::from_size_align(16 << 20, 4096).unwrap();
+    let before = h.span_stats().mapped;
+    let p = alloc(&h, l);
+    touch(p, 16 << 20);
+    let s = h.span_stats();
+    assert_eq!(s.huge_spans, 1);
+    assert!(s.mapped >= before + (16 << 20));
+    assert_eq!(h.size_of(p), Some(l));
+    free(&h, p, l);
+    let s = h.span_stats();
+    assert_eq!((s.huge_spans, s.live_spans), (0, 0));
+    // What stays mapped is the heap's own metadata (the arena index table, record pools).
+    assert!(s.mapped < before + (2 << 20), "the mapping went back: {s:?}");
+    assert_eq!(h.validate(), Ok(()));
+}
+
+#[test]
+fn a_gibibyte_calloc_leaves_its_pages_untouched() {
+    for heap in [heap(), heap_with(SpanConfig { huge: usize::MAX, ..BASE })] {
+        let l = Layout::from_size_align(1 << 30, 16).unwrap();
+        let p = (&heap).allocate_zeroed(l).unwrap().cast::<u8>();
+        assert!(resident_pages(p, 1 << 30) < 16, "fresh zeroed memory was written");
+        free(&heap, p, l);
+        assert_eq!(heap.validate(), Ok(()));
+    }
+}
+
+#[test]
+fn out_of_memory_fails_cleanly_and_the_heap_keeps_serving() {
+    let h: Span<Limited<MmapSource>> = Span::with_source(Limited::new(MmapSource::new(), 32 << 20));
+    let big = Layout::from_size_align(24 << 20, 8).unwrap();
+    let p = (&h).allocate(big).unwrap();
+    assert!((&h).allocate(big).is_err(), "a second 24 MiB block exceeds the 32 MiB budget");
+    let small = (&h).allocate(pages(3)).expect("small blocks still fit");
+    // SAFETY: both live with these layouts.
+    unsafe {
+        (&h).deallocate(p.cast(), big);
+        (&h).deallocate(small.cast(), pages(3));
+    }
+    assert!((&h).allocate(big).is_ok(), "after the free the large block fits again");
+}
+
+#[test]
+fn misuse_is_reported_with_the_address() {
+    let h = heap();
+    let l = pages(3);
+    let a = alloc(&h, l);
+    let b = alloc(&h, l);
+    let _fence = alloc(&h, pages(1));
+    let local = 0u64;
+    let cases: [(NonNull<u8>, Layout, ErrorKind); 4] = [
+        // SAFETY: one page into a three-page block.
+        (unsafe { a.add(PAGE) }, l, ErrorKind::InteriorPointer),
+        (NonNull::from(&local).cast(), l, ErrorKind::ForeignPointer),
+        (a, pages(7), ErrorKind::WrongLayout),
+        (a, Layout::from_size_align(3 * PAGE, 64).unwrap(), ErrorKind::WrongLayout),
+    ];
+    for (i, &(p, layout, kind)) in cases.iter().enumerate() {
+        free(&h, p, layout);
+        let e = h.inspect(|h| h.errors().last()).unwrap();
+        assert_eq!((e.kind, e.addr, h.inspect(|h| h.errors().detected())), (kind, p.as_ptr() as usize, i + 1));
+    }
+    free(&h, a, l);
+    free(&h, a, l);
+    assert_eq!(h.inspect(|h| h.errors().last()).unwrap().kind, ErrorKind::DoubleFree);
+    // Merged with its free neighbour, `a` is inside free pages: still a double free.
+    free(&h, b, l);
+    free(&h, a, l);
+    assert_eq!(h.inspect(|h| h.errors().last()).unwrap().kind, ErrorKind::DoubleFree);
+    assert_eq!(h.validate(), Ok(()));
+}
+
+#[test]
+fn many_live_spans_stay_consistent() {
+    let h = heap();
+    let mut live = Vec::new();
+    let mut x = 7u64;
+    for i in 0..20_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if !live.is_empty() && x.is_multiple_of(3) {
+            let (p, l) = live.swap_remove((x >> 8) as usize % live.len());
+            free(&h, p, l);
+        } else {
+            let l = pages(1 + (x >> 20) as usize % 300);
+            live.push((alloc(&h, l), l));
+        }
+        if i % 5000 == 0 {
+            assert_eq!(h.validate(), Ok(()));
+        }
+    }
+    for (p, l) in live {
+        free(&h, p, l);
+    }
+    assert_eq!(h.validate(), Ok(()));
+    assert_eq!(h.span_stats().live_spans, 0);
+}
