@@ -42,7 +42,9 @@ pub struct SpanConfig {
     pub first_arena: usize,
     /// The largest arena mapped ahead of need.
     pub max_arena: usize,
-    /// Ask the OS for transparent huge pages on arenas (fewer TLB misses and faults).
+    /// Ask the OS for transparent huge pages on arenas (`MADV_HUGEPAGE`). Off by default: on the
+    /// `large-spans` benchmark it bought no time once pages were resident, made first touches
+    /// slower (2 MiB zeroed at a time), and coarsens what scavenging can return.
     pub huge_pages: bool,
     /// The clock the age policy reads, in nanoseconds (`None`: no clock, byte limit only).
     pub clock: fn() -> Option<u64>,
@@ -50,14 +52,14 @@ pub struct SpanConfig {
 
 impl SpanConfig {
     /// The defaults: keep up to 64 MiB of free memory resident, return pages free for 5 s,
-    /// map requests of 1 GiB or more directly, arenas from 4 MiB to 64 MiB, huge pages asked for.
+    /// map requests of 1 GiB or more directly, arenas from 4 MiB to 64 MiB, no huge pages.
     pub const DEFAULT: SpanConfig = SpanConfig {
         retain: 64 << 20,
         delay_ns: 5_000_000_000,
         huge: 1 << 30,
         first_arena: 4 << 20,
         max_arena: 64 << 20,
-        huge_pages: true,
+        huge_pages: false,
         clock: alloc_core::clock::now_ns,
     };
 }
@@ -389,11 +391,24 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     }
 
     /// Whether the free span `p` has dirty pages.
+    #[inline]
     fn has_dirty(&self, p: NonNull<Span>) -> bool {
-        let (start, pages, arena) = (sp(p).start, sp(p).pages, sp(p).arena);
+        spr(p).clean < spr(p).pages
+    }
+
+    /// Clean pages of `p`'s arena in `start..start + pages << shift` (0 without looking when
+    /// the span they come from has none).
+    fn clean_in(&self, from: NonNull<Span>, start: usize, pages: usize) -> usize {
+        if spr(from).clean == 0 {
+            return 0;
+        }
+        if spr(from).clean == spr(from).pages {
+            return pages;
+        }
+        let arena = spr(from).arena;
         let first = self.page_of(arena, start);
-        // SAFETY: the span lies in its regular arena.
-        unsafe { ar(arena).count_clean(first, first + pages) < pages }
+        // SAFETY: the range lies in the span, in its arena.
+        unsafe { ar(arena).count_clean(first, first + pages) }
     }
 
     // ---- free structures ----
@@ -428,8 +443,17 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         if pages == keep {
             return Ok(());
         }
-        let rest = self.new_span(start + (keep << self.shift), pages - keep, State::Free, arena).ok_or(AllocError)?;
+        let rest_start = start + (keep << self.shift);
+        // Count whichever part is smaller; the other gets the difference.
+        let rest_clean = if keep < pages - keep {
+            sp(p).clean - self.clean_in(p, start, keep)
+        } else {
+            self.clean_in(p, rest_start, pages - keep)
+        };
+        let rest = self.new_span(rest_start, pages - keep, State::Free, arena).ok_or(AllocError)?;
         sp(rest).freed_at = freed_at;
+        sp(rest).clean = rest_clean;
+        sp(p).clean -= rest_clean;
         sp(p).pages = keep;
         self.put_free(rest, Some(pos));
         Ok(())
@@ -442,8 +466,16 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
             return Ok(());
         }
         let (start, arena, freed_at) = (sp(p).start, sp(p).arena, sp(p).freed_at);
+        let pages = sp(p).pages;
+        let head_clean = if head <= pages - head {
+            self.clean_in(p, start, head)
+        } else {
+            sp(p).clean - self.clean_in(p, start + (head << self.shift), pages - head)
+        };
         let h = self.new_span(start, head, State::Free, arena).ok_or(AllocError)?;
         sp(h).freed_at = freed_at;
+        sp(h).clean = head_clean;
+        sp(p).clean -= head_clean;
         sp(p).start += head << self.shift;
         sp(p).pages -= head;
         self.put_free(h, Some(pos));
@@ -525,7 +557,9 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         *sp(span) = Span::new(ar(arena).start, usable, State::Free, arena);
         if self.source.maps_zeroed() {
             // SAFETY: `usable` pages of a regular arena.
-            self.clean_free += unsafe { ar(arena).set_clean(0, usable, true) };
+            let n = unsafe { ar(arena).set_clean(0, usable, true) };
+            self.clean_free += n;
+            sp(span).clean = n;
         }
         self.arenas = Some(arena);
         self.regular_arenas += 1;
@@ -537,8 +571,12 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         Ok(())
     }
 
+    /// The clock, read only when the age policy is on.
     #[inline]
     fn now(&self) -> u64 {
+        if self.config.delay_ns == u64::MAX {
+            return 0;
+        }
         (self.config.clock)().unwrap_or(0)
     }
 
@@ -577,9 +615,12 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         sp(p).size = layout.size();
         sp(p).align = layout.align();
         self.map_span(p);
-        let (start, arena) = (sp(p).start, sp(p).arena);
+        let (start, arena, clean) = (sp(p).start, sp(p).arena, sp(p).clean);
         let first = self.page_of(arena, start);
-        if zero {
+        if zero && clean == 0 {
+            // SAFETY: the span's data pages, all dirty.
+            unsafe { self.at(arena, start).as_ptr().write_bytes(0, data << self.shift) };
+        } else if zero {
             // Only pages that are not clean (fresh from the OS, or given back to it) need zeroes.
             let (map_base, shift) = (ar(arena).map_base, self.shift);
             // SAFETY: the span's data pages lie in its arena; dirty runs are written with zeroes.
@@ -590,8 +631,11 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
                 });
             }
         }
-        // SAFETY: the span lies in its arena.
-        self.clean_free -= unsafe { ar(arena).set_clean(first, first + pages, false) };
+        if clean > 0 {
+            // SAFETY: the span lies in its arena.
+            self.clean_free -= unsafe { ar(arena).set_clean(first, first + pages, false) };
+            sp(p).clean = 0;
+        }
         if G::PAGES > 0 {
             // SAFETY: the guard page after the data, ours and unused.
             unsafe { G::arm(&self.source, self.at(arena, start + (data << self.shift)), G::PAGES << self.shift) };
@@ -756,8 +800,9 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     /// Makes `p` (out of use, off every structure) free: merged with the free spans on both
     /// sides, put back, and the scavenging policy applied.
     fn release(&mut self, p: NonNull<Span>) {
+        let now = self.now();
         sp(p).state = State::Free;
-        sp(p).freed_at = self.now();
+        sp(p).freed_at = now;
         let arena = sp(p).arena;
         let first = self.page_of(arena, sp(p).start);
         if first > 0 {
@@ -765,9 +810,10 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
             if let Some(l) = unsafe { ar(arena).map(first - 1) } {
                 if sp(l).state == State::Free && sp(l).start + (sp(l).pages << self.shift) == sp(p).start {
                     self.take_free(l);
-                    let (ls, lp) = (sp(l).start, sp(l).pages);
+                    let (ls, lp, lc) = (sp(l).start, sp(l).pages, sp(l).clean);
                     sp(p).start = ls;
                     sp(p).pages += lp;
+                    sp(p).clean += lc;
                     self.drop_span(l);
                 }
             }
@@ -778,14 +824,15 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
             if let Some(r) = unsafe { ar(arena).map(next) } {
                 if sp(r).state == State::Free && sp(r).start == sp(p).start + (sp(p).pages << self.shift) {
                     self.take_free(r);
-                    let rp = sp(r).pages;
+                    let (rp, rc) = (sp(r).pages, sp(r).clean);
                     sp(p).pages += rp;
+                    sp(p).clean += rc;
                     self.drop_span(r);
                 }
             }
         }
         self.put_free(p, None);
-        self.scavenge_by_policy();
+        self.scavenge_by_policy(now);
     }
 
     fn free_huge(&mut self, arena: NonNull<Arena>, p: NonNull<Span>) {
@@ -819,28 +866,35 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     /// Returns the dirty pages of the free span `p` (on the scavenger's list) to the OS.
     fn scavenge_span(&mut self, p: NonNull<Span>) {
         self.dirty_unlink(p);
-        let (start, pages, arena) = (sp(p).start, sp(p).pages, sp(p).arena);
+        let (start, pages, arena, clean) = (sp(p).start, sp(p).pages, sp(p).arena, sp(p).clean);
         let first = self.page_of(arena, start);
         let (map_base, shift) = (ar(arena).map_base, self.shift);
         let mut returned = 0usize;
         let source = &self.source;
-        // SAFETY: the span is free: none of its pages hold data anyone uses.
-        unsafe {
-            ar(arena).dirty_runs(first, first + pages, |a, b| {
-                source.decommit(ptr::with_addr(map_base, start + ((a - first) << shift)), (b - a) << shift);
-                returned += b - a;
-            });
+        if clean == 0 {
+            // SAFETY: the span is free: none of its pages hold data anyone uses.
+            unsafe { source.decommit(self.at(arena, start), pages << shift) };
+            returned = pages;
+        } else {
+            // SAFETY: as above, one run of dirty pages at a time.
+            unsafe {
+                ar(arena).dirty_runs(first, first + pages, |a, b| {
+                    source.decommit(ptr::with_addr(map_base, start + ((a - first) << shift)), (b - a) << shift);
+                    returned += b - a;
+                });
+            }
         }
         if self.source.decommit_zeroes() {
             // SAFETY: the span lies in its arena.
             self.clean_free += unsafe { ar(arena).set_clean(first, first + pages, true) };
+            sp(p).clean = pages;
         }
         self.scavenged += returned << shift;
     }
 
     /// The policy, checked at every free: oldest free pages go back while more than `retain`
     /// bytes of free memory are resident, and any free for longer than `delay_ns`.
-    fn scavenge_by_policy(&mut self) {
+    fn scavenge_by_policy(&mut self, now: u64) {
         let retain_pages = self.config.retain >> self.shift;
         while self.free.pages - self.clean_free > retain_pages {
             let Some(oldest) = self.dirty_head else { break };
@@ -849,7 +903,6 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         if self.config.delay_ns == u64::MAX || self.dirty_head.is_none() {
             return;
         }
-        let now = self.now();
         // Look at ages only every eighth of the delay.
         if now.saturating_sub(self.last_age_check) < self.config.delay_ns / 8 {
             return;
@@ -889,8 +942,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     /// Unmaps a regular arena whose only span, `whole`, is free.
     fn unmap_arena(&mut self, arena: NonNull<Arena>, whole: NonNull<Span>) -> usize {
         self.take_free(whole);
-        // SAFETY: the arena's pages.
-        self.clean_free -= unsafe { ar(arena).count_clean(0, ar(arena).pages) };
+        self.clean_free -= spr(whole).clean;
         self.drop_span(whole);
         let (base, len) = (ar(arena).map_base, ar(arena).map_len);
         self.index.set(&self.source, base.as_ptr() as usize, len, None);
@@ -984,9 +1036,11 @@ unsafe impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPo
                 self.put_free(r, Some(pos));
                 return Err(AllocError);
             }
-            let first = self.page_of(arena, sp(r).start);
-            // SAFETY: the claimed pages lie in the arena.
-            self.clean_free -= unsafe { ar(arena).set_clean(first, first + (pages - have), false) };
+            if spr(r).clean > 0 {
+                let first = self.page_of(arena, sp(r).start);
+                // SAFETY: the claimed pages lie in the arena.
+                self.clean_free -= unsafe { ar(arena).set_clean(first, first + (pages - have), false) };
+            }
             self.drop_span(r);
             sp(p).pages = pages;
             self.in_use_pages += pages - have;
@@ -1099,6 +1153,9 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
                         free_pages += s.pages;
                         // SAFETY: the span's pages lie in the arena.
                         let c = unsafe { r.count_clean(i, i + s.pages) };
+                        if c != s.clean {
+                            return bad("free span's count of clean pages disagrees with the bitmap", at);
+                        }
                         clean += c;
                         if (c < s.pages) != s.on_dirty {
                             return bad(

@@ -18,6 +18,9 @@ pub(crate) struct Span {
     pub start: usize,
     /// Pages, the guard page (when the heap keeps one) included.
     pub pages: usize,
+    /// Free: how many of its pages are clean (so the common case, a span with none, needs no
+    /// look at the bitmap). In use: 0.
+    pub clean: usize,
     pub state: State,
     pub arena: NonNull<Arena>,
     /// In use: the size and alignment the block was asked for (or last resized to): what a
@@ -45,6 +48,7 @@ impl Span {
         Span {
             start,
             pages,
+            clean: 0,
             state,
             arena,
             size: 0,

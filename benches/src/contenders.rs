@@ -159,6 +159,11 @@ pub trait Bench: 'static {
     fn reset(_heap: &mut Self::Heap) -> bool {
         false
     }
+    /// Gives free memory back to the OS, where the allocator has a call for it (run once the
+    /// workload freed everything, for the "RSS after trim" column).
+    fn trim(_heap: &mut Self::Heap) -> bool {
+        false
+    }
 }
 
 /// glibc malloc.
@@ -167,6 +172,11 @@ impl Bench for Glibc {
     type Heap = ViaGlobal<System>;
     fn make() -> Self::Heap {
         ViaGlobal(System)
+    }
+    fn trim(_heap: &mut Self::Heap) -> bool {
+        // SAFETY: malloc_trim has no preconditions; it gives free heap memory back to the OS.
+        unsafe { libc::malloc_trim(0) };
+        true
     }
 }
 
@@ -255,6 +265,32 @@ impl Bench for OurSegregatedLocked {
     }
 }
 
+/// alloc-span's `Span` (one thread).
+pub struct OurSpan;
+impl Bench for OurSpan {
+    type Heap = alloc_span::Span;
+    fn make() -> Self::Heap {
+        alloc_span::Span::new()
+    }
+    fn trim(heap: &mut Self::Heap) -> bool {
+        heap.scavenge();
+        true
+    }
+}
+
+/// alloc-span behind the spin lock (`GlobalSpan`).
+pub struct OurSpanLocked;
+impl Bench for OurSpanLocked {
+    type Heap = alloc_span::GlobalSpan;
+    fn make() -> Self::Heap {
+        alloc_span::GlobalSpan::new(alloc_span::SpanHeap::new(MmapSource::new()))
+    }
+    fn trim(heap: &mut Self::Heap) -> bool {
+        heap.get_mut().scavenge();
+        true
+    }
+}
+
 macro_rules! local {
     ($b:ty) => {
         |w, s| crate::workloads::run_local::<$b>(w, s)
@@ -336,6 +372,22 @@ pub static CONTENDERS: &[Contender] = &[
         kind: Kind::General,
         run: shared!(OurSegregatedLocked),
         trace: trace!(OurSegregatedLocked),
+    },
+    Contender {
+        name: "span",
+        what: "alloc-span Span (one thread)",
+        ours: true,
+        kind: Kind::General,
+        run: local!(OurSpan),
+        trace: trace!(OurSpan),
+    },
+    Contender {
+        name: "span-locked",
+        what: "alloc-span GlobalSpan (spin lock)",
+        ours: true,
+        kind: Kind::General,
+        run: shared!(OurSpanLocked),
+        trace: trace!(OurSpanLocked),
     },
     Contender {
         name: "bump-locked",

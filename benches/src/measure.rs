@@ -15,6 +15,9 @@ pub struct Sample {
     pub peak_rss: u64,
     /// Resident bytes above the baseline after the workload freed everything (heap still alive).
     pub rss_after: u64,
+    /// The same after the allocator's trim (glibc's `malloc_trim`, our `scavenge`), or
+    /// `u64::MAX` where it has none.
+    pub rss_trimmed: u64,
     /// Peak bytes the workload held live (requested sizes).
     pub peak_live: u64,
 }
@@ -27,7 +30,10 @@ impl Sample {
 
     /// One line for the parent process to read back.
     pub fn encode(&self) -> String {
-        format!("SAMPLE {} {} {} {} {}", self.ns_per_op, self.ops, self.peak_rss, self.rss_after, self.peak_live)
+        format!(
+            "SAMPLE {} {} {} {} {} {}",
+            self.ns_per_op, self.ops, self.peak_rss, self.rss_after, self.peak_live, self.rss_trimmed
+        )
     }
 
     /// Reads a line written by [`Sample::encode`].
@@ -39,6 +45,7 @@ impl Sample {
             peak_rss: it.next()?.parse().ok()?,
             rss_after: it.next()?.parse().ok()?,
             peak_live: it.next()?.parse().ok()?,
+            rss_trimmed: it.next()?.parse().ok()?,
         })
     }
 }
@@ -96,12 +103,13 @@ pub fn rss_peak() -> u64 {
 }
 
 /// Builds a sample from a timed pass and the memory readings around it.
-pub fn sample(elapsed: Duration, counts: Counts, baseline: u64, after: u64) -> Sample {
+pub fn sample(elapsed: Duration, counts: Counts, baseline: u64, after: u64, trimmed: Option<u64>) -> Sample {
     Sample {
         ns_per_op: elapsed.as_nanos() as f64 / counts.ops.max(1) as f64,
         ops: counts.ops,
         peak_rss: rss_peak().saturating_sub(baseline),
         rss_after: after.saturating_sub(baseline),
+        rss_trimmed: trimmed.map_or(u64::MAX, |t| t.saturating_sub(baseline)),
         peak_live: counts.peak_live,
     }
 }
@@ -112,7 +120,7 @@ mod tests {
 
     #[test]
     fn samples_round_trip_through_their_line() {
-        let s = Sample { ns_per_op: 12.5, ops: 1000, peak_rss: 4096, rss_after: 0, peak_live: 2048 };
+        let s = Sample { ns_per_op: 12.5, ops: 1000, peak_rss: 4096, rss_after: 0, rss_trimmed: 0, peak_live: 2048 };
         assert_eq!(Sample::decode(&s.encode()), Some(s));
         assert_eq!(s.overhead(), Some(2.0));
         assert_eq!(Sample::decode("garbage"), None);

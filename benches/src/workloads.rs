@@ -487,8 +487,9 @@ fn timed<B: Bench>(mut f: impl FnMut(&mut B::Heap) -> Counts) -> Sample {
     B::reset(&mut heap);
     let (counts, elapsed) = timed_pass(&mut heap, &mut f);
     let after = measure::rss_now();
+    let trimmed = B::trim(&mut heap).then(measure::rss_now);
     drop(heap);
-    measure::sample(elapsed, counts, baseline, after)
+    measure::sample(elapsed, counts, baseline, after, trimmed)
 }
 
 /// Runs a single-thread workload on `B`; `None` for the multi-thread ones.

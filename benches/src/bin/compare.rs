@@ -348,13 +348,15 @@ fn render_table(
     instructions: bool,
 ) -> String {
     let mut t = String::new();
-    let _ =
-        write!(t, "| workload | allocator | ns/op | × glibc | × mimalloc | peak RSS | RSS / live | RSS after free |");
+    let _ = write!(
+        t,
+        "| workload | allocator | ns/op | × glibc | × mimalloc | peak RSS | RSS / live | RSS after free | after trim |"
+    );
     if instructions {
         t.push_str(" instr/op |");
     }
     t.push('\n');
-    t.push_str("|---|---|--:|--:|--:|--:|--:|--:|");
+    t.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|");
     if instructions {
         t.push_str("--:|");
     }
@@ -370,21 +372,23 @@ fn render_table(
             }
             if let Some(e) = &cell.error {
                 let _ =
-                    writeln!(t, "| {row} | {name} | failed: {e} | | | | | |{}", if instructions { " |" } else { "" });
+                    writeln!(t, "| {row} | {name} | failed: {e} | | | | | | |{}", if instructions { " |" } else { "" });
                 continue;
             }
             let Some(v) = ns(c.name) else { continue };
             let ratio = |base: Option<f64>| base.map_or("–".into(), |b| format!("{:.2}", v / b));
             let peak = cell.median(|s| s.peak_rss as f64).unwrap_or(0.0);
             let after = cell.median(|s| s.rss_after as f64).unwrap_or(0.0);
+            let trimmed = cell.median(|s| s.rss_trimmed as f64).filter(|&t| t < u64::MAX as f64);
             let over = cell.median(|s| s.overhead().unwrap_or(0.0)).unwrap_or(0.0);
             let _ = write!(
                 t,
-                "| {row} | {name} | {v:.1} | {} | {} | {} | {over:.2} | {} |",
+                "| {row} | {name} | {v:.1} | {} | {} | {} | {over:.2} | {} | {} |",
                 ratio(glibc),
                 ratio(mimalloc),
                 bytes(peak),
-                bytes(after)
+                bytes(after),
+                trimmed.map_or("–".into(), bytes)
             );
             if instructions {
                 let _ = write!(t, " {} |", cell.instructions.map_or("–".into(), |i| format!("{i:.0}")));
@@ -425,7 +429,9 @@ fn write_reports(
         md,
         "- ns/op: wall time of the timed pass / allocator operations; ratios below 1 are faster than the peer.\n\
          - peak RSS: resident memory above the process's baseline; RSS / live: that peak over the peak bytes the \
-         workload held; RSS after free: resident memory above baseline once everything was freed.\n\
+         workload held; RSS after free: resident memory above baseline once everything was freed; after trim: \
+         the same after the allocator's own call to give memory back (glibc `malloc_trim(0)`, our `scavenge`; – \
+         where there is none).\n\
          - multi-thread workloads on a 2-core machine show contention, not scaling.\n"
     );
     md.push_str(table);
