@@ -62,6 +62,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod class;
 pub mod clock;
 pub mod error;
 pub mod freelist;
@@ -74,6 +75,7 @@ pub mod stats;
 pub mod sync;
 
 pub use allocator_api2::alloc::{AllocError, Allocator};
+pub use class::{PowerOfTwo, Primes, Quarters, SizeClasses};
 pub use core::alloc::Layout;
 pub use error::{Abort, Count, ErrorKind, ErrorPolicy, HeapError, Panic};
 pub use freelist::{FreeList, LinkCodec, PlainLinks, SafeLinks};

@@ -219,11 +219,19 @@ fn spr<'a>(p: NonNull<Span>) -> &'a Span {
     unsafe { &*p.as_ptr() }
 }
 
-/// An arena record, borrowed likewise.
+/// An arena record, borrowed for writing its fields.
 #[inline(always)]
 fn ar<'a>(p: NonNull<Arena>) -> &'a mut Arena {
     // SAFETY: as for `sp`.
     unsafe { &mut *p.as_ptr() }
+}
+
+/// An arena record, borrowed shared (its page map and bitmap are written through raw pointers,
+/// which a shared borrow of the record allows).
+#[inline(always)]
+fn arr<'a>(p: NonNull<Arena>) -> &'a Arena {
+    // SAFETY: as for `sp`; no `&mut` to the record is live while this is used.
+    unsafe { &*p.as_ptr() }
 }
 
 impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> SpanHeap<S, E, C, G> {
@@ -320,13 +328,13 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     #[inline(always)]
     fn at(&self, arena: NonNull<Arena>, addr: usize) -> NonNull<u8> {
         // SAFETY: callers pass addresses inside the arena's mapping.
-        unsafe { ptr::with_addr(ar(arena).map_base, addr) }
+        unsafe { ptr::with_addr(arr(arena).map_base, addr) }
     }
 
     /// Page index of `addr` in its regular arena.
     #[inline(always)]
     fn page_of(&self, arena: NonNull<Arena>, addr: usize) -> usize {
-        (addr - ar(arena).start) >> self.shift
+        (addr - arr(arena).start) >> self.shift
     }
 
     /// Points the page map's first and last entries of `p` at it.
@@ -335,8 +343,8 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         let first = self.page_of(arena, start);
         // SAFETY: the span lies in its arena: first + pages <= arena pages.
         unsafe {
-            ar(arena).set_map(first, Some(p));
-            ar(arena).set_map(first + pages - 1, Some(p));
+            arr(arena).set_map(first, Some(p));
+            arr(arena).set_map(first + pages - 1, Some(p));
         }
     }
 
@@ -408,7 +416,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         let arena = spr(from).arena;
         let first = self.page_of(arena, start);
         // SAFETY: the range lies in the span, in its arena.
-        unsafe { ar(arena).count_clean(first, first + pages) }
+        unsafe { arr(arena).count_clean(first, first + pages) }
     }
 
     // ---- free structures ----
@@ -554,10 +562,10 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
             huge: None,
             next: self.arenas,
         };
-        *sp(span) = Span::new(ar(arena).start, usable, State::Free, arena);
+        *sp(span) = Span::new(arr(arena).start, usable, State::Free, arena);
         if self.source.maps_zeroed() {
             // SAFETY: `usable` pages of a regular arena.
-            let n = unsafe { ar(arena).set_clean(0, usable, true) };
+            let n = unsafe { arr(arena).set_clean(0, usable, true) };
             self.clean_free += n;
             sp(span).clean = n;
         }
@@ -622,10 +630,10 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
             unsafe { self.at(arena, start).as_ptr().write_bytes(0, data << self.shift) };
         } else if zero {
             // Only pages that are not clean (fresh from the OS, or given back to it) need zeroes.
-            let (map_base, shift) = (ar(arena).map_base, self.shift);
+            let (map_base, shift) = (arr(arena).map_base, self.shift);
             // SAFETY: the span's data pages lie in its arena; dirty runs are written with zeroes.
             unsafe {
-                ar(arena).dirty_runs(first, first + data, |a, b| {
+                arr(arena).dirty_runs(first, first + data, |a, b| {
                     let at = ptr::with_addr(map_base, start + ((a - first) << shift));
                     at.as_ptr().write_bytes(0, (b - a) << shift);
                 });
@@ -633,7 +641,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         }
         if clean > 0 {
             // SAFETY: the span lies in its arena.
-            self.clean_free -= unsafe { ar(arena).set_clean(first, first + pages, false) };
+            self.clean_free -= unsafe { arr(arena).set_clean(first, first + pages, false) };
             sp(p).clean = 0;
         }
         if G::PAGES > 0 {
@@ -717,7 +725,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     /// The span in use that starts at `addr` and that `layout` fits, or what is wrong.
     fn lookup(&self, addr: usize, layout: Option<Layout>) -> Result<NonNull<Span>, ErrorKind> {
         let arena = self.index.get(addr).ok_or(ErrorKind::ForeignPointer)?;
-        let a = ar(arena);
+        let a = arr(arena);
         let p = if let Some(h) = a.huge {
             if sp(h).start != addr {
                 return Err(ErrorKind::InteriorPointer);
@@ -751,7 +759,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     /// in free pages (most likely freed before). Walks the arena's spans: the error path only.
     #[cold]
     fn classify(&self, arena: NonNull<Arena>, addr: usize) -> ErrorKind {
-        let a = ar(arena);
+        let a = arr(arena);
         let mut i = 0;
         while i < a.pages {
             // SAFETY: i < pages; every span's first page maps to it.
@@ -770,7 +778,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     #[inline]
     fn usable(&self, p: NonNull<Span>) -> usize {
         let s = spr(p);
-        if ar(s.arena).huge.is_some() {
+        if arr(s.arena).huge.is_some() {
             s.size.next_multiple_of(self.page)
         } else {
             (s.pages - G::PAGES) << self.shift
@@ -784,7 +792,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         self.stats.on_free(len);
         self.live_spans -= 1;
         let arena = sp(p).arena;
-        if ar(arena).huge.is_some() {
+        if arr(arena).huge.is_some() {
             return self.free_huge(arena, p);
         }
         let (start, pages) = (sp(p).start, sp(p).pages);
@@ -807,7 +815,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         let first = self.page_of(arena, sp(p).start);
         if first > 0 {
             // SAFETY: first - 1 < pages.
-            if let Some(l) = unsafe { ar(arena).map(first - 1) } {
+            if let Some(l) = unsafe { arr(arena).map(first - 1) } {
                 if sp(l).state == State::Free && sp(l).start + (sp(l).pages << self.shift) == sp(p).start {
                     self.take_free(l);
                     let (ls, lp, lc) = (sp(l).start, sp(l).pages, sp(l).clean);
@@ -819,9 +827,9 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
             }
         }
         let next = self.page_of(arena, sp(p).start) + sp(p).pages;
-        if next < ar(arena).pages {
+        if next < arr(arena).pages {
             // SAFETY: next < pages.
-            if let Some(r) = unsafe { ar(arena).map(next) } {
+            if let Some(r) = unsafe { arr(arena).map(next) } {
                 if sp(r).state == State::Free && sp(r).start == sp(p).start + (sp(p).pages << self.shift) {
                     self.take_free(r);
                     let (rp, rc) = (sp(r).pages, sp(r).clean);
@@ -836,7 +844,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     }
 
     fn free_huge(&mut self, arena: NonNull<Arena>, p: NonNull<Span>) {
-        let a = ar(arena);
+        let a = arr(arena);
         let (base, len) = (a.map_base, a.map_len);
         self.index.set(&self.source, base.as_ptr() as usize, len, None);
         self.unlink_arena(arena);
@@ -854,7 +862,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         let mut cur = &mut self.arenas;
         while let Some(a) = *cur {
             if a == arena {
-                *cur = ar(a).next;
+                *cur = arr(a).next;
                 return;
             }
             cur = &mut ar(a).next;
@@ -868,7 +876,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         self.dirty_unlink(p);
         let (start, pages, arena, clean) = (sp(p).start, sp(p).pages, sp(p).arena, sp(p).clean);
         let first = self.page_of(arena, start);
-        let (map_base, shift) = (ar(arena).map_base, self.shift);
+        let (map_base, shift) = (arr(arena).map_base, self.shift);
         let mut returned = 0usize;
         let source = &self.source;
         if clean == 0 {
@@ -878,7 +886,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         } else {
             // SAFETY: as above, one run of dirty pages at a time.
             unsafe {
-                ar(arena).dirty_runs(first, first + pages, |a, b| {
+                arr(arena).dirty_runs(first, first + pages, |a, b| {
                     source.decommit(ptr::with_addr(map_base, start + ((a - first) << shift)), (b - a) << shift);
                     returned += b - a;
                 });
@@ -886,7 +894,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         }
         if self.source.decommit_zeroes() {
             // SAFETY: the span lies in its arena.
-            self.clean_free += unsafe { ar(arena).set_clean(first, first + pages, true) };
+            self.clean_free += unsafe { arr(arena).set_clean(first, first + pages, true) };
             sp(p).clean = pages;
         }
         self.scavenged += returned << shift;
@@ -926,13 +934,13 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         let mut released = self.scavenged - before;
         let mut cur = self.arenas;
         while let Some(a) = cur {
-            cur = ar(a).next;
-            if ar(a).huge.is_some() {
+            cur = arr(a).next;
+            if arr(a).huge.is_some() {
                 continue;
             }
             // SAFETY: page 0 of a regular arena; it always maps to the first span.
-            let Some(first) = (unsafe { ar(a).map(0) }) else { continue };
-            if sp(first).state == State::Free && sp(first).pages == ar(a).pages {
+            let Some(first) = (unsafe { arr(a).map(0) }) else { continue };
+            if sp(first).state == State::Free && sp(first).pages == arr(a).pages {
                 released += self.unmap_arena(a, first);
             }
         }
@@ -944,7 +952,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         self.take_free(whole);
         self.clean_free -= spr(whole).clean;
         self.drop_span(whole);
-        let (base, len) = (ar(arena).map_base, ar(arena).map_len);
+        let (base, len) = (arr(arena).map_base, arr(arena).map_len);
         self.index.set(&self.source, base.as_ptr() as usize, len, None);
         self.unlink_arena(arena);
         // SAFETY: the record is off the list and unused.
@@ -1001,7 +1009,7 @@ unsafe impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPo
             }
         };
         let arena = sp(p).arena;
-        if ar(arena).huge.is_some() {
+        if arr(arena).huge.is_some() {
             // A block with its own mapping stays in it while the new size fits.
             if new.size() > self.usable(p) || new.size() < self.config.huge / 2 {
                 return Err(AllocError);
@@ -1023,11 +1031,11 @@ unsafe impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPo
         if pages > have {
             // Grow into the free span on the right, if it is large enough.
             let next = self.page_of(arena, start) + have;
-            if next >= ar(arena).pages {
+            if next >= arr(arena).pages {
                 return Err(AllocError);
             }
             // SAFETY: next < pages.
-            let Some(r) = (unsafe { ar(arena).map(next) }) else { return Err(AllocError) };
+            let Some(r) = (unsafe { arr(arena).map(next) }) else { return Err(AllocError) };
             if sp(r).state != State::Free || sp(r).start != start + (have << self.shift) || have + sp(r).pages < pages {
                 return Err(AllocError);
             }
@@ -1039,7 +1047,7 @@ unsafe impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPo
             if spr(r).clean > 0 {
                 let first = self.page_of(arena, sp(r).start);
                 // SAFETY: the claimed pages lie in the arena.
-                self.clean_free -= unsafe { ar(arena).set_clean(first, first + (pages - have), false) };
+                self.clean_free -= unsafe { arr(arena).set_clean(first, first + (pages - have), false) };
             }
             self.drop_span(r);
             sp(p).pages = pages;
@@ -1096,7 +1104,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     /// O(1): the arena index; true for the pages of arenas (not their metadata) and of huge blocks.
     fn owns(&self, ptr: NonNull<u8>) -> bool {
         let addr = ptr.as_ptr() as usize;
-        self.index.get(addr).is_some_and(|a| addr >= ar(a).start && addr < ar(a).end(self.shift))
+        self.index.get(addr).is_some_and(|a| addr >= arr(a).start && addr < arr(a).end(self.shift))
     }
 }
 
@@ -1113,7 +1121,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         let (mut arena_bytes, mut regular) = (0, 0);
         let mut cur = self.arenas;
         while let Some(a) = cur {
-            let r = ar(a);
+            let r = arr(a);
             cur = r.next;
             if self.index.get(r.map_base.as_ptr() as usize) != Some(a) {
                 return bad("arena is not in the index", r.start);
@@ -1220,7 +1228,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     /// Gives every arena, huge mapping and metadata page back.
     fn drop(&mut self) {
         while let Some(a) = self.arenas {
-            let r = ar(a);
+            let r = arr(a);
             self.arenas = r.next;
             self.stats.on_unmap(r.map_len);
             // SAFETY: the heap is being dropped: no block is in use; each arena is its mapping.
@@ -1240,5 +1248,65 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("SpanHeap").field("stats", &self.span_stats()).finish_non_exhaustive()
+    }
+}
+
+/// Small tests over a fixed buffer, sized so Miri can check the page map, the free structures
+/// and provenance (`cargo +nightly miri test -p alloc-span --lib`); the conformance suite covers
+/// the rest.
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use alloc_core::{Count, FixedSource};
+    use std::vec::Vec;
+
+    fn l(size: usize, align: usize) -> Layout {
+        Layout::from_size_align(size, align).unwrap()
+    }
+
+    #[test]
+    fn allocate_split_coalesce_resize_and_scavenge_over_a_buffer() {
+        // The index wants a 2 MiB-aligned arena and a table: a 12 MiB buffer holds both.
+        let mut buf = std::vec![0u8; 12 << 20];
+        let config = SpanConfig { first_arena: 2 << 20, max_arena: 2 << 20, retain: 4096, ..SpanConfig::DEFAULT };
+        let mut h: SpanHeap<FixedSource<'_>, Count> = SpanHeap::with_config(FixedSource::new(&mut buf), config);
+        let page = h.source().page_size();
+        let mut blocks = Vec::new();
+        for (i, size) in [1, page, 3 * page + 1, 10 * page, 100].into_iter().enumerate() {
+            let b = h.allocate(l(size, 8)).unwrap();
+            // SAFETY: a fresh block of b.len() bytes.
+            unsafe { b.cast::<u8>().as_ptr().write_bytes(i as u8 + 1, b.len()) };
+            blocks.push((b.cast::<u8>(), l(size, 8), i as u8 + 1));
+        }
+        assert_eq!(h.validate(), Ok(()));
+        // Free every other block, then the rest: spans coalesce back into one.
+        for (p, layout, _) in blocks.iter().step_by(2) {
+            // SAFETY: live blocks with their layouts.
+            unsafe { h.deallocate(*p, *layout) };
+        }
+        assert_eq!(h.validate(), Ok(()));
+        let (p, layout, fill) = blocks[1];
+        // SAFETY: p is live with `layout`; it grows into its freed right neighbour.
+        let g = unsafe { h.resize_in_place(p, layout, l(3 * page, 8)) }.unwrap();
+        assert_eq!(g, 3 * page);
+        // SAFETY: the first `page` bytes were kept.
+        assert!(unsafe { core::slice::from_raw_parts(p.as_ptr(), page) }.iter().all(|&b| b == fill));
+        // SAFETY: shrink it back in place.
+        assert_eq!(unsafe { h.resize_in_place(p, l(3 * page, 8), l(page, 8)) }, Ok(page));
+        // SAFETY: live blocks with their (current) layouts.
+        unsafe {
+            h.deallocate(p, l(page, 8));
+            h.deallocate(blocks[3].0, blocks[3].1);
+        }
+        assert_eq!(h.span_stats().live_spans, 0);
+        assert_eq!(h.validate(), Ok(()));
+        // Misuse is reported, not followed.
+        // SAFETY: a double free under the Count policy: reported and ignored.
+        unsafe { h.deallocate(blocks[0].0, blocks[0].1) };
+        assert_eq!(h.errors().last().map(|e| e.kind), Some(ErrorKind::DoubleFree));
+        h.scavenge();
+        assert_eq!(h.span_stats().idle, 0);
+        assert_eq!(h.validate(), Ok(()));
     }
 }
