@@ -270,6 +270,32 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         }
     }
 
+    /// Gives every page back and returns the page source.
+    pub fn into_source(self) -> S {
+        let mut me = core::mem::ManuallyDrop::new(self);
+        me.release_everything();
+        // SAFETY: `me` is never used or dropped again; the source is moved out exactly once.
+        unsafe { core::ptr::read(&me.source) }
+    }
+
+    /// Unmaps every arena, huge mapping and metadata page (what `Drop` does).
+    fn release_everything(&mut self) {
+        while let Some(a) = self.arenas {
+            let r = arr(a);
+            self.arenas = r.next;
+            self.stats.on_unmap(r.map_len);
+            // SAFETY: no block is in use any more (drop, or `into_source` taking `self`); each
+            // arena is its own mapping.
+            unsafe { self.source.unmap(r.map_base, r.map_len) };
+        }
+        // SAFETY: nothing uses the tables or records any more.
+        unsafe {
+            self.index.release_all(&self.source);
+            self.span_records.release_all(&self.source);
+            self.arena_records.release_all(&self.source);
+        }
+    }
+
     /// The configuration.
     pub fn config(&self) -> &SpanConfig {
         &self.config
@@ -1227,19 +1253,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
 impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> Drop for SpanHeap<S, E, C, G> {
     /// Gives every arena, huge mapping and metadata page back.
     fn drop(&mut self) {
-        while let Some(a) = self.arenas {
-            let r = arr(a);
-            self.arenas = r.next;
-            self.stats.on_unmap(r.map_len);
-            // SAFETY: the heap is being dropped: no block is in use; each arena is its mapping.
-            unsafe { self.source.unmap(r.map_base, r.map_len) };
-        }
-        // SAFETY: nothing uses the tables or records any more.
-        unsafe {
-            self.index.release_all(&self.source);
-            self.span_records.release_all(&self.source);
-            self.arena_records.release_all(&self.source);
-        }
+        self.release_everything();
     }
 }
 

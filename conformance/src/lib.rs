@@ -59,6 +59,10 @@ pub trait Subject: 'static {
     /// it (a page-span heap is built for 64 KiB and more, a segregated heap for tens of bytes).
     const TYPICAL_SIZE: usize = 64;
 
+    /// The smallest page-source budget the allocator can work in at all (its first mappings):
+    /// the out-of-memory property limits it to at least this.
+    const MIN_BUDGET: usize = 1 << 20;
+
     /// The allocator's heap validator, where it has one.
     fn validate(heap: &Self::Alloc) -> Option<Result<(), Corruption>> {
         let _ = heap;

@@ -1,0 +1,386 @@
+//! Thread heaps: each thread that allocates from a pool gets one, with a list of slabs per size
+//! class and the segments they live in. Everything here is touched by the heap's owner thread
+//! only (allocation, local frees, collecting remote frees, finding and starting slabs); other
+//! threads reach a heap's slabs through their remote lists alone.
+
+use crate::protocol::BlockWord;
+use crate::segment::{self, Segment, Slab, ALL_FREE, FIRST_SLAB, HEADER, SLABS};
+use crate::Classes;
+use alloc_core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use alloc_core::sync::remote_list::Link;
+use alloc_core::SizeClasses;
+use core::ptr::NonNull;
+
+/// Slabs looked at, when the current one is spent, before starting a new one.
+const SCAN: usize = 16;
+
+/// One size class's slabs in a heap.
+#[derive(Copy, Clone)]
+pub(crate) struct Bin {
+    /// The slab allocations come from.
+    pub current: Option<NonNull<Slab>>,
+    /// Every slab of the class the heap holds (the current one included).
+    pub head: Option<NonNull<Slab>>,
+    pub tail: Option<NonNull<Slab>>,
+}
+
+const EMPTY_BIN: Bin = Bin { current: None, head: None, tail: None };
+
+/// What a heap needs from its pool to get and give back segments.
+pub(crate) trait SegmentSource {
+    /// A fresh segment owned by `owner`, its header written, registered as the pool's.
+    fn new_segment(&self, owner: *mut ThreadHeap) -> Option<NonNull<Segment>>;
+    /// Gives a segment with no block in use back.
+    fn free_segment(&self, seg: NonNull<Segment>);
+    /// An abandoned segment to adopt, if any.
+    fn adopt(&self) -> Option<NonNull<Segment>>;
+    /// Hands a segment with blocks in use over to whichever thread adopts it.
+    fn abandon(&self, seg: NonNull<Segment>);
+}
+
+/// A thread's cache of a pool.
+pub(crate) struct ThreadHeap {
+    bins: [Bin; Classes::COUNT],
+    /// Segments owned, newest first.
+    segments: Option<NonNull<Segment>>,
+    /// Payload bytes handed out and freed through this heap (by this thread), and allocations:
+    /// written by the owner only (a load and a store, no read-modify-write), read by anyone.
+    pub allocated: AtomicUsize,
+    pub freed: AtomicUsize,
+    pub allocations: AtomicUsize,
+    /// Every heap record of the pool (for statistics), and the pool's list of records free for
+    /// a new thread.
+    pub all_next: Option<NonNull<ThreadHeap>>,
+    pub free_next: Option<NonNull<ThreadHeap>>,
+    /// The pool's secret, copied for the fast path.
+    secret: usize,
+}
+
+/// A slab descriptor borrowed for one step (see `heap.rs` of alloc-span for the discipline:
+/// never held across a call that may borrow the same slab).
+#[inline(always)]
+fn sl<'a>(s: NonNull<Slab>) -> &'a mut Slab {
+    // SAFETY: the caller owns the slab (its segment belongs to this heap) and holds no other
+    // borrow of it.
+    unsafe { &mut *s.as_ptr() }
+}
+
+#[inline(always)]
+fn sg<'a>(s: NonNull<Segment>) -> &'a mut Segment {
+    // SAFETY: as for `sl`.
+    unsafe { &mut *s.as_ptr() }
+}
+
+/// The segment a slab descriptor lives in.
+#[inline(always)]
+fn segment_of(s: NonNull<Slab>) -> NonNull<Segment> {
+    // SAFETY: slab descriptors live in their segment's header, inside the segment.
+    unsafe { NonNull::new_unchecked(Segment::of(s.as_ptr() as usize) as *mut Segment) }
+}
+
+impl ThreadHeap {
+    /// A fresh heap record.
+    pub fn new(secret: usize) -> Self {
+        ThreadHeap {
+            bins: [EMPTY_BIN; Classes::COUNT],
+            segments: None,
+            allocated: AtomicUsize::new(0),
+            freed: AtomicUsize::new(0),
+            allocations: AtomicUsize::new(0),
+            all_next: None,
+            free_next: None,
+            secret,
+        }
+    }
+
+    /// Readies a recycled record for a new thread (its counters keep counting).
+    pub fn reuse(&mut self, secret: usize) {
+        self.bins = [EMPTY_BIN; Classes::COUNT];
+        self.segments = None;
+        self.secret = secret;
+    }
+
+    /// Adds `n` to an owner-written counter.
+    #[inline(always)]
+    fn bump(counter: &AtomicUsize, n: usize) {
+        // Relaxed, load then store: only the owner writes it; readers want a recent value.
+        counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    /// Allocates a block of class `c`: its payload address.
+    #[inline(always)]
+    pub fn alloc(&mut self, pool: &impl SegmentSource, c: usize) -> Option<NonNull<u8>> {
+        if let Some(s) = self.bins[c].current {
+            // SAFETY: this heap owns the slab.
+            if let Some(b) = unsafe { sl(s).lists.pop_local() } {
+                return Some(self.hand_out(s, b, c));
+            }
+        }
+        self.alloc_slow(pool, c)
+    }
+
+    /// Marks block `b` of slab `s` allocated and returns its payload.
+    #[inline(always)]
+    fn hand_out(&mut self, s: NonNull<Slab>, b: NonNull<Link>, c: usize) -> NonNull<u8> {
+        let seg = segment_of(s);
+        let payload = b.as_ptr() as usize + HEADER;
+        // SAFETY: the block's header lies in the segment.
+        unsafe { segment::word(sg(seg), payload) }.mark_allocated(BlockWord::allocated(self.secret, payload, c));
+        Self::bump(&self.allocated, Classes::size(c) - HEADER);
+        Self::bump(&self.allocations, 1);
+        let p = sg(seg).at(payload);
+        crate::sanitize::allocated(p, Classes::size(c) - HEADER);
+        p
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow(&mut self, pool: &impl SegmentSource, c: usize) -> Option<NonNull<u8>> {
+        loop {
+            if let Some(s) = self.bins[c].current {
+                // SAFETY: this heap owns the slab (and the lists' owner side with it).
+                unsafe {
+                    if let Some(b) = sl(s).lists.pop_local() {
+                        return Some(self.hand_out(s, b, c));
+                    }
+                    if sl(s).lists.collect_remote() > 0 {
+                        if let Some(b) = sl(s).lists.pop_local() {
+                            return Some(self.hand_out(s, b, c));
+                        }
+                    }
+                }
+                if sl(s).bump < sl(s).capacity {
+                    // Carve the next block: untouched memory until now.
+                    let seg = segment_of(s);
+                    let start = sg(seg).slab_start(sg(seg).slab_index(s)) + sl(s).bump * Classes::size(c);
+                    sl(s).bump += 1;
+                    // SAFETY: this heap owns the slab.
+                    unsafe { sl(s).lists.count_carved() };
+                    let b = sg(seg).at(start).cast::<Link>();
+                    return Some(self.hand_out(s, b, c));
+                }
+            }
+            if self.next_slab(c) {
+                continue;
+            }
+            if let Some(s) = self.owned_free_slab(c) {
+                self.bin_push(c, s);
+                self.bins[c].current = Some(s);
+                continue;
+            }
+            if let Some(g) = pool.adopt() {
+                self.adopt(g);
+                continue;
+            }
+            let g = pool.new_segment(self)?;
+            self.segment_push(g);
+        }
+    }
+
+    /// Makes another slab of the bin with free blocks current, looking at up to [`SCAN`] of them
+    /// and moving the spent ones to the back; false when none has any.
+    fn next_slab(&mut self, c: usize) -> bool {
+        let mut cur = self.bins[c].head;
+        let mut looked = 0;
+        while let Some(s) = cur {
+            if looked == SCAN {
+                break;
+            }
+            looked += 1;
+            cur = sl(s).next;
+            if Some(s) == self.bins[c].current {
+                continue;
+            }
+            // SAFETY: this heap owns the slab.
+            let usable =
+                unsafe { !sl(s).lists.local_is_empty() } || sl(s).lists.has_remote() || sl(s).bump < sl(s).capacity;
+            if usable {
+                self.bins[c].current = Some(s);
+                return true;
+            }
+            // Spent: to the back, so the next look starts with others.
+            self.bin_remove(c, s);
+            self.bin_push(c, s);
+        }
+        false
+    }
+
+    fn bin_push(&mut self, c: usize, s: NonNull<Slab>) {
+        let tail = self.bins[c].tail;
+        sl(s).prev = tail;
+        sl(s).next = None;
+        match tail {
+            Some(t) => sl(t).next = Some(s),
+            None => self.bins[c].head = Some(s),
+        }
+        self.bins[c].tail = Some(s);
+    }
+
+    fn bin_remove(&mut self, c: usize, s: NonNull<Slab>) {
+        let (prev, next) = (sl(s).prev, sl(s).next);
+        match prev {
+            Some(p) => sl(p).next = next,
+            None => self.bins[c].head = next,
+        }
+        match next {
+            Some(n) => sl(n).prev = prev,
+            None => self.bins[c].tail = prev,
+        }
+        sl(s).prev = None;
+        sl(s).next = None;
+    }
+
+    /// A free slab of an owned segment, started on class `c`.
+    fn owned_free_slab(&mut self, c: usize) -> Option<NonNull<Slab>> {
+        let mut seg = self.segments;
+        while let Some(g) = seg {
+            if sg(g).free_slabs != 0 {
+                return Some(self.take_slab(g, c));
+            }
+            seg = sg(g).next;
+        }
+        None
+    }
+
+    fn take_slab(&mut self, g: NonNull<Segment>, c: usize) -> NonNull<Slab> {
+        let i = sg(g).free_slabs.trailing_zeros() as usize;
+        sg(g).free_slabs &= !(1 << i);
+        let s = NonNull::from(&mut sg(g).slabs[i]);
+        sl(s).start(c);
+        s
+    }
+
+    fn segment_push(&mut self, g: NonNull<Segment>) {
+        sg(g).prev = None;
+        sg(g).next = self.segments;
+        if let Some(n) = self.segments {
+            sg(n).prev = Some(g);
+        }
+        self.segments = Some(g);
+    }
+
+    fn segment_remove(&mut self, g: NonNull<Segment>) {
+        let (prev, next) = (sg(g).prev, sg(g).next);
+        match prev {
+            Some(p) => sg(p).next = next,
+            None => self.segments = next,
+        }
+        if let Some(n) = next {
+            sg(n).prev = prev;
+        }
+    }
+
+    /// Takes over an abandoned segment: its slabs join this heap's bins.
+    pub fn adopt(&mut self, g: NonNull<Segment>) {
+        // Release is not needed: the segment came through the pool's acquiring take.
+        sg(g).owner.store(self as *mut ThreadHeap, Ordering::Relaxed);
+        self.segment_push(g);
+        for i in FIRST_SLAB..SLABS {
+            let s = NonNull::from(&mut sg(g).slabs[i]);
+            if let Some(k) = sl(s).class() {
+                // SAFETY: this heap owns the slab now.
+                unsafe { sl(s).lists.collect_remote() };
+                self.bin_push(k, s);
+            }
+        }
+    }
+
+    /// Frees the block at `payload` of slab `s` (class `c`) from this heap's thread, which owns
+    /// it: back on the slab's local list; a slab left with no block in use serves nobody again.
+    ///
+    /// # Safety
+    ///
+    /// This heap owns the slab, and the caller won the block's word.
+    #[inline(always)]
+    pub unsafe fn free_local(&mut self, s: NonNull<Slab>, payload: usize, c: usize) {
+        Self::bump(&self.freed, Classes::size(c) - HEADER);
+        let seg = segment_of(s);
+        let b = sg(seg).at(payload - HEADER).cast::<Link>();
+        // SAFETY: the block is ours again (the caller won its word).
+        let left = unsafe { sl(s).lists.push_local(b) };
+        if left == 0 && self.bins[c].current != Some(s) {
+            self.release_slab(c, s);
+        }
+    }
+
+    /// Counts a free this thread made of a block another heap owns.
+    #[inline(always)]
+    pub fn count_remote_free(&self, c: usize) {
+        Self::bump(&self.freed, Classes::size(c) - HEADER);
+    }
+
+    /// A slab with no block in use goes back to its segment for any class.
+    fn release_slab(&mut self, c: usize, s: NonNull<Slab>) {
+        self.bin_remove(c, s);
+        // SAFETY: this heap owns the slab and none of its blocks is in use or on its remote list
+        // (every block handed out came back through the local list or was collected).
+        unsafe { sl(s).lists.clear() };
+        sl(s).class.store(0, Ordering::Relaxed);
+        let g = segment_of(s);
+        let i = sg(g).slab_index(s);
+        sg(g).free_slabs |= 1 << i;
+    }
+
+    /// Gives every segment back: empty ones to the pool's span heap, the others to whichever
+    /// thread adopts them. Called when the thread exits (or the heap is dropped).
+    pub fn abandon(&mut self, pool: &impl SegmentSource) {
+        while let Some(g) = self.segments {
+            self.segment_remove(g);
+            for i in FIRST_SLAB..SLABS {
+                let s = NonNull::from(&mut sg(g).slabs[i]);
+                if let Some(k) = sl(s).class() {
+                    // SAFETY: this heap owns the slab.
+                    unsafe { sl(s).lists.collect_remote() };
+                    // SAFETY: as above.
+                    if unsafe { sl(s).lists.used() } == 0 {
+                        self.bins[k].current = None;
+                        self.release_slab(k, s);
+                    }
+                }
+            }
+            if sg(g).free_slabs == ALL_FREE {
+                pool.free_segment(g);
+            } else {
+                sg(g).owner.store(core::ptr::null_mut(), Ordering::Relaxed);
+                pool.abandon(g);
+            }
+        }
+        self.bins = [EMPTY_BIN; Classes::COUNT];
+    }
+
+    /// Gives back segments with no block in use, keeping `keep` of them: what `trim` does for
+    /// the calling thread's heap.
+    pub fn trim(&mut self, pool: &impl SegmentSource) {
+        for c in 0..Classes::COUNT {
+            let mut cur = self.bins[c].head;
+            while let Some(s) = cur {
+                cur = sl(s).next;
+                // SAFETY: this heap owns the slab.
+                unsafe { sl(s).lists.collect_remote() };
+                // SAFETY: as above.
+                if unsafe { sl(s).lists.used() } == 0 {
+                    if self.bins[c].current == Some(s) {
+                        self.bins[c].current = None;
+                    }
+                    self.release_slab(c, s);
+                }
+            }
+        }
+        let mut seg = self.segments;
+        while let Some(g) = seg {
+            seg = sg(g).next;
+            if sg(g).free_slabs == ALL_FREE {
+                self.segment_remove(g);
+                pool.free_segment(g);
+            }
+        }
+    }
+}
+
+/// Whether a heap pointer stored in a segment's owner field is this heap.
+#[inline(always)]
+pub(crate) fn owned_by(owner: &AtomicPtr<ThreadHeap>, heap: *mut ThreadHeap) -> bool {
+    // Relaxed: only a heap's own thread ever finds its own pointer there, and that thread wrote
+    // it (or adopted the segment through an acquiring take).
+    owner.load(Ordering::Relaxed) == heap
+}

@@ -1,0 +1,892 @@
+//! The pool: shared state (the span heap underneath, the map of its segments, abandoned
+//! segments, heap records) and the front every thread calls.
+//!
+//! - **allocate** (size + 16-byte header up to 16 KiB, alignment up to 16): the calling thread's
+//!   heap (one thread-local compare), the class's current slab, a pop from its local list. No
+//!   atomic read-modify-write, no lock.
+//! - **free**: the segment from the pointer's high bits (checked against the segment map), the
+//!   slab from bits 16..22, one compare-and-swap on the block's header word (which catches a
+//!   double free, and a pointer that is not a block), then the local list when the calling thread
+//!   owns the slab, or the slab's remote list when it does not.
+//! - everything larger, or aligned above 16, goes to the span heap underneath (behind a lock).
+
+use crate::heap::{owned_by, SegmentSource, ThreadHeap};
+use crate::protocol::{BlockWord, Refused};
+use crate::segment::{self, Segment, ALL_FREE, FIRST_SLAB, HEADER, SEGMENT, SEGMENT_SHIFT, SLABS, SLAB_SHIFT};
+use crate::tls::{self, Entry};
+use crate::Classes;
+use alloc_core::error::{ErrorKind, ErrorPolicy, HeapError};
+use alloc_core::layer::{Corruption, Owns, SharedLayer, SharedResizeFn, SizeOf, UsableSize, Validate};
+use alloc_core::source::{Decommit, PageSource};
+use alloc_core::stats::{Counting, Stats};
+use alloc_core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use alloc_core::sync::remote_list::{Link, RemoteList};
+use alloc_core::{ptr, Abort, AllocError, DefaultSource, Layout, Locked, SizeClasses, SpinLock};
+use alloc_span::{SpanConfig, SpanHeap};
+use core::cell::UnsafeCell;
+use core::ptr::NonNull;
+
+/// The largest payload a pool block holds: a 16 KiB block less its header.
+pub const MAX_SMALL: usize = (1 << 14) - HEADER;
+/// The largest alignment pool blocks have (larger ones go to the span heap).
+pub const MAX_ALIGN: usize = 16;
+
+/// The span heap under the pool: arenas from 16 MiB, so 4 MiB-aligned segments fit with little
+/// left over.
+const SPAN: SpanConfig = SpanConfig { first_arena: 16 << 20, max_arena: 64 << 20, ..SpanConfig::DEFAULT };
+
+type Large<S, E> = Locked<SpanHeap<S, E, Counting>, SpinLock>;
+
+/// Segments as bits: address bits 22..48 split 10/16 into a first level kept inline and
+/// second-level bitmaps of 8 KiB taken from the span heap when a segment first lands in their
+/// 256 GiB range.
+struct SegmentMap {
+    l1: [AtomicPtr<AtomicU64>; 1 << 10],
+}
+
+const L2_WORDS: usize = (1 << 16) / 64;
+
+impl SegmentMap {
+    fn split(seg: usize) -> Option<(usize, usize, u64)> {
+        let i = seg >> SEGMENT_SHIFT;
+        if i >> 26 != 0 {
+            return None;
+        }
+        Some((i >> 16, (i & 0xffff) / 64, 1 << (i % 64)))
+    }
+
+    /// Whether `seg` is one of the pool's segments. Relaxed: a pointer into a segment reached the
+    /// caller through whatever published it, after the bit was set.
+    #[inline(always)]
+    fn contains(&self, seg: usize) -> bool {
+        let Some((a, w, bit)) = Self::split(seg) else { return false };
+        let l2 = self.l1[a].load(Ordering::Acquire);
+        // SAFETY: second-level bitmaps stay mapped while the pool lives; w < L2_WORDS.
+        !l2.is_null() && unsafe { (*l2.add(w)).load(Ordering::Relaxed) } & bit != 0
+    }
+
+    /// Sets or clears `seg`'s bit (under the pool's lock; `alloc` gives a zeroed 8 KiB table).
+    fn set(&self, seg: usize, on: bool, alloc: impl FnOnce() -> Option<NonNull<AtomicU64>>) -> bool {
+        let Some((a, w, bit)) = Self::split(seg) else { return false };
+        let mut l2 = self.l1[a].load(Ordering::Acquire);
+        if l2.is_null() {
+            if !on {
+                return true;
+            }
+            let Some(t) = alloc() else { return false };
+            // Release: the zeroed table is visible to whoever loads the pointer.
+            self.l1[a].store(t.as_ptr(), Ordering::Release);
+            l2 = t.as_ptr();
+        }
+        // SAFETY: a mapped table; w < L2_WORDS.
+        let word = unsafe { &*l2.add(w) };
+        if on {
+            word.fetch_or(bit, Ordering::Release);
+        } else {
+            word.fetch_and(!bit, Ordering::Release);
+        }
+        true
+    }
+}
+
+/// The lock-protected part of the pool.
+struct Shared {
+    /// Every segment.
+    segments: Option<NonNull<Segment>>,
+    /// Every heap record ever made (they are recycled, never freed before the pool).
+    heaps: Option<NonNull<ThreadHeap>>,
+    /// Records of threads that exited, for new threads.
+    free_heaps: Option<NonNull<ThreadHeap>>,
+    /// Segments given back to the span heap, and taken from it, over the pool's life.
+    segments_returned: usize,
+    segments_made: usize,
+}
+
+/// The pool's shared state, kept in a block of its own span heap (its address never changes,
+/// so thread-local caches can point at it).
+pub(crate) struct PoolInner<S: PageSource + Decommit, E: ErrorPolicy> {
+    id: u64,
+    secret: usize,
+    large: Large<S, E>,
+    map: SegmentMap,
+    abandoned: RemoteList,
+    shared: lock_api::Mutex<SpinLock, Shared>,
+    errors: E,
+    /// This pool's entry on the list of live pools, for thread exits (see [`while_alive`]).
+    live: LiveNode,
+}
+
+/// A live pool's entry on the global list.
+struct LiveNode {
+    id: u64,
+    next: Option<NonNull<LiveNode>>,
+}
+
+// SAFETY: the list is only touched under `LIVE`'s lock.
+unsafe impl Send for LiveList {}
+
+struct LiveList(Option<NonNull<LiveNode>>);
+
+/// Pools alive now. A thread exit abandons a pool's heap under this lock, and a pool's drop
+/// removes itself under it first, so the two never overlap.
+static LIVE: lock_api::Mutex<SpinLock, LiveList> = lock_api::Mutex::new(LiveList(None));
+
+/// Pool ids: unique for the process's life.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Runs `f` if the pool `id` is alive, holding it alive while `f` runs.
+pub(crate) fn while_alive(id: u64, f: impl FnOnce()) {
+    let live = LIVE.lock();
+    let mut cur = live.0;
+    while let Some(n) = cur {
+        // SAFETY: nodes on the list live in their pools, which are alive while listed.
+        let node = unsafe { n.as_ref() };
+        if node.id == id {
+            f();
+            return;
+        }
+        cur = node.next;
+    }
+}
+
+impl<S: PageSource + Decommit + Send, E: ErrorPolicy + Send + Sync> PoolInner<S, E> {
+    #[inline(always)]
+    fn report(&self, kind: ErrorKind, addr: usize) {
+        self.errors.report(HeapError::new(kind, addr));
+    }
+
+    /// A block of the span heap for the pool's own metadata.
+    fn meta(&self, layout: Layout) -> Option<NonNull<u8>> {
+        self.large.allocate_zeroed(layout).ok().map(|b| b.cast())
+    }
+}
+
+impl<S: PageSource + Decommit + Send, E: ErrorPolicy + Send + Sync> SegmentSource for PoolInner<S, E> {
+    fn new_segment(&self, owner: *mut ThreadHeap) -> Option<NonNull<Segment>> {
+        let layout = Layout::from_size_align(SEGMENT, SEGMENT).ok()?;
+        let base = self.large.allocate(layout).ok()?.cast::<u8>();
+        // SAFETY: a fresh segment-sized, segment-aligned block, ours.
+        let seg = unsafe { Segment::init(base, owner) };
+        let mut shared = self.shared.lock();
+        let table = Layout::from_size_align(L2_WORDS * 8, 64).ok()?;
+        if !self.map.set(base.as_ptr() as usize, true, || self.meta(table).map(NonNull::cast)) {
+            drop(shared);
+            // SAFETY: the block just allocated, unused.
+            unsafe { self.large.deallocate(base, layout) };
+            return None;
+        }
+        link_segment(&mut shared, seg);
+        shared.segments_made += 1;
+        Some(seg)
+    }
+
+    fn free_segment(&self, seg: NonNull<Segment>) {
+        let base = seg.cast::<u8>();
+        {
+            let mut shared = self.shared.lock();
+            self.map.set(base.as_ptr() as usize, false, || None);
+            unlink_segment(&mut shared, seg);
+            shared.segments_returned += 1;
+        }
+        crate::sanitize::released(base, SEGMENT);
+        // SAFETY: the segment has no block in use; it came from the span heap with this layout.
+        unsafe { self.large.deallocate(base, Layout::from_size_align_unchecked(SEGMENT, SEGMENT)) };
+    }
+
+    fn adopt(&self) -> Option<NonNull<Segment>> {
+        let first = self.abandoned.take_all()?;
+        // SAFETY: the chain was taken: we own it; give back all but the first.
+        if let Some(rest) = unsafe { Link::next(first) } {
+            let mut last = rest;
+            // SAFETY: as above.
+            while let Some(n) = unsafe { Link::next(last) } {
+                last = n;
+            }
+            // SAFETY: the rest of the chain, ours until pushed back.
+            unsafe { self.abandoned.push_chain(rest, last) };
+        }
+        Some(first.cast())
+    }
+
+    fn abandon(&self, seg: NonNull<Segment>) {
+        // SAFETY: the segment is the caller's to give up; its link is its first field.
+        unsafe { self.abandoned.push(seg.cast()) };
+    }
+}
+
+fn link_segment(shared: &mut Shared, seg: NonNull<Segment>) {
+    // SAFETY: segment headers are valid while their segment is the pool's; under the lock.
+    unsafe {
+        (*seg.as_ptr()).all_prev = None;
+        (*seg.as_ptr()).all_next = shared.segments;
+        if let Some(n) = shared.segments {
+            (*n.as_ptr()).all_prev = Some(seg);
+        }
+    }
+    shared.segments = Some(seg);
+}
+
+fn unlink_segment(shared: &mut Shared, seg: NonNull<Segment>) {
+    // SAFETY: as above.
+    unsafe {
+        let (prev, next) = ((*seg.as_ptr()).all_prev, (*seg.as_ptr()).all_next);
+        match prev {
+            Some(p) => (*p.as_ptr()).all_next = next,
+            None => shared.segments = next,
+        }
+        if let Some(n) = next {
+            (*n.as_ptr()).all_prev = prev;
+        }
+    }
+}
+
+/// Abandons `heap` of a type-erased pool (the thread-exit hook's entry point).
+///
+/// # Safety
+///
+/// `inner` is a live `PoolInner<S, E>` and `heap` the calling thread's heap of it.
+unsafe fn abandon_erased<S: PageSource + Decommit + Send, E: ErrorPolicy + Send + Sync>(
+    inner: *const (),
+    heap: *mut ThreadHeap,
+) {
+    // SAFETY: the caller's guarantees.
+    let (inner, heap) = unsafe { (&*inner.cast::<PoolInner<S, E>>(), &mut *heap) };
+    heap.abandon(inner);
+    let mut shared = inner.shared.lock();
+    heap.free_next = shared.free_heaps;
+    shared.free_heaps = Some(NonNull::from(heap));
+}
+
+/// The lock-free pool.
+///
+/// `Pool::new()` is `const`, so it can be a `#[global_allocator]`; its state is made on first use.
+/// `&Pool` is an `allocator_api2::alloc::Allocator`; `Pool` is `GlobalAlloc`.
+pub struct Pool<S: PageSource + Decommit + Send + Sync = DefaultSource, E: ErrorPolicy + Send + Sync = Abort> {
+    inner: AtomicPtr<PoolInner<S, E>>,
+    /// 0: not made; 1: being made; 2: ready.
+    state: AtomicU8,
+    id: AtomicU64,
+    /// The page source, until the state is made (taken by the one thread that makes it).
+    source: UnsafeCell<Option<S>>,
+}
+
+// SAFETY: `source` is only touched by the one thread that wins the 0 -> 1 state change; every
+// other field is atomic or points at state built for concurrent use.
+unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Sync for Pool<S, E> {}
+// SAFETY: as above; the state moves with the pool (its address is in a block of its own).
+unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Send for Pool<S, E> {}
+
+impl Pool {
+    /// A pool over the OS page source; maps nothing until the first allocation.
+    pub const fn new() -> Self {
+        Pool::with_source(DefaultSource::new())
+    }
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool::new()
+    }
+}
+
+/// What the pool holds.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Payload bytes of pool blocks in use (class sizes, headers excluded).
+    pub small_live: usize,
+    /// Pool blocks handed out over the pool's life.
+    pub small_allocations: usize,
+    /// The span heap's counters: its live bytes are the large blocks (and the pool's segments
+    /// and metadata, which it holds as blocks).
+    pub large: Stats,
+    /// Segments held now.
+    pub segments: usize,
+    /// Segments taken from the span heap over the pool's life.
+    pub segments_made: usize,
+    /// Segments given back to the span heap over the pool's life.
+    pub segments_returned: usize,
+    /// Thread heap records made.
+    pub heaps: usize,
+    /// Thread heap records free for new threads (their threads exited).
+    pub free_heaps: usize,
+}
+
+impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<S, E> {
+    /// A pool over `source`; maps nothing until the first allocation.
+    pub const fn with_source(source: S) -> Self {
+        Pool {
+            inner: AtomicPtr::new(core::ptr::null_mut()),
+            state: AtomicU8::new(0),
+            id: AtomicU64::new(0),
+            source: UnsafeCell::new(Some(source)),
+        }
+    }
+
+    /// The shared state, made on first use.
+    #[inline(always)]
+    fn inner(&self) -> Option<&PoolInner<S, E>> {
+        // Acquire: pairs with the Release store of the thread that made it.
+        let p = self.inner.load(Ordering::Acquire);
+        if !p.is_null() {
+            // SAFETY: once published, the state lives until the pool is dropped.
+            return Some(unsafe { &*p });
+        }
+        self.make()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn make(&self) -> Option<&PoolInner<S, E>> {
+        loop {
+            match self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(2) => {
+                    let p = self.inner.load(Ordering::Acquire);
+                    // SAFETY: published, as above.
+                    return (!p.is_null()).then(|| unsafe { &*p });
+                }
+                Err(_) => alloc_core::sync::atomic::spin_hint(),
+            }
+        }
+        // SAFETY: we won the 0 -> 1 change: the source is ours to take.
+        let Some(source) = (unsafe { (*self.source.get()).take() }) else {
+            self.state.store(0, Ordering::Release);
+            return None;
+        };
+        let mut large: SpanHeap<S, E, Counting> = SpanHeap::with_config(source, SPAN);
+        let layout = Layout::new::<PoolInner<S, E>>();
+        let Ok(block) = alloc_core::Layer::allocate(&mut large, layout) else {
+            // Out of memory: give the source back and let a later call try again.
+            // SAFETY: we still hold the 1 state: the slot is ours.
+            unsafe { *self.source.get() = Some(large.into_source()) };
+            self.state.store(0, Ordering::Release);
+            return None;
+        };
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let p = block.cast::<PoolInner<S, E>>();
+        // SAFETY: a fresh block sized and aligned for the state; the heap moves into it (it holds
+        // no pointer to itself).
+        unsafe {
+            p.as_ptr().write(PoolInner {
+                id,
+                secret: alloc_core::secret::fresh(p.as_ptr() as usize),
+                large: Locked::new(large),
+                map: SegmentMap { l1: [const { AtomicPtr::new(core::ptr::null_mut()) }; 1 << 10] },
+                abandoned: RemoteList::new(),
+                shared: lock_api::Mutex::new(Shared {
+                    segments: None,
+                    heaps: None,
+                    free_heaps: None,
+                    segments_returned: 0,
+                    segments_made: 0,
+                }),
+                errors: E::INIT,
+                live: LiveNode { id, next: None },
+            });
+            let mut live = LIVE.lock();
+            (*p.as_ptr()).live.next = live.0;
+            live.0 = Some(NonNull::from(&mut (*p.as_ptr()).live));
+        }
+        self.id.store(id, Ordering::Relaxed);
+        self.inner.store(p.as_ptr(), Ordering::Release);
+        self.state.store(2, Ordering::Release);
+        // SAFETY: just made and published.
+        Some(unsafe { &*p.as_ptr() })
+    }
+
+    /// The calling thread's heap, made (or recycled) on first use.
+    #[inline(always)]
+    fn heap(&self, inner: &PoolInner<S, E>) -> Option<*mut ThreadHeap> {
+        match tls::lookup(inner.id) {
+            Some(h) => Some(h),
+            None => self.new_heap(inner),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn new_heap(&self, inner: &PoolInner<S, E>) -> Option<*mut ThreadHeap> {
+        let recycled = {
+            let mut shared = inner.shared.lock();
+            let h = shared.free_heaps;
+            if let Some(h) = h {
+                // SAFETY: records on the free list are the pool's, unused.
+                shared.free_heaps = unsafe { (*h.as_ptr()).free_next };
+            }
+            h
+        };
+        let heap = match recycled {
+            Some(h) => {
+                // SAFETY: an unused record; readied for this thread.
+                unsafe { (*h.as_ptr()).reuse(inner.secret) };
+                h
+            }
+            None => {
+                let h = inner.meta(Layout::new::<ThreadHeap>())?.cast::<ThreadHeap>();
+                // SAFETY: a fresh block sized and aligned for a record.
+                unsafe { h.as_ptr().write(ThreadHeap::new(inner.secret)) };
+                let mut shared = inner.shared.lock();
+                // SAFETY: the new record, ours.
+                unsafe { (*h.as_ptr()).all_next = shared.heaps };
+                shared.heaps = Some(h);
+                h
+            }
+        };
+        let entry = Entry {
+            id: inner.id,
+            inner: (inner as *const PoolInner<S, E>).cast(),
+            heap: heap.as_ptr(),
+            abandon: Some(abandon_erased::<S, E>),
+        };
+        if let Some(evicted) = tls::insert(entry) {
+            if let Some(abandon) = evicted.abandon {
+                // SAFETY: the evicted heap is this thread's; its pool is checked alive.
+                while_alive(evicted.id, || unsafe { abandon(evicted.inner, evicted.heap) });
+            }
+        }
+        Some(heap.as_ptr())
+    }
+
+    /// Statistics (each counter read on its own: a snapshot taken while threads allocate is not
+    /// one instant).
+    pub fn stats(&self) -> PoolStats {
+        let Some(inner) = self.inner_if_made() else { return PoolStats::default() };
+        let shared = inner.shared.lock();
+        let mut s = PoolStats { large: inner.large.lock().counters().get(), ..PoolStats::default() };
+        let mut cur = shared.heaps;
+        while let Some(h) = cur {
+            // SAFETY: records live until the pool is dropped; their counters are atomics.
+            let h = unsafe { h.as_ref() };
+            let (a, f) = (h.allocated.load(Ordering::Relaxed), h.freed.load(Ordering::Relaxed));
+            s.small_live = s.small_live.wrapping_add(a.wrapping_sub(f));
+            s.small_allocations += h.allocations.load(Ordering::Relaxed);
+            s.heaps += 1;
+            cur = h.all_next;
+        }
+        let mut cur = shared.free_heaps;
+        while let Some(h) = cur {
+            s.free_heaps += 1;
+            // SAFETY: as above.
+            cur = unsafe { h.as_ref() }.free_next;
+        }
+        let mut cur = shared.segments;
+        while let Some(g) = cur {
+            s.segments += 1;
+            // SAFETY: segments on the list are the pool's.
+            cur = unsafe { g.as_ref() }.all_next;
+        }
+        s.segments_made = shared.segments_made;
+        s.segments_returned = shared.segments_returned;
+        s
+    }
+
+    /// Bytes the program holds: pool payloads in use, and large blocks.
+    pub fn live_bytes(&self) -> usize {
+        let s = self.stats();
+        let Some(inner) = self.inner_if_made() else { return 0 };
+        // The span heap's live bytes include the pool's own segments and metadata blocks.
+        let own = s.segments * SEGMENT + self.meta_bytes(inner);
+        s.small_live.wrapping_add(s.large.bytes_live.saturating_sub(own))
+    }
+
+    /// Bytes of the span heap the pool holds for itself (its state, records, segment maps).
+    fn meta_bytes(&self, inner: &PoolInner<S, E>) -> usize {
+        let page = inner.large.lock().source().page_size();
+        let round = |n: usize| n.next_multiple_of(page);
+        let mut n = round(core::mem::size_of::<PoolInner<S, E>>());
+        let shared = inner.shared.lock();
+        let mut cur = shared.heaps;
+        while let Some(h) = cur {
+            n += round(core::mem::size_of::<ThreadHeap>());
+            // SAFETY: as in `stats`.
+            cur = unsafe { h.as_ref() }.all_next;
+        }
+        n + inner.map.l1.iter().filter(|p| !p.load(Ordering::Relaxed).is_null()).count() * round(L2_WORDS * 8)
+    }
+
+    fn inner_if_made(&self) -> Option<&PoolInner<S, E>> {
+        let p = self.inner.load(Ordering::Acquire);
+        // SAFETY: published, as in `inner`.
+        (!p.is_null()).then(|| unsafe { &*p })
+    }
+
+    /// The error policy (for [`alloc_core::Count`], what was detected).
+    pub fn errors(&self) -> Option<&E> {
+        self.inner_if_made().map(|i| &i.errors)
+    }
+
+    /// Gives memory back: the calling thread's empty slabs and segments, abandoned segments with
+    /// nothing in use, and then the span heap's free pages (scavenged). Returns the bytes the
+    /// span heap gave back to the OS.
+    pub fn trim(&self) -> usize {
+        let Some(inner) = self.inner_if_made() else { return 0 };
+        if let Some(h) = tls::lookup(inner.id) {
+            // SAFETY: the calling thread's heap.
+            unsafe { (*h).trim(inner) };
+        }
+        // Adopt the abandoned segments into a temporary heap that gives back what is empty and
+        // abandons the rest again.
+        let mut scratch = ThreadHeap::new(inner.secret);
+        while let Some(g) = inner.adopt() {
+            scratch.adopt(g);
+        }
+        scratch.trim(inner);
+        scratch.abandon(inner);
+        // SAFETY: the span heap's scavenge needs exclusive access: the lock gives it, and
+        // scavenging frees no block anyone uses (only free pages and empty arenas).
+        unsafe { inner.large.lock_exclusive().scavenge() }
+    }
+}
+
+impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<S, E> {
+    #[inline(always)]
+    fn small(layout: Layout) -> bool {
+        layout.size() <= MAX_SMALL && layout.align() <= MAX_ALIGN
+    }
+
+    /// Frees a pool block (its payload at `ptr`); `layout`, when given, must fit it.
+    #[inline(always)]
+    fn free_small(&self, inner: &PoolInner<S, E>, ptr: NonNull<u8>, layout: Option<Layout>) {
+        let addr = ptr.as_ptr() as usize;
+        let seg_addr = Segment::of(addr);
+        let idx = (addr >> SLAB_SHIFT) & (SLABS - 1);
+        if !inner.map.contains(seg_addr) || idx < FIRST_SLAB {
+            return inner.report(ErrorKind::ForeignPointer, addr);
+        }
+        let seg = segment_at(ptr, seg_addr);
+        let slab = &seg.slabs[idx];
+        let Some(c) = slab.class() else { return inner.report(ErrorKind::ForeignPointer, addr) };
+        if !addr.is_multiple_of(16) {
+            return inner.report(ErrorKind::InteriorPointer, addr);
+        }
+        // SAFETY: the header lies in the slab's mapped memory.
+        let w = unsafe { segment::word(seg, addr) };
+        if let Err(why) = w.try_free(BlockWord::allocated(inner.secret, addr, c), BlockWord::freed(inner.secret, addr))
+        {
+            return self.refused(inner, seg, idx, c, addr, why);
+        }
+        let payload = Classes::size(c) - HEADER;
+        if let Some(l) = layout {
+            // SAFETY: the header's first word: we won the block, nobody else writes it now.
+            let (size, align) = segment::unpack(unsafe { segment::asked(seg, addr) }.load(Ordering::Relaxed));
+            if l.size() < size || l.size() > payload || l.align() != align {
+                // The block stays marked free and is never reused: reported, not followed.
+                return inner.report(ErrorKind::WrongLayout, addr);
+            }
+        }
+        crate::sanitize::freed(ptr, payload);
+        let heap = self.heap(inner);
+        let slab_ptr = NonNull::from(slab);
+        match heap {
+            Some(h) if owned_by(&seg.owner, h) => {
+                // SAFETY: this thread's heap owns the slab, and it won the block.
+                unsafe { (*h).free_local(slab_ptr, addr, c) }
+            }
+            _ => {
+                let b = seg.at(addr - HEADER).cast::<Link>();
+                // SAFETY: we won the block; it goes to its slab's owner.
+                unsafe { slab.lists.push_remote(b) };
+                if let Some(h) = heap {
+                    // SAFETY: the calling thread's own heap; only its counter is written.
+                    unsafe { (*h).count_remote_free(c) };
+                }
+            }
+        }
+    }
+
+    /// Reports a free whose block word did not match.
+    #[cold]
+    #[inline(never)]
+    fn refused(&self, inner: &PoolInner<S, E>, seg: &Segment, idx: usize, c: usize, addr: usize, why: Refused) {
+        let kind = match why {
+            Refused::AlreadyFree => ErrorKind::DoubleFree,
+            Refused::NotABlock => {
+                let off = addr - HEADER - seg.slab_start(idx);
+                if !off.is_multiple_of(Classes::size(c)) {
+                    ErrorKind::InteriorPointer
+                } else {
+                    ErrorKind::ForeignPointer
+                }
+            }
+        };
+        inner.report(kind, addr);
+    }
+
+    /// The block starting at `ptr`, if it is a pool block in use: its segment, class and payload.
+    fn live_block(&self, inner: &PoolInner<S, E>, ptr: NonNull<u8>) -> Option<(usize, usize)> {
+        let addr = ptr.as_ptr() as usize;
+        let seg_addr = Segment::of(addr);
+        let idx = (addr >> SLAB_SHIFT) & (SLABS - 1);
+        if !inner.map.contains(seg_addr) || idx < FIRST_SLAB || !addr.is_multiple_of(16) {
+            return None;
+        }
+        let seg = segment_at(ptr, seg_addr);
+        let c = seg.slabs[idx].class()?;
+        if addr - HEADER < seg.slab_start(idx) {
+            return None;
+        }
+        // SAFETY: the header lies in mapped segment memory.
+        let w = unsafe { segment::word(seg, addr) }.load();
+        (w == BlockWord::allocated(inner.secret, addr, c)).then(|| {
+            // SAFETY: as above.
+            (c, unsafe { segment::asked(seg, addr) }.load(Ordering::Relaxed))
+        })
+    }
+}
+
+/// The header of the segment at `seg_addr`, which holds `ptr`.
+#[inline(always)]
+fn segment_at<'a>(ptr: NonNull<u8>, seg_addr: usize) -> &'a Segment {
+    // SAFETY: callers checked the segment map: `seg_addr` is a segment of the pool (so not zero),
+    // its header mapped and initialised, and `ptr` points into it (its provenance covers it).
+    unsafe { &*ptr.with_addr(core::num::NonZeroUsize::new_unchecked(seg_addr)).cast::<Segment>().as_ptr() }
+}
+
+// SAFETY: pool blocks are carved from slabs of segments the pool owns, each handed to one
+// caller at a time (popped from a list only its owner pops, or carved by the owner), aligned to
+// 16 (slabs start on 64 KiB boundaries, class sizes are multiples of 16, the header is 16);
+// freed blocks return through a list ordered by release/acquire before reuse; large blocks are
+// the span heap's. Nothing panics unless the error policy does.
+unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> SharedLayer for Pool<S, E> {
+    const PANICS: bool = E::PANICS;
+    const RESIZE: Option<SharedResizeFn<Self>> = Some(resize::<S, E>);
+
+    #[inline]
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        let inner = self.inner().ok_or(AllocError)?;
+        if Self::small(layout) {
+            let c = Classes::class_of(layout.size() + HEADER);
+            let heap = self.heap(inner).ok_or(AllocError)?;
+            // SAFETY: the calling thread's heap.
+            let p = unsafe { (*heap).alloc(inner, c) }.ok_or(AllocError)?;
+            // SAFETY: the header's first word of a block just handed to us.
+            unsafe { &*p.as_ptr().sub(HEADER).cast::<AtomicUsize>() }
+                .store(segment::pack(layout.size(), layout.align()), Ordering::Relaxed);
+            return Ok(ptr::block(p, Classes::size(c) - HEADER));
+        }
+        inner.large.allocate(layout)
+    }
+
+    fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        let inner = self.inner().ok_or(AllocError)?;
+        if Self::small(layout) {
+            let b = SharedLayer::allocate(self, layout)?;
+            // SAFETY: a fresh block of b.len() bytes.
+            unsafe { b.cast::<u8>().as_ptr().write_bytes(0, b.len()) };
+            return Ok(b);
+        }
+        // The span heap knows which of its pages are still zero.
+        inner.large.allocate_zeroed(layout)
+    }
+
+    #[inline]
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        let Some(inner) = self.inner_if_made() else { return };
+        if Self::small(layout) {
+            return self.free_small(inner, ptr, Some(layout));
+        }
+        // SAFETY: the caller's large block and layout.
+        unsafe { inner.large.deallocate(ptr, layout) }
+    }
+}
+
+/// In place while the new layout needs the block's class (realloc returns the same pointer
+/// while the new size fits it); large blocks resize in the span heap.
+///
+/// # Safety
+///
+/// As for `Resize::resize_in_place`.
+unsafe fn resize<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync>(
+    pool: &Pool<S, E>,
+    ptr: NonNull<u8>,
+    old: Layout,
+    new: Layout,
+) -> Result<usize, AllocError> {
+    let inner = pool.inner_if_made().ok_or(AllocError)?;
+    match (Pool::<S, E>::small(old), Pool::<S, E>::small(new)) {
+        (true, true) => {
+            let c = Classes::class_of(old.size() + HEADER);
+            if Classes::class_of(new.size() + HEADER) != c {
+                return Err(AllocError);
+            }
+            let (_, asked) = pool.live_block(inner, ptr).ok_or(AllocError)?;
+            let (size, align) = segment::unpack(asked);
+            if old.size() < size || old.align() != align {
+                inner.report(ErrorKind::WrongLayout, ptr.as_ptr() as usize);
+                return Err(AllocError);
+            }
+            // SAFETY: the header's first word of the caller's live block.
+            unsafe { &*ptr.as_ptr().sub(HEADER).cast::<AtomicUsize>() }
+                .store(segment::pack(new.size(), new.align()), Ordering::Relaxed);
+            Ok(Classes::size(c) - HEADER)
+        }
+        (false, false) => match <Large<S, E> as SharedLayer>::RESIZE {
+            // SAFETY: forwarded with the caller's guarantees.
+            Some(f) => unsafe { f(&inner.large, ptr, old, new) },
+            None => Err(AllocError),
+        },
+        _ => Err(AllocError),
+    }
+}
+
+alloc_core::shared_front!([S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync] Pool<S, E>);
+
+impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> SizeOf for Pool<S, E> {
+    /// The size and alignment the block was allocated with: from the header for pool blocks,
+    /// from the span heap otherwise.
+    unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
+        let inner = self.inner_if_made()?;
+        if inner.map.contains(Segment::of(ptr.as_ptr() as usize)) {
+            let (_, asked) = self.live_block(inner, ptr)?;
+            let (size, align) = segment::unpack(asked);
+            return Layout::from_size_align(size, align).ok();
+        }
+        // SAFETY: the span heap only reads its own metadata after finding `ptr` in its index.
+        unsafe { inner.large.size_of(ptr) }
+    }
+}
+
+impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> UsableSize for Pool<S, E> {
+    unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
+        let Some(inner) = self.inner_if_made() else { return 0 };
+        if Self::small(layout) {
+            return Classes::size(Classes::class_of(layout.size() + HEADER)) - HEADER;
+        }
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { inner.large.usable_size(ptr, layout) }
+    }
+}
+
+impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Owns for Pool<S, E> {
+    fn owns(&self, ptr: NonNull<u8>) -> bool {
+        let Some(inner) = self.inner_if_made() else { return false };
+        let addr = ptr.as_ptr() as usize;
+        if inner.map.contains(Segment::of(addr)) {
+            return (addr >> SLAB_SHIFT) & (SLABS - 1) >= FIRST_SLAB;
+        }
+        inner.large.owns(ptr)
+    }
+}
+
+impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Validate for Pool<S, E> {
+    /// Walks every segment and slab: counts (blocks in use, on the local list, on the remote
+    /// list, carved) agree, every free block lies at a block boundary of its slab with a freed
+    /// header word, and the lists end; then the span heap's own validator. Call it when no other
+    /// thread uses the pool.
+    fn validate(&self) -> Result<(), Corruption> {
+        let Some(inner) = self.inner_if_made() else { return Ok(()) };
+        let bad = |what, addr| Err(Corruption { what, addr });
+        let shared = inner.shared.lock();
+        let mut cur = shared.segments;
+        while let Some(g) = cur {
+            // SAFETY: the pool's segment; the caller keeps other threads away.
+            let seg = unsafe { &*g.as_ptr() };
+            cur = seg.all_next;
+            if !inner.map.contains(g.as_ptr() as usize) {
+                return bad("segment is not in the segment map", g.as_ptr() as usize);
+            }
+            for i in FIRST_SLAB..SLABS {
+                let slab = &seg.slabs[i];
+                let free_bit = seg.free_slabs >> i & 1 != 0;
+                let Some(c) = slab.class() else {
+                    if !free_bit {
+                        return bad("slab serves no class but is not marked free", seg.slab_start(i));
+                    }
+                    continue;
+                };
+                if free_bit {
+                    return bad("slab serves a class but is marked free", seg.slab_start(i));
+                }
+                let size = Classes::size(c);
+                if slab.bump > slab.capacity || slab.capacity != segment::SLAB / size {
+                    return bad("slab carved past its capacity", seg.slab_start(i));
+                }
+                // Remote blocks: take them and put them back (nobody else runs now).
+                let mut remote = 0;
+                let taken = slab.lists.take_remote_for_validate();
+                let mut node = taken;
+                let start = seg.slab_start(i);
+                let check = |b: NonNull<Link>| -> Result<(), Corruption> {
+                    let a = b.as_ptr() as usize;
+                    if a < start || !(a - start).is_multiple_of(size) || (a - start) / size >= slab.bump {
+                        return bad("free block off its slab's block boundaries", a);
+                    }
+                    // SAFETY: the header lies in the slab.
+                    if unsafe { segment::word(seg, a + HEADER) }.load() != BlockWord::freed(inner.secret, a + HEADER) {
+                        return bad("free block's header word is not the freed word", a);
+                    }
+                    Ok(())
+                };
+                while let Some(b) = node {
+                    check(b)?;
+                    remote += 1;
+                    if remote > slab.capacity {
+                        return bad("remote list loops", start);
+                    }
+                    // SAFETY: taken, so ours to walk.
+                    node = unsafe { Link::next(b) };
+                }
+                slab.lists.put_back_for_validate(taken);
+                // SAFETY: the owner is not running (the caller's promise), so reading its list is
+                // as good as the owner reading it.
+                let (mut local, mut node) = (0, unsafe { slab.lists.local_head() });
+                while let Some(b) = node {
+                    check(b)?;
+                    local += 1;
+                    if local > slab.capacity {
+                        return bad("local free list loops", start);
+                    }
+                    // SAFETY: a block on the owner's list.
+                    node = unsafe { Link::next(b) };
+                }
+                // SAFETY: as above.
+                let used = unsafe { slab.lists.used() };
+                if used + local != slab.bump {
+                    return bad("blocks in use and free do not add up to the blocks carved", start);
+                }
+            }
+            if seg.free_slabs & 1 != 0 || seg.free_slabs & !ALL_FREE != 0 {
+                return bad("segment's header slab is marked free", g.as_ptr() as usize);
+            }
+        }
+        drop(shared);
+        inner.large.validate()
+    }
+}
+
+impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Drop for Pool<S, E> {
+    fn drop(&mut self) {
+        let p = *self.inner.get_mut();
+        if p.is_null() {
+            return;
+        }
+        // SAFETY: the state was made and is still ours.
+        let id = unsafe { (*p).id };
+        {
+            // Off the live list first: a thread exiting from now on skips this pool.
+            let mut live = LIVE.lock();
+            let mut cur = &mut live.0;
+            while let Some(n) = *cur {
+                // SAFETY: listed nodes live in live pools.
+                if unsafe { n.as_ref() }.id == id {
+                    // SAFETY: as above.
+                    *cur = unsafe { n.as_ref() }.next;
+                    break;
+                }
+                // SAFETY: as above.
+                cur = unsafe { &mut (*n.as_ptr()).next };
+            }
+        }
+        tls::forget(id);
+        // SAFETY: the state is read out of its block (the span heap inside it owns the block and
+        // unmaps it with everything else when dropped); no thread uses the pool any more (`&mut`).
+        let inner = unsafe { p.read() };
+        drop(inner);
+    }
+}
+
+impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> core::fmt::Debug for Pool<S, E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Pool").field("stats", &self.stats()).finish()
+    }
+}

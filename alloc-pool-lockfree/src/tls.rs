@@ -1,0 +1,158 @@
+//! Which heap the calling thread uses for each pool, and the thread-exit hook that hands a
+//! thread's heaps back.
+//!
+//! A thread keeps up to [`ENTRIES`] (pool, heap) pairs in native thread-local storage, the most
+//! recent first (the common case, one pool, is one compare). No destructor is registered with
+//! Rust's thread-local machinery (that could allocate); a pthread key's destructor, set once per
+//! thread, runs at thread exit and abandons every heap whose pool is still alive (checked under
+//! the global lock that pool drops take, so a pool cannot go away mid-abandon).
+
+use crate::heap::ThreadHeap;
+use core::cell::UnsafeCell;
+
+/// (pool, heap) pairs a thread remembers.
+pub(crate) const ENTRIES: usize = 8;
+
+/// Abandons `heap` of the type-erased pool `inner`.
+pub(crate) type AbandonFn = unsafe fn(*const (), *mut ThreadHeap);
+
+#[derive(Copy, Clone)]
+pub(crate) struct Entry {
+    /// The pool's unique id (never reused, unlike its address).
+    pub id: u64,
+    pub inner: *const (),
+    pub heap: *mut ThreadHeap,
+    pub abandon: Option<AbandonFn>,
+}
+
+const EMPTY: Entry = Entry { id: 0, inner: core::ptr::null(), heap: core::ptr::null_mut(), abandon: None };
+
+struct Cache {
+    entries: [Entry; ENTRIES],
+    hooked: bool,
+}
+
+std::thread_local! {
+    static CACHE: UnsafeCell<Cache> = const { UnsafeCell::new(Cache { entries: [EMPTY; ENTRIES], hooked: false }) };
+}
+
+/// The calling thread's heap for pool `id`, if it has one: the front entry in one compare.
+#[inline(always)]
+pub(crate) fn lookup(id: u64) -> Option<*mut ThreadHeap> {
+    CACHE
+        .try_with(|c| {
+            // SAFETY: the cache is this thread's own; nothing else borrows it during this call.
+            let c = unsafe { &mut *c.get() };
+            if c.entries[0].id == id {
+                return Some(c.entries[0].heap);
+            }
+            lookup_slow(c, id)
+        })
+        .ok()
+        .flatten()
+}
+
+#[cold]
+fn lookup_slow(c: &mut Cache, id: u64) -> Option<*mut ThreadHeap> {
+    let i = c.entries.iter().position(|e| e.id == id)?;
+    c.entries[..=i].rotate_right(1);
+    Some(c.entries[0].heap)
+}
+
+/// Remembers `entry` first; returns the entry it pushed out (to be abandoned), if any.
+pub(crate) fn insert(entry: Entry) -> Option<Entry> {
+    CACHE
+        .try_with(|c| {
+            // SAFETY: as above.
+            let c = unsafe { &mut *c.get() };
+            if !c.hooked {
+                c.hooked = hook_exit();
+            }
+            let evicted = c.entries[ENTRIES - 1];
+            c.entries.rotate_right(1);
+            c.entries[0] = entry;
+            (evicted.id != 0).then_some(evicted)
+        })
+        .ok()
+        .flatten()
+}
+
+/// Forgets the entry of pool `id` (the pool is being dropped by this thread).
+pub(crate) fn forget(id: u64) {
+    let _ = CACHE.try_with(|c| {
+        // SAFETY: as above.
+        let c = unsafe { &mut *c.get() };
+        for e in c.entries.iter_mut().filter(|e| e.id == id) {
+            *e = EMPTY;
+        }
+    });
+}
+
+/// Abandons every heap of the exiting thread whose pool is alive.
+fn on_exit() {
+    let _ = CACHE.try_with(|c| {
+        // SAFETY: as above; the thread is exiting, nothing else runs on it.
+        let c = unsafe { &mut *c.get() };
+        for e in core::mem::replace(&mut c.entries, [EMPTY; ENTRIES]) {
+            if let Some(abandon) = e.abandon {
+                crate::pool::while_alive(e.id, || {
+                    // SAFETY: the pool is alive (and cannot be dropped while this runs); the heap
+                    // is this thread's.
+                    unsafe { abandon(e.inner, e.heap) }
+                });
+            }
+        }
+    });
+}
+
+#[cfg(unix)]
+mod hook {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The pthread key, plus one (0: not created yet).
+    static KEY: AtomicUsize = AtomicUsize::new(0);
+
+    unsafe extern "C" fn destructor(_: *mut libc::c_void) {
+        super::on_exit();
+    }
+
+    fn key() -> Option<libc::pthread_key_t> {
+        // Relaxed: a race creates two keys, of which one wins; the other is deleted.
+        match KEY.load(Ordering::Relaxed) {
+            0 => {}
+            k => return Some((k - 1) as libc::pthread_key_t),
+        }
+        let mut k: libc::pthread_key_t = 0;
+        // SAFETY: a fresh key with our destructor; `k` is a valid out-parameter.
+        if unsafe { libc::pthread_key_create(&mut k, Some(destructor)) } != 0 {
+            return None;
+        }
+        match KEY.compare_exchange(0, k as usize + 1, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => Some(k),
+            Err(won) => {
+                // SAFETY: our own key, never set.
+                unsafe { libc::pthread_key_delete(k) };
+                Some((won - 1) as libc::pthread_key_t)
+            }
+        }
+    }
+
+    /// Arms the destructor for the calling thread; false when keys are unavailable (heaps are
+    /// then only handed back when they are pushed out of the cache).
+    pub fn arm() -> bool {
+        let Some(k) = key() else { return false };
+        // SAFETY: any non-null value arms the destructor; glibc keeps the first 32 keys' values
+        // in the thread descriptor, without allocating.
+        unsafe { libc::pthread_setspecific(k, core::ptr::dangling::<libc::c_void>()) == 0 }
+    }
+}
+
+#[cfg(unix)]
+fn hook_exit() -> bool {
+    hook::arm()
+}
+
+#[cfg(not(unix))]
+fn hook_exit() -> bool {
+    false
+}

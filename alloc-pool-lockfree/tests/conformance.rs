@@ -1,0 +1,46 @@
+//! The pool runs the whole conformance suite: shared by threads, through `GlobalAlloc` too.
+
+use alloc_core::layer::{Owns, SizeOf, UsableSize, Validate};
+use alloc_core::{Abort, Corruption, Limited, MmapSource};
+use alloc_pool_lockfree::Pool;
+use conformance::{IntrospectSubject, Meter, SharedSubject, Subject};
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+type Heap = Pool<Limited<MmapSource>, Abort>;
+
+struct SharedPool;
+
+impl Subject for SharedPool {
+    type Alloc = Heap;
+    /// The span heap's first arena (16 MiB), which holds the pool's state and first segment.
+    const MIN_BUDGET: usize = 32 << 20;
+    fn make(budget: usize, meter: &'static Meter) -> Heap {
+        Pool::with_source(Limited::new(MmapSource::new(), budget).metered(meter))
+    }
+    fn validate(heap: &Heap) -> Option<Result<(), Corruption>> {
+        Some(heap.validate())
+    }
+    fn owns(heap: &Heap, ptr: NonNull<u8>) -> Option<bool> {
+        Some(heap.owns(ptr))
+    }
+}
+
+impl SharedSubject for SharedPool {
+    fn live_bytes(heap: &Heap) -> usize {
+        heap.live_bytes()
+    }
+}
+
+impl IntrospectSubject for SharedPool {
+    fn usable_size(heap: &Heap, ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
+        // SAFETY: the suite asks about live blocks with fitting layouts only.
+        Some(unsafe { heap.usable_size(ptr, layout) })
+    }
+    fn size_of(heap: &Heap, ptr: NonNull<u8>) -> Option<Option<Layout>> {
+        // SAFETY: the pool checks its segment map before reading anything near `ptr`.
+        Some(unsafe { heap.size_of(ptr) })
+    }
+}
+
+conformance::suite!(pool: SharedPool, sync, global, bounded, introspect);
