@@ -1,4 +1,5 @@
 //! The pool runs the whole conformance suite: shared by threads, through `GlobalAlloc` too.
+#![cfg(not(loom))]
 
 use alloc_core::layer::{Owns, SizeOf, UsableSize, Validate};
 use alloc_core::{Abort, Corruption, Limited, MmapSource};

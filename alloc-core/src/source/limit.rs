@@ -22,6 +22,12 @@ impl Meter {
         Meter { mapped: AtomicUsize::new(0), peak: AtomicUsize::new(0), maps: AtomicUsize::new(0) }
     }
 
+    /// A meter at zero (loom's atomics have no `const` constructor).
+    #[cfg(loom)]
+    pub fn new() -> Self {
+        Meter { mapped: AtomicUsize::new(0), peak: AtomicUsize::new(0), maps: AtomicUsize::new(0) }
+    }
+
     /// Bytes mapped now.
     pub fn mapped(&self) -> usize {
         // Relaxed: read after the calls that changed it returned on this thread or were joined.
@@ -68,6 +74,12 @@ impl<S> Limited<S> {
     /// `inner`, limited to `budget` bytes mapped at once.
     #[cfg(not(loom))]
     pub const fn new(inner: S, budget: usize) -> Self {
+        Limited { inner, budget, used: AtomicUsize::new(0), meter: None }
+    }
+
+    /// `inner`, limited to `budget` bytes mapped at once (loom's atomics are not `const`).
+    #[cfg(loom)]
+    pub fn new(inner: S, budget: usize) -> Self {
         Limited { inner, budget, used: AtomicUsize::new(0), meter: None }
     }
 

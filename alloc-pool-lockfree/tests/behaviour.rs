@@ -1,0 +1,221 @@
+//! What the pool promises beyond the common contract: thread caches come back when threads
+//! exit, frees from other threads are correct, large blocks leave nothing behind, `trim` gives
+//! memory back, and two threads freeing one block are told apart.
+#![cfg(not(loom))]
+
+use alloc_core::{Allocator, Count, Layout, Limited, MmapSource, Validate};
+use alloc_pool_lockfree::Pool;
+use std::sync::{Arc, Barrier};
+
+fn layout(size: usize) -> Layout {
+    Layout::from_size_align(size, 8).unwrap()
+}
+
+struct Block(core::ptr::NonNull<u8>, Layout, u8);
+// SAFETY: a block is handed whole from one thread to another.
+unsafe impl Send for Block {}
+
+fn fill(p: core::ptr::NonNull<u8>, len: usize, tag: u8) {
+    // SAFETY: every caller passes a live block of `len` bytes.
+    unsafe { p.as_ptr().write_bytes(tag, len) };
+}
+
+fn holds(p: core::ptr::NonNull<u8>, len: usize, tag: u8) -> bool {
+    // SAFETY: as above.
+    unsafe { core::slice::from_raw_parts(p.as_ptr(), len) }.iter().all(|&b| b == tag)
+}
+
+#[test]
+fn a_thousand_threads_come_and_go_and_the_bytes_come_back() {
+    let pool = Pool::new();
+    let kept = std::sync::Mutex::new(Vec::<Block>::new());
+    let mut most_segments = 0;
+    for round in 0..250 {
+        std::thread::scope(|s| {
+            for t in 0..4u8 {
+                let (pool, kept) = (&pool, &kept);
+                s.spawn(move || {
+                    let mut mine = Vec::new();
+                    for i in 0..200usize {
+                        let l = layout(16 + (i * 37 + t as usize * 11) % 3000);
+                        let p = pool.allocate(l).unwrap().cast::<u8>();
+                        fill(p, l.size(), t ^ i as u8);
+                        mine.push(Block(p, l, t ^ i as u8));
+                    }
+                    // Half freed here; a quarter freed by the next round's threads (frees into
+                    // segments whose owner has exited); a quarter by this thread's neighbours.
+                    let mut left = Vec::new();
+                    for (i, b) in mine.into_iter().enumerate() {
+                        assert!(holds(b.0, b.1.size(), b.2));
+                        if i % 2 == 0 {
+                            // SAFETY: a live block with its layout.
+                            unsafe { pool.deallocate(b.0, b.1) };
+                        } else {
+                            left.push(b);
+                        }
+                    }
+                    let mut k = kept.lock().unwrap();
+                    let theirs = std::mem::take(&mut *k);
+                    k.extend(left);
+                    drop(k);
+                    for b in theirs {
+                        assert!(holds(b.0, b.1.size(), b.2), "a block changed after its thread exited");
+                        // SAFETY: as above.
+                        unsafe { pool.deallocate(b.0, b.1) };
+                    }
+                });
+            }
+        });
+        most_segments = most_segments.max(pool.stats().segments);
+        if round == 0 {
+            assert!(pool.stats().heaps <= 5, "{:?}", pool.stats());
+        }
+    }
+    for b in kept.into_inner().unwrap() {
+        // SAFETY: as above.
+        unsafe { (&pool).deallocate(b.0, b.1) };
+    }
+    // A scoped thread is joined when its closure returns; its thread-local destructors (which
+    // give the heap back) run just after. Wait for them, with a generous deadline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut s = pool.stats();
+    while s.free_heaps + 1 < s.heaps && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        s = pool.stats();
+    }
+    assert_eq!(s.small_live, 0, "{s:?}");
+    // Records of exited threads are reused: a thousand threads, four at a time, need a handful.
+    assert!(s.heaps <= 8, "heap records are not reused: {s:?}");
+    assert!(s.free_heaps + 1 >= s.heaps, "exited threads' heaps did not go back: {s:?}");
+    // Segments with blocks in use were adopted by later threads rather than piling up: about
+    // 150 KB live at any time never needed more than a few 4 MiB segments, and the span heap
+    // under the pool never mapped more than its first arena and one more.
+    assert!(most_segments <= 6, "segments pile up: at most {most_segments} at once; {s:?}");
+    assert!(s.large.peak_bytes_mapped <= 64 << 20, "{s:?}");
+    assert!(s.segments_returned + s.segments == s.segments_made, "{s:?}");
+    assert_eq!(pool.validate(), Ok(()));
+    // Trim gives every empty segment back to the span heap.
+    pool.trim();
+    let s = pool.stats();
+    assert_eq!(s.segments, 0, "{s:?}");
+    assert_eq!(pool.live_bytes(), 0);
+}
+
+#[test]
+fn blocks_freed_by_another_thread_come_back_to_their_slab() {
+    let pool = Pool::new();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<Block>>();
+    std::thread::scope(|s| {
+        let pool_ref = &pool;
+        s.spawn(move || {
+            for batch in rx {
+                for b in batch {
+                    assert!(holds(b.0, b.1.size(), b.2));
+                    // SAFETY: a live block with its layout, handed to this thread.
+                    unsafe { pool_ref.deallocate(b.0, b.1) };
+                }
+            }
+        });
+        for round in 0..200u8 {
+            let batch: Vec<Block> = (0..256)
+                .map(|i| {
+                    let l = layout(16 + (i * 13) % 240);
+                    let p = (&pool).allocate(l).unwrap().cast::<u8>();
+                    fill(p, l.size(), round);
+                    Block(p, l, round)
+                })
+                .collect();
+            tx.send(batch).unwrap();
+        }
+        drop(tx);
+    });
+    // The producer's slabs got their blocks back through the remote lists: the memory is reused,
+    // so 51,200 blocks of up to 256 bytes never needed more than a couple of segments.
+    let s = pool.stats();
+    assert!(s.segments_made <= 3, "{s:?}");
+    assert_eq!(pool.live_bytes(), 0);
+    assert_eq!(pool.validate(), Ok(()));
+}
+
+#[test]
+fn large_and_over_aligned_blocks_leave_nothing_behind() {
+    let pool: Pool<Limited<MmapSource>> = Pool::with_source(Limited::new(MmapSource::new(), 256 << 20));
+    for i in 0..2000 {
+        let l = if i % 2 == 0 { layout(100_000 + i * 100) } else { Layout::from_size_align(64, 4096).unwrap() };
+        let p = (&pool).allocate(l).expect("the budget is never reached if nothing leaks");
+        fill(p.cast(), l.size(), 7);
+        // SAFETY: live with this layout.
+        unsafe { (&pool).deallocate(p.cast(), l) };
+    }
+    assert_eq!(pool.live_bytes(), 0);
+    assert!(pool.stats().large.bytes_mapped < 64 << 20, "{:?}", pool.stats());
+}
+
+#[test]
+fn realloc_keeps_the_pointer_while_the_class_holds_the_new_size() {
+    let pool = Pool::new();
+    let p = (&pool).allocate(layout(100)).unwrap();
+    let cap = p.len();
+    assert!(cap >= 100);
+    // SAFETY: live with layout(100); growing within the block's class.
+    let q = unsafe { (&pool).grow(p.cast(), layout(100), layout(cap)) }.unwrap();
+    assert_eq!(q.cast::<u8>(), p.cast::<u8>());
+    // SAFETY: as above, now past the class: it moves.
+    let r = unsafe { (&pool).grow(q.cast(), layout(cap), layout(cap * 4)) }.unwrap();
+    assert_ne!(r.cast::<u8>(), p.cast::<u8>());
+    // SAFETY: live with its last layout.
+    unsafe { (&pool).deallocate(r.cast(), layout(cap * 4)) };
+}
+
+#[test]
+fn two_threads_freeing_one_block_exactly_one_wins_and_the_other_is_reported() {
+    let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+    let l = layout(48);
+    for round in 0..2000 {
+        let p = (&pool).allocate(l).unwrap().cast::<u8>();
+        let addr = p.as_ptr() as usize;
+        let gate = Arc::new(Barrier::new(2));
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                let (gate, pool) = (gate.clone(), &pool);
+                s.spawn(move || {
+                    gate.wait();
+                    // SAFETY: both threads free the same block at once: the misuse under test.
+                    unsafe { pool.deallocate(core::ptr::NonNull::new(addr as *mut u8).unwrap(), l) };
+                });
+            }
+        });
+        let e = pool.errors().unwrap();
+        assert_eq!(e.detected(), round + 1, "one of the two frees is reported, every time");
+        assert_eq!(e.last().unwrap().addr, addr);
+    }
+    // The block went onto a list once: two allocations never get the same block.
+    let a = (&pool).allocate(l).unwrap();
+    let b = (&pool).allocate(l).unwrap();
+    assert_ne!(a.cast::<u8>(), b.cast::<u8>());
+    // SAFETY: live with this layout.
+    unsafe {
+        (&pool).deallocate(a.cast(), l);
+        (&pool).deallocate(b.cast(), l);
+    }
+    assert_eq!(pool.validate(), Ok(()));
+}
+
+#[test]
+fn zeroed_blocks_are_zero_after_reuse() {
+    let pool = Pool::new();
+    for round in 0..3 {
+        let blocks: Vec<_> = (1..200).map(|i| (&pool).allocate(layout(i * 8)).unwrap()).collect();
+        for (i, b) in blocks.iter().enumerate() {
+            fill(b.cast(), b.len(), 0xab);
+            // SAFETY: live with this layout.
+            unsafe { (&pool).deallocate(b.cast(), layout((i + 1) * 8)) };
+        }
+        for i in 1..200 {
+            let b = (&pool).allocate_zeroed(layout(i * 8)).unwrap();
+            assert!(holds(b.cast(), b.len(), 0), "round {round}: a zeroed block of {} bytes holds old bytes", i * 8);
+            // SAFETY: as above.
+            unsafe { (&pool).deallocate(b.cast(), layout(i * 8)) };
+        }
+    }
+}

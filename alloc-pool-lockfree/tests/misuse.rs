@@ -1,0 +1,101 @@
+//! The bad-input catalog cases the pool detects, each in a child process under the default
+//! `Abort` policy: the process dies with SIGABRT after one exact line on stderr.
+#![cfg(not(loom))]
+
+use alloc_core::{Allocator, Layout};
+use alloc_pool_lockfree::Pool;
+use conformance::misuse::{announce, expect_abort};
+
+fn layout(size: usize) -> Layout {
+    Layout::from_size_align(size, 8).unwrap()
+}
+
+#[test]
+fn double_free_right_after_the_first_aborts() {
+    expect_abort("double_free_right_after_the_first_aborts", "double free", || {
+        let pool = Pool::new();
+        let p = (&pool).allocate(layout(40)).unwrap().cast::<u8>();
+        announce(p.as_ptr() as usize);
+        // SAFETY: the first free is legitimate; the second is the misuse under test.
+        unsafe {
+            (&pool).deallocate(p, layout(40));
+            (&pool).deallocate(p, layout(40));
+        }
+    });
+}
+
+#[test]
+fn double_free_after_other_frees_aborts() {
+    expect_abort("double_free_after_other_frees_aborts", "double free", || {
+        let pool = Pool::new();
+        let blocks: Vec<_> = (0..5).map(|_| (&pool).allocate(layout(40)).unwrap().cast::<u8>()).collect();
+        announce(blocks[0].as_ptr() as usize);
+        // SAFETY: every block freed once, then the first again after the others: the misuse.
+        unsafe {
+            for &b in &blocks {
+                (&pool).deallocate(b, layout(40));
+            }
+            (&pool).deallocate(blocks[0], layout(40));
+        }
+    });
+}
+
+#[test]
+fn double_free_through_the_global_front_aborts() {
+    expect_abort("double_free_through_the_global_front_aborts", "double free", || {
+        use core::alloc::GlobalAlloc;
+        static POOL: Pool = Pool::new();
+        // SAFETY: the first free is legitimate; the second is the misuse under test.
+        unsafe {
+            let p = POOL.alloc(layout(100));
+            announce(p as usize);
+            POOL.dealloc(p, layout(100));
+            POOL.dealloc(p, layout(100));
+        }
+    });
+}
+
+#[test]
+fn free_of_an_interior_pointer_aborts() {
+    expect_abort("free_of_an_interior_pointer_aborts", "free of an interior or misaligned pointer", || {
+        let pool = Pool::new();
+        let p = (&pool).allocate(layout(256)).unwrap().cast::<u8>();
+        // SAFETY: 32 bytes into a 256-byte block (16-aligned, so only the header says it).
+        let inside = unsafe { p.add(32) };
+        announce(inside.as_ptr() as usize);
+        // SAFETY: deliberately violated.
+        unsafe { (&pool).deallocate(inside, layout(64)) };
+    });
+}
+
+#[test]
+fn free_of_a_pointer_never_allocated_aborts() {
+    expect_abort(
+        "free_of_a_pointer_never_allocated_aborts",
+        "free of a pointer this allocator never allocated",
+        || {
+            let pool = Pool::new();
+            let _one = (&pool).allocate(layout(32)).unwrap();
+            let local = [0u64; 8];
+            let foreign = core::ptr::NonNull::from(&local).cast::<u8>();
+            announce(foreign.as_ptr() as usize);
+            // SAFETY: deliberately violated: a stack address.
+            unsafe { (&pool).deallocate(foreign, layout(32)) };
+        },
+    );
+}
+
+#[test]
+fn free_with_the_wrong_size_aborts() {
+    expect_abort(
+        "free_with_the_wrong_size_aborts",
+        "free with a size or alignment that does not fit the block",
+        || {
+            let pool = Pool::new();
+            let p = (&pool).allocate(layout(100)).unwrap().cast::<u8>();
+            announce(p.as_ptr() as usize);
+            // SAFETY: deliberately violated: allocated as 100 bytes, freed as 40 (a smaller class).
+            unsafe { (&pool).deallocate(p, layout(40)) };
+        },
+    );
+}
