@@ -127,6 +127,35 @@ impl FreeSpans {
         best
     }
 
+    /// The smallest free span of at least `n` and fewer than `enough` pages for which `fits`
+    /// holds, looking at up to [`ALIGNED_LOOKS`] candidates in size order: an aligned request
+    /// needs `n` pages at an aligned start, which a span of `n` pages may well have (a segment
+    /// freed between two live ones) though only a span of `enough` pages is sure to.
+    pub fn best_fit_where(&self, n: usize, enough: usize, fits: impl Fn(&Span) -> bool) -> Option<NonNull<Span>> {
+        let mut looks = ALIGNED_LOOKS;
+        let mut k = n;
+        while k <= SMALL && k < enough {
+            if self.nonempty[k / 64] >> (k % 64) & 1 != 0 {
+                let mut cur = self.lists[k];
+                while let Some(c) = cur {
+                    if fits(s(c)) {
+                        return Some(c);
+                    }
+                    looks -= 1;
+                    if looks == 0 {
+                        return None;
+                    }
+                    cur = s(c).b;
+                }
+            }
+            k += 1;
+        }
+        if k >= enough {
+            return None;
+        }
+        tree_first(self.tree, n, enough, &fits, &mut looks)
+    }
+
     /// Calls `f` on every free span (for the validator).
     pub fn for_each(&self, mut f: impl FnMut(NonNull<Span>, usize) -> bool) -> bool {
         for (k, &head) in self.lists.iter().enumerate() {
@@ -145,6 +174,30 @@ impl FreeSpans {
         }
         tree_walk(self.tree, None, None, &mut f)
     }
+}
+
+/// Candidates [`FreeSpans::best_fit_where`] looks at before settling for a span sure to fit.
+const ALIGNED_LOOKS: usize = 64;
+
+/// In order, the first span under `root` with `lo <= pages < hi` that `fits`, within `looks`.
+fn tree_first(root: Link, lo: usize, hi: usize, fits: &impl Fn(&Span) -> bool, looks: &mut usize) -> Link {
+    let c = root?;
+    let pages = s(c).pages;
+    if pages >= lo {
+        if let Some(f) = tree_first(s(c).a, lo, hi, fits, looks) {
+            return Some(f);
+        }
+    }
+    if *looks == 0 || pages >= hi {
+        return None;
+    }
+    if pages >= lo {
+        if fits(s(c)) {
+            return Some(c);
+        }
+        *looks -= 1;
+    }
+    tree_first(s(c).b, lo, hi, fits, looks)
 }
 
 /// Inserts `p` under `root` (a treap: binary-search order by (pages, address), heap order by

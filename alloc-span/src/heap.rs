@@ -630,7 +630,17 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         if want > (isize::MAX as usize) >> self.shift {
             return Err(AllocError);
         }
-        let p = match self.free.best_fit(want) {
+        let align = layout.align();
+        let shift = self.shift;
+        let aligned_fit = || {
+            self.free.best_fit_where(pages, want, |s| {
+                let end = s.start + (s.pages << shift);
+                ptr::align_up(s.start, align).is_some_and(|a| a <= end && (end - a) >> shift >= pages)
+            })
+        };
+        let found =
+            if slack > 0 { aligned_fit().or_else(|| self.free.best_fit(want)) } else { self.free.best_fit(want) };
+        let p = match found {
             Some(p) => p,
             None => {
                 self.grow(want)?;

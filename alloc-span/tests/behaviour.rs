@@ -62,6 +62,33 @@ fn the_smallest_free_span_that_fits_is_taken() {
 }
 
 #[test]
+fn an_aligned_hole_of_exactly_the_size_is_reused() {
+    // Segments of a pool: 4 MiB at 4 MiB alignment. One freed between two live ones leaves a
+    // free span of exactly 4 MiB at an aligned address, which the next segment must reuse rather
+    // than map more (a span sure to fit would need 8 MiB less a page).
+    let h = heap();
+    let seg = Layout::from_size_align(4 << 20, 4 << 20).unwrap();
+    let (a, b, c) = (alloc(&h, seg), alloc(&h, seg), alloc(&h, seg));
+    let _fence = alloc(&h, pages(1));
+    free(&h, b, seg);
+    let mapped = h.stats().bytes_mapped;
+    for _ in 0..100 {
+        let again = alloc(&h, seg);
+        assert_eq!(again, b, "the aligned hole was not reused");
+        free(&h, again, seg);
+    }
+    assert_eq!(h.stats().bytes_mapped, mapped);
+    // A hole that is big enough but misaligned is not taken for an aligned block.
+    free(&h, a, seg);
+    free(&h, c, seg);
+    let big = Layout::from_size_align(5 << 20, 2 << 20).unwrap();
+    let p = alloc(&h, big);
+    assert_eq!(p.as_ptr() as usize % (2 << 20), 0);
+    free(&h, p, big);
+    assert_eq!(h.validate(), Ok(()));
+}
+
+#[test]
 fn freed_neighbours_coalesce_into_one_span() {
     let h = heap();
     let (a, b, c) = (alloc(&h, pages(3)), alloc(&h, pages(4)), alloc(&h, pages(5)));
