@@ -37,7 +37,7 @@ pub mod wasm_target;
 pub use alloc_core::source::Meter;
 pub use child::{test_path, IN_PROCESS};
 pub use heap::{Borrowed, Heap, ViaGlobalAlloc};
-pub use model::{Failure, Hooks, Machine, Outcome, SharedSpans};
+pub use model::{Failure, Hooks, Machine, Outcome, Parcel, SharedSpans};
 pub use ops::{decode_align, decode_size, op_strategy, Op};
 
 use alloc_core::{Corruption, Stats};

@@ -141,6 +141,13 @@ pub struct Machine<A: Heap> {
     pub refused: usize,
 }
 
+/// A live block in transit from one model to another, its pattern intact.
+#[derive(Debug)]
+pub struct Parcel(Live);
+
+// SAFETY: a parcel is the only handle to its block; whoever holds it owns the block.
+unsafe impl Send for Parcel {}
+
 /// A live block's identity in the model.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Handle(u64);
@@ -385,6 +392,22 @@ impl<A: Heap> Machine<A> {
             }
         }
         b
+    }
+
+    /// Takes the live block at `slot % live` out of this model, its pattern verified, to be
+    /// [`receive`](Self::receive)d by another model (another thread's) over the same allocator,
+    /// which then frees it: a free from a thread other than the allocating one.
+    pub fn send(&mut self, slot: u16) -> Result<Option<Parcel>, Failure> {
+        let Some(h) = self.pick(slot) else { return Ok(None) };
+        self.take_verified(h, "send to another thread").map(|b| Some(Parcel(b)))
+    }
+
+    /// Adopts a block another model [`send`](Self::send)s: its pattern must have survived the
+    /// trip, and it must not overlap any block live in this model (or, shared, any other).
+    pub fn receive(&mut self, parcel: Parcel) -> Outcome {
+        let b = parcel.0;
+        verify(&b, b.len, "receive from another thread")?;
+        self.insert(b)
     }
 
     /// Verifies the block's pattern and frees it, with a layout that fits it.
