@@ -65,6 +65,14 @@ impl<const MAX_SHIFT: u32> SizeClasses for Quarters<MAX_SHIFT> {
 
     #[inline(always)]
     fn size(c: usize) -> usize {
+        Self::class_size(c)
+    }
+}
+
+impl<const MAX_SHIFT: u32> Quarters<MAX_SHIFT> {
+    /// [`SizeClasses::size`] as a `const fn`, for tables built at compile time.
+    #[inline(always)]
+    pub const fn class_size(c: usize) -> usize {
         if c < 8 {
             return 16 * (c + 1);
         }

@@ -107,16 +107,22 @@ impl ThreadHeap {
         counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
     }
 
+    /// A block of class `c` from the current slab's local list, if it has one: its payload.
+    #[inline(always)]
+    pub fn alloc_fast(&mut self, c: usize) -> Option<NonNull<u8>> {
+        let s = self.bins.get(c)?.current?;
+        // SAFETY: this heap owns the slab.
+        let b = unsafe { sl(s).lists.pop_local() }?;
+        Some(self.hand_out(s, b, c))
+    }
+
     /// Allocates a block of class `c`: its payload address.
     #[inline(always)]
     pub fn alloc(&mut self, pool: &impl SegmentSource, c: usize) -> Option<NonNull<u8>> {
-        if let Some(s) = self.bins[c].current {
-            // SAFETY: this heap owns the slab.
-            if let Some(b) = unsafe { sl(s).lists.pop_local() } {
-                return Some(self.hand_out(s, b, c));
-            }
+        match self.alloc_fast(c) {
+            Some(p) => Some(p),
+            None => self.alloc_slow(pool, c),
         }
-        self.alloc_slow(pool, c)
     }
 
     /// Marks block `b` of slab `s` allocated and returns its payload.
@@ -126,10 +132,10 @@ impl ThreadHeap {
         let payload = b.as_ptr() as usize + HEADER;
         // SAFETY: the block's header lies in the segment.
         unsafe { segment::word(sg(seg), payload) }.mark_allocated(BlockWord::allocated(self.secret, payload, c));
-        Self::bump(&self.allocated, Classes::size(c) - HEADER);
+        Self::bump(&self.allocated, crate::block_size(c) - HEADER);
         Self::bump(&self.allocations, 1);
         let p = sg(seg).at(payload);
-        crate::sanitize::allocated(p, Classes::size(c) - HEADER);
+        crate::sanitize::allocated(p, crate::block_size(c) - HEADER);
         p
     }
 
@@ -152,7 +158,7 @@ impl ThreadHeap {
                 if sl(s).bump < sl(s).capacity {
                     // Carve the next block: untouched memory until now.
                     let seg = segment_of(s);
-                    let start = sg(seg).slab_start(sg(seg).slab_index(s)) + sl(s).bump * Classes::size(c);
+                    let start = sg(seg).slab_start(sg(seg).slab_index(s)) + sl(s).bump * crate::block_size(c);
                     sl(s).bump += 1;
                     // SAFETY: this heap owns the slab.
                     unsafe { sl(s).lists.count_carved() };
@@ -293,7 +299,7 @@ impl ThreadHeap {
     /// This heap owns the slab, and the caller won the block's word.
     #[inline(always)]
     pub unsafe fn free_local(&mut self, s: NonNull<Slab>, payload: usize, c: usize) {
-        Self::bump(&self.freed, Classes::size(c) - HEADER);
+        Self::bump(&self.freed, crate::block_size(c) - HEADER);
         let seg = segment_of(s);
         let b = sg(seg).at(payload - HEADER).cast::<Link>();
         // SAFETY: the block is ours again (the caller won its word).
@@ -306,10 +312,12 @@ impl ThreadHeap {
     /// Counts a free this thread made of a block another heap owns.
     #[inline(always)]
     pub fn count_remote_free(&self, c: usize) {
-        Self::bump(&self.freed, Classes::size(c) - HEADER);
+        Self::bump(&self.freed, crate::block_size(c) - HEADER);
     }
 
     /// A slab with no block in use goes back to its segment for any class.
+    #[cold]
+    #[inline(never)]
     fn release_slab(&mut self, c: usize, s: NonNull<Slab>) {
         self.bin_remove(c, s);
         // SAFETY: this heap owns the slab and none of its blocks is in use or on its remote list

@@ -23,5 +23,25 @@ pub use pool::{Pool, PoolStats, MAX_ALIGN, MAX_SMALL};
 #[cfg(not(loom))]
 pub(crate) type Classes = alloc_core::Quarters<14>;
 
+/// Block sizes by class (header included), padded to 64 entries so that `c & 63` indexes it
+/// without a bounds check.
+#[cfg(not(loom))]
+const BLOCK: [u32; 64] = {
+    let mut t = [0u32; 64];
+    let mut c = 0;
+    while c < <Classes as alloc_core::SizeClasses>::COUNT {
+        t[c] = Classes::class_size(c) as u32;
+        c += 1;
+    }
+    t
+};
+
+/// The size of class `c`'s blocks, header included: one load from a table.
+#[cfg(not(loom))]
+#[inline(always)]
+pub(crate) fn block_size(c: usize) -> usize {
+    BLOCK[c & 63] as usize
+}
+
 #[cfg(all(feature = "cabi", not(loom)))]
 pub use cabi::cabi_realloc;

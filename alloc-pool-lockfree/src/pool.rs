@@ -544,43 +544,85 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         layout.size() <= MAX_SMALL && layout.align() <= MAX_ALIGN
     }
 
-    /// Frees a pool block (its payload at `ptr`); `layout`, when given, must fit it.
+    /// Frees a pool block (its payload at `ptr`); `layout`, when given, must fit it. The common
+    /// case (a block of this thread's heap, freed with the layout it was allocated with) stays
+    /// inline and touches no register it must save; everything else is out of line.
     #[inline(always)]
     fn free_small(&self, inner: &PoolInner<S, E>, ptr: NonNull<u8>, layout: Option<Layout>) {
         let addr = ptr.as_ptr() as usize;
         let seg_addr = Segment::of(addr);
         let idx = (addr >> SLAB_SHIFT) & (SLABS - 1);
-        if !inner.map.contains(seg_addr) || idx < FIRST_SLAB {
-            return inner.report(ErrorKind::ForeignPointer, addr);
+        if !inner.map.contains(seg_addr) | (idx < FIRST_SLAB) | !addr.is_multiple_of(16) {
+            return self.bad_pointer(inner, ptr);
         }
         let seg = segment_at(ptr, seg_addr);
-        let slab = &seg.slabs[idx];
-        let Some(c) = slab.class() else { return inner.report(ErrorKind::ForeignPointer, addr) };
-        if !addr.is_multiple_of(16) {
-            return inner.report(ErrorKind::InteriorPointer, addr);
-        }
+        let Some(c) = seg.slabs[idx].class() else { return self.bad_pointer(inner, ptr) };
         // SAFETY: the header lies in the slab's mapped memory.
         let w = unsafe { segment::word(seg, addr) };
         if let Err(why) = w.try_free(BlockWord::allocated(inner.secret, addr, c), BlockWord::freed(inner.secret, addr))
         {
             return self.refused(inner, seg, idx, c, addr, why);
         }
-        let payload = Classes::size(c) - HEADER;
         if let Some(l) = layout {
             // SAFETY: the header's first word: we won the block, nobody else writes it now.
-            let (size, align) = segment::unpack(unsafe { segment::asked(seg, addr) }.load(Ordering::Relaxed));
-            if l.size() < size || l.size() > payload || l.align() != align {
-                // The block stays marked free and is never reused: reported, not followed.
-                return inner.report(ErrorKind::WrongLayout, addr);
+            let asked = unsafe { segment::asked(seg, addr) }.load(Ordering::Relaxed);
+            if asked != segment::pack(l.size(), l.align()) {
+                return self.free_other_layout(inner, seg, idx, addr, c, asked, l);
             }
         }
-        crate::sanitize::freed(ptr, payload);
+        self.free_won(inner, seg, idx, addr, c)
+    }
+
+    /// Frees a block whose word this thread won: onto its slab's local list when this thread's
+    /// heap owns it, otherwise (out of line) onto its remote list.
+    #[inline(always)]
+    fn free_won(&self, inner: &PoolInner<S, E>, seg: &Segment, idx: usize, addr: usize, c: usize) {
+        crate::sanitize::freed(seg.at(addr), crate::block_size(c) - HEADER);
+        let slab = &seg.slabs[idx];
+        match tls::lookup_first(inner.id) {
+            Some(h) if owned_by(&seg.owner, h) => {
+                // SAFETY: this thread's heap owns the slab, and it won the block.
+                unsafe { (*h).free_local(NonNull::from(slab), addr, c) }
+            }
+            _ => self.free_remote(inner, seg, slab, addr, c),
+        }
+    }
+
+    /// A free whose layout is not the one the block was allocated with: fine if it fits the
+    /// block (a size between the one asked for and the block's payload, the same alignment),
+    /// reported otherwise; the block then stays marked free and is never reused.
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn free_other_layout(
+        &self,
+        inner: &PoolInner<S, E>,
+        seg: &Segment,
+        idx: usize,
+        addr: usize,
+        c: usize,
+        asked: usize,
+        l: Layout,
+    ) {
+        let (size, align) = segment::unpack(asked);
+        if l.size() >= size && l.size() <= crate::block_size(c) - HEADER && l.align() == align {
+            self.free_won(inner, seg, idx, addr, c)
+        } else {
+            inner.report(ErrorKind::WrongLayout, addr)
+        }
+    }
+
+    /// A block won by a thread whose first cached heap does not own it: the owner's local list
+    /// if this thread owns it after all, otherwise the slab's remote list.
+    #[cold]
+    #[inline(never)]
+    fn free_remote(&self, inner: &PoolInner<S, E>, seg: &Segment, slab: &crate::segment::Slab, addr: usize, c: usize) {
+        // The freeing thread's heap counts the free (made here for a thread that only frees).
         let heap = self.heap(inner);
-        let slab_ptr = NonNull::from(slab);
         match heap {
             Some(h) if owned_by(&seg.owner, h) => {
                 // SAFETY: this thread's heap owns the slab, and it won the block.
-                unsafe { (*h).free_local(slab_ptr, addr, c) }
+                unsafe { (*h).free_local(NonNull::from(slab), addr, c) }
             }
             _ => {
                 let b = seg.at(addr - HEADER).cast::<Link>();
@@ -594,6 +636,37 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         }
     }
 
+    /// Reports a free of a pointer that is not in one of the pool's slabs, or not 16-aligned.
+    #[cold]
+    #[inline(never)]
+    fn bad_pointer(&self, inner: &PoolInner<S, E>, ptr: NonNull<u8>) {
+        let addr = ptr.as_ptr() as usize;
+        let in_pool = inner.map.contains(Segment::of(addr)) && (addr >> SLAB_SHIFT) & (SLABS - 1) >= FIRST_SLAB;
+        let in_slab =
+            in_pool && segment_at(ptr, Segment::of(addr)).slabs[(addr >> SLAB_SHIFT) & (SLABS - 1)].class().is_some();
+        let kind = if in_slab { ErrorKind::InteriorPointer } else { ErrorKind::ForeignPointer };
+        inner.report(kind, addr);
+    }
+
+    /// Everything `allocate` does not do inline: the pool's first use, a thread's first
+    /// allocation, a slab run dry, large blocks.
+    #[cold]
+    #[inline(never)]
+    fn allocate_slow(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        let inner = self.inner().ok_or(AllocError)?;
+        if Self::small(layout) {
+            let c = Classes::class_of(layout.size() + HEADER);
+            let heap = self.heap(inner).ok_or(AllocError)?;
+            // SAFETY: the calling thread's heap.
+            let p = unsafe { (*heap).alloc(inner, c) }.ok_or(AllocError)?;
+            // SAFETY: the header's first word of a block just handed to us.
+            unsafe { &*p.as_ptr().sub(HEADER).cast::<AtomicUsize>() }
+                .store(segment::pack(layout.size(), layout.align()), Ordering::Relaxed);
+            return Ok(ptr::block(p, crate::block_size(c) - HEADER));
+        }
+        inner.large.allocate(layout)
+    }
+
     /// Reports a free whose block word did not match.
     #[cold]
     #[inline(never)]
@@ -602,7 +675,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
             Refused::AlreadyFree => ErrorKind::DoubleFree,
             Refused::NotABlock => {
                 let off = addr - HEADER - seg.slab_start(idx);
-                if !off.is_multiple_of(Classes::size(c)) {
+                if !off.is_multiple_of(crate::block_size(c)) {
                     ErrorKind::InteriorPointer
                 } else {
                     ErrorKind::ForeignPointer
@@ -653,18 +726,22 @@ unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync
 
     #[inline]
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        let inner = self.inner().ok_or(AllocError)?;
+        // The fast path: a small block from the current slab of this thread's heap.
         if Self::small(layout) {
-            let c = Classes::class_of(layout.size() + HEADER);
-            let heap = self.heap(inner).ok_or(AllocError)?;
-            // SAFETY: the calling thread's heap.
-            let p = unsafe { (*heap).alloc(inner, c) }.ok_or(AllocError)?;
-            // SAFETY: the header's first word of a block just handed to us.
-            unsafe { &*p.as_ptr().sub(HEADER).cast::<AtomicUsize>() }
-                .store(segment::pack(layout.size(), layout.align()), Ordering::Relaxed);
-            return Ok(ptr::block(p, Classes::size(c) - HEADER));
+            if let Some(inner) = self.inner_if_made() {
+                if let Some(heap) = tls::lookup_first(inner.id) {
+                    let c = Classes::class_of(layout.size() + HEADER);
+                    // SAFETY: the calling thread's heap.
+                    if let Some(p) = unsafe { (*heap).alloc_fast(c) } {
+                        // SAFETY: the header's first word of a block just handed to us.
+                        unsafe { &*p.as_ptr().sub(HEADER).cast::<AtomicUsize>() }
+                            .store(segment::pack(layout.size(), layout.align()), Ordering::Relaxed);
+                        return Ok(ptr::block(p, crate::block_size(c) - HEADER));
+                    }
+                }
+            }
         }
-        inner.large.allocate(layout)
+        self.allocate_slow(layout)
     }
 
     fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
@@ -718,7 +795,7 @@ unsafe fn resize<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send +
             // SAFETY: the header's first word of the caller's live block.
             unsafe { &*ptr.as_ptr().sub(HEADER).cast::<AtomicUsize>() }
                 .store(segment::pack(new.size(), new.align()), Ordering::Relaxed);
-            Ok(Classes::size(c) - HEADER)
+            Ok(crate::block_size(c) - HEADER)
         }
         (false, false) => match <Large<S, E> as SharedLayer>::RESIZE {
             // SAFETY: forwarded with the caller's guarantees.
@@ -750,7 +827,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Usabl
     unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
         let Some(inner) = self.inner_if_made() else { return 0 };
         if Self::small(layout) {
-            return Classes::size(Classes::class_of(layout.size() + HEADER)) - HEADER;
+            return crate::block_size(Classes::class_of(layout.size() + HEADER)) - HEADER;
         }
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { inner.large.usable_size(ptr, layout) }
@@ -797,7 +874,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
                 if free_bit {
                     return bad("slab serves a class but is marked free", seg.slab_start(i));
                 }
-                let size = Classes::size(c);
+                let size = crate::block_size(c);
                 if slab.bump > slab.capacity || slab.capacity != segment::SLAB / size {
                     return bad("slab carved past its capacity", seg.slab_start(i));
                 }

@@ -9,9 +9,7 @@
 //! thread exits, the segment is abandoned and another thread adopts it.
 
 use crate::protocol::{BlockWord, SlabLists};
-use crate::Classes;
 use alloc_core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
-use alloc_core::SizeClasses;
 use core::ptr::NonNull;
 
 /// log2 of a segment's size.
@@ -139,7 +137,7 @@ impl Slab {
 
     /// Owner: starts serving `class` (the slab's lists are empty).
     pub fn start(&mut self, class: usize) {
-        let block = Classes::size(class);
+        let block = crate::block_size(class);
         self.class.store(class + 1, Ordering::Relaxed);
         self.bump = 0;
         self.capacity = SLAB / block;

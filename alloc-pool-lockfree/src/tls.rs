@@ -52,6 +52,20 @@ pub(crate) fn lookup(id: u64) -> Option<*mut ThreadHeap> {
         .flatten()
 }
 
+/// The calling thread's heap for pool `id` if it is the front entry (the common case, one
+/// pool): one compare, nothing else.
+#[inline(always)]
+pub(crate) fn lookup_first(id: u64) -> Option<*mut ThreadHeap> {
+    CACHE
+        .try_with(|c| {
+            // SAFETY: the cache is this thread's own; nothing else borrows it during this call.
+            let c = unsafe { &*c.get() };
+            (c.entries[0].id == id).then_some(c.entries[0].heap)
+        })
+        .ok()
+        .flatten()
+}
+
 #[cold]
 fn lookup_slow(c: &mut Cache, id: u64) -> Option<*mut ThreadHeap> {
     let i = c.entries.iter().position(|e| e.id == id)?;

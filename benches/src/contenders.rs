@@ -291,6 +291,19 @@ impl Bench for OurSpanLocked {
     }
 }
 
+/// alloc-pool-lockfree's `Pool`: per-thread heaps, lock-free remote frees.
+pub struct OurPool;
+impl Bench for OurPool {
+    type Heap = alloc_pool_lockfree::Pool;
+    fn make() -> Self::Heap {
+        alloc_pool_lockfree::Pool::new()
+    }
+    fn trim(heap: &mut Self::Heap) -> bool {
+        heap.trim();
+        true
+    }
+}
+
 macro_rules! local {
     ($b:ty) => {
         |w, s| crate::workloads::run_local::<$b>(w, s)
@@ -388,6 +401,14 @@ pub static CONTENDERS: &[Contender] = &[
         kind: Kind::General,
         run: shared!(OurSpanLocked),
         trace: trace!(OurSpanLocked),
+    },
+    Contender {
+        name: "pool",
+        what: "alloc-pool-lockfree Pool (thread caches, lock-free remote frees)",
+        ours: true,
+        kind: Kind::General,
+        run: shared!(OurPool),
+        trace: trace!(OurPool),
     },
     Contender {
         name: "bump-locked",
