@@ -9,6 +9,7 @@ use crate::Classes;
 use alloc_core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use alloc_core::sync::remote_list::Link;
 use alloc_core::SizeClasses;
+use core::cell::UnsafeCell;
 use core::ptr::NonNull;
 
 /// Slabs looked at, when the current one is spent, before starting a new one.
@@ -38,20 +39,69 @@ pub(crate) trait SegmentSource {
     fn abandon(&self, seg: NonNull<Segment>);
 }
 
-/// A thread's cache of a pool.
+/// A heap's counters: payload bytes handed out and freed through the heap (by its thread), and
+/// allocations. Written by the owner only (a load and a store, no read-modify-write), read by
+/// anyone.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub allocated: AtomicUsize,
+    pub freed: AtomicUsize,
+    pub allocations: AtomicUsize,
+}
+
+/// A heap record as the pool keeps it: the owner's part in a cell, the parts other threads read
+/// (the counters, under the pool's lock the list links) beside it, so the owner's exclusive
+/// borrow of its heap never covers what others read.
+#[repr(C)]
+pub(crate) struct HeapRecord {
+    /// First, so a heap's address is its record's.
+    heap: UnsafeCell<ThreadHeap>,
+    pub counters: Counters,
+    /// Every heap record of the pool (for statistics), and the pool's list of records free for
+    /// a new thread; both under the pool's lock.
+    pub all_next: Option<NonNull<HeapRecord>>,
+    pub free_next: Option<NonNull<HeapRecord>>,
+}
+
+impl HeapRecord {
+    /// Writes a fresh record at `p`.
+    ///
+    /// # Safety
+    ///
+    /// `p` is valid for writes of a record, and stays where it is while the record is used.
+    pub unsafe fn init(p: NonNull<HeapRecord>, secret: usize) {
+        let p = p.as_ptr();
+        // SAFETY: the caller's guarantees; each field written once, the heap pointing at its
+        // sibling counters.
+        unsafe {
+            core::ptr::addr_of_mut!((*p).counters).write(Counters::default());
+            core::ptr::addr_of_mut!((*p).all_next).write(None);
+            core::ptr::addr_of_mut!((*p).free_next).write(None);
+            let counters = NonNull::new_unchecked(core::ptr::addr_of_mut!((*p).counters));
+            UnsafeCell::raw_get(core::ptr::addr_of!((*p).heap)).write(ThreadHeap::new(secret, counters));
+        }
+    }
+
+    /// The owner's part of record `p`.
+    pub fn heap(p: NonNull<HeapRecord>) -> *mut ThreadHeap {
+        // SAFETY: a projection of a live record, no reference made.
+        UnsafeCell::raw_get(unsafe { core::ptr::addr_of!((*p.as_ptr()).heap) })
+    }
+
+    /// The record a heap is the owner's part of.
+    pub fn of(h: *mut ThreadHeap) -> NonNull<HeapRecord> {
+        // SAFETY: heaps the pool hands out live at offset 0 of their records (repr(C)).
+        unsafe { NonNull::new_unchecked(h.cast::<HeapRecord>()) }
+    }
+}
+
+/// A thread's cache of a pool: touched by its owner thread alone.
 pub(crate) struct ThreadHeap {
     bins: [Bin; Classes::COUNT],
     /// Segments owned, newest first.
     segments: Option<NonNull<Segment>>,
-    /// Payload bytes handed out and freed through this heap (by this thread), and allocations:
-    /// written by the owner only (a load and a store, no read-modify-write), read by anyone.
-    pub allocated: AtomicUsize,
-    pub freed: AtomicUsize,
-    pub allocations: AtomicUsize,
-    /// Every heap record of the pool (for statistics), and the pool's list of records free for
-    /// a new thread.
-    pub all_next: Option<NonNull<ThreadHeap>>,
-    pub free_next: Option<NonNull<ThreadHeap>>,
+    /// The record's counters (outside the owner's part, read by other threads).
+    counters: NonNull<Counters>,
     /// The pool's secret, copied for the fast path.
     secret: usize,
 }
@@ -59,16 +109,16 @@ pub(crate) struct ThreadHeap {
 /// A slab descriptor borrowed for one step (see `heap.rs` of alloc-span for the discipline:
 /// never held across a call that may borrow the same slab).
 #[inline(always)]
-fn sl<'a>(s: NonNull<Slab>) -> &'a mut Slab {
-    // SAFETY: the caller owns the slab (its segment belongs to this heap) and holds no other
-    // borrow of it.
-    unsafe { &mut *s.as_ptr() }
+fn sl<'a>(s: NonNull<Slab>) -> &'a Slab {
+    // SAFETY: the slab lives in a mapped segment; the fields its owner changes are cells, and
+    // only the owner (this heap's thread) changes them.
+    unsafe { &*s.as_ptr() }
 }
 
 #[inline(always)]
-fn sg<'a>(s: NonNull<Segment>) -> &'a mut Segment {
+fn sg<'a>(s: NonNull<Segment>) -> &'a Segment {
     // SAFETY: as for `sl`.
-    unsafe { &mut *s.as_ptr() }
+    unsafe { &*s.as_ptr() }
 }
 
 /// The segment a slab descriptor lives in.
@@ -79,25 +129,22 @@ fn segment_of(s: NonNull<Slab>) -> NonNull<Segment> {
 }
 
 impl ThreadHeap {
-    /// A fresh heap record.
-    pub fn new(secret: usize) -> Self {
-        ThreadHeap {
-            bins: [EMPTY_BIN; Classes::COUNT],
-            segments: None,
-            allocated: AtomicUsize::new(0),
-            freed: AtomicUsize::new(0),
-            allocations: AtomicUsize::new(0),
-            all_next: None,
-            free_next: None,
-            secret,
-        }
+    /// A fresh heap counting into `counters`.
+    pub fn new(secret: usize, counters: NonNull<Counters>) -> Self {
+        ThreadHeap { bins: [EMPTY_BIN; Classes::COUNT], segments: None, counters, secret }
     }
 
-    /// Readies a recycled record for a new thread (its counters keep counting).
+    /// Readies a recycled heap for a new thread (its counters keep counting).
     pub fn reuse(&mut self, secret: usize) {
         self.bins = [EMPTY_BIN; Classes::COUNT];
         self.segments = None;
         self.secret = secret;
+    }
+
+    #[inline(always)]
+    fn counters(&self) -> &Counters {
+        // SAFETY: the counters live beside the heap (or, for a scratch heap, outlive it).
+        unsafe { self.counters.as_ref() }
     }
 
     /// Adds `n` to an owner-written counter.
@@ -132,8 +179,8 @@ impl ThreadHeap {
         let payload = b.as_ptr() as usize + HEADER;
         // SAFETY: the block's header lies in the segment.
         unsafe { segment::word(sg(seg), payload) }.mark_allocated(BlockWord::allocated(self.secret, payload, c));
-        Self::bump(&self.allocated, crate::block_size(c) - HEADER);
-        Self::bump(&self.allocations, 1);
+        Self::bump(&self.counters().allocated, crate::block_size(c) - HEADER);
+        Self::bump(&self.counters().allocations, 1);
         let p = sg(seg).at(payload);
         crate::sanitize::allocated(p, crate::block_size(c) - HEADER);
         p
@@ -155,11 +202,11 @@ impl ThreadHeap {
                         }
                     }
                 }
-                if sl(s).bump < sl(s).capacity {
+                if sl(s).bump.get() < sl(s).capacity.get() {
                     // Carve the next block: untouched memory until now.
                     let seg = segment_of(s);
-                    let start = sg(seg).slab_start(sg(seg).slab_index(s)) + sl(s).bump * crate::block_size(c);
-                    sl(s).bump += 1;
+                    let start = sg(seg).slab_start(sg(seg).slab_index(s)) + sl(s).bump.get() * crate::block_size(c);
+                    sl(s).bump.set(sl(s).bump.get() + 1);
                     // SAFETY: this heap owns the slab.
                     unsafe { sl(s).lists.count_carved() };
                     let b = sg(seg).at(start).cast::<Link>();
@@ -193,13 +240,14 @@ impl ThreadHeap {
                 break;
             }
             looked += 1;
-            cur = sl(s).next;
+            cur = sl(s).next.get();
             if Some(s) == self.bins[c].current {
                 continue;
             }
             // SAFETY: this heap owns the slab.
-            let usable =
-                unsafe { !sl(s).lists.local_is_empty() } || sl(s).lists.has_remote() || sl(s).bump < sl(s).capacity;
+            let usable = unsafe { !sl(s).lists.local_is_empty() }
+                || sl(s).lists.has_remote()
+                || sl(s).bump.get() < sl(s).capacity.get();
             if usable {
                 self.bins[c].current = Some(s);
                 return true;
@@ -213,66 +261,66 @@ impl ThreadHeap {
 
     fn bin_push(&mut self, c: usize, s: NonNull<Slab>) {
         let tail = self.bins[c].tail;
-        sl(s).prev = tail;
-        sl(s).next = None;
+        sl(s).prev.set(tail);
+        sl(s).next.set(None);
         match tail {
-            Some(t) => sl(t).next = Some(s),
+            Some(t) => sl(t).next.set(Some(s)),
             None => self.bins[c].head = Some(s),
         }
         self.bins[c].tail = Some(s);
     }
 
     fn bin_remove(&mut self, c: usize, s: NonNull<Slab>) {
-        let (prev, next) = (sl(s).prev, sl(s).next);
+        let (prev, next) = (sl(s).prev.get(), sl(s).next.get());
         match prev {
-            Some(p) => sl(p).next = next,
+            Some(p) => sl(p).next.set(next),
             None => self.bins[c].head = next,
         }
         match next {
-            Some(n) => sl(n).prev = prev,
+            Some(n) => sl(n).prev.set(prev),
             None => self.bins[c].tail = prev,
         }
-        sl(s).prev = None;
-        sl(s).next = None;
+        sl(s).prev.set(None);
+        sl(s).next.set(None);
     }
 
     /// A free slab of an owned segment, started on class `c`.
     fn owned_free_slab(&mut self, c: usize) -> Option<NonNull<Slab>> {
         let mut seg = self.segments;
         while let Some(g) = seg {
-            if sg(g).free_slabs != 0 {
+            if sg(g).free_slabs.get() != 0 {
                 return Some(self.take_slab(g, c));
             }
-            seg = sg(g).next;
+            seg = sg(g).next.get();
         }
         None
     }
 
     fn take_slab(&mut self, g: NonNull<Segment>, c: usize) -> NonNull<Slab> {
-        let i = sg(g).free_slabs.trailing_zeros() as usize;
-        sg(g).free_slabs &= !(1 << i);
-        let s = NonNull::from(&mut sg(g).slabs[i]);
+        let i = sg(g).free_slabs.get().trailing_zeros() as usize;
+        sg(g).free_slabs.set(sg(g).free_slabs.get() & !(1 << i));
+        let s = NonNull::from(&sg(g).slabs[i]);
         sl(s).start(c);
         s
     }
 
     fn segment_push(&mut self, g: NonNull<Segment>) {
-        sg(g).prev = None;
-        sg(g).next = self.segments;
+        sg(g).prev.set(None);
+        sg(g).next.set(self.segments);
         if let Some(n) = self.segments {
-            sg(n).prev = Some(g);
+            sg(n).prev.set(Some(g));
         }
         self.segments = Some(g);
     }
 
     fn segment_remove(&mut self, g: NonNull<Segment>) {
-        let (prev, next) = (sg(g).prev, sg(g).next);
+        let (prev, next) = (sg(g).prev.get(), sg(g).next.get());
         match prev {
-            Some(p) => sg(p).next = next,
+            Some(p) => sg(p).next.set(next),
             None => self.segments = next,
         }
         if let Some(n) = next {
-            sg(n).prev = prev;
+            sg(n).prev.set(prev);
         }
     }
 
@@ -282,7 +330,7 @@ impl ThreadHeap {
         sg(g).owner.store(self as *mut ThreadHeap, Ordering::Relaxed);
         self.segment_push(g);
         for i in FIRST_SLAB..SLABS {
-            let s = NonNull::from(&mut sg(g).slabs[i]);
+            let s = NonNull::from(&sg(g).slabs[i]);
             if let Some(k) = sl(s).class() {
                 // SAFETY: this heap owns the slab now.
                 unsafe { sl(s).lists.collect_remote() };
@@ -299,7 +347,7 @@ impl ThreadHeap {
     /// This heap owns the slab, and the caller won the block's word.
     #[inline(always)]
     pub unsafe fn free_local(&mut self, s: NonNull<Slab>, payload: usize, c: usize) {
-        Self::bump(&self.freed, crate::block_size(c) - HEADER);
+        Self::bump(&self.counters().freed, crate::block_size(c) - HEADER);
         let seg = segment_of(s);
         let b = sg(seg).at(payload - HEADER).cast::<Link>();
         // SAFETY: the block is ours again (the caller won its word).
@@ -312,7 +360,7 @@ impl ThreadHeap {
     /// Counts a free this thread made of a block another heap owns.
     #[inline(always)]
     pub fn count_remote_free(&self, c: usize) {
-        Self::bump(&self.freed, crate::block_size(c) - HEADER);
+        Self::bump(&self.counters().freed, crate::block_size(c) - HEADER);
     }
 
     /// A slab with no block in use goes back to its segment for any class.
@@ -326,7 +374,7 @@ impl ThreadHeap {
         sl(s).class.store(0, Ordering::Relaxed);
         let g = segment_of(s);
         let i = sg(g).slab_index(s);
-        sg(g).free_slabs |= 1 << i;
+        sg(g).free_slabs.set(sg(g).free_slabs.get() | 1 << i);
     }
 
     /// Gives every segment back: empty ones to the pool's span heap, the others to whichever
@@ -335,7 +383,7 @@ impl ThreadHeap {
         while let Some(g) = self.segments {
             self.segment_remove(g);
             for i in FIRST_SLAB..SLABS {
-                let s = NonNull::from(&mut sg(g).slabs[i]);
+                let s = NonNull::from(&sg(g).slabs[i]);
                 if let Some(k) = sl(s).class() {
                     // SAFETY: this heap owns the slab.
                     unsafe { sl(s).lists.collect_remote() };
@@ -346,7 +394,7 @@ impl ThreadHeap {
                     }
                 }
             }
-            if sg(g).free_slabs == ALL_FREE {
+            if sg(g).free_slabs.get() == ALL_FREE {
                 pool.free_segment(g);
             } else {
                 sg(g).owner.store(core::ptr::null_mut(), Ordering::Relaxed);
@@ -362,7 +410,7 @@ impl ThreadHeap {
         for c in 0..Classes::COUNT {
             let mut cur = self.bins[c].head;
             while let Some(s) = cur {
-                cur = sl(s).next;
+                cur = sl(s).next.get();
                 // SAFETY: this heap owns the slab.
                 unsafe { sl(s).lists.collect_remote() };
                 // SAFETY: as above.
@@ -376,8 +424,8 @@ impl ThreadHeap {
         }
         let mut seg = self.segments;
         while let Some(g) = seg {
-            seg = sg(g).next;
-            if sg(g).free_slabs == ALL_FREE {
+            seg = sg(g).next.get();
+            if sg(g).free_slabs.get() == ALL_FREE {
                 self.segment_remove(g);
                 pool.free_segment(g);
             }

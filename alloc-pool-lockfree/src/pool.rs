@@ -10,7 +10,7 @@
 //!   owns the slab, or the slab's remote list when it does not.
 //! - everything larger, or aligned above 16, goes to the span heap underneath (behind a lock).
 
-use crate::heap::{owned_by, SegmentSource, ThreadHeap};
+use crate::heap::{owned_by, Counters, HeapRecord, SegmentSource, ThreadHeap};
 use crate::protocol::{BlockWord, Refused};
 use crate::segment::{self, Segment, ALL_FREE, FIRST_SLAB, HEADER, SEGMENT, SEGMENT_SHIFT, SLABS, SLAB_SHIFT};
 use crate::tls::{self, Entry};
@@ -94,9 +94,9 @@ struct Shared {
     /// Every segment.
     segments: Option<NonNull<Segment>>,
     /// Every heap record ever made (they are recycled, never freed before the pool).
-    heaps: Option<NonNull<ThreadHeap>>,
+    heaps: Option<NonNull<HeapRecord>>,
     /// Records of threads that exited, for new threads.
-    free_heaps: Option<NonNull<ThreadHeap>>,
+    free_heaps: Option<NonNull<HeapRecord>>,
     /// Segments given back to the span heap, and taken from it, over the pool's life.
     segments_returned: usize,
     segments_made: usize,
@@ -217,10 +217,10 @@ impl<S: PageSource + Decommit + Send, E: ErrorPolicy + Send + Sync> SegmentSourc
 fn link_segment(shared: &mut Shared, seg: NonNull<Segment>) {
     // SAFETY: segment headers are valid while their segment is the pool's; under the lock.
     unsafe {
-        (*seg.as_ptr()).all_prev = None;
-        (*seg.as_ptr()).all_next = shared.segments;
+        (*seg.as_ptr()).all_prev.set(None);
+        (*seg.as_ptr()).all_next.set(shared.segments);
         if let Some(n) = shared.segments {
-            (*n.as_ptr()).all_prev = Some(seg);
+            (*n.as_ptr()).all_prev.set(Some(seg));
         }
     }
     shared.segments = Some(seg);
@@ -229,13 +229,13 @@ fn link_segment(shared: &mut Shared, seg: NonNull<Segment>) {
 fn unlink_segment(shared: &mut Shared, seg: NonNull<Segment>) {
     // SAFETY: as above.
     unsafe {
-        let (prev, next) = ((*seg.as_ptr()).all_prev, (*seg.as_ptr()).all_next);
+        let (prev, next) = ((*seg.as_ptr()).all_prev.get(), (*seg.as_ptr()).all_next.get());
         match prev {
-            Some(p) => (*p.as_ptr()).all_next = next,
+            Some(p) => (*p.as_ptr()).all_next.set(next),
             None => shared.segments = next,
         }
         if let Some(n) = next {
-            (*n.as_ptr()).all_prev = prev;
+            (*n.as_ptr()).all_prev.set(prev);
         }
     }
 }
@@ -250,11 +250,14 @@ unsafe fn abandon_erased<S: PageSource + Decommit + Send, E: ErrorPolicy + Send 
     heap: *mut ThreadHeap,
 ) {
     // SAFETY: the caller's guarantees.
-    let (inner, heap) = unsafe { (&*inner.cast::<PoolInner<S, E>>(), &mut *heap) };
-    heap.abandon(inner);
+    let inner = unsafe { &*inner.cast::<PoolInner<S, E>>() };
+    // SAFETY: as above: the heap is the calling thread's.
+    unsafe { (*heap).abandon(inner) };
+    let record = HeapRecord::of(heap);
     let mut shared = inner.shared.lock();
-    heap.free_next = shared.free_heaps;
-    shared.free_heaps = Some(NonNull::from(heap));
+    // SAFETY: a record of this pool; its links are written under the lock held here.
+    unsafe { (*record.as_ptr()).free_next = shared.free_heaps };
+    shared.free_heaps = Some(record);
 }
 
 /// The lock-free pool.
@@ -415,27 +418,28 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
             }
             h
         };
-        let heap = match recycled {
-            Some(h) => {
-                // SAFETY: an unused record; readied for this thread.
-                unsafe { (*h.as_ptr()).reuse(inner.secret) };
-                h
+        let record = match recycled {
+            Some(r) => {
+                // SAFETY: an unused record; its heap readied for this thread.
+                unsafe { (*HeapRecord::heap(r)).reuse(inner.secret) };
+                r
             }
             None => {
-                let h = inner.meta(Layout::new::<ThreadHeap>())?.cast::<ThreadHeap>();
-                // SAFETY: a fresh block sized and aligned for a record.
-                unsafe { h.as_ptr().write(ThreadHeap::new(inner.secret)) };
+                let r = inner.meta(Layout::new::<HeapRecord>())?.cast::<HeapRecord>();
+                // SAFETY: a fresh block sized and aligned for a record, kept until the pool goes.
+                unsafe { HeapRecord::init(r, inner.secret) };
                 let mut shared = inner.shared.lock();
-                // SAFETY: the new record, ours.
-                unsafe { (*h.as_ptr()).all_next = shared.heaps };
-                shared.heaps = Some(h);
-                h
+                // SAFETY: the new record, ours; links under the lock.
+                unsafe { (*r.as_ptr()).all_next = shared.heaps };
+                shared.heaps = Some(r);
+                r
             }
         };
+        let heap = HeapRecord::heap(record);
         let entry = Entry {
             id: inner.id,
             inner: (inner as *const PoolInner<S, E>).cast(),
-            heap: heap.as_ptr(),
+            heap,
             abandon: Some(abandon_erased::<S, E>),
         };
         if let Some(evicted) = tls::insert(entry) {
@@ -444,7 +448,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
                 while_alive(evicted.id, || unsafe { abandon(evicted.inner, evicted.heap) });
             }
         }
-        Some(heap.as_ptr())
+        Some(heap)
     }
 
     /// Statistics (each counter read on its own: a snapshot taken while threads allocate is not
@@ -455,25 +459,34 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         let mut s = PoolStats { large: inner.large.lock().counters().get(), ..PoolStats::default() };
         let mut cur = shared.heaps;
         while let Some(h) = cur {
-            // SAFETY: records live until the pool is dropped; their counters are atomics.
-            let h = unsafe { h.as_ref() };
-            let (a, f) = (h.allocated.load(Ordering::Relaxed), h.freed.load(Ordering::Relaxed));
+            // SAFETY: records live until the pool is dropped. Only their counters (atomics) and
+            // list links (written under the lock held here) are read, each through the record's
+            // pointer: its thread may be changing the rest, so no reference to the whole record.
+            let (a, f, n, next) = unsafe {
+                let h = h.as_ptr();
+                (
+                    (*h).counters.allocated.load(Ordering::Relaxed),
+                    (*h).counters.freed.load(Ordering::Relaxed),
+                    (*h).counters.allocations.load(Ordering::Relaxed),
+                    (*h).all_next,
+                )
+            };
             s.small_live = s.small_live.wrapping_add(a.wrapping_sub(f));
-            s.small_allocations += h.allocations.load(Ordering::Relaxed);
+            s.small_allocations += n;
             s.heaps += 1;
-            cur = h.all_next;
+            cur = next;
         }
         let mut cur = shared.free_heaps;
         while let Some(h) = cur {
             s.free_heaps += 1;
             // SAFETY: as above.
-            cur = unsafe { h.as_ref() }.free_next;
+            cur = unsafe { (*h.as_ptr()).free_next };
         }
         let mut cur = shared.segments;
         while let Some(g) = cur {
             s.segments += 1;
             // SAFETY: segments on the list are the pool's.
-            cur = unsafe { g.as_ref() }.all_next;
+            cur = unsafe { g.as_ref() }.all_next.get();
         }
         s.segments_made = shared.segments_made;
         s.segments_returned = shared.segments_returned;
@@ -497,9 +510,9 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         let shared = inner.shared.lock();
         let mut cur = shared.heaps;
         while let Some(h) = cur {
-            n += round(core::mem::size_of::<ThreadHeap>());
+            n += round(core::mem::size_of::<HeapRecord>());
             // SAFETY: as in `stats`.
-            cur = unsafe { h.as_ref() }.all_next;
+            cur = unsafe { (*h.as_ptr()).all_next };
         }
         n + inner.map.l1.iter().filter(|p| !p.load(Ordering::Relaxed).is_null()).count() * round(L2_WORDS * 8)
     }
@@ -526,7 +539,8 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         }
         // Adopt the abandoned segments into a temporary heap that gives back what is empty and
         // abandons the rest again.
-        let mut scratch = ThreadHeap::new(inner.secret);
+        let scratch_counters = Counters::default();
+        let mut scratch = ThreadHeap::new(inner.secret, NonNull::from(&scratch_counters));
         while let Some(g) = inner.adopt() {
             scratch.adopt(g);
         }
@@ -858,13 +872,13 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
         while let Some(g) = cur {
             // SAFETY: the pool's segment; the caller keeps other threads away.
             let seg = unsafe { &*g.as_ptr() };
-            cur = seg.all_next;
+            cur = seg.all_next.get();
             if !inner.map.contains(g.as_ptr() as usize) {
                 return bad("segment is not in the segment map", g.as_ptr() as usize);
             }
             for i in FIRST_SLAB..SLABS {
                 let slab = &seg.slabs[i];
-                let free_bit = seg.free_slabs >> i & 1 != 0;
+                let free_bit = seg.free_slabs.get() >> i & 1 != 0;
                 let Some(c) = slab.class() else {
                     if !free_bit {
                         return bad("slab serves no class but is not marked free", seg.slab_start(i));
@@ -875,7 +889,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
                     return bad("slab serves a class but is marked free", seg.slab_start(i));
                 }
                 let size = crate::block_size(c);
-                if slab.bump > slab.capacity || slab.capacity != segment::SLAB / size {
+                if slab.bump.get() > slab.capacity.get() || slab.capacity.get() != segment::SLAB / size {
                     return bad("slab carved past its capacity", seg.slab_start(i));
                 }
                 // Remote blocks: take them and put them back (nobody else runs now).
@@ -885,7 +899,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
                 let start = seg.slab_start(i);
                 let check = |b: NonNull<Link>| -> Result<(), Corruption> {
                     let a = b.as_ptr() as usize;
-                    if a < start || !(a - start).is_multiple_of(size) || (a - start) / size >= slab.bump {
+                    if a < start || !(a - start).is_multiple_of(size) || (a - start) / size >= slab.bump.get() {
                         return bad("free block off its slab's block boundaries", a);
                     }
                     // SAFETY: the header lies in the slab.
@@ -897,7 +911,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
                 while let Some(b) = node {
                     check(b)?;
                     remote += 1;
-                    if remote > slab.capacity {
+                    if remote > slab.capacity.get() {
                         return bad("remote list loops", start);
                     }
                     // SAFETY: taken, so ours to walk.
@@ -910,7 +924,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
                 while let Some(b) = node {
                     check(b)?;
                     local += 1;
-                    if local > slab.capacity {
+                    if local > slab.capacity.get() {
                         return bad("local free list loops", start);
                     }
                     // SAFETY: a block on the owner's list.
@@ -918,11 +932,11 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
                 }
                 // SAFETY: as above.
                 let used = unsafe { slab.lists.used() };
-                if used + local != slab.bump {
+                if used + local != slab.bump.get() {
                     return bad("blocks in use and free do not add up to the blocks carved", start);
                 }
             }
-            if seg.free_slabs & 1 != 0 || seg.free_slabs & !ALL_FREE != 0 {
+            if seg.free_slabs.get() & 1 != 0 || seg.free_slabs.get() & !ALL_FREE != 0 {
                 return bad("segment's header slab is marked free", g.as_ptr() as usize);
             }
         }
@@ -965,5 +979,101 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Drop 
 impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> core::fmt::Debug for Pool<S, E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Pool").field("stats", &self.stats()).finish()
+    }
+}
+
+/// A test over a buffer instead of mmap, sized so Miri can check the fast paths, the remote list
+/// with a second thread, misuse reports and trim (`cargo +nightly miri test -p
+/// alloc-pool-lockfree --lib`); the conformance suite covers the rest.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc_core::{Count, FixedSource};
+
+    /// A fixed buffer behind a lock: the pool wants a source threads can share.
+    struct Shared(std::sync::Mutex<FixedSource<'static>>);
+
+    // SAFETY: forwarded to the buffer's source under the lock.
+    unsafe impl PageSource for Shared {
+        fn page_size(&self) -> usize {
+            self.0.lock().unwrap().page_size()
+        }
+        fn map(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
+            self.0.lock().unwrap().map(size, align)
+        }
+        unsafe fn unmap(&self, ptr: NonNull<u8>, size: usize) {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { self.0.lock().unwrap().unmap(ptr, size) }
+        }
+        fn maps_zeroed(&self) -> bool {
+            self.0.lock().unwrap().maps_zeroed()
+        }
+    }
+
+    // SAFETY: as above.
+    unsafe impl Decommit for Shared {
+        unsafe fn decommit(&self, ptr: NonNull<u8>, size: usize) {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { self.0.lock().unwrap().decommit(ptr, size) }
+        }
+        fn decommit_zeroes(&self) -> bool {
+            self.0.lock().unwrap().decommit_zeroes()
+        }
+    }
+
+    fn l(size: usize) -> Layout {
+        Layout::from_size_align(size, 8).unwrap()
+    }
+
+    #[test]
+    fn local_and_remote_frees_misuse_and_trim_over_a_buffer() {
+        // The span heap's first arena (16 MiB) and room to align it.
+        let raw = Box::into_raw(vec![0u8; 24 << 20].into_boxed_slice());
+        // SAFETY: the buffer is freed below, after the pool that uses it is dropped.
+        let buf: &'static mut [u8] = unsafe { &mut *raw };
+        let pool: Pool<Shared, Count> = Pool::with_source(Shared(std::sync::Mutex::new(FixedSource::new(buf))));
+        let mut blocks = Vec::new();
+        for (i, size) in [1usize, 16, 100, 1000, 5000, 20_000].into_iter().enumerate() {
+            let b = (&pool).allocate(l(size)).unwrap();
+            // SAFETY: a fresh block of b.len() bytes.
+            unsafe { b.cast::<u8>().as_ptr().write_bytes(i as u8 + 1, b.len()) };
+            blocks.push((b.cast::<u8>(), l(size), i as u8 + 1));
+        }
+        assert_eq!(pool.validate(), Ok(()));
+        // Half are freed by another thread: they go through their slabs' remote lists.
+        let theirs: Vec<_> = blocks.drain(..3).map(|(p, l, f)| (p.as_ptr() as usize, l, f)).collect();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for (addr, layout, fill) in theirs {
+                    let p = NonNull::new(addr as *mut u8).unwrap();
+                    // SAFETY: live blocks with their layouts, handed to this thread; the fill
+                    // was written before the spawn.
+                    unsafe {
+                        assert!(core::slice::from_raw_parts(p.as_ptr(), layout.size()).iter().all(|&b| b == fill));
+                        (&pool).deallocate(p, layout);
+                    }
+                }
+            });
+        });
+        // The owner takes them back when it next needs a block of those classes.
+        let again = (&pool).allocate(l(16)).unwrap();
+        for (p, layout, _) in blocks.iter().copied() {
+            // SAFETY: live blocks with their layouts.
+            unsafe { (&pool).deallocate(p, layout) };
+        }
+        // SAFETY: as above.
+        unsafe { (&pool).deallocate(again.cast(), l(16)) };
+        assert_eq!(pool.live_bytes(), 0);
+        // A double free is reported and ignored.
+        // SAFETY: under the Count policy the pool reports it and does nothing else.
+        unsafe { (&pool).deallocate(again.cast(), l(16)) };
+        assert_eq!(pool.errors().unwrap().detected(), 1);
+        assert_eq!(pool.errors().unwrap().last().map(|e| e.kind), Some(ErrorKind::DoubleFree));
+        assert_eq!(pool.validate(), Ok(()));
+        pool.trim();
+        assert_eq!(pool.stats().segments, 0);
+        drop(pool);
+        // SAFETY: the pool is gone; nothing uses the buffer.
+        drop(unsafe { Box::from_raw(raw) });
     }
 }

@@ -10,6 +10,7 @@
 
 use crate::protocol::{BlockWord, SlabLists};
 use alloc_core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::cell::Cell;
 use core::ptr::NonNull;
 
 /// log2 of a segment's size.
@@ -31,13 +32,13 @@ pub(crate) struct Slab {
     /// may read it from another thread while the owner changes it.
     pub class: AtomicUsize,
     /// Owner only: blocks carved so far (the next one starts at `bump * block size`).
-    pub bump: usize,
+    pub bump: Cell<usize>,
     /// Owner only: blocks the slab holds.
-    pub capacity: usize,
+    pub capacity: Cell<usize>,
     pub lists: SlabLists,
     /// Owner only: the heap's list of slabs of this class.
-    pub prev: Option<NonNull<Slab>>,
-    pub next: Option<NonNull<Slab>>,
+    pub prev: Cell<Option<NonNull<Slab>>>,
+    pub next: Cell<Option<NonNull<Slab>>>,
 }
 
 /// The header at the start of every segment.
@@ -48,13 +49,13 @@ pub(crate) struct Segment {
     /// The thread heap that owns it; null while abandoned.
     pub owner: AtomicPtr<crate::heap::ThreadHeap>,
     /// Owner only: the heap's list of its segments.
-    pub prev: Option<NonNull<Segment>>,
-    pub next: Option<NonNull<Segment>>,
+    pub prev: Cell<Option<NonNull<Segment>>>,
+    pub next: Cell<Option<NonNull<Segment>>>,
     /// Every segment of the pool (under the pool's lock).
-    pub all_prev: Option<NonNull<Segment>>,
-    pub all_next: Option<NonNull<Segment>>,
+    pub all_prev: Cell<Option<NonNull<Segment>>>,
+    pub all_next: Cell<Option<NonNull<Segment>>>,
     /// Owner only: bit i set when slab i serves nobody.
-    pub free_slabs: u64,
+    pub free_slabs: Cell<u64>,
     /// The segment's memory, with its provenance.
     pub base: NonNull<u8>,
     pub slabs: [Slab; SLABS],
@@ -80,21 +81,21 @@ impl Segment {
             let s = seg.as_ptr();
             core::ptr::addr_of_mut!((*s).link).write(alloc_core::sync::remote_list::Link::new());
             core::ptr::addr_of_mut!((*s).owner).write(AtomicPtr::new(owner));
-            core::ptr::addr_of_mut!((*s).prev).write(None);
-            core::ptr::addr_of_mut!((*s).next).write(None);
-            core::ptr::addr_of_mut!((*s).all_prev).write(None);
-            core::ptr::addr_of_mut!((*s).all_next).write(None);
-            core::ptr::addr_of_mut!((*s).free_slabs).write(ALL_FREE);
+            core::ptr::addr_of_mut!((*s).prev).write(Cell::new(None));
+            core::ptr::addr_of_mut!((*s).next).write(Cell::new(None));
+            core::ptr::addr_of_mut!((*s).all_prev).write(Cell::new(None));
+            core::ptr::addr_of_mut!((*s).all_next).write(Cell::new(None));
+            core::ptr::addr_of_mut!((*s).free_slabs).write(Cell::new(ALL_FREE));
             core::ptr::addr_of_mut!((*s).base).write(base);
             let slabs = core::ptr::addr_of_mut!((*s).slabs).cast::<Slab>();
             for i in 0..SLABS {
                 slabs.add(i).write(Slab {
                     class: AtomicUsize::new(0),
-                    bump: 0,
-                    capacity: 0,
+                    bump: Cell::new(0),
+                    capacity: Cell::new(0),
                     lists: SlabLists::new(),
-                    prev: None,
-                    next: None,
+                    prev: Cell::new(None),
+                    next: Cell::new(None),
                 });
             }
         }
@@ -136,13 +137,13 @@ impl Slab {
     }
 
     /// Owner: starts serving `class` (the slab's lists are empty).
-    pub fn start(&mut self, class: usize) {
+    pub fn start(&self, class: usize) {
         let block = crate::block_size(class);
         self.class.store(class + 1, Ordering::Relaxed);
-        self.bump = 0;
-        self.capacity = SLAB / block;
-        self.prev = None;
-        self.next = None;
+        self.bump.set(0);
+        self.capacity.set(SLAB / block);
+        self.prev.set(None);
+        self.next.set(None);
     }
 }
 
