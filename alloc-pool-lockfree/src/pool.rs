@@ -1034,7 +1034,7 @@ mod tests {
         let pool: Pool<Shared, Count> = Pool::with_source(Shared(std::sync::Mutex::new(FixedSource::new(buf))));
         let mut blocks = Vec::new();
         for (i, size) in [1usize, 16, 100, 1000, 5000, 20_000].into_iter().enumerate() {
-            let b = (&pool).allocate(l(size)).unwrap();
+            let b = pool.allocate(l(size)).unwrap();
             // SAFETY: a fresh block of b.len() bytes.
             unsafe { b.cast::<u8>().as_ptr().write_bytes(i as u8 + 1, b.len()) };
             blocks.push((b.cast::<u8>(), l(size), i as u8 + 1));
@@ -1050,23 +1050,23 @@ mod tests {
                     // was written before the spawn.
                     unsafe {
                         assert!(core::slice::from_raw_parts(p.as_ptr(), layout.size()).iter().all(|&b| b == fill));
-                        (&pool).deallocate(p, layout);
+                        pool.deallocate(p, layout);
                     }
                 }
             });
         });
         // The owner takes them back when it next needs a block of those classes.
-        let again = (&pool).allocate(l(16)).unwrap();
+        let again = pool.allocate(l(16)).unwrap();
         for (p, layout, _) in blocks.iter().copied() {
             // SAFETY: live blocks with their layouts.
-            unsafe { (&pool).deallocate(p, layout) };
+            unsafe { pool.deallocate(p, layout) };
         }
         // SAFETY: as above.
-        unsafe { (&pool).deallocate(again.cast(), l(16)) };
+        unsafe { pool.deallocate(again.cast(), l(16)) };
         assert_eq!(pool.live_bytes(), 0);
         // A double free is reported and ignored.
         // SAFETY: under the Count policy the pool reports it and does nothing else.
-        unsafe { (&pool).deallocate(again.cast(), l(16)) };
+        unsafe { pool.deallocate(again.cast(), l(16)) };
         assert_eq!(pool.errors().unwrap().detected(), 1);
         assert_eq!(pool.errors().unwrap().last().map(|e| e.kind), Some(ErrorKind::DoubleFree));
         assert_eq!(pool.validate(), Ok(()));
