@@ -65,8 +65,9 @@ fn the_smallest_free_span_that_fits_is_taken() {
 fn an_aligned_hole_of_exactly_the_size_is_reused() {
     // Segments of a pool: 4 MiB at 4 MiB alignment. One freed between two live ones leaves a
     // free span of exactly 4 MiB at an aligned address, which the next segment must reuse rather
-    // than map more (a span sure to fit would need 8 MiB less a page).
-    let h = heap();
+    // than map more (a span sure to fit would need 8 MiB less a page). One arena holds all three,
+    // so `b` lies between `a` and `c` wherever the system places the mapping.
+    let h = heap_with(SpanConfig { first_arena: 64 << 20, ..BASE });
     let seg = Layout::from_size_align(4 << 20, 4 << 20).unwrap();
     let (a, b, c) = (alloc(&h, seg), alloc(&h, seg), alloc(&h, seg));
     let _fence = alloc(&h, pages(1));
