@@ -6,9 +6,11 @@ mod free;
 mod heap;
 mod index;
 mod meta;
+mod source;
 mod span;
 
 pub use heap::{GuardPages, GuardPolicy, NoGuards, SpanConfig, SpanHeap, SpanStats};
+pub use source::SpanSource;
 
 use alloc_core::front::Local;
 use alloc_core::layer::{Owns, SizeOf, UsableSize, Validate};

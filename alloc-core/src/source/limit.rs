@@ -103,17 +103,14 @@ impl<S> Limited<S> {
     pub fn inner(&self) -> &S {
         &self.inner
     }
-}
 
-// SAFETY: runs come from `inner` unchanged; the wrapper only refuses some requests.
-unsafe impl<S: PageSource> PageSource for Limited<S> {
-    fn page_size(&self) -> usize {
-        self.inner.page_size()
-    }
-
-    fn map(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
-        // Claim the bytes first (a CAS loop, so threads sharing the source cannot overshoot the
-        // budget together), then map; give the claim back if the inner source refuses.
+    /// Claims `size` bytes of the budget, then maps with `map`; gives the claim back if the
+    /// inner source refuses.
+    fn claimed(&self, size: usize, map: impl FnOnce() -> Option<NonNull<u8>>) -> Option<NonNull<u8>>
+    where
+        S: PageSource,
+    {
+        // A CAS loop, so threads sharing the source cannot overshoot the budget together.
         // Relaxed: the counter is the only data the CAS protects.
         let mut used = self.used.load(Ordering::Relaxed);
         loop {
@@ -123,7 +120,7 @@ unsafe impl<S: PageSource> PageSource for Limited<S> {
                 Err(now) => used = now,
             }
         }
-        match self.inner.map(size, align) {
+        match map() {
             Some(p) => {
                 if let Some(m) = self.meter {
                     m.record_map(size);
@@ -135,6 +132,21 @@ unsafe impl<S: PageSource> PageSource for Limited<S> {
                 None
             }
         }
+    }
+}
+
+// SAFETY: runs come from `inner` unchanged; the wrapper only refuses some requests.
+unsafe impl<S: PageSource> PageSource for Limited<S> {
+    fn page_size(&self) -> usize {
+        self.inner.page_size()
+    }
+
+    fn map(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
+        self.claimed(size, || self.inner.map(size, align))
+    }
+
+    fn map_zeroed(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
+        self.claimed(size, || self.inner.map_zeroed(size, align))
     }
 
     unsafe fn unmap(&self, ptr: NonNull<u8>, size: usize) {

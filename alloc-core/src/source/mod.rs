@@ -54,6 +54,19 @@ pub unsafe trait PageSource {
         false
     }
 
+    /// [`PageSource::map`], with the run reading as zero. The default writes zeroes unless
+    /// [`PageSource::maps_zeroed`]; a source that knows which of its pages are already zero (a
+    /// span heap over fresh or decommitted pages) writes only the others, so a huge zeroed
+    /// request stays lazy on it too.
+    fn map_zeroed(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
+        let p = self.map(size, align)?;
+        if !self.maps_zeroed() {
+            // SAFETY: a fresh run of `size` bytes, ours.
+            unsafe { p.as_ptr().write_bytes(0, size) };
+        }
+        Some(p)
+    }
+
     /// A hint that `ptr..ptr+size` (in a run from this source) is a large heap that benefits
     /// from huge pages (fewer TLB misses and page faults). Sources without huge pages ignore it.
     fn prefer_huge_pages(&self, ptr: NonNull<u8>, size: usize) {
@@ -140,6 +153,9 @@ unsafe impl<S: PageSource + ?Sized> PageSource for &S {
     }
     fn maps_zeroed(&self) -> bool {
         (**self).maps_zeroed()
+    }
+    fn map_zeroed(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
+        (**self).map_zeroed(size, align)
     }
     fn prefer_huge_pages(&self, ptr: NonNull<u8>, size: usize) {
         (**self).prefer_huge_pages(ptr, size)
