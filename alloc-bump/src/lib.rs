@@ -4,13 +4,13 @@
 mod chunk;
 mod region;
 
-pub use region::{BumpRegion, BumpStats, Checkpoint, MAX_CHUNK, MIN_CHUNK};
+pub use region::{BumpConfig, BumpRegion, BumpStats, Checkpoint, MAX_CHUNK, MIN_CHUNK};
 
 use alloc_core::front::{self, Local};
 use alloc_core::layer::Reset;
 use alloc_core::source::PageSource;
 use alloc_core::stats::{Counting, NoStats, Stats, StatsPolicy};
-use alloc_core::{AllocError, DefaultSource, Layout, Locked, SpinLock};
+use alloc_core::{AllocError, Layout, Locked, SpinLock};
 
 /// A bump arena for one thread: `alloc` values into it, use `&Bump` as an
 /// `allocator_api2::alloc::Allocator`, and free everything at once with [`Bump::reset`] or
@@ -18,22 +18,22 @@ use alloc_core::{AllocError, DefaultSource, Layout, Locked, SpinLock};
 ///
 /// Values allocated with [`Bump::alloc`] are never dropped (like bumpalo): use it for data
 /// without destructors, or drop them yourself.
-pub struct Bump<S: PageSource = DefaultSource, C: StatsPolicy = NoStats> {
+pub struct Bump<S: PageSource = BumpSource, C: StatsPolicy = NoStats> {
     region: Local<BumpRegion<S, C>>,
 }
 
 impl Bump {
     /// An empty arena over the OS page source; maps nothing until the first allocation.
     pub const fn new() -> Self {
-        Bump::with_source(DefaultSource::new())
+        Bump::with_source(BumpSource::new())
     }
 }
 
-impl Bump<DefaultSource, Counting> {
+impl Bump<BumpSource, Counting> {
     /// An empty arena that also counts live bytes and blocks and their peaks ([`Bump::stats`]);
     /// a few instructions more per allocation than [`Bump::new`].
     pub const fn with_stats() -> Self {
-        Bump::with_source(DefaultSource::new())
+        Bump::with_source(BumpSource::new())
     }
 }
 
@@ -221,9 +221,19 @@ impl<S: PageSource, C: StatsPolicy> core::fmt::Debug for Bump<S, C> {
 ///
 /// ```
 /// use alloc_bump::GlobalBump;
-/// static HEAP: GlobalBump = GlobalBump::new(alloc_bump::BumpRegion::new(alloc_core::MmapSource::new()));
+/// static HEAP: GlobalBump = GlobalBump::new(alloc_bump::BumpRegion::new(alloc_bump::BumpSource::new()));
 /// // #[global_allocator] would make it the program's allocator; here it is used directly.
 /// let v = allocator_api2::vec::Vec::<u32, _>::with_capacity_in(10, &HEAP);
 /// assert!(v.capacity() >= 10);
 /// ```
-pub type GlobalBump<S = DefaultSource, C = NoStats> = Locked<BumpRegion<S, C>, SpinLock>;
+pub type GlobalBump<S = BumpSource, C = NoStats> = Locked<BumpRegion<S, C>, SpinLock>;
+
+/// Where [`Bump::new`] gets its chunks. On native targets, a span heap over the OS
+/// (`alloc_span::SpanSource`): chunks a reset frees and dedicated chunks of large blocks go back
+/// to it and are handed out again without a system call or a page fault, instead of being
+/// unmapped and mapped afresh. On wasm32, `memory.grow` directly.
+#[cfg(not(target_arch = "wasm32"))]
+pub type BumpSource = alloc_span::SpanSource;
+/// Where [`Bump::new`] gets its chunks: `memory.grow` on wasm32.
+#[cfg(target_arch = "wasm32")]
+pub type BumpSource = alloc_core::DefaultSource;

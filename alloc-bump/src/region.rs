@@ -2,6 +2,11 @@
 //! is full, a new one twice as large (up to [`MAX_CHUNK`]) is mapped. A request larger than the
 //! next chunk gets a dedicated chunk sized to it, so the geometric growth never runs away (a
 //! bumpalo user once met a 13 GiB request after doubling) and the current chunk is not abandoned.
+//!
+//! [`BumpConfig`] changes the chunk sizes, sends requests above a threshold to dedicated chunks
+//! (capping what a full chunk wastes), and can keep every chunk on reset for reuse instead of
+//! giving all but the newest back: `alloc-arena` runs on this region with fixed-size chunks from
+//! its quarantining chunk pool.
 
 use crate::chunk::{Chunk, ChunkHeader, HEADER};
 use alloc_core::layer::{Corruption, Layer, Owns, Reset, Resize, ResizeFn, UsableSize, Validate};
@@ -14,6 +19,36 @@ use core::ptr::NonNull;
 pub const MIN_CHUNK: usize = 4096;
 /// Regular chunks double up to this size, then stay there.
 pub const MAX_CHUNK: usize = 16 << 20;
+
+/// How a region sizes, reuses and gives back its chunks.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct BumpConfig {
+    /// The first regular chunk's size (rounded up to a page); each next one doubles.
+    pub first_chunk: usize,
+    /// Regular chunks grow up to this size, then stay there.
+    pub max_chunk: usize,
+    /// A request of more bytes than this that does not fit the current chunk gets a dedicated
+    /// chunk rather than a new regular one, so starting a new chunk never abandons more than
+    /// this much of the old one. `usize::MAX`: only requests larger than the next regular chunk
+    /// get dedicated chunks.
+    pub dedicated_above: usize,
+    /// `reset` and `rewind` keep the regular chunks they free, for the next allocations to reuse,
+    /// instead of giving back all but the newest.
+    pub keep_chunks: bool,
+}
+
+impl BumpConfig {
+    /// 4 KiB doubling to 16 MiB, dedicated chunks for what does not fit the next chunk, reset
+    /// keeps the newest chunk only.
+    pub const DEFAULT: BumpConfig =
+        BumpConfig { first_chunk: MIN_CHUNK, max_chunk: MAX_CHUNK, dedicated_above: usize::MAX, keep_chunks: false };
+}
+
+impl Default for BumpConfig {
+    fn default() -> Self {
+        BumpConfig::DEFAULT
+    }
+}
 
 /// A bump region over page source `S`, with statistics policy `C`: [`NoStats`] by default (the
 /// region's own figures in [`BumpStats`] cost nothing on the fast path), or
@@ -33,8 +68,11 @@ pub struct BumpRegion<S: PageSource, C: StatsPolicy = NoStats> {
     current: Option<NonNull<ChunkHeader>>,
     /// Newest dedicated chunk (one large block each), linked to older ones.
     large: Option<NonNull<ChunkHeader>>,
-    /// Size of the next regular chunk: doubles from `MIN_CHUNK` up to `MAX_CHUNK`.
+    /// Regular chunks freed by reset or rewind, kept for reuse (with `keep_chunks`).
+    spare: Option<NonNull<ChunkHeader>>,
+    /// Size of the next regular chunk: doubles from the configured first size up to the maximum.
     next_size: usize,
+    config: BumpConfig,
     /// Bytes mapped in all chunks.
     capacity: usize,
     /// Bytes unmapped (given back to the page source) over the region's life.
@@ -87,13 +125,20 @@ impl BumpStats {
 impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
     /// An empty region; maps nothing until the first allocation.
     pub const fn new(source: S) -> Self {
+        BumpRegion::with_config(source, BumpConfig::DEFAULT)
+    }
+
+    /// An empty region with the chunk policy `config`.
+    pub const fn with_config(source: S, config: BumpConfig) -> Self {
         BumpRegion {
             finger: 1,
             limit: 1,
             base: NonNull::dangling(),
             current: None,
             large: None,
-            next_size: MIN_CHUNK,
+            spare: None,
+            next_size: config.first_chunk,
+            config,
             capacity: 0,
             returned: 0,
             next_seq: 0,
@@ -134,6 +179,12 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
             s.chunks += 1;
             c = hdr.prev;
         }
+        let mut c = self.spare;
+        while let Some(h) = c {
+            s.chunks += 1;
+            // SAFETY: as above.
+            c = unsafe { (*h.as_ptr()).prev };
+        }
         s
     }
 
@@ -155,9 +206,10 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
         None
     }
 
+    /// A block from a fresh, kept or dedicated chunk; with `zero`, one that reads as zero.
     #[cold]
     #[inline(never)]
-    fn allocate_slow(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+    fn allocate_slow(&mut self, layout: Layout, zero: bool) -> Result<NonNull<u8>, AllocError> {
         let page = self.source.page_size();
         // A fresh chunk needs the header, padding up to the alignment, and the block.
         let need = HEADER
@@ -168,25 +220,59 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
         // Chunk sizes are powers of two from 4 KiB; on a machine with larger pages (16 KiB on
         // some arm64 kernels) the first chunks are a page.
         let next = self.next_size.max(page);
-        if need > next {
-            return self.allocate_dedicated(layout, need);
+        if need > next || layout.size() > self.config.dedicated_above {
+            return self.allocate_dedicated(layout, need, zero);
         }
-        // A regular chunk; when the full size is not available, try one just big enough.
-        let chunk = match self.map_chunk(next) {
+        if let Some(chunk) = self.take_spare(need) {
+            self.enter(chunk);
+            // A reused chunk holds whatever it held.
+            self.clean = usize::MAX;
+            let p = self.bump(layout).ok_or(AllocError)?;
+            if zero {
+                // SAFETY: the fresh block's bytes.
+                unsafe { p.as_ptr().write_bytes(0, layout.size()) };
+            }
+            return Ok(p);
+        }
+        // A regular chunk; when the full size is not available, try one just big enough. Asked
+        // for zeroed memory, the source zeroes only what is not zero already.
+        let chunk = match self.map_chunk(next, zero) {
             Some(c) => c,
-            None => self.map_chunk(need).ok_or(AllocError)?,
+            None => self.map_chunk(need, zero).ok_or(AllocError)?,
         };
-        self.next_size = (next * 2).min(MAX_CHUNK.max(page));
+        self.next_size = (next * 2).min(self.config.max_chunk.max(page));
         self.enter(chunk);
-        self.clean = if self.source.maps_zeroed() { self.finger } else { usize::MAX };
+        self.clean = if zero || self.source.maps_zeroed() { self.finger } else { usize::MAX };
         // A fresh chunk was sized for the header, the padding and the block, so this succeeds.
         self.bump(layout).ok_or(AllocError)
     }
 
+    /// A kept chunk of at least `need` bytes, renumbered as the newest.
+    fn take_spare(&mut self, need: usize) -> Option<Chunk> {
+        let mut link: *mut Option<NonNull<ChunkHeader>> = &mut self.spare;
+        // SAFETY: `link` points at the spare list's head or at a header's `prev` field of a
+        // mapped spare chunk; unlinking rewrites it.
+        unsafe {
+            while let Some(h) = *link {
+                let hdr = h.as_ptr();
+                if (*hdr).size >= need {
+                    *link = (*hdr).prev;
+                    (*hdr).prev = None;
+                    (*hdr).used = 0;
+                    (*hdr).seq = self.next_seq;
+                    self.next_seq += 1;
+                    return Some(Chunk(h));
+                }
+                link = core::ptr::addr_of_mut!((*hdr).prev);
+            }
+        }
+        None
+    }
+
     /// A chunk of its own for one large block, linked into the dedicated list so the current
     /// chunk stays current.
-    fn allocate_dedicated(&mut self, layout: Layout, size: usize) -> Result<NonNull<u8>, AllocError> {
-        let chunk = self.map_chunk(size).ok_or(AllocError)?;
+    fn allocate_dedicated(&mut self, layout: Layout, size: usize, zero: bool) -> Result<NonNull<u8>, AllocError> {
+        let chunk = self.map_chunk(size, zero).ok_or(AllocError)?;
         let start = ptr::align_up(chunk.data_start(), layout.align()).ok_or(AllocError)?;
         // SAFETY: the chunk is freshly mapped and its header is ours to write.
         unsafe {
@@ -199,8 +285,9 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
         Ok(unsafe { ptr::with_addr(chunk.base(), start) })
     }
 
-    fn map_chunk(&mut self, size: usize) -> Option<Chunk> {
-        let base = self.source.map(size, self.source.page_size())?;
+    fn map_chunk(&mut self, size: usize, zero: bool) -> Option<Chunk> {
+        let page = self.source.page_size();
+        let base = if zero { self.source.map_zeroed(size, page) } else { self.source.map(size, page) }?;
         let h = base.cast::<ChunkHeader>();
         // SAFETY: a fresh mapping of `size >= HEADER` bytes, aligned to a page.
         unsafe { h.as_ptr().write(ChunkHeader { prev: None, size, used: 0, seq: self.next_seq }) };
@@ -223,6 +310,30 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
         self.finger = chunk.data_start();
         // SAFETY: the chunk is mapped.
         self.limit = unsafe { chunk.end() };
+    }
+
+    /// Frees regular chunks from the head of a list while they are numbered `from_seq` or later:
+    /// onto the spare list with `keep_chunks`, otherwise back to the source. Returns the new head.
+    fn release_from(
+        &mut self,
+        mut head: Option<NonNull<ChunkHeader>>,
+        from_seq: usize,
+    ) -> Option<NonNull<ChunkHeader>> {
+        if !self.config.keep_chunks {
+            return self.pop_from(head, from_seq);
+        }
+        while let Some(h) = head {
+            // SAFETY: chunks in a list are mapped and their headers ours.
+            unsafe {
+                if (*h.as_ptr()).seq < from_seq {
+                    break;
+                }
+                head = (*h.as_ptr()).prev;
+                (*h.as_ptr()).prev = self.spare;
+            }
+            self.spare = Some(h);
+        }
+        head
     }
 
     /// Unmaps chunks from the head of a list while they are numbered `from_seq` or later, and
@@ -266,7 +377,7 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
             None => self.reset_regular(),
             Some(c) => {
                 let current = self.current;
-                self.current = self.pop_from(current, cp.seq);
+                self.current = self.release_from(current, cp.seq);
                 debug_assert_eq!(self.current, Some(c), "checkpoint from another region or a reset one");
                 if current != self.current {
                     // Back in an older chunk: what it held is unknown, so nothing is clean.
@@ -282,12 +393,13 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
         self.stats.restore_live(cp.live.0, cp.live.1);
     }
 
-    /// Keeps the newest regular chunk, unmaps the older ones, and empties it.
+    /// Keeps the newest regular chunk, frees the older ones (kept as spares or unmapped), and
+    /// empties it.
     fn reset_regular(&mut self) {
         let Some(keep) = self.current else { return };
-        // SAFETY: the kept chunk is mapped; the chunks behind it are freed by pop_from.
+        // SAFETY: the kept chunk is mapped; the chunks behind it are freed by release_from.
         let older = unsafe { (*keep.as_ptr()).prev };
-        self.pop_from(older, 0);
+        self.release_from(older, 0);
         // SAFETY: as above.
         unsafe { (*keep.as_ptr()).prev = None };
         self.clean = self.clean.max(self.finger);
@@ -338,23 +450,29 @@ unsafe impl<S: PageSource, C: StatsPolicy> Layer for BumpRegion<S, C> {
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         let p = match self.bump(layout) {
             Some(p) => p,
-            None => self.allocate_slow(layout)?,
+            None => self.allocate_slow(layout, false)?,
         };
         self.stats.on_alloc(layout.size());
         Ok(ptr::block(p, layout.size()))
     }
 
     fn allocate_zeroed(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        let (base, zero_from, large) = (self.base, self.clean.max(self.finger), self.large);
-        let block = self.allocate(layout)?;
-        let start = block.cast::<u8>().as_ptr() as usize;
-        let fresh_chunk = self.base != base || self.large != large;
-        if !(fresh_chunk && self.source.maps_zeroed()) && start < zero_from {
-            let dirty = zero_from.min(start + layout.size()) - start;
-            // SAFETY: the first `dirty` bytes of the block, valid for writes.
-            unsafe { block.cast::<u8>().as_ptr().write_bytes(0, dirty) };
-        }
-        Ok(block)
+        let zero_from = self.clean.max(self.finger);
+        let p = match self.bump(layout) {
+            Some(p) => {
+                let start = p.as_ptr() as usize;
+                if start < zero_from {
+                    let dirty = zero_from.min(start + layout.size()) - start;
+                    // SAFETY: the first `dirty` bytes of the block, valid for writes.
+                    unsafe { p.as_ptr().write_bytes(0, dirty) };
+                }
+                p
+            }
+            // A fresh chunk from `map_zeroed`, or a kept one zeroed by the slow path.
+            None => self.allocate_slow(layout, true)?,
+        };
+        self.stats.on_alloc(layout.size());
+        Ok(ptr::block(p, layout.size()))
     }
 
     #[inline(always)]
@@ -441,7 +559,7 @@ impl<S: PageSource, C: StatsPolicy> Validate for BumpRegion<S, C> {
                 }
             }
         }
-        for (list, what) in [(self.current, "regular"), (self.large, "dedicated")] {
+        for (list, what) in [(self.current, "regular"), (self.large, "dedicated"), (self.spare, "spare")] {
             let mut seq = usize::MAX;
             let mut cur = list;
             let mut n = 0usize;
@@ -455,19 +573,23 @@ impl<S: PageSource, C: StatsPolicy> Validate for BumpRegion<S, C> {
                 let addr = h.as_ptr() as usize;
                 if hdr.size == 0 || !hdr.size.is_multiple_of(page) || !addr.is_multiple_of(page) {
                     return bad(
-                        if what == "regular" {
-                            "regular chunk is not whole pages"
-                        } else {
-                            "dedicated chunk is not whole pages"
+                        match what {
+                            "regular" => "regular chunk is not whole pages",
+                            "spare" => "spare chunk is not whole pages",
+                            _ => "dedicated chunk is not whole pages",
                         },
                         addr,
                     );
                 }
-                let used = if Some(h) == self.current { self.finger - Chunk(h).data_start() } else { hdr.used };
+                let used = match what {
+                    "spare" => 0,
+                    _ if Some(h) == self.current => self.finger - Chunk(h).data_start(),
+                    _ => hdr.used,
+                };
                 if used > hdr.size - HEADER {
                     return bad("chunk hands out more bytes than it holds", addr);
                 }
-                if hdr.seq >= seq || hdr.seq >= self.next_seq {
+                if what != "spare" && (hdr.seq >= seq || hdr.seq >= self.next_seq) {
                     return bad("chunk creation numbers out of order", addr);
                 }
                 seq = hdr.seq;
@@ -484,9 +606,10 @@ impl<S: PageSource, C: StatsPolicy> Validate for BumpRegion<S, C> {
 
 impl<S: PageSource, C: StatsPolicy> Drop for BumpRegion<S, C> {
     fn drop(&mut self) {
-        let (large, current) = (self.large.take(), self.current.take());
+        let (large, current, spare) = (self.large.take(), self.current.take(), self.spare.take());
         self.pop_from(large, 0);
         self.pop_from(current, 0);
+        self.pop_from(spare, 0);
     }
 }
 
@@ -548,5 +671,40 @@ mod tests {
         unsafe { c.as_ptr().write_bytes(5, 16) };
         assert!(r.owns(c));
         assert_eq!(r.validate(), Ok(()));
+    }
+
+    #[test]
+    fn kept_chunks_are_reused_after_reset_and_rewind() {
+        let mut buf = vec![0u8; 256 << 10];
+        let config = BumpConfig { first_chunk: 8192, max_chunk: 8192, dedicated_above: 2048, keep_chunks: true };
+        let mut r: BumpRegion<FixedSource<'_>, Counting> = BumpRegion::with_config(FixedSource::new(&mut buf), config);
+        for _ in 0..20 {
+            r.allocate(l(1000, 8)).unwrap();
+        }
+        // A request above `dedicated_above` that does not fit the current chunk (4,160 bytes
+        // left) gets its own chunk rather than a fresh regular one.
+        let big = r.allocate(l(5000, 8)).unwrap().cast::<u8>();
+        assert_eq!(r.bump_stats().capacity, 3 * 8192 + 5120, "three regular chunks and a dedicated one");
+        let fits = r.allocate(l(4000, 8)).unwrap();
+        assert_eq!(r.bump_stats().capacity, 3 * 8192 + 5120, "what fits the current chunk goes there");
+        // SAFETY: the dedicated block is live; freeing it gives its chunk back.
+        unsafe { r.deallocate(big, l(5000, 8)) };
+        // SAFETY: the newest block of the current chunk.
+        unsafe { r.deallocate(fits.cast(), l(4000, 8)) };
+        r.reset();
+        assert_eq!(r.bump_stats().chunks, 3, "reset kept every regular chunk");
+        let cp = r.checkpoint();
+        for _ in 0..20 {
+            let b = r.allocate(l(1000, 8)).unwrap().cast::<u8>();
+            // SAFETY: a fresh block of 1000 bytes (kept chunks hold old bytes: nothing assumed).
+            unsafe { b.as_ptr().write_bytes(7, 1000) };
+        }
+        assert_eq!(r.bump_stats().capacity, 3 * 8192, "no chunk mapped: the kept ones served");
+        assert_eq!(r.validate(), Ok(()));
+        // SAFETY: nothing allocated after cp is used again.
+        unsafe { r.rewind(cp) };
+        assert_eq!(r.bump_stats().chunks, 3);
+        assert_eq!(r.validate(), Ok(()));
+        assert_eq!(r.counters().get().bytes_live, 0);
     }
 }

@@ -238,7 +238,7 @@ pub struct OurBumpLocked;
 impl Bench for OurBumpLocked {
     type Heap = alloc_bump::GlobalBump;
     fn make() -> Self::Heap {
-        alloc_bump::GlobalBump::new(alloc_bump::BumpRegion::new(MmapSource::new()))
+        alloc_bump::GlobalBump::new(alloc_bump::BumpRegion::new(alloc_bump::BumpSource::new()))
     }
     fn reset(heap: &mut Self::Heap) -> bool {
         use alloc_core::layer::Reset;
