@@ -153,6 +153,12 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
         &self.stats
     }
 
+    /// The base of the current (newest regular) chunk, if any: the run an arena's pool may keep
+    /// warm when the region is dropped.
+    pub fn current_chunk(&self) -> Option<NonNull<u8>> {
+        self.current.map(NonNull::cast)
+    }
+
     /// The page source.
     pub fn source(&self) -> &S {
         &self.source

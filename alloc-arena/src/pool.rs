@@ -1,0 +1,399 @@
+//! The chunk pool: where arenas get their chunks and where freed chunks wait in quarantine.
+//!
+//! Arenas take fixed-size chunks ([`PoolConfig::chunk`]) and, for blocks too large to share a
+//! chunk, dedicated runs sized to them. When an arena is freed, every run it held comes back here:
+//!
+//! - the arena's newest chunk (partly used, its memory warm) goes onto the **reuse list**, handed
+//!   to the next arena as it is, unless [`PoolConfig::quarantine_newest`] is set;
+//! - every other run is **quarantined**: its memory is given back to the OS (`MADV_DONTNEED`) and
+//!   its pages made inaccessible (`PROT_NONE`), so a raw pointer kept into the freed arena faults
+//!   on its next read or write instead of reading someone else's data;
+//! - when the quarantine holds more than [`PoolConfig::quarantine`] bytes, the oldest runs leave
+//!   it: chunks are made accessible again and go to the **ready list** (their pages still given
+//!   back, so they read as zero and cost no memory until touched); dedicated runs are unmapped.
+//!
+//! Records of the lists live in the pool (a `Vec`/`VecDeque` under a mutex), never inside the
+//! chunks, so quarantined pages are never touched. Returning a run that is already in the pool is
+//! reported as a double free with its address.
+
+use alloc_core::error::{ErrorKind, ErrorPolicy, HeapError};
+use alloc_core::source::{Access, Decommit, PageSource, Protect};
+use alloc_core::{Abort, MmapSource};
+use core::cell::Cell;
+use core::ptr::NonNull;
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// How a [`ChunkPool`] sizes chunks and how long freed memory stays in quarantine.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Bytes per chunk (a multiple of the page size). Blocks larger than a quarter of it get a
+    /// dedicated run, which caps the space a full chunk wastes at 25 %.
+    pub chunk: usize,
+    /// Bytes of address space freed arenas may hold in quarantine (their memory is already
+    /// given back to the OS); past it, the oldest runs are recycled.
+    pub quarantine: usize,
+    /// Also quarantine the newest chunk of a freed arena instead of handing it to the next
+    /// arena warm: every use after free faults (until recycled), at the price of a fresh chunk
+    /// (page faults) for every arena.
+    pub quarantine_newest: bool,
+}
+
+impl PoolConfig {
+    /// 1 MiB chunks, 256 MiB of quarantine, the newest chunk reused.
+    pub const DEFAULT: PoolConfig = PoolConfig { chunk: 1 << 20, quarantine: 256 << 20, quarantine_newest: false };
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig::DEFAULT
+    }
+}
+
+/// What a pool holds now and has done.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Bytes mapped from the OS and not yet unmapped (in arenas, quarantine or the lists).
+    pub mapped: usize,
+    /// Bytes in quarantine (inaccessible, memory given back).
+    pub quarantined: usize,
+    /// Bytes of chunks on the ready list (accessible, memory given back).
+    pub ready: usize,
+    /// Bytes of chunks on the reuse list (accessible and warm).
+    pub reusable: usize,
+    /// Bytes given back to the OS by quarantining, over the pool's life.
+    pub released: usize,
+    /// Runs that left quarantine, over the pool's life.
+    pub recycled: usize,
+}
+
+struct Lists {
+    /// Oldest first: (base, size).
+    quarantine: VecDeque<(NonNull<u8>, usize)>,
+    ready: Vec<NonNull<u8>>,
+    reuse: Vec<NonNull<u8>>,
+    stats: PoolStats,
+}
+
+/// A thread-safe source of arena chunks with a quarantine for freed ones (see the module docs).
+///
+/// One pool can serve many arenas on many threads ([`crate::Arena::in_pool`]); the process-wide
+/// [`ChunkPool::global`] serves [`crate::Arena::new`].
+///
+/// ```
+/// use alloc_arena::{Arena, ChunkPool, PoolConfig};
+/// static POOL: ChunkPool = ChunkPool::with_config(alloc_core::MmapSource::new(), PoolConfig::DEFAULT);
+/// std::thread::scope(|s| {
+///     for t in 0..4u64 {
+///         s.spawn(move || {
+///             let arena = Arena::in_pool(&POOL);
+///             let v = arena.alloc_slice_fill_with(1000, |i| i as u64 * t);
+///             assert_eq!(v[999], 999 * t);
+///         });
+///     }
+/// });
+/// assert!(POOL.stats().mapped >= 1 << 20);
+/// ```
+pub struct ChunkPool<S: PageSource + Protect + Decommit = MmapSource, E: ErrorPolicy = Abort> {
+    source: S,
+    config: PoolConfig,
+    lists: Mutex<Lists>,
+    errors: E,
+}
+
+// SAFETY: the pointers in the lists are runs the pool owns exclusively (no arena holds them any
+// more); every access to the lists goes through the mutex. The source and the error policy are
+// shared only when they are `Sync` themselves.
+unsafe impl<S: PageSource + Protect + Decommit + Sync, E: ErrorPolicy + Sync> Sync for ChunkPool<S, E> {}
+// SAFETY: as above; moving the pool moves the ownership of its runs.
+unsafe impl<S: PageSource + Protect + Decommit + Send, E: ErrorPolicy + Send> Send for ChunkPool<S, E> {}
+
+static GLOBAL: ChunkPool = ChunkPool::new(MmapSource::new());
+
+impl ChunkPool {
+    /// The process-wide pool over the OS that [`crate::Arena::new`] uses.
+    pub fn global() -> &'static ChunkPool {
+        &GLOBAL
+    }
+}
+
+impl<S: PageSource + Protect + Decommit> ChunkPool<S> {
+    /// A pool over `source` with [`PoolConfig::DEFAULT`], reporting misuse by aborting.
+    pub const fn new(source: S) -> Self {
+        ChunkPool::with_config(source, PoolConfig::DEFAULT)
+    }
+
+    /// A pool over `source` with `config`, reporting misuse by aborting.
+    pub const fn with_config(source: S, config: PoolConfig) -> Self {
+        ChunkPool::with_policy(source, config, Abort)
+    }
+}
+
+impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> ChunkPool<S, E> {
+    /// A pool over `source` with `config`, reporting misuse through `errors`.
+    pub const fn with_policy(source: S, config: PoolConfig, errors: E) -> Self {
+        ChunkPool {
+            source,
+            config,
+            lists: Mutex::new(Lists {
+                quarantine: VecDeque::new(),
+                ready: Vec::new(),
+                reuse: Vec::new(),
+                stats: PoolStats { mapped: 0, quarantined: 0, ready: 0, reusable: 0, released: 0, recycled: 0 },
+            }),
+            errors,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> PoolConfig {
+        self.config
+    }
+
+    /// The error policy (a [`alloc_core::Count`] one tells what was detected).
+    pub fn errors(&self) -> &E {
+        &self.errors
+    }
+
+    /// The page source.
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    /// What the pool holds now.
+    pub fn stats(&self) -> PoolStats {
+        self.lists().stats
+    }
+
+    /// The chunk size rounded to whole pages.
+    pub fn chunk_size(&self) -> usize {
+        self.config.chunk.next_multiple_of(self.source.page_size()).max(self.source.page_size())
+    }
+
+    fn lists(&self) -> MutexGuard<'_, Lists> {
+        // A panic while holding the lock cannot leave the lists half-updated: every update is a
+        // single push or pop followed by counter arithmetic.
+        self.lists.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes a run of `size` bytes: a chunk from the reuse list (warm, holding old data unless
+    /// `zero`), then the ready list, then the OS. With `zero`, the run reads as zero.
+    fn take(&self, size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
+        let ready_zero = self.source.decommit_zeroes();
+        let page = self.source.page_size();
+        if size == self.chunk_size() && align <= page {
+            let mut l = self.lists();
+            let warm = if zero { None } else { l.reuse.pop() };
+            if let Some(p) = warm {
+                l.stats.reusable -= size;
+                return Some(p);
+            }
+            if let Some(p) = l.ready.pop() {
+                l.stats.ready -= size;
+                drop(l);
+                if zero && !ready_zero {
+                    // SAFETY: a chunk the pool owns, accessible, `size` bytes.
+                    unsafe { p.as_ptr().write_bytes(0, size) };
+                }
+                return Some(p);
+            }
+            if let Some(p) = l.reuse.pop() {
+                l.stats.reusable -= size;
+                drop(l);
+                // SAFETY: a chunk the pool owns, accessible, `size` bytes.
+                unsafe { p.as_ptr().write_bytes(0, size) };
+                return Some(p);
+            }
+        }
+        let p = self.source.map(size, align)?;
+        self.lists().stats.mapped += size;
+        if zero && !self.source.maps_zeroed() {
+            // SAFETY: a fresh run of `size` bytes, ours.
+            unsafe { p.as_ptr().write_bytes(0, size) };
+        }
+        Some(p)
+    }
+
+    /// Takes a run back: onto the reuse list when `warm` (an arena's newest chunk), otherwise
+    /// into quarantine.
+    ///
+    /// # Safety
+    ///
+    /// `ptr..ptr+size` is a run this pool handed out, and nothing uses it afterwards (a use
+    /// faults while it is quarantined).
+    unsafe fn give_back(&self, ptr: NonNull<u8>, size: usize, warm: bool) {
+        let chunk = self.chunk_size();
+        let mut l = self.lists();
+        let held = l.quarantine.iter().any(|&(p, _)| p == ptr) || l.ready.contains(&ptr) || l.reuse.contains(&ptr);
+        if held {
+            drop(l);
+            self.errors.report(HeapError::new(ErrorKind::DoubleFree, ptr.as_ptr() as usize));
+            return;
+        }
+        if warm && size == chunk && !self.config.quarantine_newest {
+            l.reuse.push(ptr);
+            l.stats.reusable += size;
+            return;
+        }
+        // SAFETY: the caller gives the run up; it is a page-aligned run of ours. Its memory goes
+        // back first, then every access is made to fault.
+        unsafe {
+            self.source.decommit(ptr, size);
+            self.source.protect(ptr, size, Access::None);
+        }
+        l.quarantine.push_back((ptr, size));
+        l.stats.quarantined += size;
+        l.stats.released += size;
+        while l.stats.quarantined > self.config.quarantine {
+            let Some((p, n)) = l.quarantine.pop_front() else { break };
+            l.stats.quarantined -= n;
+            l.stats.recycled += 1;
+            if n == chunk {
+                // SAFETY: a quarantined chunk of ours; its pages were given back, so it reads as
+                // zero once accessible again.
+                unsafe { self.source.protect(p, n, Access::ReadWrite) };
+                l.ready.push(p);
+                l.stats.ready += n;
+            } else {
+                l.stats.mapped -= n;
+                // SAFETY: a quarantined dedicated run of ours, unused.
+                unsafe { self.source.unmap(p, n) };
+            }
+        }
+    }
+
+    /// Gives every chunk on the ready and reuse lists back to the OS (quarantined runs stay until
+    /// recycled or the pool is dropped). Returns the bytes unmapped.
+    pub fn trim(&self) -> usize {
+        let mut l = self.lists();
+        let chunk = self.chunk_size();
+        let l = &mut *l;
+        let runs: Vec<NonNull<u8>> = l.ready.drain(..).chain(l.reuse.drain(..)).collect();
+        for &p in &runs {
+            // SAFETY: chunks on the lists are ours and unused.
+            unsafe { self.source.unmap(p, chunk) };
+        }
+        let bytes = runs.len() * chunk;
+        l.stats.mapped -= bytes;
+        l.stats.ready = 0;
+        l.stats.reusable = 0;
+        bytes
+    }
+}
+
+impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> Drop for ChunkPool<S, E> {
+    fn drop(&mut self) {
+        self.trim();
+        let l = self.lists.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for (p, n) in l.quarantine.drain(..) {
+            // SAFETY: quarantined runs are ours; nothing may use them (they fault).
+            unsafe { self.source.unmap(p, n) };
+        }
+    }
+}
+
+/// Something that gives access to a [`ChunkPool`]: a reference to a shared one (`&'static
+/// ChunkPool` for [`ChunkPool::global`]), an `Arc`, or the pool itself (an arena that owns its
+/// pool gives every page back to the OS when it is dropped).
+pub trait PoolRef {
+    /// The pool's page source.
+    type Source: PageSource + Protect + Decommit;
+    /// The pool's error policy.
+    type Errors: ErrorPolicy;
+    /// The pool.
+    fn pool(&self) -> &ChunkPool<Self::Source, Self::Errors>;
+}
+
+impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> PoolRef for &ChunkPool<S, E> {
+    type Source = S;
+    type Errors = E;
+    fn pool(&self) -> &ChunkPool<S, E> {
+        self
+    }
+}
+
+impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> PoolRef for std::sync::Arc<ChunkPool<S, E>> {
+    type Source = S;
+    type Errors = E;
+    fn pool(&self) -> &ChunkPool<S, E> {
+        self
+    }
+}
+
+impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> PoolRef for ChunkPool<S, E> {
+    type Source = S;
+    type Errors = E;
+    fn pool(&self) -> &ChunkPool<S, E> {
+        self
+    }
+}
+
+/// An arena's page source: runs from its pool, and back into the pool's quarantine. The run
+/// named by [`PoolSource::keep_warm`] goes onto the reuse list instead.
+pub struct PoolSource<P: PoolRef> {
+    pool: P,
+    warm: Cell<Option<NonNull<u8>>>,
+}
+
+impl<P: PoolRef> PoolSource<P> {
+    /// A source over `pool`.
+    pub const fn new(pool: P) -> Self {
+        PoolSource { pool, warm: Cell::new(None) }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &ChunkPool<P::Source, P::Errors> {
+        self.pool.pool()
+    }
+
+    /// When the run at `ptr` is given back, put it on the reuse list rather than in quarantine.
+    pub fn keep_warm(&self, ptr: Option<NonNull<u8>>) {
+        self.warm.set(ptr);
+    }
+}
+
+// SAFETY: the warm mark is an address compared at `unmap`, never dereferenced; the pool handle
+// moves with the source.
+unsafe impl<P: PoolRef + Send> Send for PoolSource<P> {}
+
+// SAFETY: runs come from the pool's source (fresh, or chunks the pool owns exclusively), sized
+// and aligned as asked; a run given back is owned by the pool from then on. `map_zeroed` returns
+// a fresh or ready chunk (zero) or zeroes a warm one.
+unsafe impl<P: PoolRef> PageSource for PoolSource<P> {
+    fn page_size(&self) -> usize {
+        self.pool().source.page_size()
+    }
+
+    fn map(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
+        self.pool().take(size, align, false)
+    }
+
+    fn map_zeroed(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
+        self.pool().take(size, align, true)
+    }
+
+    unsafe fn unmap(&self, ptr: NonNull<u8>, size: usize) {
+        let warm = self.warm.get() == Some(ptr);
+        if warm {
+            self.warm.set(None);
+        }
+        // SAFETY: forwarded with the caller's guarantees; the run came from this pool.
+        unsafe { self.pool().give_back(ptr, size, warm) }
+    }
+}
+
+// SAFETY: the pool's own runs, given back quarantined, are its to hand out again.
+unsafe impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> PageSource for ChunkPool<S, E> {
+    fn page_size(&self) -> usize {
+        self.source.page_size()
+    }
+
+    fn map(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
+        self.take(size, align, false)
+    }
+
+    unsafe fn unmap(&self, ptr: NonNull<u8>, size: usize) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.give_back(ptr, size, false) }
+    }
+}

@@ -1,0 +1,274 @@
+//! What alloc-arena promises beyond the common contract: `Drop` in reverse order (panics
+//! included), quarantine that faults and gives memory back, a bounded quarantine, double free
+//! detected, threads over one pool.
+
+use alloc_arena::{Arena, ChunkPool, PoolConfig, SharedArena};
+use alloc_core::{Count, ErrorKind, MmapSource, PageSource};
+use conformance::misuse::{announce, expect_abort, expect_fault};
+use conformance::resident_pages;
+use std::cell::RefCell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+const CHUNK: usize = 1 << 20;
+
+fn own_pool(config: PoolConfig) -> ChunkPool {
+    ChunkPool::with_config(MmapSource::new(), config)
+}
+
+/// Records its number in a log when dropped; panics instead when asked to.
+struct Noisy<'a> {
+    n: usize,
+    log: &'a RefCell<Vec<usize>>,
+    panic: bool,
+}
+
+impl Drop for Noisy<'_> {
+    fn drop(&mut self) {
+        self.log.borrow_mut().push(self.n);
+        if self.panic {
+            panic!("drop of {} panics", self.n);
+        }
+    }
+}
+
+#[test]
+fn values_are_dropped_newest_first_on_reset_scope_and_free() {
+    let log = RefCell::new(Vec::new());
+    let mut arena = Arena::new();
+    for n in 0..3 {
+        arena.alloc(Noisy { n, log: &log, panic: false });
+    }
+    arena.reset();
+    assert_eq!(*log.borrow(), [2, 1, 0]);
+    log.borrow_mut().clear();
+
+    arena.alloc(Noisy { n: 10, log: &log, panic: false });
+    arena.scope(|a| {
+        a.alloc(Noisy { n: 11, log: &log, panic: false });
+        a.alloc_slice_fill_with(2, |i| Noisy { n: 12 + i, log: &log, panic: false });
+    });
+    assert_eq!(*log.borrow(), [12, 13, 11], "the scope drops its own values only (a slice front to back)");
+    log.borrow_mut().clear();
+    arena.free();
+    assert_eq!(*log.borrow(), [10]);
+}
+
+#[test]
+fn values_without_drop_carry_no_header() {
+    let arena = Arena::new();
+    for i in 0..1000u64 {
+        arena.alloc(i);
+    }
+    assert_eq!(arena.stats().allocated, 8000, "u64s are packed: no drop header");
+    let with_drop = Arena::new();
+    with_drop.alloc(String::from("x"));
+    assert_eq!(with_drop.stats().allocated, 24 + 24, "a String behind a 24-byte header");
+}
+
+#[test]
+fn a_panicking_drop_neither_leaks_the_rest_nor_drops_twice() {
+    let log = RefCell::new(Vec::new());
+    let mut arena = Arena::new();
+    for n in 0..6 {
+        arena.alloc(Noisy { n, log: &log, panic: n == 3 });
+    }
+    let r = catch_unwind(AssertUnwindSafe(|| arena.reset()));
+    assert!(r.is_err(), "the panic reaches the caller");
+    assert_eq!(*log.borrow(), [5, 4, 3, 2, 1, 0], "every value dropped once, in order");
+    log.borrow_mut().clear();
+    // The arena still works, and nothing is dropped again.
+    arena.alloc(Noisy { n: 7, log: &log, panic: false });
+    drop(arena);
+    assert_eq!(*log.borrow(), [7]);
+}
+
+#[test]
+fn a_slice_whose_maker_panics_drops_the_values_made_so_far() {
+    let log = RefCell::new(Vec::new());
+    let arena = Arena::new();
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        arena.alloc_slice_fill_with(10, |i| {
+            assert!(i < 4, "maker fails at 4");
+            Noisy { n: i, log: &log, panic: false }
+        });
+    }));
+    assert!(r.is_err());
+    assert!(log.borrow().is_empty());
+    drop(arena);
+    assert_eq!(*log.borrow(), [0, 1, 2, 3]);
+}
+
+#[test]
+fn collections_live_in_the_arena_and_drop_with_it() {
+    let arena = Arena::new();
+    let mut v = allocator_api2::vec::Vec::new_in(&arena);
+    for i in 0..10_000u32 {
+        v.push(i);
+    }
+    let mut m = hashbrown::HashMap::new_in(&arena);
+    for i in 0..1000u32 {
+        m.insert(i, v[i as usize] * 2);
+    }
+    assert_eq!(m[&999], 1998);
+    assert!(arena.owns(core::ptr::NonNull::from(&v[0]).cast()));
+    assert_eq!(arena.validate(), Ok(()));
+}
+
+/// Allocates more than two chunks' worth and returns a raw pointer into the first chunk.
+fn fill(arena: &Arena<&ChunkPool>) -> *mut u64 {
+    let first = arena.alloc(0x5eed_u64) as *mut u64;
+    for i in 0..(3 * CHUNK / 4096) {
+        arena.alloc_slice_fill_with(512, |j| (i * j) as u64);
+    }
+    assert!(arena.stats().chunks >= 3);
+    first
+}
+
+#[test]
+fn a_read_through_a_pointer_into_a_freed_arena_faults() {
+    expect_fault("a_read_through_a_pointer_into_a_freed_arena_faults", || {
+        let pool = own_pool(PoolConfig::DEFAULT);
+        let arena = Arena::in_pool(&pool);
+        let p = fill(&arena);
+        // SAFETY: the arena is live.
+        assert_eq!(unsafe { p.read_volatile() }, 0x5eed);
+        arena.free();
+        // SAFETY: none: a use after free, which must fault.
+        let v = unsafe { p.read_volatile() };
+        println!("read {v:#x} after free");
+    });
+}
+
+#[test]
+fn a_write_into_the_newest_chunk_faults_when_it_is_quarantined_too() {
+    expect_fault("a_write_into_the_newest_chunk_faults_when_it_is_quarantined_too", || {
+        let pool = own_pool(PoolConfig { quarantine_newest: true, ..PoolConfig::DEFAULT });
+        let arena = Arena::in_pool(&pool);
+        let p = arena.alloc(1u64) as *mut u64;
+        arena.free();
+        // SAFETY: none: a use after free, which must fault.
+        unsafe { p.write_volatile(2) };
+    });
+}
+
+#[test]
+fn the_newest_chunk_goes_warm_to_the_next_arena_by_default() {
+    let pool = own_pool(PoolConfig::DEFAULT);
+    let a = Arena::in_pool(&pool);
+    let p = a.alloc(7u64) as *mut u64 as usize;
+    a.free();
+    assert_eq!(pool.stats().reusable, CHUNK);
+    let b = Arena::in_pool(&pool);
+    let q = b.alloc(8u64) as *mut u64 as usize;
+    assert_eq!(p, q, "the warm chunk is reused: no system call, no page fault");
+    assert_eq!(pool.stats().quarantined, 0);
+}
+
+#[test]
+fn freed_chunks_give_their_memory_back_to_the_os() {
+    let pool = own_pool(PoolConfig::DEFAULT);
+    let arena = Arena::in_pool(&pool);
+    let big = arena.alloc_slice_fill_with(2 * CHUNK, |i| i as u8);
+    let small = fill(&arena);
+    let (big_ptr, big_len) = (core::ptr::NonNull::from(&big[0]), big.len());
+    let small_ptr = core::ptr::NonNull::new(small.cast::<u8>()).unwrap();
+    let before = resident_pages(big_ptr, big_len) + resident_pages(small_ptr, CHUNK - 4096);
+    assert!(before >= (2 * CHUNK + CHUNK / 2) / 4096, "{before} pages resident while in use");
+    arena.free();
+    let after = resident_pages(big_ptr, big_len) + resident_pages(small_ptr, CHUNK - 4096);
+    println!("resident pages: {before} in use, {after} after free");
+    assert_eq!(after, 0, "quarantined runs hold no memory");
+    let s = pool.stats();
+    assert!(s.quarantined >= 4 * CHUNK && s.released >= s.quarantined, "{s:?}");
+}
+
+#[test]
+fn past_the_budget_the_oldest_quarantined_chunks_are_recycled() {
+    let pool = own_pool(PoolConfig { quarantine: 4 * CHUNK, ..PoolConfig::DEFAULT });
+    let mut mapped_after = Vec::new();
+    for _ in 0..20 {
+        let arena = Arena::in_pool(&pool);
+        fill(&arena);
+        arena.free();
+        let s = pool.stats();
+        assert!(s.quarantined <= 4 * CHUNK, "{s:?}");
+        mapped_after.push(s.mapped);
+    }
+    let s = pool.stats();
+    assert!(s.recycled > 0);
+    // Recycled chunks are used again: the pool stops mapping once the quarantine is full.
+    assert_eq!(mapped_after[10], mapped_after[19], "{mapped_after:?}");
+    assert!(s.mapped <= 10 * CHUNK, "{s:?}");
+}
+
+#[test]
+fn giving_a_chunk_back_twice_is_a_double_free() {
+    let pool = ChunkPool::with_policy(MmapSource::new(), PoolConfig::DEFAULT, Count::default());
+    let p = pool.map(CHUNK, 4096).unwrap();
+    // SAFETY: a run of the pool, given back once, then (the misuse) again.
+    unsafe {
+        pool.unmap(p, CHUNK);
+        pool.unmap(p, CHUNK);
+    }
+    let e = pool.errors().last().expect("detected");
+    assert_eq!((e.kind, e.addr), (ErrorKind::DoubleFree, p.as_ptr() as usize));
+    assert_eq!(pool.errors().detected(), 1);
+}
+
+#[test]
+fn a_double_free_aborts_with_the_address() {
+    expect_abort("a_double_free_aborts_with_the_address", "double free", || {
+        let pool = own_pool(PoolConfig::DEFAULT);
+        let p = pool.map(CHUNK, 4096).unwrap();
+        announce(p.as_ptr() as usize);
+        // SAFETY: a run of the pool, given back once, then (the misuse) again.
+        unsafe {
+            pool.unmap(p, CHUNK);
+            pool.unmap(p, CHUNK);
+        }
+    });
+}
+
+#[test]
+fn arenas_on_many_threads_share_one_pool() {
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    struct Counted(#[allow(dead_code)] u64);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            DROPS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let pool = Arc::new(own_pool(PoolConfig::DEFAULT));
+    std::thread::scope(|s| {
+        for t in 0..8u64 {
+            let pool = Arc::clone(&pool);
+            s.spawn(move || {
+                for round in 0..5 {
+                    let arena = Arena::in_pool(Arc::clone(&pool));
+                    let xs = arena.alloc_slice_fill_with(10_000, |i| Counted(t * i as u64 + round));
+                    assert_eq!(xs.len(), 10_000);
+                }
+            });
+        }
+    });
+    assert_eq!(DROPS.load(Ordering::Relaxed), 8 * 5 * 10_000);
+    assert!(pool.stats().mapped > 0);
+}
+
+#[test]
+fn a_shared_arena_takes_values_from_many_threads() {
+    let arena = SharedArena::new();
+    let total: usize = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|t| {
+                let a = &arena;
+                s.spawn(move || (0..1000).map(|i| a.alloc(vec![t; i % 7]).len()).sum::<usize>())
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(total, 4 * (0..1000).map(|i| i % 7).sum::<usize>());
+    assert_eq!(arena.validate(), Ok(()));
+}

@@ -1,0 +1,89 @@
+//! alloc-arena runs the whole conformance suite: one arena per thread, and the shared arena
+//! under the thread stress; free-all (drop) and reset are in the model.
+
+use alloc_arena::{Arena, ChunkPool, PoolConfig, SharedArena};
+use alloc_core::{Corruption, Counting, Limited, MmapSource, Stats};
+use conformance::{IntrospectSubject, Meter, ResetSubject, SharedSubject, StatsSubject, Subject};
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+type Pool = ChunkPool<Limited<MmapSource>>;
+
+/// A pool of the arena's own, so dropping the arena gives every page back; a quarantine of
+/// 4 MiB (the default 256 MiB would keep the suite's freed runs mapped, by design).
+fn pool(budget: usize, meter: &'static Meter) -> Pool {
+    let config = PoolConfig { quarantine: 4 << 20, ..PoolConfig::DEFAULT };
+    ChunkPool::with_config(Limited::new(MmapSource::new(), budget).metered(meter), config)
+}
+
+struct LocalArena;
+
+impl Subject for LocalArena {
+    type Alloc = Arena<Pool, Counting>;
+    /// Two chunks: the first, and the one a request that does not fit goes to.
+    const MIN_BUDGET: usize = 2 << 20;
+    fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
+        Arena::with_stats_policy(pool(budget, meter))
+    }
+    fn validate(heap: &Self::Alloc) -> Option<Result<(), Corruption>> {
+        Some(heap.validate())
+    }
+    fn owns(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<bool> {
+        Some(heap.owns(ptr))
+    }
+}
+
+impl ResetSubject for LocalArena {
+    fn reset(heap: &mut Self::Alloc) {
+        heap.reset();
+    }
+}
+
+impl StatsSubject for LocalArena {
+    fn stats(heap: &Self::Alloc) -> Stats {
+        heap.counters()
+    }
+}
+
+impl IntrospectSubject for LocalArena {
+    fn usable_size(_heap: &Self::Alloc, _ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
+        Some(layout.size())
+    }
+}
+
+struct Shared;
+
+impl Subject for Shared {
+    type Alloc = SharedArena<Pool, Counting>;
+    const MIN_BUDGET: usize = 2 << 20;
+    fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
+        SharedArena::with_stats_policy(pool(budget, meter))
+    }
+    fn validate(heap: &Self::Alloc) -> Option<Result<(), Corruption>> {
+        Some(heap.validate())
+    }
+    fn owns(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<bool> {
+        Some(heap.owns(ptr))
+    }
+}
+
+impl ResetSubject for Shared {
+    fn reset(heap: &mut Self::Alloc) {
+        heap.reset();
+    }
+}
+
+impl SharedSubject for Shared {
+    fn live_bytes(heap: &Self::Alloc) -> usize {
+        heap.counters().bytes_live
+    }
+}
+
+impl StatsSubject for Shared {
+    fn stats(heap: &Self::Alloc) -> Stats {
+        heap.counters()
+    }
+}
+
+conformance::suite!(arena: LocalArena, reset, stats, introspect);
+conformance::suite!(shared_arena: Shared, reset, sync, stats);
