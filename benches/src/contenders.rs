@@ -233,6 +233,19 @@ impl Bench for OurBump {
     }
 }
 
+/// alloc-arena's `Arena` over the process-wide chunk pool (quarantine on).
+pub struct OurArena;
+impl Bench for OurArena {
+    type Heap = alloc_arena::Arena;
+    fn make() -> Self::Heap {
+        alloc_arena::Arena::new()
+    }
+    fn reset(heap: &mut Self::Heap) -> bool {
+        heap.reset();
+        true
+    }
+}
+
 /// alloc-bump's region behind the spin lock (`GlobalBump`).
 pub struct OurBumpLocked;
 impl Bench for OurBumpLocked {
@@ -369,6 +382,14 @@ pub static CONTENDERS: &[Contender] = &[
         kind: Kind::Arena,
         run: local!(OurBump),
         trace: trace!(OurBump),
+    },
+    Contender {
+        name: "arena",
+        what: "alloc-arena Arena (one thread, chunk quarantine, Drop registry)",
+        ours: true,
+        kind: Kind::Arena,
+        run: local!(OurArena),
+        trace: trace!(OurArena),
     },
     Contender {
         name: "segregated",
