@@ -241,7 +241,7 @@ impl<P: PoolRef, C: StatsPolicy> Arena<P, C> {
     pub fn reset(&mut self) {
         // SAFETY: `&mut self`: no value of the arena is borrowed; the chunks are still mapped.
         unsafe { self.drops.run_until(DropList::empty()) };
-        alloc_core::layer::Reset::reset(self.region.get_mut());
+        reset_region(self.region.get_mut());
     }
 
     /// Frees the arena: drops every value and quarantines its chunks (the same as dropping it,
@@ -295,7 +295,10 @@ impl<P: PoolRef, C: StatsPolicy> Arena<P, C> {
         // SAFETY: as the caller promises.
         unsafe {
             self.drops.run_until(cp.drops);
-            self.region.get_mut().rewind(cp.region);
+            let r = self.region.get_mut();
+            r.source().set_freeing(true);
+            r.rewind(cp.region);
+            r.source().set_freeing(false);
         }
     }
 
@@ -341,8 +344,17 @@ fn region_stats<P: PoolRef, C: StatsPolicy>(r: &Region<P, C>) -> ArenaStats {
     }
 }
 
-/// Drops the values, then lets the region give its chunks back, its newest one warm.
+/// Frees every block: dedicated runs go into quarantine, chunks are kept for reuse.
+fn reset_region<P: PoolRef, C: StatsPolicy>(region: &mut Region<P, C>) {
+    region.source().set_freeing(true);
+    alloc_core::layer::Reset::reset(region);
+    region.source().set_freeing(false);
+}
+
+/// Drops the values, then lets the region give its runs back to quarantine, its newest chunk
+/// warm.
 fn free_region<P: PoolRef, C: StatsPolicy>(drops: &mut DropList, region: &mut Region<P, C>) {
+    region.source().set_freeing(true);
     region.source().keep_warm(region.current_chunk());
     // SAFETY: exclusive access: nothing borrowed from the arena is alive; the chunks are mapped
     // until the region is dropped right after.
@@ -424,7 +436,7 @@ impl<P: PoolRef + Send, C: StatsPolicy + Send> SharedArena<P, C> {
     pub fn reset(&mut self) {
         // SAFETY: `&mut self`: nothing borrowed from the arena is alive.
         unsafe { self.drops.run_until(DropList::empty()) };
-        alloc_core::layer::Reset::reset(self.region.get_mut());
+        reset_region(self.region.get_mut());
     }
 
     /// Frees the arena (see [`Arena::free`]).

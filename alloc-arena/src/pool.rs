@@ -12,13 +12,16 @@
 //!   it: chunks are made accessible again and go to the **ready list** (their pages still given
 //!   back, so they read as zero and cost no memory until touched); dedicated runs are unmapped.
 //!
-//! Records of the lists live in the pool (a `Vec`/`VecDeque` under a mutex), never inside the
+//! Runs come from a span heap (`alloc_span::SpanHeap`) over the pool's page source, so taking a
+//! chunk or a dedicated run, and giving back a dedicated block freed on its own while its arena
+//! lives, cost no system call. Records of the lists live in the pool (a `Vec`/`VecDeque` under a mutex), never inside the
 //! chunks, so quarantined pages are never touched. Returning a run that is already in the pool is
 //! reported as a double free with its address.
 
 use alloc_core::error::{ErrorKind, ErrorPolicy, HeapError};
 use alloc_core::source::{Access, Decommit, PageSource, Protect};
-use alloc_core::{Abort, MmapSource};
+use alloc_core::{Abort, Layer, Layout, MmapSource};
+use alloc_span::SpanHeap;
 use core::cell::Cell;
 use core::ptr::NonNull;
 use std::collections::VecDeque;
@@ -53,7 +56,7 @@ impl Default for PoolConfig {
 /// What a pool holds now and has done.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct PoolStats {
-    /// Bytes mapped from the OS and not yet unmapped (in arenas, quarantine or the lists).
+    /// Bytes taken from the span heap and not yet given back (in arenas, quarantine or the lists).
     pub mapped: usize,
     /// Bytes in quarantine (inaccessible, memory given back).
     pub quarantined: usize,
@@ -67,7 +70,10 @@ pub struct PoolStats {
     pub recycled: usize,
 }
 
-struct Lists {
+struct Lists<S: PageSource + Decommit> {
+    /// Where every run comes from and finally goes back to: a span heap, so chunks and
+    /// dedicated runs reuse freed pages without a system call.
+    heap: SpanHeap<S>,
     /// Oldest first: (base, size).
     quarantine: VecDeque<(NonNull<u8>, usize)>,
     ready: Vec<NonNull<u8>>,
@@ -75,10 +81,46 @@ struct Lists {
     stats: PoolStats,
 }
 
+impl<S: PageSource + Decommit> Lists<S> {
+    fn page(&self) -> usize {
+        self.heap.source().page_size()
+    }
+
+    /// The layout of a run of `size` bytes; `None` when no run can be that large.
+    fn run_layout(&self, size: usize) -> Option<Layout> {
+        Layout::from_size_align(size, self.page()).ok()
+    }
+
+    /// Gives a run back to the span heap.
+    ///
+    /// # Safety
+    ///
+    /// The run came from `heap` with that size, is accessible, and is not used afterwards.
+    unsafe fn release(&mut self, p: NonNull<u8>, size: usize) {
+        // A run that was handed out has a valid layout.
+        let Some(layout) = self.run_layout(size) else { return };
+        self.stats.mapped -= size;
+        // SAFETY: as the caller promises.
+        unsafe { self.heap.deallocate(p, layout) };
+    }
+}
+
+/// What becomes of a run given back to the pool.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Return {
+    /// An arena's newest chunk: onto the reuse list, warm.
+    Warm,
+    /// Freed with its arena (free, reset, rewind): into quarantine.
+    Quarantine,
+    /// A dedicated block freed on its own while its arena lives: straight back to the heap.
+    Direct,
+}
+
 /// A thread-safe source of arena chunks with a quarantine for freed ones (see the module docs).
 ///
 /// One pool can serve many arenas on many threads ([`crate::Arena::in_pool`]); the process-wide
-/// [`ChunkPool::global`] serves [`crate::Arena::new`].
+/// [`ChunkPool::global`] serves [`crate::Arena::new`]. Runs come from a span heap
+/// (`alloc_span`) over the page source `S`.
 ///
 /// ```
 /// use alloc_arena::{Arena, ChunkPool, PoolConfig};
@@ -95,16 +137,15 @@ struct Lists {
 /// assert!(POOL.stats().mapped >= 1 << 20);
 /// ```
 pub struct ChunkPool<S: PageSource + Protect + Decommit = MmapSource, E: ErrorPolicy = Abort> {
-    source: S,
     config: PoolConfig,
-    lists: Mutex<Lists>,
+    lists: Mutex<Lists<S>>,
     errors: E,
 }
 
 // SAFETY: the pointers in the lists are runs the pool owns exclusively (no arena holds them any
-// more); every access to the lists goes through the mutex. The source and the error policy are
-// shared only when they are `Sync` themselves.
-unsafe impl<S: PageSource + Protect + Decommit + Sync, E: ErrorPolicy + Sync> Sync for ChunkPool<S, E> {}
+// more); every access to the lists and the heap goes through the mutex. The error policy is
+// shared only when it is `Sync`.
+unsafe impl<S: PageSource + Protect + Decommit + Send, E: ErrorPolicy + Sync> Sync for ChunkPool<S, E> {}
 // SAFETY: as above; moving the pool moves the ownership of its runs.
 unsafe impl<S: PageSource + Protect + Decommit + Send, E: ErrorPolicy + Send> Send for ChunkPool<S, E> {}
 
@@ -133,9 +174,9 @@ impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> ChunkPool<S, E> {
     /// A pool over `source` with `config`, reporting misuse through `errors`.
     pub const fn with_policy(source: S, config: PoolConfig, errors: E) -> Self {
         ChunkPool {
-            source,
             config,
             lists: Mutex::new(Lists {
+                heap: SpanHeap::new(source),
                 quarantine: VecDeque::new(),
                 ready: Vec::new(),
                 reuse: Vec::new(),
@@ -155,34 +196,37 @@ impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> ChunkPool<S, E> {
         &self.errors
     }
 
-    /// The page source.
-    pub fn source(&self) -> &S {
-        &self.source
-    }
-
     /// What the pool holds now.
     pub fn stats(&self) -> PoolStats {
         self.lists().stats
     }
 
-    /// The chunk size rounded to whole pages.
-    pub fn chunk_size(&self) -> usize {
-        self.config.chunk.next_multiple_of(self.source.page_size()).max(self.source.page_size())
+    /// The page size of the source.
+    pub fn page_size(&self) -> usize {
+        self.lists().page()
     }
 
-    fn lists(&self) -> MutexGuard<'_, Lists> {
+    /// The chunk size rounded to whole pages.
+    pub fn chunk_size(&self) -> usize {
+        let page = self.page_size();
+        self.config.chunk.next_multiple_of(page).max(page)
+    }
+
+    fn lists(&self) -> MutexGuard<'_, Lists<S>> {
         // A panic while holding the lock cannot leave the lists half-updated: every update is a
         // single push or pop followed by counter arithmetic.
         self.lists.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Takes a run of `size` bytes: a chunk from the reuse list (warm, holding old data unless
-    /// `zero`), then the ready list, then the OS. With `zero`, the run reads as zero.
+    /// `zero`), then the ready list, then the span heap. With `zero`, the run reads as zero.
     fn take(&self, size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
-        let ready_zero = self.source.decommit_zeroes();
-        let page = self.source.page_size();
-        if size == self.chunk_size() && align <= page {
-            let mut l = self.lists();
+        let chunk = self.chunk_size();
+        let mut l = self.lists();
+        if align > l.page() {
+            return None;
+        }
+        if size == chunk {
             let warm = if zero { None } else { l.reuse.pop() };
             if let Some(p) = warm {
                 l.stats.reusable -= size;
@@ -190,8 +234,7 @@ impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> ChunkPool<S, E> {
             }
             if let Some(p) = l.ready.pop() {
                 l.stats.ready -= size;
-                drop(l);
-                if zero && !ready_zero {
+                if zero && !l.heap.source().decommit_zeroes() {
                     // SAFETY: a chunk the pool owns, accessible, `size` bytes.
                     unsafe { p.as_ptr().write_bytes(0, size) };
                 }
@@ -205,23 +248,20 @@ impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> ChunkPool<S, E> {
                 return Some(p);
             }
         }
-        let p = self.source.map(size, align)?;
-        self.lists().stats.mapped += size;
-        if zero && !self.source.maps_zeroed() {
-            // SAFETY: a fresh run of `size` bytes, ours.
-            unsafe { p.as_ptr().write_bytes(0, size) };
-        }
+        let layout = l.run_layout(size)?;
+        let run = if zero { l.heap.allocate_zeroed(layout) } else { l.heap.allocate(layout) };
+        let p = run.ok()?.cast::<u8>();
+        l.stats.mapped += size;
         Some(p)
     }
 
-    /// Takes a run back: onto the reuse list when `warm` (an arena's newest chunk), otherwise
-    /// into quarantine.
+    /// Takes a run back (see [`Return`]).
     ///
     /// # Safety
     ///
     /// `ptr..ptr+size` is a run this pool handed out, and nothing uses it afterwards (a use
     /// faults while it is quarantined).
-    unsafe fn give_back(&self, ptr: NonNull<u8>, size: usize, warm: bool) {
+    pub(crate) unsafe fn give_back(&self, ptr: NonNull<u8>, size: usize, how: Return) {
         let chunk = self.chunk_size();
         let mut l = self.lists();
         let held = l.quarantine.iter().any(|&(p, _)| p == ptr) || l.ready.contains(&ptr) || l.reuse.contains(&ptr);
@@ -230,16 +270,21 @@ impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> ChunkPool<S, E> {
             self.errors.report(HeapError::new(ErrorKind::DoubleFree, ptr.as_ptr() as usize));
             return;
         }
-        if warm && size == chunk && !self.config.quarantine_newest {
-            l.reuse.push(ptr);
-            l.stats.reusable += size;
-            return;
+        match how {
+            Return::Warm if size == chunk && !self.config.quarantine_newest => {
+                l.reuse.push(ptr);
+                l.stats.reusable += size;
+                return;
+            }
+            // SAFETY: the caller gives the run up; it came from the heap with this size.
+            Return::Direct => return unsafe { l.release(ptr, size) },
+            _ => {}
         }
         // SAFETY: the caller gives the run up; it is a page-aligned run of ours. Its memory goes
         // back first, then every access is made to fault.
         unsafe {
-            self.source.decommit(ptr, size);
-            self.source.protect(ptr, size, Access::None);
+            l.heap.source().decommit(ptr, size);
+            l.heap.source().protect(ptr, size, Access::None);
         }
         l.quarantine.push_back((ptr, size));
         l.stats.quarantined += size;
@@ -248,47 +293,35 @@ impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> ChunkPool<S, E> {
             let Some((p, n)) = l.quarantine.pop_front() else { break };
             l.stats.quarantined -= n;
             l.stats.recycled += 1;
+            // SAFETY: a quarantined run of ours; its pages were given back, so it reads as zero
+            // (where decommit zeroes) once accessible again.
+            unsafe { l.heap.source().protect(p, n, Access::ReadWrite) };
             if n == chunk {
-                // SAFETY: a quarantined chunk of ours; its pages were given back, so it reads as
-                // zero once accessible again.
-                unsafe { self.source.protect(p, n, Access::ReadWrite) };
                 l.ready.push(p);
                 l.stats.ready += n;
             } else {
-                l.stats.mapped -= n;
-                // SAFETY: a quarantined dedicated run of ours, unused.
-                unsafe { self.source.unmap(p, n) };
+                // SAFETY: a dedicated run of ours, accessible again, unused.
+                unsafe { l.release(p, n) };
             }
         }
     }
 
-    /// Gives every chunk on the ready and reuse lists back to the OS (quarantined runs stay until
-    /// recycled or the pool is dropped). Returns the bytes unmapped.
+    /// Gives every chunk on the ready and reuse lists back to the span heap, and the heap's free
+    /// pages back to the OS (quarantined runs stay until recycled or the pool is dropped).
+    /// Returns the bytes given back to the heap.
     pub fn trim(&self) -> usize {
-        let mut l = self.lists();
         let chunk = self.chunk_size();
-        let l = &mut *l;
-        let runs: Vec<NonNull<u8>> = l.ready.drain(..).chain(l.reuse.drain(..)).collect();
+        let mut l = self.lists();
+        let mut runs = core::mem::take(&mut l.ready);
+        runs.append(&mut l.reuse);
         for &p in &runs {
-            // SAFETY: chunks on the lists are ours and unused.
-            unsafe { self.source.unmap(p, chunk) };
+            // SAFETY: chunks on the lists are ours, accessible and unused.
+            unsafe { l.release(p, chunk) };
         }
-        let bytes = runs.len() * chunk;
-        l.stats.mapped -= bytes;
         l.stats.ready = 0;
         l.stats.reusable = 0;
-        bytes
-    }
-}
-
-impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> Drop for ChunkPool<S, E> {
-    fn drop(&mut self) {
-        self.trim();
-        let l = self.lists.get_mut().unwrap_or_else(PoisonError::into_inner);
-        for (p, n) in l.quarantine.drain(..) {
-            // SAFETY: quarantined runs are ours; nothing may use them (they fault).
-            unsafe { self.source.unmap(p, n) };
-        }
+        l.heap.scavenge();
+        runs.len() * chunk
     }
 }
 
@@ -333,12 +366,13 @@ impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> PoolRef for ChunkPool<S
 pub struct PoolSource<P: PoolRef> {
     pool: P,
     warm: Cell<Option<NonNull<u8>>>,
+    freeing: Cell<bool>,
 }
 
 impl<P: PoolRef> PoolSource<P> {
     /// A source over `pool`.
     pub const fn new(pool: P) -> Self {
-        PoolSource { pool, warm: Cell::new(None) }
+        PoolSource { pool, warm: Cell::new(None), freeing: Cell::new(false) }
     }
 
     /// The pool.
@@ -349,6 +383,12 @@ impl<P: PoolRef> PoolSource<P> {
     /// When the run at `ptr` is given back, put it on the reuse list rather than in quarantine.
     pub fn keep_warm(&self, ptr: Option<NonNull<u8>>) {
         self.warm.set(ptr);
+    }
+
+    /// Whether runs given back now are freed with their arena (quarantined) or one by one
+    /// while the arena lives (a dedicated block's `deallocate`: back to the heap at once).
+    pub fn set_freeing(&self, freeing: bool) {
+        self.freeing.set(freeing);
     }
 }
 
@@ -361,7 +401,7 @@ unsafe impl<P: PoolRef + Send> Send for PoolSource<P> {}
 // a fresh or ready chunk (zero) or zeroes a warm one.
 unsafe impl<P: PoolRef> PageSource for PoolSource<P> {
     fn page_size(&self) -> usize {
-        self.pool().source.page_size()
+        self.pool().page_size()
     }
 
     fn map(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
@@ -373,19 +413,23 @@ unsafe impl<P: PoolRef> PageSource for PoolSource<P> {
     }
 
     unsafe fn unmap(&self, ptr: NonNull<u8>, size: usize) {
-        let warm = self.warm.get() == Some(ptr);
-        if warm {
+        let how = if self.warm.get() == Some(ptr) {
             self.warm.set(None);
-        }
+            Return::Warm
+        } else if self.freeing.get() {
+            Return::Quarantine
+        } else {
+            Return::Direct
+        };
         // SAFETY: forwarded with the caller's guarantees; the run came from this pool.
-        unsafe { self.pool().give_back(ptr, size, warm) }
+        unsafe { self.pool().give_back(ptr, size, how) }
     }
 }
 
 // SAFETY: the pool's own runs, given back quarantined, are its to hand out again.
 unsafe impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> PageSource for ChunkPool<S, E> {
     fn page_size(&self) -> usize {
-        self.source.page_size()
+        ChunkPool::page_size(self)
     }
 
     fn map(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
@@ -394,6 +438,6 @@ unsafe impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> PageSource for C
 
     unsafe fn unmap(&self, ptr: NonNull<u8>, size: usize) {
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.give_back(ptr, size, false) }
+        unsafe { self.give_back(ptr, size, Return::Quarantine) }
     }
 }

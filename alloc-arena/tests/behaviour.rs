@@ -272,3 +272,18 @@ fn a_shared_arena_takes_values_from_many_threads() {
     assert_eq!(total, 4 * (0..1000).map(|i| i % 7).sum::<usize>());
     assert_eq!(arena.validate(), Ok(()));
 }
+
+#[test]
+fn a_large_block_freed_on_its_own_goes_straight_back_for_reuse() {
+    let pool = own_pool(PoolConfig::DEFAULT);
+    let arena = Arena::in_pool(&pool);
+    let mut addrs = Vec::new();
+    for _ in 0..10 {
+        let mut v = allocator_api2::vec::Vec::<u8, _>::with_capacity_in(4 << 20, &arena);
+        v.resize(4 << 20, 1);
+        addrs.push(v.as_ptr() as usize);
+    }
+    let s = pool.stats();
+    assert_eq!(s.quarantined, 0, "{s:?}");
+    assert!(addrs.iter().all(|&a| a == addrs[0]), "the span heap hands the same run out again: {addrs:x?}");
+}

@@ -20,8 +20,8 @@ struct LocalArena;
 
 impl Subject for LocalArena {
     type Alloc = Arena<Pool, Counting>;
-    /// Two chunks: the first, and the one a request that does not fit goes to.
-    const MIN_BUDGET: usize = 2 << 20;
+    /// The pool's span heap maps arenas of 4 MiB, which hold a few 1 MiB chunks.
+    const MIN_BUDGET: usize = 8 << 20;
     fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
         Arena::with_stats_policy(pool(budget, meter))
     }
@@ -55,7 +55,7 @@ struct Shared;
 
 impl Subject for Shared {
     type Alloc = SharedArena<Pool, Counting>;
-    const MIN_BUDGET: usize = 2 << 20;
+    const MIN_BUDGET: usize = 8 << 20;
     fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
         SharedArena::with_stats_policy(pool(budget, meter))
     }
