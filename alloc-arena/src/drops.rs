@@ -81,13 +81,15 @@ pub(crate) fn many_layout<T>(len: usize) -> Option<(Layout, usize)> {
     }
 }
 
-/// A list of entries, newest first: pushed to through `&self` (from any thread, for the shared
-/// arena), run through `&mut self`.
+/// A list of entries, newest first: pushed to through `&self`, run through `&mut self`.
 ///
-/// Pushing is a compare-and-swap loop on the head that only ever adds (the entry's `prev` is
-/// written before the release CAS publishes it); entries are taken only with exclusive access,
-/// so there is no ABA and no read of memory another thread is writing.
-pub(crate) struct DropList {
+/// With `SHARED` (the shared arena, pushed to from many threads), pushing is a compare-and-swap
+/// loop on the head that only ever adds (the entry's `prev` is written before the release CAS
+/// publishes it); entries are taken only with exclusive access, so there is no ABA and no read
+/// of memory another thread is writing. Without it (an arena of one thread, which is not
+/// `Sync`), a push is a plain load and store: a locked CAS per value would double the cost of
+/// allocating small values that need `Drop`.
+pub(crate) struct DropList<const SHARED: bool> {
     head: AtomicPtr<Entry>,
 }
 
@@ -95,7 +97,7 @@ pub(crate) struct DropList {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Mark(*mut Entry);
 
-impl DropList {
+impl<const SHARED: bool> DropList<SHARED> {
     #[cfg(not(loom))]
     pub const fn new() -> Self {
         DropList { head: AtomicPtr::new(ptr::null_mut()) }
@@ -142,18 +144,6 @@ impl DropList {
         (unsafe { block.add(off).cast() }, entry)
     }
 
-    /// Counts one more initialised element of a registered slice.
-    ///
-    /// # Safety
-    ///
-    /// `entry` came from `register_many` of a live arena, and the element was just written.
-    pub unsafe fn grew(entry: Option<NonNull<Entry>>) {
-        if let Some(e) = entry {
-            // SAFETY: the header is ours until the arena drops it, which needs `&mut`.
-            unsafe { (*e.as_ptr()).len += 1 };
-        }
-    }
-
     /// Writes the header at `e` and links it in.
     ///
     /// # Safety
@@ -161,6 +151,12 @@ impl DropList {
     /// `e` is fresh memory for an `Entry`, owned by the caller.
     unsafe fn push(&self, e: NonNull<Entry>, drop: unsafe fn(NonNull<Entry>), len: usize) {
         let mut head = self.head.load(Ordering::Relaxed);
+        if !SHARED {
+            // SAFETY: the header is ours; only this thread pushes (the arena is not `Sync`).
+            unsafe { e.as_ptr().write(Entry { prev: head, drop, len }) };
+            self.head.store(e.as_ptr(), Ordering::Relaxed);
+            return;
+        }
         loop {
             // SAFETY: the header is ours until the CAS publishes it.
             unsafe { e.as_ptr().write(Entry { prev: head, drop, len }) };
@@ -184,11 +180,11 @@ impl DropList {
     /// used again; the memory behind the entries is still mapped.
     pub unsafe fn run_until(&mut self, mark: Mark) {
         /// Keeps dropping if a `Drop` panics.
-        struct Guard<'a> {
-            list: &'a mut DropList,
+        struct Guard<'a, const SHARED: bool> {
+            list: &'a mut DropList<SHARED>,
             mark: Mark,
         }
-        impl Drop for Guard<'_> {
+        impl<const SHARED: bool> Drop for Guard<'_, SHARED> {
             fn drop(&mut self) {
                 // SAFETY: the caller's guarantees, as for the loop below.
                 unsafe { self.list.pop_until(self.mark) };
@@ -217,9 +213,21 @@ impl DropList {
             }
         }
     }
+}
 
-    /// The empty mark.
-    pub const fn empty() -> Mark {
-        Mark(ptr::null_mut())
+/// The empty mark.
+pub(crate) const fn empty() -> Mark {
+    Mark(ptr::null_mut())
+}
+
+/// Counts one more initialised element of a registered slice.
+///
+/// # Safety
+///
+/// `entry` came from `register_many` of a live arena, and the element was just written.
+pub(crate) unsafe fn grew(entry: Option<NonNull<Entry>>) {
+    if let Some(e) = entry {
+        // SAFETY: the header is ours until the arena drops it, which needs `&mut`.
+        unsafe { (*e.as_ptr()).len += 1 };
     }
 }

@@ -165,7 +165,7 @@ macro_rules! typed_api {
                 let (first, entry) = self.drops.register_many::<T>(block, len);
                 for i in 0..len {
                     first.as_ptr().add(i).write(f(i));
-                    DropList::grew(entry);
+                    drops::grew(entry);
                 }
                 core::slice::from_raw_parts_mut(first.as_ptr(), len)
             }
@@ -188,7 +188,7 @@ macro_rules! typed_api {
 /// shared by threads, or a pool of its own); `C` is the statistics policy ([`Counting`] for
 /// live bytes and peaks).
 pub struct Arena<P: PoolRef = &'static ChunkPool, C: StatsPolicy = NoStats> {
-    drops: DropList,
+    drops: DropList<false>,
     region: Local<Region<P, C>>,
 }
 
@@ -240,7 +240,7 @@ impl<P: PoolRef, C: StatsPolicy> Arena<P, C> {
     /// ```
     pub fn reset(&mut self) {
         // SAFETY: `&mut self`: no value of the arena is borrowed; the chunks are still mapped.
-        unsafe { self.drops.run_until(DropList::empty()) };
+        unsafe { self.drops.run_until(drops::empty()) };
         reset_region(self.region.get_mut());
     }
 
@@ -353,12 +353,15 @@ fn reset_region<P: PoolRef, C: StatsPolicy>(region: &mut Region<P, C>) {
 
 /// Drops the values, then lets the region give its runs back to quarantine, its newest chunk
 /// warm.
-fn free_region<P: PoolRef, C: StatsPolicy>(drops: &mut DropList, region: &mut Region<P, C>) {
+fn free_region<P: PoolRef, C: StatsPolicy, const SHARED: bool>(
+    drops: &mut DropList<SHARED>,
+    region: &mut Region<P, C>,
+) {
     region.source().set_freeing(true);
     region.source().keep_warm(region.current_chunk());
     // SAFETY: exclusive access: nothing borrowed from the arena is alive; the chunks are mapped
     // until the region is dropped right after.
-    unsafe { drops.run_until(DropList::empty()) };
+    unsafe { drops.run_until(drops::empty()) };
 }
 
 impl<P: PoolRef, C: StatsPolicy> Drop for Arena<P, C> {
@@ -391,7 +394,7 @@ impl<P: PoolRef, C: StatsPolicy> core::fmt::Debug for Arena<P, C> {
 /// assert_eq!(names[3], "worker 3");
 /// ```
 pub struct SharedArena<P: PoolRef + Send = &'static ChunkPool, C: StatsPolicy + Send = NoStats> {
-    drops: DropList,
+    drops: DropList<true>,
     region: Locked<Region<P, C>, SpinLock>,
 }
 
@@ -435,7 +438,7 @@ impl<P: PoolRef + Send, C: StatsPolicy + Send> SharedArena<P, C> {
     /// Drops every value and frees every block, keeping the chunks (see [`Arena::reset`]).
     pub fn reset(&mut self) {
         // SAFETY: `&mut self`: nothing borrowed from the arena is alive.
-        unsafe { self.drops.run_until(DropList::empty()) };
+        unsafe { self.drops.run_until(drops::empty()) };
         reset_region(self.region.get_mut());
     }
 
