@@ -49,6 +49,11 @@
 //!   refill them (that is what a reset is for), and the individual `deallocate` of the newest
 //!   block through the `Allocator` interface gives its bytes straight back.
 
+/// The README's example, run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 mod drops;
 mod pool;
 
