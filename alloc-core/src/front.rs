@@ -445,6 +445,23 @@ impl<L, R: lock_api::RawMutex> Locked<L, R> {
     pub fn into_inner(self) -> L {
         self.inner.into_inner()
     }
+
+    /// Takes the lock and keeps it held past this call, for `pthread_atfork`'s prepare handler
+    /// (a fork while another thread holds the lock would leave it held forever in the child).
+    pub fn lock_for_fork(&self) {
+        core::mem::forget(self.inner.lock());
+    }
+
+    /// Releases the lock [`Locked::lock_for_fork`] took.
+    ///
+    /// # Safety
+    ///
+    /// This thread took the lock with `lock_for_fork` (or is the child of the fork that
+    /// followed) and has not released it since.
+    pub unsafe fn unlock_after_fork(&self) {
+        // SAFETY: held since `lock_for_fork`, as the caller promises; no guard refers to it.
+        unsafe { self.inner.force_unlock() }
+    }
 }
 
 impl<L: core::fmt::Debug, R: lock_api::RawMutex> core::fmt::Debug for Locked<L, R> {

@@ -64,6 +64,7 @@ extern crate std;
 
 pub mod class;
 pub mod clock;
+pub mod compose;
 pub mod error;
 pub mod freelist;
 pub mod front;

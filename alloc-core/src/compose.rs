@@ -1,0 +1,217 @@
+//! Layers that wrap a layer: [`Header`] gives any layer the size-from-pointer capability a C
+//! `free(ptr)` needs, catches double and invalid frees through a checked header word, and with
+//! `CANARY` writes a tail canary after every block that is checked at free (an overflow is
+//! reported, not left to corrupt the neighbour).
+//!
+//! alloc-malloc builds its `segregated` and `hardened` presets from it
+//! (`Locked<Header<SegregatedHeap, Abort, true>>`); its tests show each detection.
+
+use crate::error::{ErrorKind, ErrorPolicy, HeapError};
+use crate::layer::{Layer, Owns, SizeOf, UsableSize};
+use crate::{secret, AllocError, Layout};
+use core::ptr::NonNull;
+
+/// Bytes of the header word pair right before every block.
+const WORDS: usize = 2 * core::mem::size_of::<usize>();
+/// Bytes of the tail canary.
+const CANARY_BYTES: usize = core::mem::size_of::<usize>();
+
+const LIVE: usize = 0xa11c;
+const FREED: usize = 0xf7ee;
+
+/// A layer that puts a header before every block of `L`: the requested size, and a word that
+/// encodes the block's state (live or freed) and the header's length, xored with a per-layer
+/// secret and the block's address so a stray pointer or a forged header does not decode.
+///
+/// - `free` of a block whose word says *freed* is reported as a double free (until the block is
+///   handed out again); of an address whose word does not decode, as an interior or foreign
+///   pointer (with `CANARY`, an address `L` does not own is reported before anything is read).
+/// - With `CANARY`, a word after the block's last byte is checked at free: an overflow is
+///   reported as `canary corrupted`.
+///
+/// Costs 16 bytes per block (the alignment, when larger), plus 8 with `CANARY`.
+pub struct Header<L, E: ErrorPolicy = crate::Abort, const CANARY: bool = false> {
+    inner: L,
+    secret: usize,
+    errors: E,
+}
+
+impl<L, E: ErrorPolicy, const CANARY: bool> Header<L, E, CANARY> {
+    /// Wraps `inner`; the secret is drawn at the first allocation.
+    pub const fn new(inner: L) -> Self {
+        Header { inner, secret: 0, errors: E::INIT }
+    }
+
+    /// The wrapped layer.
+    pub fn inner(&self) -> &L {
+        &self.inner
+    }
+
+    /// The error policy.
+    pub fn errors(&self) -> &E {
+        &self.errors
+    }
+
+    /// The header's length for `align`: the two words, rounded up to the alignment.
+    #[inline(always)]
+    fn head(align: usize) -> usize {
+        if align > WORDS {
+            align
+        } else {
+            WORDS
+        }
+    }
+
+    /// The layout asked of `L` for a block of `layout`.
+    #[inline(always)]
+    fn outer(layout: Layout) -> Result<Layout, AllocError> {
+        let head = Self::head(layout.align());
+        let extra = head + if CANARY { CANARY_BYTES } else { 0 };
+        let size = layout.size().checked_add(extra).ok_or(AllocError)?;
+        Layout::from_size_align(size, layout.align().max(WORDS)).map_err(|_| AllocError)
+    }
+
+    #[inline(always)]
+    fn code(&self, state: usize, head: usize, block: usize) -> usize {
+        (state << 8 | head.trailing_zeros() as usize) ^ self.secret ^ block
+    }
+
+    #[inline(always)]
+    fn canary(&self, block: usize, size: usize) -> usize {
+        self.secret.rotate_left(17) ^ block ^ size
+    }
+
+    /// Writes the header (and canary) of the block at `base`, returning the block.
+    fn stamp(&mut self, base: NonNull<u8>, layout: Layout) -> NonNull<u8> {
+        let head = Self::head(layout.align());
+        // SAFETY: `base` heads a block of `outer(layout)` bytes: header, block, canary.
+        unsafe {
+            let block = base.add(head);
+            let b = block.as_ptr() as usize;
+            let words = block.as_ptr().sub(WORDS).cast::<usize>();
+            words.write(layout.size());
+            words.add(1).write(self.code(LIVE, head, b));
+            if CANARY {
+                block.as_ptr().add(layout.size()).cast::<usize>().write_unaligned(self.canary(b, layout.size()));
+            }
+            block
+        }
+    }
+
+    /// Decodes the header of `ptr`: (size, head) when it says live; reports and returns `None`
+    /// otherwise.
+    ///
+    /// # Safety
+    ///
+    /// The two words before `ptr` are readable (`ptr` is a block of this layer, or one `L` owns).
+    unsafe fn check(&self, ptr: NonNull<u8>) -> Option<(usize, usize)> {
+        let b = ptr.as_ptr() as usize;
+        if !b.is_multiple_of(WORDS) {
+            self.errors.report(HeapError::new(ErrorKind::InteriorPointer, b));
+            return None;
+        }
+        // SAFETY: as the caller promises.
+        let (size, word) = unsafe {
+            let words = ptr.as_ptr().sub(WORDS).cast::<usize>();
+            (words.read(), words.add(1).read())
+        };
+        let w = word ^ self.secret ^ b;
+        let (state, shift) = (w >> 8, w & 0xff);
+        if state == FREED && shift < usize::BITS as usize {
+            self.errors.report(HeapError::new(ErrorKind::DoubleFree, b));
+            return None;
+        }
+        if state != LIVE || shift >= usize::BITS as usize {
+            self.errors.report(HeapError::new(ErrorKind::InteriorPointer, b));
+            return None;
+        }
+        if CANARY {
+            // SAFETY: a live block of `size` bytes followed by its canary.
+            let c = unsafe { ptr.as_ptr().add(size).cast::<usize>().read_unaligned() };
+            if c != self.canary(b, size) {
+                self.errors.report(HeapError::new(ErrorKind::CanaryCorrupted, b + size));
+                return None;
+            }
+        }
+        Some((size, 1 << shift))
+    }
+}
+
+// SAFETY: every block is carved from a block of `L` of the outer layout, past a header of
+// `head(align)` bytes, a multiple of the alignment, so it is aligned and `size` bytes long
+// inside `L`'s block; zero-size requests get a real block. Blocks freed are `L`'s blocks, freed
+// with the layout they were allocated with. No path panics unless `E` does.
+unsafe impl<L: Layer + Owns, E: ErrorPolicy, const CANARY: bool> Layer for Header<L, E, CANARY> {
+    const ZERO_SIZE_OK: bool = true;
+    const PANICS: bool = L::PANICS || E::PANICS;
+
+    fn allocate(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        let outer = Self::outer(layout)?;
+        let base = crate::front::allocate(&mut self.inner, outer)?.cast::<u8>();
+        if self.secret == 0 {
+            self.secret = secret::fresh(base.as_ptr() as usize);
+        }
+        Ok(crate::ptr::block(self.stamp(base, layout), layout.size()))
+    }
+
+    fn allocate_zeroed(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        let outer = Self::outer(layout)?;
+        let base = crate::front::allocate_zeroed(&mut self.inner, outer)?.cast::<u8>();
+        if self.secret == 0 {
+            self.secret = secret::fresh(base.as_ptr() as usize);
+        }
+        Ok(crate::ptr::block(self.stamp(base, layout), layout.size()))
+    }
+
+    unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        if CANARY && !self.inner.owns(ptr) {
+            self.errors.report(HeapError::new(ErrorKind::ForeignPointer, ptr.as_ptr() as usize));
+            return;
+        }
+        // SAFETY: the caller's block (or, with CANARY, at least memory `L` owns).
+        let Some((size, head)) = (unsafe { self.check(ptr) }) else { return };
+        if head != Self::head(layout.align()) || size < layout.size() {
+            self.errors.report(HeapError::new(ErrorKind::WrongLayout, ptr.as_ptr() as usize));
+            return;
+        }
+        let b = ptr.as_ptr() as usize;
+        let word = self.code(FREED, head, b);
+        // SAFETY: the header of a live block, marked freed before the block goes back; `L`'s
+        // block starts `head` bytes before `ptr`, with the outer layout of the recorded size.
+        unsafe {
+            ptr.as_ptr().sub(WORDS).cast::<usize>().add(1).write(word);
+            let base = ptr.sub(head);
+            let outer = Layout::from_size_align_unchecked(
+                size + head + if CANARY { CANARY_BYTES } else { 0 },
+                layout.align().max(WORDS),
+            );
+            crate::front::deallocate(&mut self.inner, base, outer);
+        }
+    }
+}
+
+impl<L: Layer + Owns, E: ErrorPolicy, const CANARY: bool> SizeOf for Header<L, E, CANARY> {
+    /// The size asked for, and the alignment the header guarantees (16, or the larger one asked).
+    unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
+        if !self.inner.owns(ptr) {
+            return None;
+        }
+        // SAFETY: memory `L` owns, so the words before a block of it are readable.
+        let (size, head) = unsafe { self.check(ptr)? };
+        Layout::from_size_align(size, head).ok()
+    }
+}
+
+impl<L: Layer + Owns, E: ErrorPolicy, const CANARY: bool> UsableSize for Header<L, E, CANARY> {
+    /// The size asked for: the canary sits right after it, and C's `malloc_usable_size` users
+    /// may write up to what it returns.
+    unsafe fn usable_size(&self, _ptr: NonNull<u8>, layout: Layout) -> usize {
+        layout.size()
+    }
+}
+
+impl<L: Owns, E: ErrorPolicy, const CANARY: bool> Owns for Header<L, E, CANARY> {
+    fn owns(&self, ptr: NonNull<u8>) -> bool {
+        self.inner.owns(ptr)
+    }
+}
