@@ -517,6 +517,35 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         n + inner.map.l1.iter().filter(|p| !p.load(Ordering::Relaxed).is_null()).count() * round(L2_WORDS * 8)
     }
 
+    /// Takes every lock of the pool and keeps it held, for `pthread_atfork`'s prepare handler: a
+    /// fork while another thread holds one would leave it held forever in the child. Release
+    /// with [`Pool::unlock_after_fork`] in both the parent and the child.
+    pub fn lock_for_fork(&self) {
+        core::mem::forget(LIVE.lock());
+        if let Some(inner) = self.inner_if_made() {
+            core::mem::forget(inner.shared.lock());
+            inner.large.lock_for_fork();
+        }
+    }
+
+    /// Releases what [`Pool::lock_for_fork`] took.
+    ///
+    /// # Safety
+    ///
+    /// This thread called `lock_for_fork` (or is the child of the fork that followed it) and
+    /// has not released since.
+    pub unsafe fn unlock_after_fork(&self) {
+        if let Some(inner) = self.inner_if_made() {
+            // SAFETY: held since `lock_for_fork`, as the caller promises.
+            unsafe {
+                inner.large.unlock_after_fork();
+                inner.shared.force_unlock();
+            }
+        }
+        // SAFETY: as above.
+        unsafe { LIVE.force_unlock() };
+    }
+
     fn inner_if_made(&self) -> Option<&PoolInner<S, E>> {
         let p = self.inner.load(Ordering::Acquire);
         // SAFETY: published, as in `inner`.
@@ -700,6 +729,33 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     }
 
     /// The block starting at `ptr`, if it is a pool block in use: its segment, class and payload.
+    /// What is wrong with freeing `ptr` when [`SizeOf::size_of`] found no live block there (C's
+    /// `free(ptr)` has no layout to check): a double free when its header says freed, an
+    /// interior pointer when it lies in a slab, otherwise a pointer the pool never gave out.
+    pub fn misuse_at(&self, ptr: NonNull<u8>) -> ErrorKind {
+        let Some(inner) = self.inner_if_made() else { return ErrorKind::ForeignPointer };
+        let addr = ptr.as_ptr() as usize;
+        let seg_addr = Segment::of(addr);
+        let idx = (addr >> SLAB_SHIFT) & (SLABS - 1);
+        if !inner.map.contains(seg_addr) {
+            return if inner.large.owns(ptr) { ErrorKind::InteriorPointer } else { ErrorKind::ForeignPointer };
+        }
+        if idx < FIRST_SLAB || !addr.is_multiple_of(16) {
+            return ErrorKind::InteriorPointer;
+        }
+        let seg = segment_at(ptr, seg_addr);
+        if seg.slabs[idx].class().is_none() || addr - HEADER < seg.slab_start(idx) {
+            return ErrorKind::InteriorPointer;
+        }
+        // SAFETY: the header lies in mapped segment memory.
+        let w = unsafe { segment::word(seg, addr) }.load();
+        if w == BlockWord::freed(inner.secret, addr) {
+            ErrorKind::DoubleFree
+        } else {
+            ErrorKind::InteriorPointer
+        }
+    }
+
     fn live_block(&self, inner: &PoolInner<S, E>, ptr: NonNull<u8>) -> Option<(usize, usize)> {
         let addr = ptr.as_ptr() as usize;
         let seg_addr = Segment::of(addr);
