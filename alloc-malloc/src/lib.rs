@@ -1,0 +1,349 @@
+//! The C allocation ABI over our allocators, as a shared library: `LD_PRELOAD` puts it under any
+//! program, C or Rust (C++ `new` reaches it through libstdc++).
+//!
+//! ```sh
+//! cargo build --release -p alloc-malloc
+//! LD_PRELOAD=target/release/liballoc_malloc.so sort big.txt                 # the default preset
+//! ALLOC_MALLOC_PRESET=hardened LD_PRELOAD=target/release/liballoc_malloc.so ./program
+//! ```
+//!
+//! `ALLOC_MALLOC_PRESET` picks the allocator when the library first allocates:
+//!
+//! | preset | allocator |
+//! |---|---|
+//! | `general` (the default), `pool` | alloc-pool-lockfree: size classes with per-thread caches and lock-free remote frees, large and over-aligned blocks on alloc-span |
+//! | `segregated` | alloc-segregated behind a spin lock, a 16-byte size header per block (`alloc_core::compose::Header`) |
+//! | `hardened` | `segregated` with encoded free-list links, a checked header (double free, invalid free) and a tail canary (overflow) |
+//! | `span` | alloc-span behind a spin lock: a page per block at least, for programs of large buffers |
+//!
+//! An unknown name stops the program at its first allocation with one line on stderr. The
+//! library never calls the libc allocator; `fork` in a threaded program is safe (every lock is
+//! taken before and released after, through `pthread_atfork`); a thread's pool caches go back
+//! when it exits (the pool's thread-exit hook).
+
+mod presets;
+
+use core::ffi::{c_char, c_int, c_void};
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicU8, Ordering};
+use presets::Backend;
+
+/// The alignment `malloc` guarantees (glibc's on 64-bit targets).
+const MIN_ALIGN: usize = 16;
+
+/// The environment variable that names the preset.
+const VAR: &[u8] = b"ALLOC_MALLOC_PRESET\0";
+
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+#[repr(u8)]
+enum Preset {
+    Pool = 1,
+    Segregated = 2,
+    Hardened = 3,
+    Span = 4,
+}
+
+/// 0 until the first call picks a preset.
+static PRESET: AtomicU8 = AtomicU8::new(0);
+
+const NAMES: [(&[u8], Preset); 5] = [
+    (b"general", Preset::Pool),
+    (b"pool", Preset::Pool),
+    (b"segregated", Preset::Segregated),
+    (b"hardened", Preset::Hardened),
+    (b"span", Preset::Span),
+];
+
+fn write_stderr(parts: &[&[u8]]) {
+    for p in parts {
+        // SAFETY: writing a valid buffer to fd 2; the result does not matter on the way out.
+        let _ = unsafe { libc::write(2, p.as_ptr().cast(), p.len()) };
+    }
+}
+
+#[cold]
+fn pick() -> Preset {
+    // SAFETY: getenv with a NUL-terminated name; it allocates nothing. The string it returns
+    // stays valid while the environment is not changed, which no allocator call does.
+    let value = unsafe { libc::getenv(VAR.as_ptr().cast::<c_char>()) };
+    let chosen = if value.is_null() {
+        Preset::Pool
+    } else {
+        // SAFETY: a NUL-terminated string from getenv.
+        let name = unsafe { core::ffi::CStr::from_ptr(value) }.to_bytes();
+        match NAMES.iter().find(|(n, _)| *n == name) {
+            Some(&(_, p)) => p,
+            None => {
+                write_stderr(&[
+                    b"alloc-malloc: unknown preset \"",
+                    name,
+                    b"\" in ALLOC_MALLOC_PRESET (known: general, pool, segregated, hardened, span)\n",
+                ]);
+                // SAFETY: ends the process at once, without running anything that might allocate.
+                unsafe { libc::_exit(2) }
+            }
+        }
+    };
+    if PRESET.compare_exchange(0, chosen as u8, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        // SAFETY: the handlers are plain functions that only take and release our locks.
+        unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_release), Some(fork_release)) };
+    }
+    chosen
+}
+
+#[inline(always)]
+fn backend() -> &'static dyn Backend {
+    let p = match PRESET.load(Ordering::Acquire) {
+        1 => Preset::Pool,
+        2 => Preset::Segregated,
+        3 => Preset::Hardened,
+        4 => Preset::Span,
+        _ => pick(),
+    };
+    match p {
+        Preset::Pool => &presets::POOL,
+        Preset::Segregated => &presets::SEGREGATED,
+        Preset::Hardened => &presets::HARDENED,
+        Preset::Span => &presets::SPAN,
+    }
+}
+
+extern "C" fn fork_prepare() {
+    backend().lock_for_fork();
+}
+
+extern "C" fn fork_release() {
+    // SAFETY: runs after `fork_prepare` on the forking thread (parent), or in the child it forked.
+    unsafe { backend().unlock_after_fork() }
+}
+
+fn set_errno(e: c_int) {
+    // SAFETY: the calling thread's errno.
+    unsafe { *libc::__errno_location() = e };
+}
+
+/// `malloc`'s layout for `size` bytes aligned to `align` (at least 16); `malloc(0)` gets a real
+/// one-byte block, so every non-null result is unique and can be freed.
+fn layout(size: usize, align: usize) -> Option<core::alloc::Layout> {
+    core::alloc::Layout::from_size_align(size.max(1), align.max(MIN_ALIGN)).ok()
+}
+
+fn alloc(size: usize, align: usize, zero: bool) -> *mut c_void {
+    match layout(size, align).and_then(|l| backend().alloc(l, zero)) {
+        Some(p) => p.as_ptr().cast(),
+        None => {
+            set_errno(libc::ENOMEM);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// The live block at `ptr` and its layout; reports a pointer no preset handed out.
+///
+/// # Safety
+///
+/// `ptr` is what the C caller passed.
+unsafe fn live(ptr: *mut c_void) -> Option<(NonNull<u8>, core::alloc::Layout)> {
+    let p = NonNull::new(ptr.cast::<u8>())?;
+    let b = backend();
+    // SAFETY: non-null; the backend checks that it owns `p` before reading near it.
+    match unsafe { b.layout_of(p) } {
+        Some(l) => Some((p, l)),
+        None => {
+            presets::report(b.misuse(p), p);
+            None
+        }
+    }
+}
+
+/// C `malloc`.
+///
+/// # Safety
+///
+/// Always safe to call; the result is freed with `free`.
+#[no_mangle]
+pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+    alloc(size, MIN_ALIGN, false)
+}
+
+/// C `free`.
+///
+/// # Safety
+///
+/// `ptr` is null or a live block from this library.
+#[no_mangle]
+pub unsafe extern "C" fn free(ptr: *mut c_void) {
+    // SAFETY: the caller's pointer.
+    if let Some((p, l)) = unsafe { live(ptr) } {
+        // SAFETY: a live block with the layout the backend found.
+        unsafe { backend().free(p, l) }
+    }
+}
+
+/// C `calloc`: `n * size` zeroed bytes; `ENOMEM` when the product overflows.
+///
+/// # Safety
+///
+/// Always safe to call.
+#[no_mangle]
+pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+    match n.checked_mul(size) {
+        Some(total) => alloc(total, MIN_ALIGN, true),
+        None => {
+            set_errno(libc::ENOMEM);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// C `realloc`: `realloc(NULL, n)` is `malloc(n)`; `realloc(p, 0)` frees `p` and returns NULL
+/// (glibc's behaviour); on failure `p` is untouched and `errno` is `ENOMEM`.
+///
+/// # Safety
+///
+/// `ptr` is null or a live block from this library.
+#[no_mangle]
+pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
+    if ptr.is_null() {
+        return alloc(size, MIN_ALIGN, false);
+    }
+    if size == 0 {
+        // SAFETY: the caller's block.
+        unsafe { free(ptr) };
+        return ptr::null_mut();
+    }
+    // SAFETY: the caller's pointer.
+    let Some((p, old)) = (unsafe { live(ptr) }) else { return ptr::null_mut() };
+    let Some(new) = layout(size, old.align()) else {
+        set_errno(libc::ENOMEM);
+        return ptr::null_mut();
+    };
+    // SAFETY: a live block with its layout.
+    match unsafe { backend().realloc(p, old, new) } {
+        Some(q) => q.as_ptr().cast(),
+        None => {
+            set_errno(libc::ENOMEM);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// C `reallocarray`: `realloc(ptr, n * size)`, with `ENOMEM` when the product overflows.
+///
+/// # Safety
+///
+/// As for `realloc`.
+#[no_mangle]
+pub unsafe extern "C" fn reallocarray(ptr: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    match n.checked_mul(size) {
+        // SAFETY: the caller's guarantees.
+        Some(total) => unsafe { realloc(ptr, total) },
+        None => {
+            set_errno(libc::ENOMEM);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// C `posix_memalign`: `EINVAL` unless `align` is a power of two multiple of `sizeof(void *)`;
+/// `ENOMEM` when memory runs out. Returns the error; `errno` is left alone.
+///
+/// # Safety
+///
+/// `out` is valid for a pointer write.
+#[no_mangle]
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+    if !align.is_power_of_two() || !align.is_multiple_of(core::mem::size_of::<*mut c_void>()) {
+        return libc::EINVAL;
+    }
+    let saved = errno();
+    let p = alloc(size, align, false);
+    if p.is_null() {
+        set_errno(saved);
+        return libc::ENOMEM;
+    }
+    // SAFETY: as the caller promises.
+    unsafe { out.write(p) };
+    0
+}
+
+fn errno() -> c_int {
+    // SAFETY: the calling thread's errno.
+    unsafe { *libc::__errno_location() }
+}
+
+/// C11 `aligned_alloc`: `EINVAL` and NULL unless `align` is a power of two.
+///
+/// # Safety
+///
+/// Always safe to call.
+#[no_mangle]
+pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    if !align.is_power_of_two() {
+        set_errno(libc::EINVAL);
+        return ptr::null_mut();
+    }
+    alloc(size, align, false)
+}
+
+/// `memalign`: like glibc, an alignment that is not a power of two is rounded up to one.
+///
+/// # Safety
+///
+/// Always safe to call.
+#[no_mangle]
+pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+    match align.checked_next_power_of_two() {
+        Some(a) => alloc(size, a, false),
+        None => {
+            set_errno(libc::EINVAL);
+            ptr::null_mut()
+        }
+    }
+}
+
+fn page() -> usize {
+    alloc_core::source::page_size()
+}
+
+/// `valloc`: page-aligned.
+///
+/// # Safety
+///
+/// Always safe to call.
+#[no_mangle]
+pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
+    alloc(size, page(), false)
+}
+
+/// `pvalloc`: page-aligned, the size rounded up to whole pages (a page for 0).
+///
+/// # Safety
+///
+/// Always safe to call.
+#[no_mangle]
+pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
+    let page = page();
+    match size.max(1).checked_next_multiple_of(page) {
+        Some(s) => alloc(s, page, false),
+        None => {
+            set_errno(libc::ENOMEM);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// `malloc_usable_size`: the bytes the caller may use at `ptr` (0 for NULL).
+///
+/// # Safety
+///
+/// `ptr` is null or a live block from this library.
+#[no_mangle]
+pub unsafe extern "C" fn malloc_usable_size(ptr: *mut c_void) -> usize {
+    // SAFETY: the caller's pointer.
+    match unsafe { live(ptr) } {
+        // SAFETY: a live block with its layout.
+        Some((p, l)) => unsafe { backend().usable(p, l) },
+        None => 0,
+    }
+}

@@ -1,0 +1,158 @@
+//! The presets: one static allocator each, behind a common [`Backend`] interface that works
+//! from a pointer alone (C's `free(ptr)` gives no size).
+
+use alloc_core::compose::Header;
+use alloc_core::error::{ErrorKind, ErrorPolicy, HeapError};
+use alloc_core::layer::{Layer, SizeOf, UsableSize};
+use alloc_core::{front, Abort, DefaultSource, Layout, Locked, NoStats, SafeLinks, SpinLock};
+use alloc_pool_lockfree::Pool;
+use alloc_segregated::SegregatedHeap;
+use alloc_span::SpanHeap;
+use core::ptr::NonNull;
+
+/// What the C entry points need of an allocator.
+pub trait Backend: Sync {
+    /// A block of `layout`, zeroed with `zero`; `None` when memory runs out.
+    fn alloc(&self, layout: Layout, zero: bool) -> Option<NonNull<u8>>;
+    /// The layout the live block at `ptr` was allocated with; `None` when `ptr` is not one (the
+    /// allocator may already have reported and aborted).
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is non-null.
+    unsafe fn layout_of(&self, ptr: NonNull<u8>) -> Option<Layout>;
+    /// Frees the block at `ptr`, allocated with `layout`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is live with `layout`, as `layout_of` said.
+    unsafe fn free(&self, ptr: NonNull<u8>, layout: Layout);
+    /// Moves or resizes the block to `new`, keeping its bytes; `None` leaves it untouched.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is live with `old`.
+    unsafe fn realloc(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Option<NonNull<u8>>;
+    /// Bytes usable at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is live with `layout`.
+    unsafe fn usable(&self, ptr: NonNull<u8>, layout: Layout) -> usize;
+    /// What is wrong with freeing `ptr`, where `layout_of` found no live block.
+    fn misuse(&self, ptr: NonNull<u8>) -> ErrorKind {
+        let _ = ptr;
+        ErrorKind::ForeignPointer
+    }
+    /// Takes every lock (before `fork`).
+    fn lock_for_fork(&self);
+    /// Releases them (after `fork`, in parent and child).
+    ///
+    /// # Safety
+    ///
+    /// After `lock_for_fork` on this thread.
+    unsafe fn unlock_after_fork(&self);
+}
+
+/// The pool: thread-safe without a lock.
+impl Backend for Pool {
+    fn alloc(&self, layout: Layout, zero: bool) -> Option<NonNull<u8>> {
+        let mut layer = self;
+        let r = if zero { front::allocate_zeroed(&mut layer, layout) } else { front::allocate(&mut layer, layout) };
+        r.ok().map(NonNull::cast)
+    }
+    unsafe fn layout_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
+        // SAFETY: the pool checks its segment map before reading near `ptr`.
+        unsafe { self.size_of(ptr) }
+    }
+    unsafe fn free(&self, ptr: NonNull<u8>, layout: Layout) {
+        let mut layer = self;
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { front::deallocate(&mut layer, ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Option<NonNull<u8>> {
+        let mut layer = self;
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { front::reallocate(&mut layer, ptr, old, new, false) }.ok().map(NonNull::cast)
+    }
+    unsafe fn usable(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.usable_size(ptr, layout) }
+    }
+    fn misuse(&self, ptr: NonNull<u8>) -> ErrorKind {
+        self.misuse_at(ptr)
+    }
+    fn lock_for_fork(&self) {
+        Pool::lock_for_fork(self);
+    }
+    unsafe fn unlock_after_fork(&self) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { Pool::unlock_after_fork(self) }
+    }
+}
+
+/// A layer behind a spin lock, any layer that can find a block's size from its address.
+impl<L: Layer + SizeOf + UsableSize + Send> Backend for Locked<L, SpinLock> {
+    fn alloc(&self, layout: Layout, zero: bool) -> Option<NonNull<u8>> {
+        // SAFETY: the guard is used to allocate only; nothing is reset or replaced.
+        let mut l = unsafe { self.lock_exclusive() };
+        let r = if zero { front::allocate_zeroed(&mut *l, layout) } else { front::allocate(&mut *l, layout) };
+        r.ok().map(NonNull::cast)
+    }
+    unsafe fn layout_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
+        // SAFETY: the layer checks that it owns `ptr` before reading near it.
+        unsafe { self.lock().size_of(ptr) }
+    }
+    unsafe fn free(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the guard frees the caller's block only.
+        let mut l = unsafe { self.lock_exclusive() };
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { front::deallocate(&mut *l, ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Option<NonNull<u8>> {
+        // SAFETY: the guard resizes the caller's block only.
+        let mut l = unsafe { self.lock_exclusive() };
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { front::reallocate(&mut *l, ptr, old, new, false) }.ok().map(NonNull::cast)
+    }
+    unsafe fn usable(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.lock().usable_size(ptr, layout) }
+    }
+    fn lock_for_fork(&self) {
+        Locked::lock_for_fork(self);
+    }
+    unsafe fn unlock_after_fork(&self) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { Locked::unlock_after_fork(self) }
+    }
+}
+
+/// `general` and `pool`: the lock-free size-class pool with per-thread caches, over the span
+/// heap for large and over-aligned blocks.
+pub static POOL: Pool = Pool::new();
+
+/// `segregated`: alloc-segregated's bins behind a spin lock, a 16-byte header giving each block
+/// its size.
+pub static SEGREGATED: Locked<SegregatedWithSizes, SpinLock> =
+    Locked::new(Header::new(SegregatedHeap::new(DefaultSource::new())));
+
+/// The segregated bins with a size header.
+pub type SegregatedWithSizes = Header<SegregatedHeap<DefaultSource>, Abort, false>;
+
+/// The segregated bins with encoded links, a checked header and a tail canary.
+pub type HardenedSegregated = Header<SegregatedHeap<DefaultSource, Abort, NoStats, SafeLinks>, Abort, true>;
+
+/// `hardened`: the segregated bins with encoded free-list links, a checked header (double and
+/// invalid frees) and a tail canary (overflows), behind a spin lock.
+pub static HARDENED: Locked<HardenedSegregated, SpinLock> =
+    Locked::new(Header::new(SegregatedHeap::new(DefaultSource::new())));
+
+/// `span`: the page-span heap behind a spin lock (a page per block at least: for programs of
+/// large buffers).
+pub static SPAN: Locked<SpanHeap<DefaultSource>, SpinLock> = Locked::new(SpanHeap::new(DefaultSource::new()));
+
+/// Reports a bad free, and aborts.
+pub fn report(kind: ErrorKind, ptr: NonNull<u8>) {
+    Abort.report(HeapError::new(kind, ptr.as_ptr() as usize));
+}

@@ -1,0 +1,191 @@
+//! The malloc socket under unmodified programs: C test programs built with `gcc` call every
+//! entry point and check results and `errno`; a threaded program forks; the hardened preset's
+//! detections abort with the address; system programs (`sort`, `python3`, `gcc`, a threaded C++
+//! program) give the same output under every preset as without it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const PRESETS: [&str; 5] = ["general", "pool", "segregated", "hardened", "span"];
+
+/// The shared library cargo built beside this test.
+fn library() -> PathBuf {
+    // `cargo test` builds the library (cdylib and rlib) into `deps/`, beside this binary; only
+    // `cargo build` copies it up a level.
+    let exe = std::env::current_exe().expect("test binary");
+    let lib = exe.parent().expect("deps directory").join("liballoc_malloc.so");
+    assert!(lib.exists(), "{} is missing: cargo builds the cdylib before the tests", lib.display());
+    lib
+}
+
+/// Compiles `tests/c/{name}` with gcc (or g++) into the test's scratch directory.
+fn build(name: &str, compiler: &str, extra: &[&str]) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c").join(name);
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name.replace('.', "_"));
+    let status = Command::new(compiler)
+        // -w: the programs make impossible and bad calls on purpose, which gcc warns about.
+        .args(["-O1", "-g", "-w", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .args(extra)
+        .status()
+        .unwrap_or_else(|e| panic!("{compiler} could not run: {e}"));
+    assert!(status.success(), "{compiler} failed on {name}");
+    out
+}
+
+/// Runs `cmd` with the library preloaded under `preset` (no preload when `None`).
+fn run(mut cmd: Command, preset: Option<&str>) -> Output {
+    if let Some(p) = preset {
+        cmd.env("LD_PRELOAD", library()).env("ALLOC_MALLOC_PRESET", p);
+    }
+    cmd.output().expect("program runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn have(program: &str) -> bool {
+    Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn every_entry_point_behaves_like_c_says_under_every_preset() {
+    let exe = build("api.c", "gcc", &[]);
+    for preset in PRESETS {
+        let out = run(Command::new(&exe), Some(preset));
+        assert!(
+            out.status.success() && text(&out.stdout).trim() == "ok",
+            "{preset}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn the_library_really_serves_the_program() {
+    // glibc's malloc_stats prints its arenas; with the socket preloaded, glibc's malloc is not
+    // used, so a block from `malloc` is not one glibc's `malloc_usable_size` would accept: the
+    // socket's own answers are checked by api.c. Here: the library's symbols win the lookup.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("LD_DEBUG=bindings /bin/true 2>&1 | grep -c \"to .*liballoc_malloc.so .*symbol .malloc.\" || true")
+        .env("LD_PRELOAD", library())
+        .output()
+        .unwrap();
+    let n: u32 = text(&out.stdout).trim().parse().unwrap_or(0);
+    assert!(n >= 1, "malloc did not bind to the library: {}", text(&out.stdout));
+}
+
+#[test]
+fn an_unknown_preset_is_a_one_line_error() {
+    let exe = build("api.c", "gcc", &[]);
+    let out = run(Command::new(&exe), Some("fastest"));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "alloc-malloc: unknown preset \"fastest\" in ALLOC_MALLOC_PRESET (known: general, pool, segregated, hardened, \
+         span)\n"
+    );
+}
+
+#[test]
+fn fork_in_a_threaded_program_works_under_every_preset() {
+    let exe = build("fork_threads.c", "gcc", &["-pthread"]);
+    for preset in PRESETS {
+        let mut cmd = Command::new("timeout");
+        cmd.arg("120").arg(&exe);
+        let out = run(cmd, Some(preset));
+        assert!(
+            out.status.success() && text(&out.stdout).trim() == "ok",
+            "{preset}: {:?} {}{}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+}
+
+/// Runs misuse.c's `case` and asserts it aborts with `what` at the last announced address.
+fn expect_report(preset: &str, case: &str, what: &str, offset: usize) {
+    // -O0: at -O1 gcc drops a store into a block that is freed right after.
+    let exe = build("misuse.c", "gcc", &["-O0", "-Wno-free-nonheap-object"]);
+    let mut cmd = Command::new(&exe);
+    cmd.arg(case);
+    let out = run(cmd, Some(preset));
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("NOT-DETECTED"), "{preset} {case}: not detected");
+    let addr = stdout.lines().filter_map(|l| l.strip_prefix("MISUSE-ADDRESS ")).next_back().expect("an address");
+    let addr = usize::from_str_radix(addr.trim_start_matches("0x"), 16).unwrap() + offset;
+    let line = format!("allocator error: {what} at {addr:#x}");
+    let stderr = text(&out.stderr);
+    assert!(stderr.lines().any(|l| l == line), "{preset} {case}: expected {line:?}, stderr: {stderr}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(6), "{preset} {case}: {:?}", out.status);
+}
+
+#[test]
+fn the_hardened_preset_reports_bad_frees_and_overflows() {
+    expect_report("hardened", "double-free", "double free", 0);
+    expect_report("hardened", "overflow", "canary corrupted (overflow past the end of the block)", 40);
+    expect_report("hardened", "foreign", "free of a pointer this allocator never allocated", 0);
+    expect_report("hardened", "interior", "free of an interior or misaligned pointer", 0);
+}
+
+#[test]
+fn the_pool_preset_reports_double_and_foreign_frees() {
+    expect_report("general", "double-free", "double free", 0);
+    expect_report("general", "foreign", "free of a pointer this allocator never allocated", 0);
+}
+
+/// `cmd` prints the same under every preset as without the library.
+fn same_output(name: &str, make: impl Fn() -> Command) {
+    let plain = run(make(), None);
+    assert!(plain.status.success(), "{name} without the library: {}", text(&plain.stderr));
+    for preset in PRESETS {
+        let out = run(make(), Some(preset));
+        assert!(out.status.success(), "{name} under {preset}: {:?} {}", out.status, text(&out.stderr));
+        assert!(out.stdout == plain.stdout, "{name} under {preset}: output differs");
+    }
+}
+
+#[test]
+fn system_programs_run_unchanged_under_every_preset() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    // sort on a generated file of 200,000 lines.
+    let data = dir.join("sort-input.txt");
+    let mut lines = String::new();
+    let mut x: u64 = 1;
+    for _ in 0..200_000 {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        lines.push_str(&format!("{:x} {}\n", x >> 20, x % 1000));
+    }
+    std::fs::write(&data, lines).unwrap();
+    same_output("sort", || {
+        let mut c = Command::new("sort");
+        c.arg(&data);
+        c
+    });
+    // A threaded C++ program.
+    let cpp = build("threads.cc", "g++", &["-O2", "-pthread"]);
+    same_output("threads.cc", || Command::new(&cpp));
+    // gcc compiling a file (cc1 is a big allocation-heavy program).
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/api.c");
+    same_output("gcc", || {
+        let mut c = Command::new("gcc");
+        c.args(["-O2", "-S", "-o", "-"]).arg(&src);
+        c
+    });
+    if have("python3") {
+        same_output("python3", || {
+            let mut c = Command::new("python3");
+            c.arg("-c").arg(
+                "d = {}\nfor i in range(200000):\n    d[str(i)] = [i] * (i % 17)\nprint(sum(len(v) for v in d.values()))\n\
+                 print(len(sorted(d, key=lambda k: -len(d[k]))))",
+            );
+            c
+        });
+    }
+}
