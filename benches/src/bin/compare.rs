@@ -526,11 +526,14 @@ struct ExecSample {
     max_rss: u64,
 }
 
-fn exec_once(cmd: &[String], preload: Option<&Path>) -> Result<ExecSample, String> {
+fn exec_once(cmd: &[String], preload: Option<&Path>, preset: Option<&str>) -> Result<ExecSample, String> {
     let mut c = Command::new(&cmd[0]);
     c.args(&cmd[1..]).stdout(Stdio::null()).stderr(Stdio::null()).stdin(Stdio::null());
     if let Some(p) = preload {
         c.env("LD_PRELOAD", p);
+    }
+    if let Some(p) = preset {
+        c.env("ALLOC_MALLOC_PRESET", p);
     }
     let start = Instant::now();
     let child = c.spawn().map_err(|e| format!("cannot run {:?}: {e}", cmd[0]))?;
@@ -553,19 +556,29 @@ fn exec_once(cmd: &[String], preload: Option<&Path>) -> Result<ExecSample, Strin
 }
 
 fn exec(cmd: &[String], runs: usize) -> Result<(), Usage> {
-    let mut configs: Vec<(String, Option<PathBuf>)> = vec![("glibc".into(), None)];
+    let mut configs: Vec<(String, Option<PathBuf>, Option<&str>)> = vec![("glibc".into(), None, None)];
     for (name, file, package) in PRELOADS {
         match find_library(file) {
-            Some(p) => configs.push((name.to_string(), Some(p))),
+            Some(p) => configs.push((name.to_string(), Some(p), None)),
             None => eprintln!("{name}: {file} not found; install Debian's {package} to include it"),
         }
     }
+    // Our presets: the socket built beside this program (`cargo build --release -p alloc-malloc`).
+    let ours = std::env::current_exe().ok().and_then(|e| Some(e.parent()?.join("liballoc_malloc.so")));
+    match ours.filter(|p| p.exists()) {
+        Some(lib) => {
+            for preset in ["general", "segregated", "hardened"] {
+                configs.push((format!("**{preset}**"), Some(lib.clone()), Some(preset)));
+            }
+        }
+        None => eprintln!("our presets: liballoc_malloc.so not found; `cargo build --release -p alloc-malloc` first"),
+    }
     let mut results: Vec<Vec<ExecSample>> = configs.iter().map(|_| Vec::new()).collect();
     for run in 0..runs {
-        for (i, (name, preload)) in configs.iter().enumerate() {
-            eprint!("\r[run {}/{runs}] {name:<12}", run + 1);
+        for (i, (name, preload, preset)) in configs.iter().enumerate() {
+            eprint!("\r[run {}/{runs}] {name:<16}", run + 1);
             let _ = std::io::stderr().flush();
-            results[i].push(exec_once(cmd, preload.as_deref()).map_err(Usage)?);
+            results[i].push(exec_once(cmd, preload.as_deref(), *preset).map_err(Usage)?);
         }
     }
     eprintln!();
@@ -586,9 +599,8 @@ fn exec(cmd: &[String], runs: usize) -> Result<(), Usage> {
     let (gw, _, gr) = stats[0];
     println!("`{}`, {runs} runs each, medians\n", cmd.join(" "));
     println!("| allocator | wall | × glibc | CPU | peak RSS | × glibc |\n|---|--:|--:|--:|--:|--:|");
-    for ((name, _), (w, c, r)) in configs.iter().zip(&stats) {
+    for ((name, _, _), (w, c, r)) in configs.iter().zip(&stats) {
         println!("| {name} | {:.3} s | {:.2} | {:.3} s | {} | {:.2} |", w, w / gw, c, bytes(*r), r / gr);
     }
-    println!("\n(our malloc presets join this table once alloc-malloc exists)");
     Ok(())
 }
