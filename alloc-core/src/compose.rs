@@ -1,13 +1,17 @@
 //! Layers that wrap a layer: [`Header`] gives any layer the size-from-pointer capability a C
 //! `free(ptr)` needs, catches double and invalid frees through a checked header word, and with
 //! `CANARY` writes a tail canary after every block that is checked at free (an overflow is
-//! reported, not left to corrupt the neighbour).
+//! reported, not left to corrupt the neighbour); [`Segregate`] routes by size range,
+//! [`Fallback`] tries one layer then another, [`Counted`] adds statistics chosen at compile time.
+//! The lock layer is [`crate::Locked`] over any `lock_api` mutex ([`crate::SpinLock`] or a
+//! blocking one), and the size-class policies are in [`crate::class`].
 //!
 //! alloc-malloc builds its `segregated` and `hardened` presets from it
 //! (`Locked<Header<SegregatedHeap, Abort, true>>`); its tests show each detection.
 
 use crate::error::{ErrorKind, ErrorPolicy, HeapError};
 use crate::layer::{Layer, Owns, SizeOf, UsableSize};
+use crate::stats::StatsPolicy;
 use crate::{secret, AllocError, Layout};
 use core::ptr::NonNull;
 
@@ -213,5 +217,233 @@ impl<L: Layer + Owns, E: ErrorPolicy, const CANARY: bool> UsableSize for Header<
 impl<L: Owns, E: ErrorPolicy, const CANARY: bool> Owns for Header<L, E, CANARY> {
     fn owns(&self, ptr: NonNull<u8>) -> bool {
         self.inner.owns(ptr)
+    }
+}
+
+/// A layer that sends requests of at most `LIMIT` bytes to `A` and larger ones to `B`: the
+/// paper's size-range slot ("slab for `[0, 64 KiB)`, buddy for `[64 KiB, MAX)`"). Frees are
+/// routed by the layout's size, so neither layer needs to recognise the other's blocks. The
+/// route is one compare of a constant, inlined: the composition costs what the `if` written by
+/// hand costs.
+pub struct Segregate<A, B, const LIMIT: usize> {
+    /// The layer for small requests.
+    pub small: A,
+    /// The layer for large requests.
+    pub large: B,
+}
+
+impl<A, B, const LIMIT: usize> Segregate<A, B, LIMIT> {
+    /// `small` for requests up to `LIMIT` bytes, `large` for the rest.
+    pub const fn new(small: A, large: B) -> Self {
+        Segregate { small, large }
+    }
+}
+
+// SAFETY: each block comes from exactly one of the two layers, chosen by its size, and goes
+// back to the same one because a fitting layout has the same size class of route (sizes up to
+// LIMIT vs above); the layers' guarantees carry over. Zero-size requests go to `A`, which gets
+// them only when it takes them (the fronts answer them otherwise).
+unsafe impl<A: Layer, B: Layer, const LIMIT: usize> Layer for Segregate<A, B, LIMIT> {
+    const ZERO_SIZE_OK: bool = A::ZERO_SIZE_OK && B::ZERO_SIZE_OK;
+    const PANICS: bool = A::PANICS || B::PANICS;
+
+    #[inline(always)]
+    fn allocate(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        if layout.size() <= LIMIT {
+            // A caller may free with any size up to the block's length: keep that within LIMIT
+            // so the free routes back here.
+            self.small.allocate(layout).map(|b| crate::ptr::block(b.cast::<u8>(), b.len().min(LIMIT)))
+        } else {
+            self.large.allocate(layout)
+        }
+    }
+
+    #[inline(always)]
+    fn allocate_zeroed(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        if layout.size() <= LIMIT {
+            // A caller may free with any size up to the block's length: keep that within LIMIT
+            // so the free routes back here.
+            self.small.allocate_zeroed(layout).map(|b| crate::ptr::block(b.cast::<u8>(), b.len().min(LIMIT)))
+        } else {
+            self.large.allocate_zeroed(layout)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the block came from the layer its size routes to.
+        unsafe {
+            if layout.size() <= LIMIT {
+                self.small.deallocate(ptr, layout)
+            } else {
+                self.large.deallocate(ptr, layout)
+            }
+        }
+    }
+}
+
+impl<A: Owns, B: Owns, const LIMIT: usize> Owns for Segregate<A, B, LIMIT> {
+    fn owns(&self, ptr: NonNull<u8>) -> bool {
+        self.small.owns(ptr) || self.large.owns(ptr)
+    }
+}
+
+impl<A: Owns + SizeOf, B: SizeOf, const LIMIT: usize> SizeOf for Segregate<A, B, LIMIT> {
+    unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
+        // SAFETY: asked of the layer that owns `ptr`.
+        unsafe {
+            if self.small.owns(ptr) {
+                self.small.size_of(ptr)
+            } else {
+                self.large.size_of(ptr)
+            }
+        }
+    }
+}
+
+impl<A: UsableSize, B: UsableSize, const LIMIT: usize> UsableSize for Segregate<A, B, LIMIT> {
+    unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
+        // SAFETY: forwarded to the layer the block came from. A block may be used up to its
+        // usable size, but a caller that frees it with a larger size must not cross LIMIT:
+        // within `A`, report no more than LIMIT.
+        unsafe {
+            if layout.size() <= LIMIT {
+                self.small.usable_size(ptr, layout).min(LIMIT)
+            } else {
+                self.large.usable_size(ptr, layout)
+            }
+        }
+    }
+}
+
+/// A layer that asks `A` first and `B` when `A` fails (out of memory, or a request it refuses);
+/// frees go to `A` when it [`Owns`] the block, otherwise to `B`.
+pub struct Fallback<A, B> {
+    /// The layer asked first.
+    pub primary: A,
+    /// The layer asked when the first fails.
+    pub secondary: B,
+}
+
+impl<A, B> Fallback<A, B> {
+    /// `primary` first, then `secondary`.
+    pub const fn new(primary: A, secondary: B) -> Self {
+        Fallback { primary, secondary }
+    }
+}
+
+// SAFETY: each block comes from one of the two layers and goes back to the one that owns it
+// (`A` never owns a block of `B`: `Owns` answers for memory `A` manages only).
+unsafe impl<A: Layer + Owns, B: Layer> Layer for Fallback<A, B> {
+    const ZERO_SIZE_OK: bool = A::ZERO_SIZE_OK && B::ZERO_SIZE_OK;
+    const PANICS: bool = A::PANICS || B::PANICS;
+
+    fn allocate(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        self.primary.allocate(layout).or_else(|_| self.secondary.allocate(layout))
+    }
+
+    fn allocate_zeroed(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        self.primary.allocate_zeroed(layout).or_else(|_| self.secondary.allocate_zeroed(layout))
+    }
+
+    unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the block goes back to the layer that owns it.
+        unsafe {
+            if self.primary.owns(ptr) {
+                self.primary.deallocate(ptr, layout)
+            } else {
+                self.secondary.deallocate(ptr, layout)
+            }
+        }
+    }
+}
+
+impl<A: Owns, B: Owns> Owns for Fallback<A, B> {
+    fn owns(&self, ptr: NonNull<u8>) -> bool {
+        self.primary.owns(ptr) || self.secondary.owns(ptr)
+    }
+}
+
+impl<A: Owns + SizeOf, B: SizeOf> SizeOf for Fallback<A, B> {
+    unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
+        // SAFETY: asked of the layer that owns `ptr`.
+        unsafe {
+            if self.primary.owns(ptr) {
+                self.primary.size_of(ptr)
+            } else {
+                self.secondary.size_of(ptr)
+            }
+        }
+    }
+}
+
+/// A layer that counts what passes through it with statistics policy `C`, chosen at compile
+/// time: [`crate::NoStats`] compiles to nothing, [`crate::Counting`] keeps live bytes, blocks
+/// and peaks.
+pub struct Counted<L, C: StatsPolicy> {
+    inner: L,
+    stats: C,
+}
+
+impl<L, C: StatsPolicy> Counted<L, C> {
+    /// Counts what goes through `inner`.
+    pub const fn new(inner: L) -> Self {
+        Counted { inner, stats: C::INIT }
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &C {
+        &self.stats
+    }
+
+    /// The wrapped layer.
+    pub fn inner(&self) -> &L {
+        &self.inner
+    }
+}
+
+// SAFETY: every call is forwarded unchanged; only counters are updated.
+unsafe impl<L: Layer, C: StatsPolicy> Layer for Counted<L, C> {
+    const ZERO_SIZE_OK: bool = L::ZERO_SIZE_OK;
+    const PANICS: bool = L::PANICS;
+
+    #[inline(always)]
+    fn allocate(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        let b = self.inner.allocate(layout)?;
+        self.stats.on_alloc(layout.size());
+        Ok(b)
+    }
+
+    fn allocate_zeroed(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        let b = self.inner.allocate_zeroed(layout)?;
+        self.stats.on_alloc(layout.size());
+        Ok(b)
+    }
+
+    #[inline(always)]
+    unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        self.stats.on_free(layout.size());
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.inner.deallocate(ptr, layout) }
+    }
+}
+
+impl<L: Owns, C: StatsPolicy> Owns for Counted<L, C> {
+    fn owns(&self, ptr: NonNull<u8>) -> bool {
+        self.inner.owns(ptr)
+    }
+}
+
+impl<L: SizeOf, C: StatsPolicy> SizeOf for Counted<L, C> {
+    unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
+        // SAFETY: forwarded.
+        unsafe { self.inner.size_of(ptr) }
+    }
+}
+
+impl<L: UsableSize, C: StatsPolicy> UsableSize for Counted<L, C> {
+    unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
+        // SAFETY: forwarded.
+        unsafe { self.inner.usable_size(ptr, layout) }
     }
 }
