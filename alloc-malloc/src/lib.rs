@@ -16,12 +16,16 @@
 //! | `hardened` | `segregated` with encoded free-list links, a checked header (double free, invalid free) and a tail canary (overflow) |
 //! | `span` | alloc-span behind a spin lock: a page per block at least, for programs of large buffers |
 //!
+//! `ALLOC_MALLOC_TRACE=FILE` records every allocation and free in the trace format of
+//! `conformance/traces/`, for `compare --trace FILE`.
+//!
 //! An unknown name stops the program at its first allocation with one line on stderr. The
 //! library never calls the libc allocator; `fork` in a threaded program is safe (every lock is
 //! taken before and released after, through `pthread_atfork`); a thread's pool caches go back
 //! when it exits (the pool's thread-exit hook).
 
 mod presets;
+mod trace;
 
 use core::ffi::{c_char, c_int, c_void};
 use core::ptr::{self, NonNull};
@@ -33,6 +37,8 @@ const MIN_ALIGN: usize = 16;
 
 /// The environment variable that names the preset.
 const VAR: &[u8] = b"ALLOC_MALLOC_PRESET\0";
+/// The environment variable that names a file to record the program's allocations in.
+const TRACE_VAR: &[u8] = b"ALLOC_MALLOC_TRACE\0";
 
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 #[repr(u8)]
@@ -86,7 +92,13 @@ fn pick() -> Preset {
     };
     if PRESET.compare_exchange(0, chosen as u8, Ordering::AcqRel, Ordering::Acquire).is_ok() {
         // SAFETY: the handlers are plain functions that only take and release our locks.
-        unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_release), Some(fork_release)) };
+        unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
+        // SAFETY: as for the preset's name.
+        let path = unsafe { libc::getenv(TRACE_VAR.as_ptr().cast::<c_char>()) };
+        if !path.is_null() {
+            // SAFETY: a C string from getenv.
+            unsafe { trace::start(path) };
+        }
     }
     chosen
 }
@@ -109,12 +121,24 @@ fn backend() -> &'static dyn Backend {
 }
 
 extern "C" fn fork_prepare() {
+    trace::lock_for_fork();
     backend().lock_for_fork();
 }
 
-extern "C" fn fork_release() {
-    // SAFETY: runs after `fork_prepare` on the forking thread (parent), or in the child it forked.
-    unsafe { backend().unlock_after_fork() }
+extern "C" fn fork_parent() {
+    // SAFETY: runs after `fork_prepare` on the forking thread.
+    unsafe {
+        backend().unlock_after_fork();
+        trace::unlock_after_fork(false);
+    }
+}
+
+extern "C" fn fork_child() {
+    // SAFETY: runs in the child of the fork `fork_prepare` ran before.
+    unsafe {
+        backend().unlock_after_fork();
+        trace::unlock_after_fork(true);
+    }
 }
 
 fn set_errno(e: c_int) {
@@ -130,7 +154,10 @@ fn layout(size: usize, align: usize) -> Option<core::alloc::Layout> {
 
 fn alloc(size: usize, align: usize, zero: bool) -> *mut c_void {
     match layout(size, align).and_then(|l| backend().alloc(l, zero)) {
-        Some(p) => p.as_ptr().cast(),
+        Some(p) => {
+            trace::alloc(p.as_ptr().cast(), size);
+            p.as_ptr().cast()
+        }
         None => {
             set_errno(libc::ENOMEM);
             ptr::null_mut()
@@ -175,6 +202,8 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
 pub unsafe extern "C" fn free(ptr: *mut c_void) {
     // SAFETY: the caller's pointer.
     if let Some((p, l)) = unsafe { live(ptr) } {
+        // Recorded before the block can be handed to another thread.
+        trace::free(ptr);
         // SAFETY: a live block with the layout the backend found.
         unsafe { backend().free(p, l) }
     }
@@ -218,10 +247,16 @@ pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
         set_errno(libc::ENOMEM);
         return ptr::null_mut();
     };
+    trace::free(ptr);
     // SAFETY: a live block with its layout.
     match unsafe { backend().realloc(p, old, new) } {
-        Some(q) => q.as_ptr().cast(),
+        Some(q) => {
+            trace::alloc(q.as_ptr().cast(), size);
+            q.as_ptr().cast()
+        }
         None => {
+            // The block stays: in the trace, a new allocation of its old size.
+            trace::alloc(ptr, old.size());
             set_errno(libc::ENOMEM);
             ptr::null_mut()
         }

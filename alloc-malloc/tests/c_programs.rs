@@ -189,3 +189,21 @@ fn system_programs_run_unchanged_under_every_preset() {
         });
     }
 }
+
+#[test]
+fn a_recorded_trace_replays_in_the_conformance_format() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let input = dir.join("trace-input.txt");
+    std::fs::write(&input, (0..20_000).rev().map(|i| format!("line {i}\n")).collect::<String>()).unwrap();
+    for preset in ["general", "hardened"] {
+        let file = dir.join(format!("sort-{preset}.trace"));
+        let mut cmd = Command::new("sort");
+        cmd.arg(&input).env("ALLOC_MALLOC_TRACE", &file);
+        let out = run(cmd, Some(preset));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let trace = conformance::trace::Trace::load(&file).expect("a well-formed trace");
+        let allocs = trace.events.iter().filter(|e| matches!(e, conformance::trace::Event::Alloc(_))).count();
+        let frees = trace.events.len() - allocs;
+        assert!(allocs > 100 && frees > 50, "{preset}: {allocs} allocations, {frees} frees recorded");
+    }
+}
