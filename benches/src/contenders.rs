@@ -207,6 +207,15 @@ impl Bench for Talc {
     }
 }
 
+/// rlsf's TLSF (O(1), the classic no_std design) as a global allocator over the OS.
+pub struct Rlsf;
+impl Bench for Rlsf {
+    type Heap = ViaGlobal<rlsf::SmallGlobalTlsf>;
+    fn make() -> Self::Heap {
+        ViaGlobal(rlsf::SmallGlobalTlsf::new())
+    }
+}
+
 /// bumpalo.
 pub struct Bumpalo;
 impl Bench for Bumpalo {
@@ -366,6 +375,14 @@ pub static CONTENDERS: &[Contender] = &[
         kind: Kind::General,
         run: shared!(Talc),
         trace: trace!(Talc),
+    },
+    Contender {
+        name: "rlsf",
+        what: "rlsf 0.2 SmallGlobalTlsf (TLSF, its own lock)",
+        ours: false,
+        kind: Kind::General,
+        run: shared!(Rlsf),
+        trace: trace!(Rlsf),
     },
     Contender {
         name: "bumpalo",
