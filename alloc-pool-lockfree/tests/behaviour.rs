@@ -84,8 +84,11 @@ fn a_thousand_threads_come_and_go_and_the_bytes_come_back() {
         s = pool.stats();
     }
     assert_eq!(s.small_live, 0, "{s:?}");
-    // Records of exited threads are reused: a thousand threads, four at a time, need a handful.
-    assert!(s.heaps <= 8, "heap records are not reused: {s:?}");
+    // Records of exited threads are reused: a thousand threads, four at a time, need a handful
+    // more than four. How many more depends on scheduling (a joined scoped thread runs its
+    // thread-local destructors after `join` returns, so the next round may start first: 11 seen
+    // on a loaded 2-core machine); without reuse it would be a thousand.
+    assert!(s.heaps <= 32, "heap records are not reused: {s:?}");
     assert!(s.free_heaps + 1 >= s.heaps, "exited threads' heaps did not go back: {s:?}");
     // Segments with blocks in use were adopted by later threads rather than piling up: about
     // 150 KB live at any time never needed more than a few 4 MiB segments, and the span heap
