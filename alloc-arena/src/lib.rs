@@ -312,10 +312,10 @@ impl<P: PoolRef, C: StatsPolicy> Arena<P, C> {
         self.region.inspect(region_stats)
     }
 
-    /// The chunk pool.
-    pub fn pool(&self) -> &ChunkPool<P::Source, P::Errors> {
-        // SAFETY: only the source is read, and the pool is `Sync` data behind its own lock.
-        unsafe { &*(self.region.inspect(|r| r.source().pool() as *const _)) }
+    /// What the chunk pool holds now. (No reference to the pool is handed out: an arena that owns
+    /// its pool keeps it inside the region that every allocation borrows exclusively.)
+    pub fn pool_stats(&self) -> PoolStats {
+        self.region.inspect(|r| r.source().pool().stats())
     }
 
     /// True when `ptr` lies in one of the arena's chunks or dedicated runs.

@@ -240,8 +240,9 @@ impl<A, B, const LIMIT: usize> Segregate<A, B, LIMIT> {
 }
 
 // SAFETY: each block comes from exactly one of the two layers, chosen by its size, and goes
-// back to the same one because a fitting layout has the same size class of route (sizes up to
-// LIMIT vs above); the layers' guarantees carry over. Zero-size requests go to `A`, which gets
+// back to the same one: a small block's reported length is capped at LIMIT, so every layout that
+// fits it (the only ones it may be freed with) is still at most LIMIT; a large block's sizes all
+// exceed LIMIT. The layers' guarantees carry over. Zero-size requests go to `A`, which gets
 // them only when it takes them (the fronts answer them otherwise).
 unsafe impl<A: Layer, B: Layer, const LIMIT: usize> Layer for Segregate<A, B, LIMIT> {
     const ZERO_SIZE_OK: bool = A::ZERO_SIZE_OK && B::ZERO_SIZE_OK;

@@ -66,9 +66,8 @@ fn every_entry_point_behaves_like_c_says_under_every_preset() {
 
 #[test]
 fn the_library_really_serves_the_program() {
-    // glibc's malloc_stats prints its arenas; with the socket preloaded, glibc's malloc is not
-    // used, so a block from `malloc` is not one glibc's `malloc_usable_size` would accept: the
-    // socket's own answers are checked by api.c. Here: the library's symbols win the lookup.
+    // The dynamic linker's own account: with the library preloaded, a program's `malloc`
+    // binds to it, not to glibc's.
     let out = Command::new("sh")
         .arg("-c")
         .arg("LD_DEBUG=bindings /bin/true 2>&1 | grep -c \"to .*liballoc_malloc.so .*symbol .malloc.\" || true")
