@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Mutex;
 
 const PRESETS: [&str; 5] = ["general", "pool", "segregated", "hardened", "span"];
 
@@ -18,10 +19,24 @@ fn library() -> PathBuf {
     lib
 }
 
-/// Compiles `tests/c/{name}` with gcc (or g++) into the test's scratch directory.
+/// Compiles `tests/c/{name}` with gcc (or g++) into the test's scratch directory, once per test
+/// binary: tests run in parallel, and rewriting an executable another test is running fails
+/// with "text file busy".
 fn build(name: &str, compiler: &str, extra: &[&str]) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let key = format!("{name} {compiler} {extra:?}");
+    if let Some((_, p)) = built.iter().find(|(k, _)| *k == key) {
+        return p.clone();
+    }
+    let out = compile(name, compiler, extra, built.len());
+    built.push((key, out.clone()));
+    out
+}
+
+fn compile(name: &str, compiler: &str, extra: &[&str], n: usize) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c").join(name);
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name.replace('.', "_"));
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{n}", name.replace('.', "_")));
     let status = Command::new(compiler)
         // -w: the programs make impossible and bad calls on purpose, which gcc warns about.
         .args(["-O1", "-g", "-w", "-o"])
