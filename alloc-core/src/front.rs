@@ -121,8 +121,9 @@ pub unsafe fn reallocate<L: Layer>(
         return Ok(ptr::block(ptr::dangling(new.align()), 0));
     }
     if let Some(resize) = L::RESIZE {
-        // An address that does not suit the new alignment cannot stay where it is.
-        if ptr::is_aligned(ptr.as_ptr() as usize, new.align()) {
+        // An address that does not suit the new alignment cannot stay where it is (the first test
+        // folds away where the alignment is known not to grow, as in `GlobalAlloc::realloc`).
+        if new.align() <= old.align() || ptr::is_aligned(ptr.as_ptr() as usize, new.align()) {
             // SAFETY: the caller's block with a fitting layout, aligned for `new`; new.size() > 0
             // unless the layer takes zero sizes.
             if let Ok(len) = unsafe { resize(layer, ptr, old, new) } {
@@ -202,12 +203,15 @@ pub mod global {
     #[inline]
     pub unsafe fn realloc<L: Layer>(layer: &mut L, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         assert_no_unwind::<L>();
-        let Ok(new) = Layout::from_size_align(new_size, layout.align()) else {
+        // `layout.align()` is a power of two already: only the size can make the layout invalid.
+        if new_size > isize::MAX as usize - (layout.align() - 1) {
             return core::ptr::null_mut();
-        };
-        let Some(ptr) = NonNull::new(ptr) else {
-            return core::ptr::null_mut();
-        };
+        }
+        // SAFETY: a power-of-two alignment, and the size rounded up to it does not pass
+        // `isize::MAX` (checked above).
+        let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: GlobalAlloc's caller hands back a live block, which `alloc` never gives as null.
+        let ptr = unsafe { NonNull::new_unchecked(ptr) };
         // SAFETY: GlobalAlloc's caller hands back a live block with its layout.
         match unsafe { reallocate(layer, ptr, layout, new, false) } {
             Ok(b) => b.cast().as_ptr(),

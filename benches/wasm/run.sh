@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
 out=target/modules
 mkdir -p "$out"
-for a in ours talc rlsf lol_alloc dlmalloc wee_alloc null; do
+for a in ours ours-small talc rlsf lol_alloc dlmalloc wee_alloc null; do
   if cargo build --quiet --release --target wasm32-unknown-unknown --features "$a" 2>"$out/$a.log"; then
     cp target/wasm32-unknown-unknown/release/wasm_bench.wasm "$out/$a.wasm"
   else

@@ -49,7 +49,8 @@ pub unsafe trait PageSource {
     unsafe fn unmap(&self, ptr: NonNull<u8>, size: usize);
 
     /// True when every run comes back zero-filled from [`PageSource::map`] (fresh pages from the
-    /// OS), so allocators can skip zeroing fresh memory and a large `calloc` stays lazy.
+    /// OS), so allocators can skip zeroing fresh memory and a large `calloc` stays lazy. A
+    /// property of the source: the same answer for its whole life.
     fn maps_zeroed(&self) -> bool {
         false
     }

@@ -5,7 +5,7 @@ use super::PageSource;
 use core::cell::Cell;
 use core::ptr::NonNull;
 
-const WASM_PAGE: usize = 65536;
+const WASM_PAGE: u64 = 65536;
 
 /// The granule this source hands out: finer than the 64 KiB wasm page so small heaps stay small.
 const GRANULE: usize = 4096;
@@ -13,10 +13,11 @@ const GRANULE: usize = 4096;
 /// Pages from the wasm linear memory through `memory.grow`.
 #[derive(Debug, Default)]
 pub struct WasmSource {
-    /// Start of free space inside pages this source grew, up to `end`.
-    top: Cell<usize>,
+    /// Start of free space inside pages this source grew, up to `end`. 64-bit: a 32-bit memory
+    /// grown to its full 4 GiB ends at 2^32, which a 32-bit `usize` cannot hold.
+    top: Cell<u64>,
     /// End of the memory this source grew.
-    end: Cell<usize>,
+    end: Cell<u64>,
 }
 
 impl WasmSource {
@@ -35,29 +36,40 @@ unsafe impl PageSource for WasmSource {
     }
 
     fn map(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
-        let align = align.max(GRANULE);
-        let mut start = crate::ptr::align_up(self.top.get(), align)?;
-        if self.top.get() == 0 || start.checked_add(size)? > self.end.get() {
-            let need = crate::ptr::align_up(size.checked_add(align)?, WASM_PAGE)? / WASM_PAGE;
-            let old = core::arch::wasm32::memory_grow(0, need);
+        // In 64-bit arithmetic nothing below overflows: every value stays under 2^34.
+        let (size, align) = (size as u64, align.max(GRANULE) as u64);
+        let mut grew = false;
+        loop {
+            let start = (self.top.get() + align - 1) & !(align - 1);
+            // Before the first growth `top` and `end` are 0: nothing fits (a zero-size run at
+            // address 0 is refused by `NonNull::new`).
+            if start + size <= self.end.get() {
+                self.top.set(start + size);
+                return NonNull::new(start as usize as *mut u8);
+            }
+            if grew {
+                return None;
+            }
+            grew = true;
+            // Enough whole wasm pages for `size` bytes at any alignment-`align` start in them
+            // (more than the 65,536 a memory can have is refused by `memory.grow`).
+            let need = (size + align).div_ceil(WASM_PAGE);
+            let old = core::arch::wasm32::memory_grow(0, need.min(1 << 17) as usize);
             if old == usize::MAX {
                 return None;
             }
-            let grown = old * WASM_PAGE;
+            let grown = old as u64 * WASM_PAGE;
             if grown != self.end.get() {
                 // Someone else grew memory in between: start afresh at our new pages.
                 self.top.set(grown);
             }
             self.end.set(grown + need * WASM_PAGE);
-            start = crate::ptr::align_up(self.top.get(), align)?;
         }
-        self.top.set(start + size);
-        NonNull::new(start as *mut u8)
     }
 
     unsafe fn unmap(&self, ptr: NonNull<u8>, size: usize) {
-        if ptr.as_ptr() as usize + size == self.top.get() {
-            self.top.set(ptr.as_ptr() as usize);
+        if ptr.as_ptr() as u64 + size as u64 == self.top.get() {
+            self.top.set(ptr.as_ptr() as u64);
         }
     }
 

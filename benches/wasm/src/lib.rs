@@ -8,7 +8,7 @@ extern crate alloc;
 
 use core::alloc::{GlobalAlloc, Layout};
 
-#[cfg(feature = "ours")]
+#[cfg(any(feature = "ours", feature = "ours-small"))]
 #[global_allocator]
 static A: alloc_segregated::WasmGlobal =
     alloc_segregated::WasmGlobal::new(alloc_segregated::SegregatedHeap::new(alloc_core::WasmSource::new()));
