@@ -203,12 +203,8 @@ pub mod global {
     #[inline]
     pub unsafe fn realloc<L: Layer>(layer: &mut L, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         assert_no_unwind::<L>();
-        // `layout.align()` is a power of two already: only the size can make the layout invalid.
-        if new_size > isize::MAX as usize - (layout.align() - 1) {
-            return core::ptr::null_mut();
-        }
-        // SAFETY: a power-of-two alignment, and the size rounded up to it does not pass
-        // `isize::MAX` (checked above).
+        // SAFETY: `layout.align()` is a power of two, and GlobalAlloc's caller promises that
+        // `new_size` rounded up to it does not pass `isize::MAX`.
         let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
         // SAFETY: GlobalAlloc's caller hands back a live block, which `alloc` never gives as null.
         let ptr = unsafe { NonNull::new_unchecked(ptr) };

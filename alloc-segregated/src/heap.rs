@@ -12,20 +12,33 @@
 //! Padding skipped while aligning a bump, and the unused tail of a spent run, are carved into
 //! naturally aligned blocks on the class lists, so nothing the source gave is lost.
 //!
+//! ## Giving memory back (native targets)
+//!
+//! A free block of 64 KiB or more is *large*: while it waits on its list it counts as idle
+//! memory, and a flag in its second word says whether its pages are resident. When idle memory
+//! passes the retain limit ([`DEFAULT_RETAIN`], 64 MiB, glibc's largest trim threshold;
+//! [`SegregatedHeap::set_retain`]), idle blocks are given back to the OS (`madvise`, through
+//! [`PageSource::discard`]) down to half the limit, largest classes first and the block just
+//! freed last; each keeps its first page, which holds its link. [`SegregatedHeap::trim`] gives
+//! back every idle block at once. Blocks under 64 KiB are never given back: small classes are
+//! reused too often for a page fault per reuse to pay. A limit far below a program's working set
+//! of large blocks costs a page fault per page on every reuse (`compare`'s `large-spans` runs 165
+//! times slower at 4 MiB), which is why the default is high and `trim` is explicit.
+//!
 //! ## Cargo features: what each costs in a wasm module
 //!
 //! All on by default; a size-first wasm module turns them off (`default-features = false`) and
 //! keeps the classes, the lists, both misuse checks, zero sizes, every alignment, in-class
 //! realloc and, once the page source is spent, blocks split from larger classes. Bytes of code in
 //! the module of `benches/wasm` (LTO, `opt-level = "z"`, against the same module with a
-//! host-call allocator): **1,508** with every feature, **963** with none; each feature alone:
+//! host-call allocator): **1,503** with every feature, **967** with none; each feature alone:
 //!
-//! | feature | what it gives | bytes added to the 963 | bytes saved from the 1,508 |
+//! | feature | what it gives | bytes added to the 967 | bytes saved from the 1,503 |
 //! |---|---|--:|--:|
-//! | `large-runs` | a block larger than half the next run gets a run of its own, so the current run keeps serving small blocks (without it such a block starts a new run sized for it) | 86 | 125 |
+//! | `large-runs` | a block larger than half the next run gets a run of its own, so the current run keeps serving small blocks (without it such a block starts a new run sized for it) | 75 | 116 |
 //! | `carve` | alignment padding and the unused tail of a spent run are carved into blocks on the class lists (without it they are never used) | 145 | 145 |
 //! | `top-reuse` | freeing a page-sized or larger block at the top of the run gives the top back; a block at the top grows in place into a larger class | 174 | 174 |
-//! | `run-list` | every run is recorded, so dropping the heap gives its runs back to the page source, [`Owns`](alloc_core::layer::Owns) is implemented and the validator checks blocks against their runs (without it a dropped heap leaks its runs: fine for a global, which is never dropped) | 101 | 140 |
+//! | `run-list` | every run is recorded, so dropping the heap gives its runs back to the page source, [`Owns`](alloc_core::layer::Owns) is implemented and the validator checks blocks against their runs (without it a dropped heap leaks its runs: fine for a global, which is never dropped) | 101 | 142 |
 //!
 //! Reproduce: `benches/wasm/run.sh` (rows `ours` and `ours-small`); `tests/wasm.rs` checks that
 //! the size-first build of its own module stays under 1 KiB.
@@ -68,6 +81,18 @@ const CARVE: bool = cfg!(feature = "carve");
 const TOP_REUSE: bool = cfg!(feature = "top-reuse");
 const RUN_LIST: bool = cfg!(feature = "run-list");
 
+/// Free blocks of this class (64 KiB) and above are large: while they wait on a list, their
+/// pages count as idle memory, given back to the OS above the retain limit.
+const LARGE_CLASS: usize = class_of(64 << 10, 1);
+/// Native targets give memory back; a wasm memory cannot shrink, so none of that code is built
+/// there.
+const RETURN: bool = !cfg!(target_arch = "wasm32");
+/// Bytes of idle large free blocks a heap keeps resident unless told otherwise
+/// ([`SegregatedHeap::set_retain`]): glibc's largest trim threshold. Set lower, a program that
+/// reuses large blocks of many sizes pays a page fault per page on every reuse (the
+/// `large-spans` workload of `compare` runs 165 times slower at 4 MiB than with nothing returned).
+pub const DEFAULT_RETAIN: usize = 64 << 20;
+
 /// Size of the first run mapped from the source; runs double up to [`MAX_RUN`].
 pub const FIRST_RUN: usize = 64 << 10;
 /// Runs stop doubling here; a block larger than the next run gets a run of its own.
@@ -100,6 +125,12 @@ pub struct SegregatedHeap<S: PageSource, E: ErrorPolicy = Abort, C: StatsPolicy 
     hi: usize,
     /// The key of encoded links (drawn when the first run is mapped, while every list is empty).
     secret: usize,
+    /// Bytes of large free blocks on the lists whose pages are resident (flagged in the block's
+    /// second word, [`Self::resident`]).
+    idle: usize,
+    /// Above this many idle bytes, idle blocks are given back to the OS; `usize::MAX` once the
+    /// source turned out unable to.
+    retain: usize,
     source: S,
     errors: E,
     stats: C,
@@ -126,6 +157,8 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> SegregatedHeap
             lo: usize::MAX,
             hi: 0,
             secret: 0,
+            idle: 0,
+            retain: DEFAULT_RETAIN,
             source,
             errors: E::INIT,
             stats: C::INIT,
@@ -205,6 +238,9 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> SegregatedHeap
         // SAFETY: every block on the list was pushed with this heap's codec, and the head was
         // checked (or pushed by us) before this pop.
         let p = unsafe { self.lists[c].pop(&links) }?;
+        if RETURN && c >= LARGE_CLASS {
+            self.reuse_large(c, p);
+        }
         if L::CHECKED {
             if let Some(next) = self.lists[c].peek() {
                 if !self.plausible(c, next.as_ptr() as usize) {
@@ -222,6 +258,116 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> SegregatedHeap
     fn corrupted_link(&mut self, c: usize, p: NonNull<u8>) {
         self.lists[c].clear();
         self.report(ErrorKind::CorruptedFreeList, p);
+    }
+
+    /// The word after a large free block's link: whether its pages are resident (counted in
+    /// `idle`) or were given back or never touched.
+    ///
+    /// # Safety
+    ///
+    /// `p` is a free block of a large class (at least 64 KiB, so the word lies inside it).
+    #[inline(always)]
+    unsafe fn resident(p: NonNull<u8>) -> *mut usize {
+        // SAFETY: one word past the link, inside the block (the caller's guarantee).
+        unsafe { p.as_ptr().cast::<usize>().add(1) }
+    }
+
+    /// A large block `p` of class `c` left its list: it no longer counts as idle.
+    #[cold]
+    #[inline(never)]
+    fn reuse_large(&mut self, c: usize, p: NonNull<u8>) {
+        // SAFETY: p was a free block of class c >= LARGE_CLASS, whose flag every push wrote.
+        if unsafe { Self::resident(p).read() } != 0 {
+            self.idle -= class_size(c);
+        }
+    }
+
+    /// Frees large block `p` of class `c`: on its list, counted as idle, and, when idle memory
+    /// passes the retain limit, idle blocks given back to the OS down to half the limit
+    /// (largest classes first; `p` too, last, when it alone is over the limit).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Self::push`], with `c >= LARGE_CLASS`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn free_large(&mut self, c: usize, p: NonNull<u8>) {
+        // SAFETY: the caller's guarantees; the flag word lies inside the block.
+        unsafe {
+            self.push(c, p);
+            Self::resident(p).write(1);
+        }
+        self.idle += class_size(c);
+        if self.idle > self.retain {
+            self.release(self.retain / 2, Some(p));
+            if self.idle > self.retain {
+                self.release(self.retain / 2, None);
+            }
+        }
+    }
+
+    /// Gives idle large blocks back to the OS, largest classes first, until at most `target`
+    /// idle bytes remain; `keep` is skipped. A block keeps its first page (its link and flag).
+    fn release(&mut self, target: usize, keep: Option<NonNull<u8>>) {
+        let page = self.source.page_size();
+        let links = self.links();
+        for c in (LARGE_CLASS..CLASSES).rev() {
+            let mut cur = self.lists[c].peek();
+            while let Some(p) = cur {
+                if self.idle <= target {
+                    return;
+                }
+                let addr = p.as_ptr() as usize;
+                if !self.plausible(c, addr) {
+                    break; // a corrupted link: pop reports it; never follow it here
+                }
+                // SAFETY: p is a free block on list c >= LARGE_CLASS; its flag was written when
+                // it was pushed.
+                let flag = unsafe { Self::resident(p) };
+                // SAFETY: as above.
+                if Some(p) != keep && unsafe { flag.read() } != 0 {
+                    let from = ptr::align_up(addr + 2 * core::mem::size_of::<usize>(), page).unwrap_or(usize::MAX);
+                    let to = (addr + class_size(c)) & !(page - 1);
+                    if from < to {
+                        // SAFETY: whole pages inside the free block, past its link and flag, in
+                        // a run from this source; nothing holds data there.
+                        if !unsafe { self.source.discard(ptr::add(p, from - addr), to - from) } {
+                            // A source with no OS behind it: stop trying.
+                            self.retain = usize::MAX;
+                            return;
+                        }
+                    }
+                    // SAFETY: as above.
+                    unsafe { flag.write(0) };
+                    self.idle -= class_size(c);
+                }
+                // SAFETY: a plausible block on the list; its first word is a link.
+                cur = unsafe { links.read(p) };
+            }
+        }
+    }
+
+    /// Gives every idle large free block back to the OS now (pages past each block's first):
+    /// what a program calls after freeing a lot, before it idles.
+    pub fn trim(&mut self) {
+        if RETURN {
+            self.release(0, None);
+        }
+    }
+
+    /// Sets how many bytes of idle large free blocks stay resident (default
+    /// [`DEFAULT_RETAIN`]); above it, idle blocks go back to the OS as they are freed. `0` gives
+    /// every large block back when it is freed; `usize::MAX` keeps everything.
+    pub fn set_retain(&mut self, bytes: usize) {
+        self.retain = bytes;
+        if RETURN && self.idle > bytes {
+            self.release(bytes / 2, None);
+        }
+    }
+
+    /// Bytes of large free blocks whose pages are resident.
+    pub fn idle_bytes(&self) -> usize {
+        self.idle
     }
 
     /// Pushes `p` on class `c`'s list.
@@ -302,8 +448,10 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> SegregatedHeap
             self.record_run(p, len, unsafe { ptr::add(p, size) });
             return Ok(p);
         }
-        // A fresh run; when the full size is not available, try one just big enough.
-        let need = size + page.max(RUN_HEADER);
+        // A fresh run; when the full size is not available, try one just big enough: the run is
+        // page-aligned, so the block starts by `max(align, page)` past the header (which is
+        // smaller than a page), and both are multiples of the page.
+        let need = size.checked_add(align.max(page)).ok_or(AllocError)?;
         // Without `large-runs`, a large block gets a regular run big enough for it.
         let next = self.next_run.max(need);
         let mut len = next;
@@ -350,6 +498,11 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> SegregatedHeap
         // `class_size(c)` in, aligned to `class_align(c)` (p is aligned to `class_align(k)`, and
         // `class_size(c)` is a multiple of `class_align(c)`), and is on no list.
         unsafe { self.push(c, ptr::add(p, class_size(c))) };
+        if RETURN && c >= LARGE_CLASS {
+            // SAFETY: the upper half is a free block of a large class; its residency is unknown,
+            // so it is not counted as idle.
+            unsafe { Self::resident(ptr::add(p, class_size(c))).write(0) };
+        }
         Ok(p)
     }
 
@@ -468,6 +621,10 @@ unsafe impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> Layer f
             self.top = addr;
             return;
         }
+        if RETURN && c >= LARGE_CLASS {
+            // SAFETY: as below.
+            return unsafe { self.free_large(c, p) };
+        }
         // SAFETY: the caller frees a live block of this class (it was allocated with a layout of
         // the same class); it is class-aligned (checked) and not the list's head (checked).
         unsafe { self.push(c, p) }
@@ -547,6 +704,7 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> Validate for S
             cur = run.prev;
         }
         let links = self.links();
+        let mut idle = 0usize;
         for (c, list) in self.lists.iter().enumerate() {
             // Floyd's cycle check, with every node checked on the way.
             let (mut slow, mut fast) = (list.peek(), list.peek());
@@ -568,6 +726,14 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> Validate for S
                 if self.in_run(addr) && block_end > self.top {
                     return bad("free block lies above the run's top", addr);
                 }
+                if RETURN && c >= LARGE_CLASS {
+                    // SAFETY: a plausible large free block; its flag was written when pushed.
+                    match unsafe { Self::resident(p).read() } {
+                        0 => {}
+                        1 => idle += class_size(c),
+                        _ => return bad("large free block's residency flag overwritten", addr),
+                    }
+                }
                 // SAFETY: a plausible block on the list; its first word is a link.
                 fast = unsafe { links.read(p) };
                 step += 1;
@@ -579,6 +745,9 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> Validate for S
                     }
                 }
             }
+        }
+        if idle != self.idle {
+            return bad("idle bytes differ from the resident large blocks on the lists", self.idle);
         }
         Ok(())
     }
@@ -749,6 +918,46 @@ mod tests {
         assert_eq!(h.allocate(l(64, 8)).unwrap().cast::<u8>().as_ptr() as usize, last.as_ptr() as usize + 64);
         // An over-page alignment cannot be split from page-aligned blocks.
         assert_eq!(h.allocate(l(64, 8192)), Err(AllocError));
+        assert_eq!(h.validate(), Ok(()));
+    }
+
+    #[test]
+    fn idle_large_blocks_are_counted_given_back_and_checked() {
+        let mut buf = vec![0u8; 2 << 20];
+        let mut h: SegregatedHeap<FixedSource<'_>, Count> = SegregatedHeap::new(FixedSource::new(&mut buf));
+        h.set_retain(128 << 10);
+        let big = l(64 << 10, 8);
+        let blocks: std::vec::Vec<_> = (0..4).map(|_| h.allocate(big).unwrap().cast::<u8>()).collect();
+        for (i, &p) in blocks.iter().enumerate() {
+            // SAFETY: live 64 KiB blocks, written whole, then freed once.
+            unsafe {
+                p.as_ptr().write_bytes(0xa5, 64 << 10);
+                h.deallocate(p, big);
+            }
+            assert_eq!(h.validate(), Ok(()), "after free {i}");
+        }
+        // 256 KiB freed against a 128 KiB limit: the third free went over it and gave blocks
+        // back (over a buffer, zeroed past their first page) down to 64 KiB.
+        assert_eq!(h.idle_bytes(), 128 << 10);
+        let zeroed = blocks.iter().filter(|&&p| {
+            // SAFETY: the blocks are free but their memory is the buffer's; read-only look.
+            unsafe { *p.as_ptr().add(8192) == 0 }
+        });
+        assert_eq!(zeroed.count(), 2);
+        // Reuse takes them off the idle count; a planted flag is seen by the validator.
+        let p = h.allocate(big).unwrap().cast::<u8>();
+        assert_eq!(h.idle_bytes(), 64 << 10);
+        h.trim();
+        assert_eq!(h.idle_bytes(), 0);
+        let q = h.lists[class_of(64 << 10, 8)].peek().unwrap();
+        // SAFETY: q is a free large block; its flag word is planted to test the validator.
+        unsafe { SegregatedHeap::<FixedSource<'_>, Count>::resident(q).write(9) };
+        assert_eq!(h.validate().unwrap_err().what, "large free block's residency flag overwritten");
+        // SAFETY: restored, and p freed with its layout.
+        unsafe {
+            SegregatedHeap::<FixedSource<'_>, Count>::resident(q).write(0);
+            h.deallocate(p, big);
+        }
         assert_eq!(h.validate(), Ok(()));
     }
 

@@ -4,7 +4,7 @@
 pub mod class;
 mod heap;
 
-pub use heap::{SegregatedHeap, FIRST_RUN, MAX_RUN};
+pub use heap::{SegregatedHeap, DEFAULT_RETAIN, FIRST_RUN, MAX_RUN};
 
 use alloc_core::front::Local;
 use alloc_core::source::PageSource;

@@ -162,3 +162,67 @@ fn a_gibibyte_calloc_leaves_its_pages_untouched() {
     // SAFETY: as above.
     assert!((0..1usize << 30).step_by(16 << 20).all(|i| unsafe { *q.cast::<u8>().as_ptr().add(i) } == 0));
 }
+
+/// Resident pages of `blocks` (each `len` bytes).
+fn resident(blocks: &[core::ptr::NonNull<u8>], len: usize) -> usize {
+    blocks.iter().map(|&p| conformance::resident_pages(p, len)).sum()
+}
+
+#[test]
+fn idle_large_blocks_above_the_retain_limit_go_back_to_the_os() {
+    let heap = Segregated::new();
+    let l = Layout::from_size_align(1 << 20, 16).unwrap();
+    let page = 4096;
+    let blocks: std::vec::Vec<_> = (0..96).map(|_| (&heap).allocate(l).unwrap().cast::<u8>()).collect();
+    for &p in &blocks {
+        // SAFETY: a live 1 MiB block.
+        unsafe { p.as_ptr().write_bytes(7, 1 << 20) };
+    }
+    let touched = resident(&blocks, 1 << 20);
+    assert!(touched >= 96 * 256, "only {touched} pages resident after writing every one");
+    for &p in &blocks {
+        // SAFETY: freed once, with its layout.
+        unsafe { (&heap).deallocate(p, l) };
+    }
+    let mut heap = heap;
+    let idle = heap.heap().idle_bytes();
+    assert!(idle <= alloc_segregated::DEFAULT_RETAIN, "{idle} idle bytes kept");
+    // 96 MiB were freed: above 64 MiB, blocks went back down to 32 MiB, each keeping its first
+    // page (its link).
+    let kept = resident(&blocks, 1 << 20) * page;
+    assert!(kept <= idle + 96 * page, "{kept} bytes resident with {idle} idle");
+    assert!(kept <= (64 << 20) + 96 * page, "{kept} bytes of 96 MiB freed are still resident");
+    // trim gives back the rest.
+    heap.heap().trim();
+    assert_eq!(heap.heap().idle_bytes(), 0);
+    assert!(resident(&blocks, 1 << 20) <= 96, "more than the first page of each block is resident");
+    assert_eq!(heap.inspect(alloc_core::layer::Validate::validate), Ok(()));
+    // The blocks serve again, whole.
+    let again: std::vec::Vec<_> = (0..96).map(|_| (&heap).allocate(l).unwrap().cast::<u8>()).collect();
+    for &p in &again {
+        // SAFETY: a live 1 MiB block.
+        unsafe { p.as_ptr().add((1 << 20) - 1).write(1) };
+    }
+    assert_eq!(heap.heap().idle_bytes(), 0);
+}
+
+#[test]
+fn with_no_retain_a_large_block_goes_back_when_freed_and_small_ones_stay() {
+    let mut heap = Segregated::new();
+    heap.heap().set_retain(0);
+    let big = Layout::from_size_align(256 << 10, 16).unwrap();
+    let small = Layout::from_size_align(32 << 10, 16).unwrap();
+    let (b, s) = ((&heap).allocate(big).unwrap().cast::<u8>(), (&heap).allocate(small).unwrap().cast::<u8>());
+    let _fence = (&heap).allocate(small).unwrap();
+    // SAFETY: live blocks of these sizes, written whole, then freed once.
+    unsafe {
+        b.as_ptr().write_bytes(1, 256 << 10);
+        s.as_ptr().write_bytes(1, 32 << 10);
+        (&heap).deallocate(b, big);
+        (&heap).deallocate(s, small);
+    }
+    assert_eq!(heap.heap().idle_bytes(), 0);
+    assert!(resident(&[b], 256 << 10) <= 1, "a freed 256 KiB block stayed resident");
+    assert_eq!(resident(&[s], 32 << 10), 8, "a small block is not large: it stays");
+    assert_eq!((&heap).allocate(big).unwrap().cast::<u8>(), b, "the returned block is reused");
+}

@@ -274,7 +274,16 @@ pub struct OurSegregated;
 impl Bench for OurSegregated {
     type Heap = alloc_segregated::Segregated;
     fn make() -> Self::Heap {
-        alloc_segregated::Segregated::new()
+        let mut heap = alloc_segregated::Segregated::new();
+        // For experiments with the retain limit: ALLOC_SEGREGATED_RETAIN=bytes.
+        if let Some(bytes) = std::env::var("ALLOC_SEGREGATED_RETAIN").ok().and_then(|v| v.parse().ok()) {
+            heap.heap().set_retain(bytes);
+        }
+        heap
+    }
+    fn trim(heap: &mut Self::Heap) -> bool {
+        heap.heap().trim();
+        true
     }
 }
 
@@ -284,6 +293,10 @@ impl Bench for OurSegregatedLocked {
     type Heap = alloc_segregated::GlobalSegregated;
     fn make() -> Self::Heap {
         alloc_segregated::GlobalSegregated::new(alloc_segregated::SegregatedHeap::new(MmapSource::new()))
+    }
+    fn trim(heap: &mut Self::Heap) -> bool {
+        heap.get_mut().trim();
+        true
     }
 }
 

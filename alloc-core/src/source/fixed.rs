@@ -78,6 +78,13 @@ unsafe impl PageSource for FixedSource<'_> {
             self.top.set(start);
         }
     }
+    /// Zeroes the range (there is no OS to give it to), so layers that return memory run their
+    /// code unchanged over a buffer, under Miri included.
+    unsafe fn discard(&self, ptr: NonNull<u8>, size: usize) -> bool {
+        // SAFETY: the caller's guarantees are `decommit`'s.
+        unsafe { self.decommit(ptr, size) };
+        true
+    }
 }
 
 // SAFETY: there is no OS to give the memory to; the range stays usable and is zeroed, which is

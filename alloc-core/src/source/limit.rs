@@ -165,6 +165,11 @@ unsafe impl<S: PageSource> PageSource for Limited<S> {
     fn prefer_huge_pages(&self, ptr: NonNull<u8>, size: usize) {
         self.inner.prefer_huge_pages(ptr, size)
     }
+
+    unsafe fn discard(&self, ptr: NonNull<u8>, size: usize) -> bool {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.inner.discard(ptr, size) }
+    }
 }
 
 // SAFETY: forwarded to `inner`.

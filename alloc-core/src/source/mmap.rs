@@ -120,6 +120,12 @@ unsafe impl PageSource for MmapSource {
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         let _ = (ptr, size);
     }
+
+    unsafe fn discard(&self, ptr: NonNull<u8>, size: usize) -> bool {
+        // SAFETY: the caller's guarantees are `decommit`'s.
+        unsafe { self.decommit(ptr, size) };
+        true
+    }
 }
 
 // SAFETY: MADV_DONTNEED drops the pages; the range stays mapped and usable. On Linux, private

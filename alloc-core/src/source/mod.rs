@@ -55,6 +55,19 @@ pub unsafe trait PageSource {
         false
     }
 
+    /// Gives the memory behind `ptr..ptr+size` back where this source can (it implements
+    /// [`Decommit`]), keeping the range mapped and usable; `false`, touching nothing, where it
+    /// cannot. How a layer generic over every source returns free memory where there is an OS
+    /// to return it to.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Decommit::decommit`].
+    unsafe fn discard(&self, ptr: NonNull<u8>, size: usize) -> bool {
+        let _ = (ptr, size);
+        false
+    }
+
     /// [`PageSource::map`], with the run reading as zero. The default writes zeroes unless
     /// [`PageSource::maps_zeroed`]; a source that knows which of its pages are already zero (a
     /// span heap over fresh or decommitted pages) writes only the others, so a huge zeroed
@@ -160,6 +173,10 @@ unsafe impl<S: PageSource + ?Sized> PageSource for &S {
     }
     fn prefer_huge_pages(&self, ptr: NonNull<u8>, size: usize) {
         (**self).prefer_huge_pages(ptr, size)
+    }
+    unsafe fn discard(&self, ptr: NonNull<u8>, size: usize) -> bool {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { (**self).discard(ptr, size) }
     }
 }
 
