@@ -1,0 +1,29 @@
+//! The composition behind alloc-malloc's `hardened` preset: `alloc_core::compose::Header` (a size
+//! header with a checked word and a tail canary) over alloc-segregated with encoded free-list
+//! links, under the conformance operation machine. The machine never misuses the heap, so any
+//! report (double free, canary, wrong layout) aborts as a finding. With the `validate` feature
+//! the segregated heap's validator runs after operations.
+#![no_main]
+
+use alloc_core::compose::Header;
+use alloc_core::front::Local;
+use alloc_core::layer::{Owns, Validate};
+use alloc_core::{Abort, Limited, MmapSource, NoStats, SafeLinks};
+use alloc_segregated::SegregatedHeap;
+use conformance::Hooks;
+use libfuzzer_sys::fuzz_target;
+
+type Heap = Local<Header<SegregatedHeap<Limited<MmapSource>, Abort, NoStats, SafeLinks>, Abort, true>>;
+
+fuzz_target!(|data: &[u8]| {
+    let heap: Heap = Local::new(Header::new(SegregatedHeap::new(Limited::new(MmapSource::new(), 256 << 20))));
+    let hooks = if cfg!(feature = "validate") {
+        Hooks::<Heap> {
+            validate: Some(|h| h.inspect(|h| h.inner().validate())),
+            owns: Some(|h, p| h.inspect(|h| h.owns(p))),
+        }
+    } else {
+        Hooks::default()
+    };
+    conformance::fuzz::run(heap, hooks, None, data);
+});
