@@ -181,8 +181,16 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> SegregatedHeap
         &self.source
     }
 
-    /// Whether `lo` and `hi` are kept.
-    const BOUNDS: bool = RUN_LIST || L::CHECKED;
+    /// Whether `lo` and `hi` are kept (natively always: they bound the walks that give memory
+    /// back).
+    const BOUNDS: bool = RUN_LIST || L::CHECKED || RETURN;
+
+    /// The most blocks of class `c` the heap's runs can hold: a bound on any walk of its list,
+    /// so a list made cyclic by an undetected double free cannot hold a walk forever.
+    fn max_blocks(&self, c: usize) -> usize {
+        // (The top class's size wraps to 0: no block of it can exist.)
+        self.hi.saturating_sub(self.lo) / class_size(c).max(MIN_BLOCK) + 1
+    }
 
     #[inline(always)]
     fn links(&self) -> L {
@@ -257,6 +265,10 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> SegregatedHeap
     #[inline(never)]
     fn corrupted_link(&mut self, c: usize, p: NonNull<u8>) {
         self.lists[c].clear();
+        if RETURN && c >= LARGE_CLASS {
+            // The dropped blocks no longer wait on a list: count again what does.
+            self.idle = self.count_idle();
+        }
         self.report(ErrorKind::CorruptedFreeList, p);
     }
 
@@ -276,9 +288,10 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> SegregatedHeap
     #[cold]
     #[inline(never)]
     fn reuse_large(&mut self, c: usize, p: NonNull<u8>) {
-        // SAFETY: p was a free block of class c >= LARGE_CLASS, whose flag every push wrote.
-        if unsafe { Self::resident(p).read() } != 0 {
-            self.idle -= class_size(c);
+        // SAFETY: p was a free block of class c >= LARGE_CLASS, whose flag every push wrote. (A
+        // write after free may have changed it: only 1 counts, and the count never wraps.)
+        if unsafe { Self::resident(p).read() } == 1 {
+            self.idle = self.idle.saturating_sub(class_size(c));
         }
     }
 
@@ -313,19 +326,21 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> SegregatedHeap
         let links = self.links();
         for c in (LARGE_CLASS..CLASSES).rev() {
             let mut cur = self.lists[c].peek();
+            let mut left = self.max_blocks(c);
             while let Some(p) = cur {
                 if self.idle <= target {
                     return;
                 }
                 let addr = p.as_ptr() as usize;
-                if !self.plausible(c, addr) {
-                    break; // a corrupted link: pop reports it; never follow it here
+                if !self.plausible(c, addr) || left == 0 {
+                    break; // a corrupted link (pop reports it) or a cycle: never follow it here
                 }
+                left -= 1;
                 // SAFETY: p is a free block on list c >= LARGE_CLASS; its flag was written when
                 // it was pushed.
                 let flag = unsafe { Self::resident(p) };
                 // SAFETY: as above.
-                if Some(p) != keep && unsafe { flag.read() } != 0 {
+                if Some(p) != keep && unsafe { flag.read() } == 1 {
                     let from = ptr::align_up(addr + 2 * core::mem::size_of::<usize>(), page).unwrap_or(usize::MAX);
                     let to = (addr + class_size(c)) & !(page - 1);
                     if from < to {
@@ -339,12 +354,36 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> SegregatedHeap
                     }
                     // SAFETY: as above.
                     unsafe { flag.write(0) };
-                    self.idle -= class_size(c);
+                    self.idle = self.idle.saturating_sub(class_size(c));
                 }
                 // SAFETY: a plausible block on the list; its first word is a link.
                 cur = unsafe { links.read(p) };
             }
         }
+    }
+
+    /// Bytes of resident large blocks on the lists, counted by walking them (plausible links
+    /// only).
+    fn count_idle(&self) -> usize {
+        let links = self.links();
+        let mut idle = 0usize;
+        for c in LARGE_CLASS..CLASSES {
+            let mut cur = self.lists[c].peek();
+            let mut left = self.max_blocks(c);
+            while let Some(p) = cur {
+                if !self.plausible(c, p.as_ptr() as usize) || left == 0 {
+                    break;
+                }
+                left -= 1;
+                // SAFETY: a plausible free block of a large class: its flag and link lie in it.
+                if unsafe { Self::resident(p).read() } == 1 {
+                    idle += class_size(c);
+                }
+                // SAFETY: as above.
+                cur = unsafe { links.read(p) };
+            }
+        }
+        idle
     }
 
     /// Gives every idle large free block back to the OS now (pages past each block's first):
@@ -959,6 +998,27 @@ mod tests {
             h.deallocate(p, big);
         }
         assert_eq!(h.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_list_made_cyclic_by_an_undetected_double_free_does_not_hold_the_release_walk() {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut h: SegregatedHeap<FixedSource<'_>, Count> = SegregatedHeap::new(FixedSource::new(&mut buf));
+        h.set_retain(0);
+        let big = l(64 << 10, 8);
+        let (a, b) = (h.allocate(big).unwrap().cast::<u8>(), h.allocate(big).unwrap().cast::<u8>());
+        let _fence = h.allocate(big).unwrap();
+        // SAFETY: a and b are freed once; the second free of a, with b in between, is the misuse
+        // the head check cannot see: it links a -> b -> a.
+        unsafe {
+            h.deallocate(a, big);
+            h.deallocate(b, big);
+            h.deallocate(a, big);
+        }
+        // The walk that gave a back stopped after as many blocks as the heap can hold.
+        assert_eq!(h.idle_bytes(), 0);
+        h.trim();
+        assert_eq!(h.errors().detected(), 0);
     }
 
     #[test]
