@@ -31,9 +31,9 @@
 //! keeps the classes, the lists, both misuse checks, zero sizes, every alignment, in-class
 //! realloc and, once the page source is spent, blocks split from larger classes. Bytes of code in
 //! the module of `benches/wasm` (LTO, `opt-level = "z"`, against the same module with a
-//! host-call allocator): **1,503** with every feature, **967** with none; each feature alone:
+//! host-call allocator): **1,501** with every feature, **965** with none; each feature alone:
 //!
-//! | feature | what it gives | bytes added to the 967 | bytes saved from the 1,503 |
+//! | feature | what it gives | bytes added to the 965 | bytes saved from the 1,501 |
 //! |---|---|--:|--:|
 //! | `large-runs` | a block larger than half the next run gets a run of its own, so the current run keeps serving small blocks (without it such a block starts a new run sized for it) | 75 | 116 |
 //! | `carve` | alignment padding and the unused tail of a spent run are carved into blocks on the class lists (without it they are never used) | 145 | 145 |
