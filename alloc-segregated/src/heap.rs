@@ -84,6 +84,18 @@ const RUN_LIST: bool = cfg!(feature = "run-list");
 /// Free blocks of this class (64 KiB) and above are large: while they wait on a list, their
 /// pages count as idle memory, given back to the OS above the retain limit.
 const LARGE_CLASS: usize = class_of(64 << 10, 1);
+/// The whole pages of the block at `addr` of `size` bytes that go back to the OS when it is
+/// idle: from the first page boundary past its first byte (the first page keeps the link and
+/// the flag) to the last page boundary inside it. `from >= to` when there are none.
+fn given_back(addr: usize, size: usize, page: usize) -> (usize, usize) {
+    let from = ptr::align_up(addr + 1, page).unwrap_or(usize::MAX);
+    (from, (addr + size) & !(page - 1))
+}
+
+/// Flags of a large free block ([`SegregatedHeap::resident`]).
+const RESIDENT: usize = 1;
+const ZERO_TAIL: usize = 2;
+
 /// Native targets give memory back; a wasm memory cannot shrink, so none of that code is built
 /// there.
 const RETURN: bool = !cfg!(target_arch = "wasm32");
@@ -134,6 +146,10 @@ pub struct SegregatedHeap<S: PageSource, E: ErrorPolicy = Abort, C: StatsPolicy 
     /// Above this many idle bytes, idle blocks are given back to the OS; `usize::MAX` once the
     /// source turned out unable to.
     retain: usize,
+    /// The address of the last large block taken off a list whose pages past the first read as
+    /// zero (given back to the OS with a source whose discarded pages read as zero), else 0:
+    /// `allocate_zeroed` then zeroes only its first page.
+    zero_tail: usize,
     source: S,
     errors: E,
     stats: C,
@@ -162,6 +178,7 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> SegregatedHeap
             secret: 0,
             idle: 0,
             retain: DEFAULT_RETAIN,
+            zero_tail: 0,
             source,
             errors: E::INIT,
             stats: C::INIT,
@@ -275,8 +292,9 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> SegregatedHeap
         self.report(ErrorKind::CorruptedFreeList, p);
     }
 
-    /// The word after a large free block's link: whether its pages are resident (counted in
-    /// `idle`) or were given back or never touched.
+    /// The word after a large free block's link: [`RESIDENT`] (counted in `idle`), [`ZERO_TAIL`]
+    /// (given back, and its pages past the first read as zero), or 0 (given back with a source
+    /// that does not promise zeroes, or never counted: a split half).
     ///
     /// # Safety
     ///
@@ -292,10 +310,13 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> SegregatedHeap
     #[inline(never)]
     fn reuse_large(&mut self, c: usize, p: NonNull<u8>) {
         // SAFETY: p was a free block of class c >= LARGE_CLASS, whose flag every push wrote. (A
-        // write after free may have changed it: only 1 counts, and the count never wraps.)
-        if unsafe { Self::resident(p).read() } == 1 {
+        // write after free may have changed it: only the two values below count, and the count
+        // never wraps.)
+        let flag = unsafe { Self::resident(p).read() };
+        if flag == RESIDENT {
             self.idle = self.idle.saturating_sub(class_size(c));
         }
+        self.zero_tail = if flag == ZERO_TAIL { p.as_ptr() as usize } else { 0 };
     }
 
     /// Frees large block `p` of class `c`: on its list, counted as idle, and, when idle memory
@@ -311,7 +332,7 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> SegregatedHeap
         // SAFETY: the caller's guarantees; the flag word lies inside the block.
         unsafe {
             self.push(c, p);
-            Self::resident(p).write(1);
+            Self::resident(p).write(RESIDENT);
         }
         self.idle += class_size(c);
         if self.idle > self.retain {
@@ -343,20 +364,23 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> SegregatedHeap
                 // it was pushed.
                 let flag = unsafe { Self::resident(p) };
                 // SAFETY: as above.
-                if Some(p) != keep && unsafe { flag.read() } == 1 {
-                    let from = ptr::align_up(addr + 2 * core::mem::size_of::<usize>(), page).unwrap_or(usize::MAX);
-                    let to = (addr + class_size(c)) & !(page - 1);
+                if Some(p) != keep && unsafe { flag.read() } == RESIDENT {
+                    let (from, to) = given_back(addr, class_size(c), page);
+                    let mut state = 0;
                     if from < to {
-                        // SAFETY: whole pages inside the free block, past its link and flag, in
-                        // a run from this source; nothing holds data there.
+                        // SAFETY: whole pages inside the free block, past its first page (its
+                        // link and flag), in a run from this source; nothing holds data there.
                         if !unsafe { self.source.discard(ptr::add(p, from - addr), to - from) } {
                             // A source with no OS behind it: stop trying.
                             self.retain = usize::MAX;
                             return;
                         }
+                        if self.source.discard_zeroes() {
+                            state = ZERO_TAIL;
+                        }
                     }
                     // SAFETY: as above.
-                    unsafe { flag.write(0) };
+                    unsafe { flag.write(state) };
                     self.idle = self.idle.saturating_sub(class_size(c));
                 }
                 // SAFETY: a plausible block on the list; its first word is a link.
@@ -379,7 +403,7 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> SegregatedHeap
                 }
                 left -= 1;
                 // SAFETY: a plausible free block of a large class: its flag and link lie in it.
-                if unsafe { Self::resident(p).read() } == 1 {
+                if unsafe { Self::resident(p).read() } == RESIDENT {
                     idle += class_size(c);
                 }
                 // SAFETY: as above.
@@ -626,8 +650,28 @@ unsafe impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> Layer f
 
     fn allocate_zeroed(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         let (base, runs, zero_from) = (self.base, self.runs, self.clean.max(self.top));
+        if RETURN {
+            // Set again only if this allocation takes a given-back block off a list.
+            self.zero_tail = 0;
+        }
         let block = self.allocate(layout)?;
         let start = block.cast::<u8>().as_ptr() as usize;
+        if RETURN && self.zero_tail == start {
+            // The whole pages inside the block were given back and read as zero (a block split
+            // from it lies inside the range given back): zero what lies outside them, the first
+            // page (it held the link and the flag) and any partial page at the end.
+            let (from, to) = given_back(start, block.len(), self.source.page_size());
+            let p = block.cast::<u8>().as_ptr();
+            // SAFETY: `start..from` and `to..start+len` lie in the block (`from <= to` inside it,
+            // or nothing was given back and the first write covers the block).
+            unsafe {
+                p.write_bytes(0, from.min(start + block.len()) - start);
+                if to > from {
+                    p.add(to - start).write_bytes(0, start + block.len() - to);
+                }
+            }
+            return Ok(block);
+        }
         // A new run (regular or the block's own) was mapped for this block: fresh pages. (A block
         // from a list never comes with a new run; without the run list a block's own run goes
         // unnoticed and is zeroed, which is only slower.)
@@ -771,8 +815,8 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> Validate for S
                 if RETURN && c >= LARGE_CLASS {
                     // SAFETY: a plausible large free block; its flag was written when pushed.
                     match unsafe { Self::resident(p).read() } {
-                        0 => {}
-                        1 => idle += class_size(c),
+                        0 | ZERO_TAIL => {}
+                        RESIDENT => idle += class_size(c),
                         _ => return bad("large free block's residency flag overwritten", addr),
                     }
                 }
@@ -1000,6 +1044,39 @@ mod tests {
             SegregatedHeap::<FixedSource<'_>, Count>::resident(q).write(0);
             h.deallocate(p, big);
         }
+        assert_eq!(h.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_given_back_block_is_zeroed_by_its_first_page_only_and_reads_as_zero() {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut h: SegregatedHeap<FixedSource<'_>, Count> = SegregatedHeap::new(FixedSource::new(&mut buf));
+        h.set_retain(0);
+        let big = l(64 << 10, 8);
+        let p = h.allocate(big).unwrap().cast::<u8>();
+        let _fence = h.allocate(big).unwrap();
+        // SAFETY: p is live, written whole, then freed; with no retain it is given back at once
+        // (over a buffer: its pages past the first are zeroed).
+        unsafe {
+            p.as_ptr().write_bytes(0xa5, 64 << 10);
+            h.deallocate(p, big);
+        }
+        let q = h.allocate_zeroed(big).unwrap().cast::<u8>();
+        assert_eq!(q, p);
+        // SAFETY: a live block of 64 KiB.
+        let bytes = unsafe { core::slice::from_raw_parts(q.as_ptr(), 64 << 10) };
+        assert!(bytes.iter().all(|&b| b == 0), "a reused given-back block is not all zero");
+        // A block taken by a plain allocation and written is dirty again.
+        // SAFETY: q is live; written, freed, and taken again.
+        unsafe {
+            q.as_ptr().write_bytes(0x5a, 64 << 10);
+            h.set_retain(usize::MAX);
+            h.deallocate(q, big);
+        }
+        let r = h.allocate_zeroed(big).unwrap().cast::<u8>();
+        // SAFETY: as above.
+        let bytes = unsafe { core::slice::from_raw_parts(r.as_ptr(), 64 << 10) };
+        assert!(bytes.iter().all(|&b| b == 0), "a resident reused block is not all zero");
         assert_eq!(h.validate(), Ok(()));
     }
 

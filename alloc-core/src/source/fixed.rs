@@ -85,6 +85,10 @@ unsafe impl PageSource for FixedSource<'_> {
         unsafe { self.decommit(ptr, size) };
         true
     }
+
+    fn discard_zeroes(&self) -> bool {
+        true
+    }
 }
 
 // SAFETY: there is no OS to give the memory to; the range stays usable and is zeroed, which is

@@ -170,6 +170,10 @@ unsafe impl<S: PageSource> PageSource for Limited<S> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.inner.discard(ptr, size) }
     }
+
+    fn discard_zeroes(&self) -> bool {
+        self.inner.discard_zeroes()
+    }
 }
 
 // SAFETY: forwarded to `inner`.

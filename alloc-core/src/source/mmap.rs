@@ -126,6 +126,10 @@ unsafe impl PageSource for MmapSource {
         unsafe { self.decommit(ptr, size) };
         true
     }
+
+    fn discard_zeroes(&self) -> bool {
+        self.decommit_zeroes()
+    }
 }
 
 // SAFETY: MADV_DONTNEED drops the pages; the range stays mapped and usable. On Linux, private

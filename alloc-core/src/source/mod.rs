@@ -68,6 +68,12 @@ pub unsafe trait PageSource {
         false
     }
 
+    /// True when a range [`PageSource::discard`] gave back reads as zero afterwards
+    /// ([`Decommit::decommit_zeroes`]), so a layer may skip zeroing it when it is reused.
+    fn discard_zeroes(&self) -> bool {
+        false
+    }
+
     /// [`PageSource::map`], with the run reading as zero. The default writes zeroes unless
     /// [`PageSource::maps_zeroed`]; a source that knows which of its pages are already zero (a
     /// span heap over fresh or decommitted pages) writes only the others, so a huge zeroed
@@ -177,6 +183,9 @@ unsafe impl<S: PageSource + ?Sized> PageSource for &S {
     unsafe fn discard(&self, ptr: NonNull<u8>, size: usize) -> bool {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { (**self).discard(ptr, size) }
+    }
+    fn discard_zeroes(&self) -> bool {
+        (**self).discard_zeroes()
     }
 }
 
