@@ -20,7 +20,9 @@
 //! [`SegregatedHeap::set_retain`]), idle blocks are given back to the OS (`madvise`, through
 //! [`PageSource::discard`]) down to half the limit, largest classes first and the block just
 //! freed last; each keeps its first page, which holds its link. [`SegregatedHeap::trim`] gives
-//! back every idle block at once. Blocks under 64 KiB are never given back: small classes are
+//! back every idle block at once. Where the source's given-back pages read as zero
+//! ([`PageSource::discard_zeroes`]), `allocate_zeroed` that reuses such a block zeroes its first
+//! page only, so a large `calloc` of a returned block stays lazy. Blocks under 64 KiB are never given back: small classes are
 //! reused too often for a page fault per reuse to pay. A limit far below a program's working set
 //! of large blocks costs a page fault per page on every reuse (`compare`'s `large-spans` runs 165
 //! times slower at 4 MiB), which is why the default is high and `trim` is explicit.
