@@ -78,6 +78,7 @@ unsafe impl PageSource for FixedSource<'_> {
             self.top.set(start);
         }
     }
+
     /// Zeroes the range (there is no OS to give it to), so layers that return memory run their
     /// code unchanged over a buffer, under Miri included.
     unsafe fn discard(&self, ptr: NonNull<u8>, size: usize) -> bool {
