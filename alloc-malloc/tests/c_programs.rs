@@ -1,7 +1,8 @@
 //! The malloc socket under unmodified programs: C test programs built with `gcc` call every
 //! entry point and check results and `errno`; a threaded program forks; the hardened preset's
-//! detections abort with the address; system programs (`sort`, `python3`, `gcc`, a threaded C++
-//! program) give the same output under every preset as without it.
+//! detections abort with the address; system programs (`sort`, `python3`, `gcc`, `git` log and
+//! threaded grep over this repository, a threaded C++ program) give the same output under every
+//! preset as without it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -192,6 +193,22 @@ fn system_programs_run_unchanged_under_every_preset() {
         c.args(["-O2", "-S", "-o", "-"]).arg(&src);
         c
     });
+    // git over this repository: the history with every patch, and a grep on four threads (its
+    // output order does not depend on the threads).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let in_repo = Command::new("git").arg("-C").arg(root).args(["rev-parse", "--git-dir"]).output();
+    if in_repo.is_ok_and(|o| o.status.success()) {
+        same_output("git log -p", || {
+            let mut c = Command::new("git");
+            c.arg("-C").arg(root).args(["log", "-p", "--stat", "-n", "40", "--no-color"]);
+            c
+        });
+        same_output("git grep", || {
+            let mut c = Command::new("git");
+            c.arg("-C").arg(root).args(["grep", "-n", "--threads=4", "--no-color", "SAFETY"]);
+            c
+        });
+    }
     if have("python3") {
         same_output("python3", || {
             let mut c = Command::new("python3");
