@@ -125,8 +125,8 @@ mod tests {
             prev = s;
         }
         assert_eq!(C::size(C::COUNT - 1), C::MAX);
-        // Every size natively; under Miri (which adds nothing to arithmetic without `unsafe`, at
-        // a hundred times the cost) every 61st, the class edges being checked above.
+        // Every size natively; under Miri (which adds nothing to arithmetic without `unsafe`, and
+        // took five minutes over every size) every 61st, the class edges being checked above.
         for size in (1..=C::MAX.min(1 << 17)).step_by(if cfg!(miri) { 61 } else { 1 }) {
             let c = C::class_of(size);
             assert!(c < C::COUNT && C::size(c) >= size, "{size} -> class {c}");
