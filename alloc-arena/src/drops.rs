@@ -7,6 +7,12 @@
 //! costs one allocation and no table. A value that needs no `Drop` (`mem::needs_drop` is a
 //! compile-time constant) gets no header and never touches the list: it costs nothing extra.
 //!
+//! Only `T: Send + 'static` values are registered: the list erases `T`, and what it erases must
+//! not matter when the value is finally dropped, later and perhaps on another thread (the arena
+//! is `Send`, the shared arena `Sync`). A value that borrowed a local, dropped after the local
+//! died, would write into freed memory; an `Rc` dropped on another thread would race on its
+//! count. The bounds are on `register_one` and `register_many`, so no caller can forget them.
+//!
 //! A panicking `Drop` does not stop the rest: each entry is unlinked before its value is
 //! dropped (so nothing is dropped twice) and a guard drops the remaining entries while the panic
 //! unwinds; the panic then goes on to the caller. A second panic during that unwinding aborts,
@@ -115,7 +121,7 @@ impl<const SHARED: bool> DropList<SHARED> {
     ///
     /// `block` is a fresh block of the arena laid out by `one_layout::<T>()`, and the value is
     /// written before the arena can be reset, rewound or freed (which need `&mut`).
-    pub unsafe fn register_one<T>(&self, block: NonNull<u8>) -> NonNull<T> {
+    pub unsafe fn register_one<T: Send + 'static>(&self, block: NonNull<u8>) -> NonNull<T> {
         let (_, off) = one_layout::<T>();
         if core::mem::needs_drop::<T>() {
             // SAFETY: the block starts with room for the header.
@@ -132,7 +138,7 @@ impl<const SHARED: bool> DropList<SHARED> {
     /// # Safety
     ///
     /// As for `register_one`; the elements are initialised in order.
-    pub unsafe fn register_many<T>(&self, block: NonNull<u8>, len: usize) -> (NonNull<T>, Option<NonNull<Entry>>) {
+    pub unsafe fn register_many<T: Send + 'static>(&self, block: NonNull<u8>, len: usize) -> (NonNull<T>, Option<NonNull<Entry>>) {
         let Some((_, off)) = many_layout::<T>(len) else { return (block.cast(), None) };
         let mut entry = None;
         if core::mem::needs_drop::<T>() {

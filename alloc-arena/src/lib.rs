@@ -25,7 +25,11 @@
 //!   made at compile time), so bumpalo-style use costs nothing extra. Go's answer, separate ends
 //!   of a chunk for values with and without pointers, serves its garbage collector; a list needs
 //!   no second finger and keeps values in allocation order. A panicking `Drop` still lets every
-//!   other value drop, exactly once; see `drops.rs`.
+//!   other value drop, exactly once; see `drops.rs`. The list erases each value's type, so the
+//!   methods that run `Drop` take only `T: Send + 'static`: the arena may drop the value on
+//!   another thread, after every borrow of the caller's has ended. Values that borrow (a graph of
+//!   nodes pointing at each other) go through [`Arena::alloc_no_drop`], which takes any `T` and
+//!   never runs its `Drop`, as bumpalo does.
 //! - **Quarantine.** Freeing an arena gives its chunks back to the pool, which releases their
 //!   memory to the OS and makes them inaccessible (`PROT_NONE`), keeping them out of use until
 //!   the quarantine budget is exceeded ([`PoolConfig::quarantine`]); then the oldest are recycled.
@@ -34,6 +38,56 @@
 //! - **Threads.** [`Arena`] is `Send` and cheap: each thread takes its own from a shared, `Sync`
 //!   [`ChunkPool`] ([`Arena::in_pool`]; [`Arena::new`] uses the process-wide pool).
 //!   [`SharedArena`] is one `Sync` arena behind a spin lock, for values that many threads add to.
+//!
+//! # Which values cross threads, and why that is sound
+//!
+//! - `Arena` is `Send` (derived: its drop list is an atomic pointer, its region a `Local` over a
+//!   `Send` page source) and `!Sync` (the `Local` front). Moving it moves every stored value to
+//!   the new thread, which drops them: only `Send` values are registered for `Drop`. Values
+//!   stored with `alloc_no_drop` are never touched again once the arena moves (every reference
+//!   to them borrowed the arena, and moving it ends those borrows).
+//! - `SharedArena` is `Send` and `Sync` (derived: a `Locked` region and an atomic drop list).
+//!   Any thread may register a value and any thread may drop the arena: registered values are
+//!   `Send`. A reference handed out by `alloc` goes only to the thread that asked for it.
+//! - `PoolSource` is `Send` by an `unsafe impl` (its `Cell`s hold an address compared at unmap
+//!   and a flag, never shared); `ChunkPool` is `Send` and `Sync` by `unsafe impl`s whose runs
+//!   are owned by the pool and reached only under its mutex.
+//!
+//! ```compile_fail,E0277
+//! fn sync<T: Sync>(_: &T) {}
+//! sync(&alloc_arena::Arena::new()); // error: an `Arena` is for one thread at a time
+//! ```
+//!
+//! ```compile_fail,E0277
+//! let arena = alloc_arena::SharedArena::new();
+//! arena.alloc(std::rc::Rc::new(1)); // error: dropped by whichever thread drops the arena
+//! ```
+//!
+//! ```compile_fail,E0277
+//! let arena = alloc_arena::Arena::new();
+//! arena.alloc_slice_fill_with(2, |_| std::rc::Rc::new(1)); // error: `Rc` is not `Send`
+//! ```
+//!
+//! ```compile_fail,E0277
+//! let arena = alloc_arena::Arena::new();
+//! arena.alloc_with(|| std::rc::Rc::new(1)); // error: `Rc` is not `Send`
+//! ```
+//!
+//! ```compile_fail,E0597
+//! let arena = alloc_arena::Arena::new();
+//! {
+//!     let local = String::from("short-lived");
+//!     arena.alloc_slice_fill_with(1, |_| vec![local.as_str()]); // error: `local` dies first
+//! }
+//! ```
+//!
+//! ```compile_fail,E0597
+//! let arena = alloc_arena::SharedArena::new();
+//! {
+//!     let local = 7u8;
+//!     arena.try_alloc(vec![&local]).unwrap(); // error: `local` dies before the arena
+//! }
+//! ```
 //!
 //! # When a use after free is detected
 //!
@@ -106,16 +160,25 @@ fn out_of_memory(layout: Layout) -> ! {
 
 /// The typed allocation methods, the same for [`Arena`] and [`SharedArena`]: each needs
 /// `self.block(layout)` and `self.drops`.
+///
+/// The methods that run `Drop` take `T: Send + 'static`. The drop list erases `T`, so the type
+/// system no longer sees what a stored value borrows or which thread may drop it: a value that
+/// borrowed a local would be dropped after the local died (its `Drop` writing into freed stack or
+/// heap memory), and an `Rc` would be dropped on whichever thread drops the arena. `'static` and
+/// `Send` are what the erased list can still vouch for. Values that borrow (graph nodes pointing
+/// at other arena values, `&str` fields) go through `alloc_no_drop`, which takes any `T` and never
+/// runs its `Drop`, as bumpalo does; leaking is safe, a late `Drop` is not.
 macro_rules! typed_api {
     () => {
         /// Moves `value` into the arena, or `Err` when memory runs out. Its `Drop` runs when the
-        /// arena is reset or freed.
+        /// arena is reset or freed, possibly on another thread, hence `T: Send + 'static` (see
+        /// [`Arena::alloc_no_drop`] for values that borrow).
         #[allow(clippy::mut_from_ref, reason = "each call returns a fresh block disjoint from every other")]
-        pub fn try_alloc<T>(&self, value: T) -> Result<&mut T, AllocError> {
+        pub fn try_alloc<T: Send + 'static>(&self, value: T) -> Result<&mut T, AllocError> {
             let block = self.block(drops::one_layout::<T>().0)?;
             // SAFETY: a fresh block laid out for T and its header; the value is written at once,
             // and the reference lives no longer than `&self`, while reset and free need `self`
-            // exclusively.
+            // exclusively. T is 'static and Send, so dropping it later, on any thread, is sound.
             unsafe {
                 let p = self.drops.register_one::<T>(block);
                 p.as_ptr().write(value);
@@ -123,9 +186,33 @@ macro_rules! typed_api {
             }
         }
 
-        /// Moves `value` into the arena. Panics when memory runs out.
+        /// Moves `value` into the arena. Panics when memory runs out. Its `Drop` runs when the
+        /// arena is reset or freed.
+        ///
+        /// A value that borrows something shorter-lived than `'static` is refused: the arena
+        /// would run its `Drop` after the borrow ended.
+        ///
+        /// ```compile_fail,E0597
+        /// struct Scribble<'a>(&'a mut Vec<u64>);
+        /// impl Drop for Scribble<'_> {
+        ///     fn drop(&mut self) { self.0.push(1) }
+        /// }
+        /// let mut arena = alloc_arena::Arena::new();
+        /// {
+        ///     let mut v = Vec::new();
+        ///     arena.alloc(Scribble(&mut v)); // error: `v` does not live long enough
+        /// }
+        /// arena.reset();
+        /// ```
+        ///
+        /// So is a value that must stay on its thread (the arena may be dropped on another):
+        ///
+        /// ```compile_fail,E0277
+        /// let arena = alloc_arena::Arena::new();
+        /// arena.alloc(std::rc::Rc::new(1)); // error: `Rc<i32>` cannot be sent between threads
+        /// ```
         #[allow(clippy::mut_from_ref, reason = "each call returns a fresh block disjoint from every other")]
-        pub fn alloc<T>(&self, value: T) -> &mut T {
+        pub fn alloc<T: Send + 'static>(&self, value: T) -> &mut T {
             match self.try_alloc(value) {
                 Ok(r) => r,
                 Err(_) => out_of_memory(drops::one_layout::<T>().0),
@@ -134,8 +221,41 @@ macro_rules! typed_api {
 
         /// Moves the value `f` makes into the arena (`f` may allocate from the arena itself).
         #[allow(clippy::mut_from_ref, reason = "each call returns a fresh block disjoint from every other")]
-        pub fn alloc_with<T>(&self, f: impl FnOnce() -> T) -> &mut T {
+        pub fn alloc_with<T: Send + 'static>(&self, f: impl FnOnce() -> T) -> &mut T {
             self.alloc(f())
+        }
+
+        /// Moves `value` into the arena, or `Err` when memory runs out; its `Drop` never runs
+        /// (the memory is freed with the arena, as bumpalo does). Takes any `T`: values that
+        /// borrow from the arena itself, such as graph nodes.
+        #[allow(clippy::mut_from_ref, reason = "each call returns a fresh block disjoint from every other")]
+        pub fn try_alloc_no_drop<T>(&self, value: T) -> Result<&mut T, AllocError> {
+            let p = self.block(Layout::new::<T>())?.cast::<T>();
+            // SAFETY: a fresh block laid out for T, written at once; nothing registers it for
+            // `Drop`, so its borrows and thread need outlive only the returned reference.
+            unsafe {
+                p.as_ptr().write(value);
+                Ok(&mut *p.as_ptr())
+            }
+        }
+
+        /// Moves `value` into the arena; its `Drop` never runs. Panics when memory runs out.
+        ///
+        /// ```
+        /// use std::cell::Cell;
+        /// struct Node<'a> { value: u32, next: Cell<Option<&'a Node<'a>>> }
+        /// let arena = alloc_arena::Arena::new();
+        /// let a = arena.alloc_no_drop(Node { value: 1, next: Cell::new(None) });
+        /// let b = arena.alloc_no_drop(Node { value: 2, next: Cell::new(Some(a)) });
+        /// a.next.set(Some(b)); // a cycle through the arena
+        /// assert_eq!(a.next.get().unwrap().next.get().unwrap().value, 1);
+        /// ```
+        #[allow(clippy::mut_from_ref, reason = "each call returns a fresh block disjoint from every other")]
+        pub fn alloc_no_drop<T>(&self, value: T) -> &mut T {
+            match self.try_alloc_no_drop(value) {
+                Ok(r) => r,
+                Err(_) => out_of_memory(Layout::new::<T>()),
+            }
         }
 
         /// Copies `src` into the arena.
@@ -157,7 +277,7 @@ macro_rules! typed_api {
         /// A slice of `len` values made by `f(0)`, `f(1)`, ...; their `Drop` runs when the arena is
         /// reset or freed (if `f` panics, the values made so far are dropped then too).
         #[allow(clippy::mut_from_ref, reason = "each call returns a fresh block disjoint from every other")]
-        pub fn alloc_slice_fill_with<T>(&self, len: usize, mut f: impl FnMut(usize) -> T) -> &mut [T] {
+        pub fn alloc_slice_fill_with<T: Send + 'static>(&self, len: usize, mut f: impl FnMut(usize) -> T) -> &mut [T] {
             let Some((layout, _)) = drops::many_layout::<T>(len) else { out_of_memory(Layout::new::<T>()) };
             let block = match self.block(layout) {
                 Ok(p) => p,
@@ -165,7 +285,7 @@ macro_rules! typed_api {
             };
             // SAFETY: a fresh block laid out for the header and `len` Ts. Element i is written
             // before it is counted, so the registry only ever drops initialised elements, and
-            // the slice is made once all are written.
+            // the slice is made once all are written. T is 'static and Send.
             unsafe {
                 let (first, entry) = self.drops.register_many::<T>(block, len);
                 for i in 0..len {

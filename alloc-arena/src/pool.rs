@@ -328,7 +328,13 @@ impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> ChunkPool<S, E> {
 /// Something that gives access to a [`ChunkPool`]: a reference to a shared one (`&'static
 /// ChunkPool` for [`ChunkPool::global`]), an `Arc`, or the pool itself (an arena that owns its
 /// pool gives every page back to the OS when it is dropped).
-pub trait PoolRef {
+///
+/// # Safety
+///
+/// [`PoolRef::pool`] returns the same pool every time it is called, for as long as the value
+/// lives and on whichever thread it is moved to: an arena gives its runs back to the pool it
+/// took them from, and a run given to another pool would be handed out by both.
+pub unsafe trait PoolRef {
     /// The pool's page source.
     type Source: PageSource + Protect + Decommit;
     /// The pool's error policy.
@@ -337,7 +343,8 @@ pub trait PoolRef {
     fn pool(&self) -> &ChunkPool<Self::Source, Self::Errors>;
 }
 
-impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> PoolRef for &ChunkPool<S, E> {
+// SAFETY: a reference names one pool for its whole life.
+unsafe impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> PoolRef for &ChunkPool<S, E> {
     type Source = S;
     type Errors = E;
     fn pool(&self) -> &ChunkPool<S, E> {
@@ -345,7 +352,8 @@ impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> PoolRef for &ChunkPool<
     }
 }
 
-impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> PoolRef for std::sync::Arc<ChunkPool<S, E>> {
+// SAFETY: an `Arc` names one pool for its whole life.
+unsafe impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> PoolRef for std::sync::Arc<ChunkPool<S, E>> {
     type Source = S;
     type Errors = E;
     fn pool(&self) -> &ChunkPool<S, E> {
@@ -353,7 +361,8 @@ impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> PoolRef for std::sync::
     }
 }
 
-impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> PoolRef for ChunkPool<S, E> {
+// SAFETY: the pool itself, moved only with the arena that owns it.
+unsafe impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> PoolRef for ChunkPool<S, E> {
     type Source = S;
     type Errors = E;
     fn pool(&self) -> &ChunkPool<S, E> {

@@ -6,10 +6,9 @@ use alloc_arena::{Arena, ChunkPool, PoolConfig, SharedArena};
 use alloc_core::{Count, ErrorKind, MmapSource, PageSource};
 use conformance::misuse::{announce, expect_abort, expect_fault};
 use conformance::resident_pages;
-use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 const CHUNK: usize = 1 << 20;
 
@@ -17,16 +16,27 @@ fn own_pool(config: PoolConfig) -> ChunkPool {
     ChunkPool::with_config(MmapSource::new(), config)
 }
 
+/// The numbers of the values dropped so far, in order. Shared through an `Arc`: a value the
+/// arena drops must be `Send + 'static`, so it cannot borrow a local log.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<usize>>>);
+
+impl Log {
+    fn taken(&self) -> Vec<usize> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
 /// Records its number in a log when dropped; panics instead when asked to.
-struct Noisy<'a> {
+struct Noisy {
     n: usize,
-    log: &'a RefCell<Vec<usize>>,
+    log: Log,
     panic: bool,
 }
 
-impl Drop for Noisy<'_> {
+impl Drop for Noisy {
     fn drop(&mut self) {
-        self.log.borrow_mut().push(self.n);
+        self.log.0.lock().unwrap().push(self.n);
         if self.panic {
             panic!("drop of {} panics", self.n);
         }
@@ -35,24 +45,22 @@ impl Drop for Noisy<'_> {
 
 #[test]
 fn values_are_dropped_newest_first_on_reset_scope_and_free() {
-    let log = RefCell::new(Vec::new());
+    let log = Log::default();
     let mut arena = Arena::new();
     for n in 0..3 {
-        arena.alloc(Noisy { n, log: &log, panic: false });
+        arena.alloc(Noisy { n, log: log.clone(), panic: false });
     }
     arena.reset();
-    assert_eq!(*log.borrow(), [2, 1, 0]);
-    log.borrow_mut().clear();
+    assert_eq!(log.taken(), [2, 1, 0]);
 
-    arena.alloc(Noisy { n: 10, log: &log, panic: false });
+    arena.alloc(Noisy { n: 10, log: log.clone(), panic: false });
     arena.scope(|a| {
-        a.alloc(Noisy { n: 11, log: &log, panic: false });
-        a.alloc_slice_fill_with(2, |i| Noisy { n: 12 + i, log: &log, panic: false });
+        a.alloc(Noisy { n: 11, log: log.clone(), panic: false });
+        a.alloc_slice_fill_with(2, |i| Noisy { n: 12 + i, log: log.clone(), panic: false });
     });
-    assert_eq!(*log.borrow(), [12, 13, 11], "the scope drops its own values only (a slice front to back)");
-    log.borrow_mut().clear();
+    assert_eq!(log.taken(), [12, 13, 11], "the scope drops its own values only (a slice front to back)");
     arena.free();
-    assert_eq!(*log.borrow(), [10]);
+    assert_eq!(log.taken(), [10]);
 }
 
 #[test]
@@ -69,35 +77,34 @@ fn values_without_drop_carry_no_header() {
 
 #[test]
 fn a_panicking_drop_neither_leaks_the_rest_nor_drops_twice() {
-    let log = RefCell::new(Vec::new());
+    let log = Log::default();
     let mut arena = Arena::new();
     for n in 0..6 {
-        arena.alloc(Noisy { n, log: &log, panic: n == 3 });
+        arena.alloc(Noisy { n, log: log.clone(), panic: n == 3 });
     }
     let r = catch_unwind(AssertUnwindSafe(|| arena.reset()));
     assert!(r.is_err(), "the panic reaches the caller");
-    assert_eq!(*log.borrow(), [5, 4, 3, 2, 1, 0], "every value dropped once, in order");
-    log.borrow_mut().clear();
+    assert_eq!(log.taken(), [5, 4, 3, 2, 1, 0], "every value dropped once, in order");
     // The arena still works, and nothing is dropped again.
-    arena.alloc(Noisy { n: 7, log: &log, panic: false });
+    arena.alloc(Noisy { n: 7, log: log.clone(), panic: false });
     drop(arena);
-    assert_eq!(*log.borrow(), [7]);
+    assert_eq!(log.taken(), [7]);
 }
 
 #[test]
 fn a_slice_whose_maker_panics_drops_the_values_made_so_far() {
-    let log = RefCell::new(Vec::new());
+    let log = Log::default();
     let arena = Arena::new();
     let r = catch_unwind(AssertUnwindSafe(|| {
         arena.alloc_slice_fill_with(10, |i| {
             assert!(i < 4, "maker fails at 4");
-            Noisy { n: i, log: &log, panic: false }
+            Noisy { n: i, log: log.clone(), panic: false }
         });
     }));
     assert!(r.is_err());
-    assert!(log.borrow().is_empty());
+    assert!(log.taken().is_empty());
     drop(arena);
-    assert_eq!(*log.borrow(), [0, 1, 2, 3]);
+    assert_eq!(log.taken(), [0, 1, 2, 3]);
 }
 
 #[test]
@@ -271,6 +278,60 @@ fn a_shared_arena_takes_values_from_many_threads() {
     });
     assert_eq!(total, 4 * (0..1000).map(|i| i % 7).sum::<usize>());
     assert_eq!(arena.validate(), Ok(()));
+}
+
+#[test]
+fn a_shared_arena_drops_values_from_every_thread_newest_first_on_reset_and_drop() {
+    let log = Log::default();
+    let mut arena = SharedArena::new();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (a, log) = (&arena, log.clone());
+            s.spawn(move || {
+                for i in 0..100 {
+                    a.alloc(Noisy { n: t * 100 + i, log: log.clone(), panic: false });
+                }
+            });
+        }
+    });
+    arena.reset();
+    let mut dropped = log.taken();
+    assert_eq!(dropped.len(), 400, "every value registered from any thread is dropped once");
+    dropped.sort_unstable();
+    assert_eq!(dropped, (0..400).collect::<Vec<_>>());
+    for n in 0..3 {
+        arena.alloc(Noisy { n, log: log.clone(), panic: false });
+    }
+    arena.alloc_slice_fill_with(2, |i| Noisy { n: 10 + i, log: log.clone(), panic: false });
+    drop(arena);
+    assert_eq!(log.taken(), [10, 11, 2, 1, 0], "dropping the shared arena drops what is left, newest first");
+}
+
+#[test]
+fn an_arena_moved_to_another_thread_drops_its_values_there() {
+    let log = Log::default();
+    let arena = Arena::new();
+    for n in 0..1000 {
+        arena.alloc(Noisy { n, log: log.clone(), panic: false });
+    }
+    let dropper = std::thread::spawn(move || drop(arena)).join();
+    assert!(dropper.is_ok());
+    assert_eq!(log.taken(), (0..1000).rev().collect::<Vec<_>>());
+}
+
+#[test]
+fn values_stored_without_drop_may_borrow_and_are_never_dropped() {
+    let log = Log::default();
+    let outside = String::from("borrowed from outside");
+    let mut arena = Arena::new();
+    {
+        let a = arena.alloc_no_drop((outside.as_str(), Noisy { n: 1, log: log.clone(), panic: false }));
+        let b = arena.alloc_no_drop((a.0, Noisy { n: 2, log: log.clone(), panic: false }));
+        assert_eq!(b.0, "borrowed from outside");
+    }
+    arena.reset();
+    drop(arena);
+    assert!(log.taken().is_empty(), "alloc_no_drop never runs Drop");
 }
 
 #[test]
