@@ -138,7 +138,11 @@ impl<const SHARED: bool> DropList<SHARED> {
     /// # Safety
     ///
     /// As for `register_one`; the elements are initialised in order.
-    pub unsafe fn register_many<T: Send + 'static>(&self, block: NonNull<u8>, len: usize) -> (NonNull<T>, Option<NonNull<Entry>>) {
+    pub unsafe fn register_many<T: Send + 'static>(
+        &self,
+        block: NonNull<u8>,
+        len: usize,
+    ) -> (NonNull<T>, Option<NonNull<Entry>>) {
         let Some((_, off)) = many_layout::<T>(len) else { return (block.cast(), None) };
         let mut entry = None;
         if core::mem::needs_drop::<T>() {

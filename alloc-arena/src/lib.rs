@@ -407,7 +407,8 @@ impl<P: PoolRef, C: StatsPolicy> Arena<P, C> {
 
     /// Where the arena stands now, to [`Arena::rewind`] to.
     pub fn checkpoint(&self) -> Checkpoint {
-        Checkpoint { region: self.region.inspect(|r| r.checkpoint()), drops: self.drops.mark() }
+        // SAFETY: the closure only reads the region; it cannot reach this front.
+        Checkpoint { region: unsafe { self.region.inspect(|r| r.checkpoint()) }, drops: self.drops.mark() }
     }
 
     /// Drops and frees everything allocated since `cp`.
@@ -429,30 +430,33 @@ impl<P: PoolRef, C: StatsPolicy> Arena<P, C> {
 
     /// What the arena holds and what its pool holds.
     pub fn stats(&self) -> ArenaStats {
-        self.region.inspect(region_stats)
+        // SAFETY: the closure only reads the region; it cannot reach this front.
+        unsafe { self.region.inspect(region_stats) }
     }
 
     /// What the chunk pool holds now. (No reference to the pool is handed out: an arena that owns
     /// its pool keeps it inside the region that every allocation borrows exclusively.)
     pub fn pool_stats(&self) -> PoolStats {
-        self.region.inspect(|r| r.source().pool().stats())
+        // SAFETY: the closure only reads the region; it cannot reach this front.
+        unsafe { self.region.inspect(|r| r.source().pool().stats()) }
     }
 
     /// True when `ptr` lies in one of the arena's chunks or dedicated runs.
     pub fn owns(&self, ptr: NonNull<u8>) -> bool {
-        self.region.inspect(|r| alloc_core::Owns::owns(r, ptr))
+        self.region.owns(ptr)
     }
 
     /// Walks the arena's chunks and checks every invariant.
     pub fn validate(&self) -> Result<(), alloc_core::Corruption> {
-        self.region.inspect(alloc_core::Validate::validate)
+        self.region.validate()
     }
 }
 
 impl<P: PoolRef> Arena<P, Counting> {
     /// Live bytes and blocks, peaks, mapped bytes.
     pub fn counters(&self) -> Stats {
-        self.region.inspect(|r| r.counters().get())
+        // SAFETY: the closure only reads the region; it cannot reach this front.
+        unsafe { self.region.inspect(|r| r.counters().get()) }
     }
 }
 

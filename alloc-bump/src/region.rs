@@ -514,13 +514,16 @@ unsafe impl<S: PageSource, C: StatsPolicy> Resize for BumpRegion<S, C> {
     }
 }
 
-impl<S: PageSource, C: StatsPolicy> UsableSize for BumpRegion<S, C> {
+// SAFETY: the size asked for, which the block holds.
+unsafe impl<S: PageSource, C: StatsPolicy> UsableSize for BumpRegion<S, C> {
     unsafe fn usable_size(&self, _ptr: NonNull<u8>, layout: Layout) -> usize {
         layout.size()
     }
 }
 
-impl<S: PageSource, C: StatsPolicy> Owns for BumpRegion<S, C> {
+// SAFETY: true exactly for addresses inside the region's chunks (regular and dedicated), read
+// from chunk headers the region keeps mapped; every block lies in one of them.
+unsafe impl<S: PageSource, C: StatsPolicy> Owns for BumpRegion<S, C> {
     fn owns(&self, ptr: NonNull<u8>) -> bool {
         let a = ptr.as_ptr() as usize;
         Self::contains(self.current, a) || Self::contains(self.large, a)

@@ -10,7 +10,7 @@
 //! (`Locked<Header<SegregatedHeap, Abort, true>>`); its tests show each detection.
 
 use crate::error::{ErrorKind, ErrorPolicy, HeapError};
-use crate::layer::{Layer, Owns, SizeOf, UsableSize};
+use crate::layer::{Corruption, Layer, Owns, SizeOf, UsableSize, Validate};
 use crate::stats::StatsPolicy;
 use crate::{secret, AllocError, Layout};
 use core::ptr::NonNull;
@@ -102,17 +102,16 @@ impl<L, E: ErrorPolicy, const CANARY: bool> Header<L, E, CANARY> {
         }
     }
 
-    /// Decodes the header of `ptr`: (size, head) when it says live; reports and returns `None`
-    /// otherwise.
+    /// Decodes the header of `ptr`: (size, head) when it says live, what is wrong otherwise.
+    /// Reads only.
     ///
     /// # Safety
     ///
     /// The two words before `ptr` are readable (`ptr` is a block of this layer, or one `L` owns).
-    unsafe fn check(&self, ptr: NonNull<u8>) -> Option<(usize, usize)> {
+    unsafe fn decode(&self, ptr: NonNull<u8>) -> Result<(usize, usize), HeapError> {
         let b = ptr.as_ptr() as usize;
         if !b.is_multiple_of(WORDS) {
-            self.errors.report(HeapError::new(ErrorKind::InteriorPointer, b));
-            return None;
+            return Err(HeapError::new(ErrorKind::InteriorPointer, b));
         }
         // SAFETY: as the caller promises.
         let (size, word) = unsafe {
@@ -122,22 +121,36 @@ impl<L, E: ErrorPolicy, const CANARY: bool> Header<L, E, CANARY> {
         let w = word ^ self.secret ^ b;
         let (state, shift) = (w >> 8, w & 0xff);
         if state == FREED && shift < usize::BITS as usize {
-            self.errors.report(HeapError::new(ErrorKind::DoubleFree, b));
-            return None;
+            return Err(HeapError::new(ErrorKind::DoubleFree, b));
         }
         if state != LIVE || shift >= usize::BITS as usize {
-            self.errors.report(HeapError::new(ErrorKind::InteriorPointer, b));
-            return None;
+            return Err(HeapError::new(ErrorKind::InteriorPointer, b));
         }
         if CANARY {
             // SAFETY: a live block of `size` bytes followed by its canary.
             let c = unsafe { ptr.as_ptr().add(size).cast::<usize>().read_unaligned() };
             if c != self.canary(b, size) {
-                self.errors.report(HeapError::new(ErrorKind::CanaryCorrupted, b + size));
-                return None;
+                return Err(HeapError::new(ErrorKind::CanaryCorrupted, b + size));
             }
         }
-        Some((size, 1 << shift))
+        Ok((size, 1 << shift))
+    }
+
+    /// Decodes the header of `ptr`: (size, head) when it says live; reports and returns `None`
+    /// otherwise.
+    ///
+    /// # Safety
+    ///
+    /// As for `decode`.
+    unsafe fn check(&self, ptr: NonNull<u8>) -> Option<(usize, usize)> {
+        // SAFETY: as the caller promises.
+        match unsafe { self.decode(ptr) } {
+            Ok(found) => Some(found),
+            Err(e) => {
+                self.errors.report(e);
+                None
+            }
+        }
     }
 }
 
@@ -194,7 +207,10 @@ unsafe impl<L: Layer + Owns, E: ErrorPolicy, const CANARY: bool> Layer for Heade
     }
 }
 
-impl<L: Layer + Owns, E: ErrorPolicy, const CANARY: bool> SizeOf for Header<L, E, CANARY> {
+// SAFETY: a header that decodes as live was written by `stamp` for the block at `ptr` (the
+// word is keyed by the secret and the address), recording its size and the header's length, the
+// layout it is freed with; anything else is `None`. `L` owns `ptr` before a word is read.
+unsafe impl<L: Layer + Owns, E: ErrorPolicy, const CANARY: bool> SizeOf for Header<L, E, CANARY> {
     /// The size asked for, and the alignment the header guarantees (16, or the larger one asked).
     unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
         if !self.inner.owns(ptr) {
@@ -204,9 +220,22 @@ impl<L: Layer + Owns, E: ErrorPolicy, const CANARY: bool> SizeOf for Header<L, E
         let (size, head) = unsafe { self.check(ptr)? };
         Layout::from_size_align(size, head).ok()
     }
+
+    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> ErrorKind {
+        if !self.inner.owns(ptr) {
+            return ErrorKind::ForeignPointer;
+        }
+        // SAFETY: as above.
+        match unsafe { self.decode(ptr) } {
+            Ok(_) => ErrorKind::WrongLayout,
+            Err(e) => e.kind,
+        }
+    }
 }
 
-impl<L: Layer + Owns, E: ErrorPolicy, const CANARY: bool> UsableSize for Header<L, E, CANARY> {
+// SAFETY: the size asked for: the block holds exactly that many bytes before the canary (or the
+// end of `L`'s block), and it is the size the header records, which every free checks against.
+unsafe impl<L: Layer + Owns, E: ErrorPolicy, const CANARY: bool> UsableSize for Header<L, E, CANARY> {
     /// The size asked for: the canary sits right after it, and C's `malloc_usable_size` users
     /// may write up to what it returns.
     unsafe fn usable_size(&self, _ptr: NonNull<u8>, layout: Layout) -> usize {
@@ -214,9 +243,17 @@ impl<L: Layer + Owns, E: ErrorPolicy, const CANARY: bool> UsableSize for Header<
     }
 }
 
-impl<L: Owns, E: ErrorPolicy, const CANARY: bool> Owns for Header<L, E, CANARY> {
+// SAFETY: `L`'s answer: every block of this layer lies inside a block of `L`.
+unsafe impl<L: Owns, E: ErrorPolicy, const CANARY: bool> Owns for Header<L, E, CANARY> {
     fn owns(&self, ptr: NonNull<u8>) -> bool {
         self.inner.owns(ptr)
+    }
+}
+
+impl<L: Validate, E: ErrorPolicy, const CANARY: bool> Validate for Header<L, E, CANARY> {
+    /// `L`'s validator (headers are checked block by block, at free).
+    fn validate(&self) -> Result<(), Corruption> {
+        self.inner.validate()
     }
 }
 
@@ -283,26 +320,55 @@ unsafe impl<A: Layer, B: Layer, const LIMIT: usize> Layer for Segregate<A, B, LI
     }
 }
 
-impl<A: Owns, B: Owns, const LIMIT: usize> Owns for Segregate<A, B, LIMIT> {
+// SAFETY: every block comes from one of the two layers, which answer for their own memory.
+unsafe impl<A: Owns, B: Owns, const LIMIT: usize> Owns for Segregate<A, B, LIMIT> {
     fn owns(&self, ptr: NonNull<u8>) -> bool {
         self.small.owns(ptr) || self.large.owns(ptr)
     }
 }
 
-impl<A: Owns + SizeOf, B: SizeOf, const LIMIT: usize> SizeOf for Segregate<A, B, LIMIT> {
+// SAFETY: asked of the layer that owns `ptr` (`B` when `A` does not, and the caller's `Owns`
+// check covered both). A layout `A` reports has a size within LIMIT only if the block is `A`'s
+// (its sizes never pass LIMIT), so a free with it routes back to `A`; `B`'s sizes pass LIMIT.
+unsafe impl<A: Owns + SizeOf, B: Owns + SizeOf, const LIMIT: usize> SizeOf for Segregate<A, B, LIMIT> {
     unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
+        let small = self.small.owns(ptr);
         // SAFETY: asked of the layer that owns `ptr`.
-        unsafe {
-            if self.small.owns(ptr) {
+        let l = unsafe {
+            if small {
                 self.small.size_of(ptr)
             } else {
                 self.large.size_of(ptr)
+            }
+        }?;
+        // A layout on the wrong side of LIMIT would route the free to the other layer.
+        ((l.size() <= LIMIT) == small).then_some(l)
+    }
+
+    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> ErrorKind {
+        // SAFETY: asked of the layer that owns `ptr`.
+        unsafe {
+            if self.small.owns(ptr) {
+                self.small.misuse_at(ptr)
+            } else if self.large.owns(ptr) {
+                self.large.misuse_at(ptr)
+            } else {
+                ErrorKind::ForeignPointer
             }
         }
     }
 }
 
-impl<A: UsableSize, B: UsableSize, const LIMIT: usize> UsableSize for Segregate<A, B, LIMIT> {
+impl<A: Validate, B: Validate, const LIMIT: usize> Validate for Segregate<A, B, LIMIT> {
+    fn validate(&self) -> Result<(), Corruption> {
+        self.small.validate()?;
+        self.large.validate()
+    }
+}
+
+// SAFETY: each layer's answer for its own blocks, `A`'s capped at LIMIT so that a free with any
+// size up to it still routes to `A`.
+unsafe impl<A: UsableSize, B: UsableSize, const LIMIT: usize> UsableSize for Segregate<A, B, LIMIT> {
     unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
         // SAFETY: forwarded to the layer the block came from. A block may be used up to its
         // usable size, but a caller that frees it with a larger size must not cross LIMIT:
@@ -359,13 +425,15 @@ unsafe impl<A: Layer + Owns, B: Layer> Layer for Fallback<A, B> {
     }
 }
 
-impl<A: Owns, B: Owns> Owns for Fallback<A, B> {
+// SAFETY: every block comes from one of the two layers, which answer for their own memory.
+unsafe impl<A: Owns, B: Owns> Owns for Fallback<A, B> {
     fn owns(&self, ptr: NonNull<u8>) -> bool {
         self.primary.owns(ptr) || self.secondary.owns(ptr)
     }
 }
 
-impl<A: Owns + SizeOf, B: SizeOf> SizeOf for Fallback<A, B> {
+// SAFETY: asked of the layer that owns `ptr`, the one a free with the answer goes to.
+unsafe impl<A: Owns + SizeOf, B: Owns + SizeOf> SizeOf for Fallback<A, B> {
     unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
         // SAFETY: asked of the layer that owns `ptr`.
         unsafe {
@@ -375,6 +443,40 @@ impl<A: Owns + SizeOf, B: SizeOf> SizeOf for Fallback<A, B> {
                 self.secondary.size_of(ptr)
             }
         }
+    }
+
+    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> ErrorKind {
+        // SAFETY: asked of the layer that owns `ptr`.
+        unsafe {
+            if self.primary.owns(ptr) {
+                self.primary.misuse_at(ptr)
+            } else if self.secondary.owns(ptr) {
+                self.secondary.misuse_at(ptr)
+            } else {
+                ErrorKind::ForeignPointer
+            }
+        }
+    }
+}
+
+// SAFETY: each block's usable size from the layer that owns it.
+unsafe impl<A: Owns + UsableSize, B: UsableSize> UsableSize for Fallback<A, B> {
+    unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
+        // SAFETY: forwarded to the layer the block came from.
+        unsafe {
+            if self.primary.owns(ptr) {
+                self.primary.usable_size(ptr, layout)
+            } else {
+                self.secondary.usable_size(ptr, layout)
+            }
+        }
+    }
+}
+
+impl<A: Validate, B: Validate> Validate for Fallback<A, B> {
+    fn validate(&self) -> Result<(), Corruption> {
+        self.primary.validate()?;
+        self.secondary.validate()
     }
 }
 
@@ -429,20 +531,33 @@ unsafe impl<L: Layer, C: StatsPolicy> Layer for Counted<L, C> {
     }
 }
 
-impl<L: Owns, C: StatsPolicy> Owns for Counted<L, C> {
+// SAFETY: the inner layer's answer; blocks pass through unchanged.
+unsafe impl<L: Owns, C: StatsPolicy> Owns for Counted<L, C> {
     fn owns(&self, ptr: NonNull<u8>) -> bool {
         self.inner.owns(ptr)
     }
 }
 
-impl<L: SizeOf, C: StatsPolicy> SizeOf for Counted<L, C> {
+// SAFETY: the inner layer's answers; blocks pass through unchanged.
+unsafe impl<L: SizeOf, C: StatsPolicy> SizeOf for Counted<L, C> {
     unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
         // SAFETY: forwarded.
         unsafe { self.inner.size_of(ptr) }
     }
+    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> ErrorKind {
+        // SAFETY: forwarded.
+        unsafe { self.inner.misuse_at(ptr) }
+    }
 }
 
-impl<L: UsableSize, C: StatsPolicy> UsableSize for Counted<L, C> {
+impl<L: Validate, C: StatsPolicy> Validate for Counted<L, C> {
+    fn validate(&self) -> Result<(), Corruption> {
+        self.inner.validate()
+    }
+}
+
+// SAFETY: the inner layer's answer; blocks pass through unchanged.
+unsafe impl<L: UsableSize, C: StatsPolicy> UsableSize for Counted<L, C> {
     unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
         // SAFETY: forwarded.
         unsafe { self.inner.usable_size(ptr, layout) }

@@ -88,6 +88,17 @@ pub trait ErrorPolicy {
 
     /// Handles one detected misuse. May not return (abort, panic).
     fn report(&self, err: HeapError);
+
+    /// How many misuses were reported and survived so far (0 for a policy that does not record
+    /// them: [`Abort`] never returns, [`Panic`] unwinds).
+    fn detected(&self) -> usize {
+        0
+    }
+
+    /// The most recent report recorded, if the policy records them.
+    fn last(&self) -> Option<HeapError> {
+        None
+    }
 }
 
 /// Write the report line to stderr without allocating, then abort the process (SIGABRT).
@@ -174,6 +185,14 @@ impl ErrorPolicy for Count {
         self.last_kind.store(index, Ordering::Relaxed);
         self.last_addr.store(err.addr, Ordering::Relaxed);
         self.detected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn detected(&self) -> usize {
+        Count::detected(self)
+    }
+
+    fn last(&self) -> Option<HeapError> {
+        Count::last(self)
     }
 }
 

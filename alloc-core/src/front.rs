@@ -332,12 +332,57 @@ impl<L> Local<L> {
         f(unsafe { &mut *self.layer.get() })
     }
 
-    /// Shared access to the layer (statistics, validation): `f` gets `&L` and cannot change it.
+    /// Shared access to the layer: `f` gets `&L`.
+    ///
+    /// # Safety
+    ///
+    /// `f` must not reach this same `Local` to allocate, free or resize through it (directly, or
+    /// through a thread-local or anything else that leads back to it): that would make a
+    /// `&mut L` while `f`'s `&L` is live. A safe closure could do exactly that, so this is
+    /// `unsafe`; the safe queries below ([`Local::validate`], [`Local::owns`]) and the allocator
+    /// crates' own accessors call it with closures that only read.
+    ///
+    /// ```compile_fail,E0133
+    /// # use alloc_core::{layer::Layer, Local, AllocError, Allocator, Layout};
+    /// # use core::ptr::NonNull;
+    /// # struct Heap;
+    /// # unsafe impl Layer for Heap {
+    /// #     fn allocate(&mut self, _: Layout) -> Result<NonNull<[u8]>, AllocError> { Err(AllocError) }
+    /// #     unsafe fn deallocate(&mut self, _: NonNull<u8>, _: Layout) {}
+    /// # }
+    /// let heap = Local::new(Heap);
+    /// heap.inspect(|_shared| {
+    ///     // re-entry would make `&mut Heap` while `_shared` is live: refused without `unsafe`
+    ///     let _ = (&heap).allocate(Layout::new::<u64>());
+    /// });
+    /// ```
     #[inline]
-    pub fn inspect<R>(&self, f: impl FnOnce(&L) -> R) -> R {
+    pub unsafe fn inspect<R>(&self, f: impl FnOnce(&L) -> R) -> R {
         // SAFETY: no `&mut L` is live: every `with` call has returned (this one runs on the same
-        // thread, `Local` being `!Sync`, and `with`'s closures do not call back into the front).
+        // thread, `Local` being `!Sync`, and `with`'s closures do not call back into the front),
+        // and the caller promises `f` does not reach the front to make one.
         f(unsafe { &*self.layer.get() })
+    }
+}
+
+impl<L: Layer> Local<L> {
+    /// Walks the layer's structures and reports the first inconsistency.
+    pub fn validate(&self) -> Result<(), Corruption>
+    where
+        L: Validate,
+    {
+        // SAFETY: `Validate::validate` of a `Layer` never calls back into a front that holds the
+        // layer (the `Layer` contract).
+        unsafe { self.inspect(L::validate) }
+    }
+
+    /// True when `ptr` lies in memory the layer manages.
+    pub fn owns(&self, ptr: NonNull<u8>) -> bool
+    where
+        L: Owns,
+    {
+        // SAFETY: as for `validate`.
+        unsafe { self.inspect(|l| l.owns(ptr)) }
     }
 }
 
@@ -527,20 +572,27 @@ impl<L: Validate, R: lock_api::RawMutex> Validate for Locked<L, R> {
     }
 }
 
-impl<L: Owns, R: lock_api::RawMutex> Owns for Locked<L, R> {
+// SAFETY: the layer's answer, under the lock.
+unsafe impl<L: Owns, R: lock_api::RawMutex> Owns for Locked<L, R> {
     fn owns(&self, ptr: NonNull<u8>) -> bool {
         self.inner.lock().owns(ptr)
     }
 }
 
-impl<L: SizeOf, R: lock_api::RawMutex> SizeOf for Locked<L, R> {
+// SAFETY: the layer's answers, under the lock.
+unsafe impl<L: SizeOf, R: lock_api::RawMutex> SizeOf for Locked<L, R> {
     unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
         // SAFETY: forwarded with the caller's guarantees, under the lock.
         unsafe { self.inner.lock().size_of(ptr) }
     }
+    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> crate::ErrorKind {
+        // SAFETY: forwarded with the caller's guarantees, under the lock.
+        unsafe { self.inner.lock().misuse_at(ptr) }
+    }
 }
 
-impl<L: UsableSize, R: lock_api::RawMutex> UsableSize for Locked<L, R> {
+// SAFETY: the layer's answer, under the lock.
+unsafe impl<L: UsableSize, R: lock_api::RawMutex> UsableSize for Locked<L, R> {
     unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
         // SAFETY: forwarded with the caller's guarantees, under the lock.
         unsafe { self.inner.lock().usable_size(ptr, layout) }

@@ -42,6 +42,11 @@ pub type SharedResizeFn<L> = unsafe fn(&L, NonNull<u8>, Layout, Layout) -> Resul
 /// implement it refuse a layer with `PANICS = true` at compile time.
 ///
 /// When [`Layer::RESIZE`] is `Some(f)`, `f` upholds [`Resize`]'s contract.
+///
+/// **No method calls back into a front that holds this layer** (its own methods, and those of
+/// the capability traits it implements: [`Validate`], [`Owns`], [`SizeOf`], [`UsableSize`]):
+/// the fronts hand a layer `&mut self` or `&self` without a lock of their own on the strength of
+/// this, and a call back would make a second reference to the layer while the first is live.
 pub unsafe trait Layer {
     /// True when the layer itself answers zero-size requests with a non-null aligned pointer and
     /// takes them back as a no-op, so fronts can skip their own check on the fast path.
@@ -187,7 +192,15 @@ pub unsafe trait Resize: Layer {
 }
 
 /// Capability: the usable length of a block, which may exceed what was asked for.
-pub trait UsableSize {
+///
+/// # Safety
+///
+/// The answer decides how many bytes a caller writes (C's `malloc_usable_size`, a `Vec` that
+/// takes the spare capacity): for a block currently allocated from this layer with a layout that
+/// fits it, [`UsableSize::usable_size`] returns `n >= layout.size()` such that the block is valid
+/// for reads and writes of `n` bytes without touching another block or the layer's metadata (a
+/// canary included), and every size from `layout.size()` to `n` fits the block when freeing it.
+pub unsafe trait UsableSize {
     /// The number of bytes the caller may use at `ptr`.
     ///
     /// # Safety
@@ -198,23 +211,47 @@ pub trait UsableSize {
 
 /// Capability: tell whether an address lies in memory this layer hands out. Needed to route a
 /// free through a fallback composition.
-pub trait Owns {
-    /// True when `ptr` points into memory managed by this layer (allocated or not). Never reads
-    /// memory it does not manage, so any address may be asked about.
+///
+/// # Safety
+///
+/// The answer decides which layer a block is freed to ([`crate::compose::Fallback`]) and
+/// whether a layer's metadata near `ptr` may be read ([`SizeOf`]): [`Owns::owns`] returns `true`
+/// for every address inside a block currently allocated from this layer, `false` for every block
+/// of any other allocator, and never reads memory the layer does not manage, so any address may
+/// be asked about.
+pub unsafe trait Owns {
+    /// True when `ptr` points into memory managed by this layer (allocated or not).
     fn owns(&self, ptr: NonNull<u8>) -> bool;
 }
 
 /// Capability: recover a block's layout from its address alone (the paper's `getmeta`); this is
 /// what C `free(ptr)` and `malloc_usable_size(ptr)` need.
-pub trait SizeOf {
+///
+/// # Safety
+///
+/// The answer is passed straight to `deallocate` (C's `free(ptr)` has nothing else):
+/// [`SizeOf::size_of`] returns `Some(layout)` only with a layout that fits the block starting at
+/// `ptr` when that block is currently allocated from this layer; for the start of such a block it
+/// returns `Some`. For any other address the layer [`Owns`] it returns `None` (as far as the
+/// layer's metadata can tell: an address that forges a block's metadata is undetectable misuse,
+/// documented per allocator). [`SizeOf::misuse_at`] only reads, and reports nothing.
+pub unsafe trait SizeOf {
     /// The layout the block at `ptr` can be deallocated with, or `None` when `ptr` is not the start
     /// of a block currently allocated from this layer (as far as the layer can tell).
     ///
     /// # Safety
     ///
-    /// `ptr` is an address this layer [`Owns`], or one the caller got from it; the layer may read
-    /// its own metadata near `ptr`.
+    /// `ptr` is an address this layer [`Owns`] (the layer may read its own metadata near it).
+    /// Callers with an arbitrary address (a C program's `free`) ask [`Owns::owns`] first.
     unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout>;
+
+    /// What is wrong with `ptr` when [`SizeOf::size_of`] found no block in use there, for the
+    /// report line: a double free, an interior pointer, or a pointer the layer never gave out.
+    ///
+    /// # Safety
+    ///
+    /// As for [`SizeOf::size_of`].
+    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> crate::ErrorKind;
 }
 
 /// Capability: free every block at once.
@@ -257,20 +294,27 @@ impl<T: Validate + ?Sized> Validate for &T {
     }
 }
 
-impl<T: Owns + ?Sized> Owns for &T {
+// SAFETY: the referent's answer.
+unsafe impl<T: Owns + ?Sized> Owns for &T {
     fn owns(&self, ptr: NonNull<u8>) -> bool {
         (**self).owns(ptr)
     }
 }
 
-impl<T: SizeOf + ?Sized> SizeOf for &T {
+// SAFETY: the referent's answers.
+unsafe impl<T: SizeOf + ?Sized> SizeOf for &T {
     unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { (**self).size_of(ptr) }
     }
+    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> crate::ErrorKind {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { (**self).misuse_at(ptr) }
+    }
 }
 
-impl<T: UsableSize + ?Sized> UsableSize for &T {
+// SAFETY: the referent's answer.
+unsafe impl<T: UsableSize + ?Sized> UsableSize for &T {
     unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { (**self).usable_size(ptr, layout) }

@@ -3,7 +3,7 @@
 
 use alloc_core::compose::Header;
 use alloc_core::error::{ErrorKind, ErrorPolicy, HeapError};
-use alloc_core::layer::{Layer, SizeOf, UsableSize};
+use alloc_core::layer::{Layer, Owns, SizeOf, UsableSize};
 use alloc_core::{front, Abort, DefaultSource, Layout, Locked, NoStats, SafeLinks, SpinLock};
 use alloc_pool_lockfree::Pool;
 use alloc_segregated::SegregatedHeap;
@@ -39,11 +39,9 @@ pub trait Backend: Sync {
     ///
     /// `ptr` is live with `layout`.
     unsafe fn usable(&self, ptr: NonNull<u8>, layout: Layout) -> usize;
-    /// What is wrong with freeing `ptr`, where `layout_of` found no live block.
-    fn misuse(&self, ptr: NonNull<u8>) -> ErrorKind {
-        let _ = ptr;
-        ErrorKind::ForeignPointer
-    }
+    /// What is wrong with freeing `ptr`, where `layout_of` found no live block: a double free,
+    /// an interior pointer, or a pointer this allocator never gave out.
+    fn misuse(&self, ptr: NonNull<u8>) -> ErrorKind;
     /// Takes every lock (before `fork`).
     fn lock_for_fork(&self);
     /// Releases them (after `fork`, in parent and child).
@@ -62,7 +60,10 @@ impl Backend for Pool {
         r.ok().map(NonNull::cast)
     }
     unsafe fn layout_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
-        // SAFETY: the pool checks its segment map before reading near `ptr`.
+        if !self.owns(ptr) {
+            return None;
+        }
+        // SAFETY: an address the pool owns.
         unsafe { self.size_of(ptr) }
     }
     unsafe fn free(&self, ptr: NonNull<u8>, layout: Layout) {
@@ -80,7 +81,9 @@ impl Backend for Pool {
         unsafe { self.usable_size(ptr, layout) }
     }
     fn misuse(&self, ptr: NonNull<u8>) -> ErrorKind {
-        self.misuse_at(ptr)
+        // SAFETY: any address: the pool checks its segment map and the span heap its index
+        // before reading near `ptr`.
+        unsafe { self.misuse_at(ptr) }
     }
     fn lock_for_fork(&self) {
         Pool::lock_for_fork(self);
@@ -91,8 +94,10 @@ impl Backend for Pool {
     }
 }
 
-/// A layer behind a spin lock, any layer that can find a block's size from its address.
-impl<L: Layer + SizeOf + UsableSize + Send> Backend for Locked<L, SpinLock> {
+/// A layer behind a spin lock, any layer that can find a block's size from its address. A C
+/// program may pass any address: the layer is asked whether it owns it before `SizeOf` reads
+/// anything near it.
+impl<L: Layer + Owns + SizeOf + UsableSize + Send> Backend for Locked<L, SpinLock> {
     fn alloc(&self, layout: Layout, zero: bool) -> Option<NonNull<u8>> {
         // SAFETY: the guard is used to allocate only; nothing is reset or replaced.
         let mut l = unsafe { self.lock_exclusive() };
@@ -100,8 +105,9 @@ impl<L: Layer + SizeOf + UsableSize + Send> Backend for Locked<L, SpinLock> {
         r.ok().map(NonNull::cast)
     }
     unsafe fn layout_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
-        // SAFETY: the layer checks that it owns `ptr` before reading near it.
-        unsafe { self.lock().size_of(ptr) }
+        let l = self.lock();
+        // SAFETY: asked only for an address the layer owns (`SizeOf`'s precondition).
+        l.owns(ptr).then(|| unsafe { l.size_of(ptr) }).flatten()
     }
     unsafe fn free(&self, ptr: NonNull<u8>, layout: Layout) {
         // SAFETY: the guard frees the caller's block only.
@@ -118,6 +124,14 @@ impl<L: Layer + SizeOf + UsableSize + Send> Backend for Locked<L, SpinLock> {
     unsafe fn usable(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.lock().usable_size(ptr, layout) }
+    }
+    fn misuse(&self, ptr: NonNull<u8>) -> ErrorKind {
+        let l = self.lock();
+        if !l.owns(ptr) {
+            return ErrorKind::ForeignPointer;
+        }
+        // SAFETY: an address the layer owns.
+        unsafe { l.misuse_at(ptr) }
     }
     fn lock_for_fork(&self) {
         Locked::lock_for_fork(self);

@@ -729,33 +729,6 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     }
 
     /// The block starting at `ptr`, if it is a pool block in use: its segment, class and payload.
-    /// What is wrong with freeing `ptr` when [`SizeOf::size_of`] found no live block there (C's
-    /// `free(ptr)` has no layout to check): a double free when its header says freed, an
-    /// interior pointer when it lies in a slab, otherwise a pointer the pool never gave out.
-    pub fn misuse_at(&self, ptr: NonNull<u8>) -> ErrorKind {
-        let Some(inner) = self.inner_if_made() else { return ErrorKind::ForeignPointer };
-        let addr = ptr.as_ptr() as usize;
-        let seg_addr = Segment::of(addr);
-        let idx = (addr >> SLAB_SHIFT) & (SLABS - 1);
-        if !inner.map.contains(seg_addr) {
-            return if inner.large.owns(ptr) { ErrorKind::InteriorPointer } else { ErrorKind::ForeignPointer };
-        }
-        if idx < FIRST_SLAB || !addr.is_multiple_of(16) {
-            return ErrorKind::InteriorPointer;
-        }
-        let seg = segment_at(ptr, seg_addr);
-        if seg.slabs[idx].class().is_none() || addr - HEADER < seg.slab_start(idx) {
-            return ErrorKind::InteriorPointer;
-        }
-        // SAFETY: the header lies in mapped segment memory.
-        let w = unsafe { segment::word(seg, addr) }.load();
-        if w == BlockWord::freed(inner.secret, addr) {
-            ErrorKind::DoubleFree
-        } else {
-            ErrorKind::InteriorPointer
-        }
-    }
-
     fn live_block(&self, inner: &PoolInner<S, E>, ptr: NonNull<u8>) -> Option<(usize, usize)> {
         let addr = ptr.as_ptr() as usize;
         let seg_addr = Segment::of(addr);
@@ -878,7 +851,10 @@ unsafe fn resize<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send +
 
 alloc_core::shared_front!([S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync] Pool<S, E>);
 
-impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> SizeOf for Pool<S, E> {
+// SAFETY: a pool block's layout is read from its header only when the block word says
+// allocated for this address and class (keyed by the pool's secret), after the segment map says
+// the segment is the pool's; the span heap answers for the rest. Only reads.
+unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> SizeOf for Pool<S, E> {
     /// The size and alignment the block was allocated with: from the header for pool blocks,
     /// from the span heap otherwise.
     unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
@@ -891,9 +867,42 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> SizeO
         // SAFETY: the span heap only reads its own metadata after finding `ptr` in its index.
         unsafe { inner.large.size_of(ptr) }
     }
+
+    /// What is wrong with freeing `ptr` when [`SizeOf::size_of`] found no live block there (C's
+    /// `free(ptr)` has no layout to check): a double free when its header says freed, an
+    /// interior pointer when it lies in a slab, otherwise a pointer the pool never gave out.
+    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> ErrorKind {
+        let Some(inner) = self.inner_if_made() else { return ErrorKind::ForeignPointer };
+        let addr = ptr.as_ptr() as usize;
+        let seg_addr = Segment::of(addr);
+        let idx = (addr >> SLAB_SHIFT) & (SLABS - 1);
+        if !inner.map.contains(seg_addr) {
+            if !inner.large.owns(ptr) {
+                return ErrorKind::ForeignPointer;
+            }
+            // SAFETY: an address the span heap owns; it reads only its own metadata.
+            return unsafe { inner.large.misuse_at(ptr) };
+        }
+        if idx < FIRST_SLAB || !addr.is_multiple_of(16) {
+            return ErrorKind::InteriorPointer;
+        }
+        let seg = segment_at(ptr, seg_addr);
+        if seg.slabs[idx].class().is_none() || addr - HEADER < seg.slab_start(idx) {
+            return ErrorKind::InteriorPointer;
+        }
+        // SAFETY: the header lies in mapped segment memory.
+        let w = unsafe { segment::word(seg, addr) }.load();
+        if w == BlockWord::freed(inner.secret, addr) {
+            ErrorKind::DoubleFree
+        } else {
+            ErrorKind::InteriorPointer
+        }
+    }
 }
 
-impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> UsableSize for Pool<S, E> {
+// SAFETY: a small block's class size less its header (every size up to it has the same class),
+// the span heap's answer for large blocks.
+unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> UsableSize for Pool<S, E> {
     unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
         let Some(inner) = self.inner_if_made() else { return 0 };
         if Self::small(layout) {
@@ -904,7 +913,9 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Usabl
     }
 }
 
-impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Owns for Pool<S, E> {
+// SAFETY: true for the slabs of the pool's segments (found in its segment map) and the span
+// heap's memory; every block lies in one or the other.
+unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Owns for Pool<S, E> {
     fn owns(&self, ptr: NonNull<u8>) -> bool {
         let Some(inner) = self.inner_if_made() else { return false };
         let addr = ptr.as_ptr() as usize;

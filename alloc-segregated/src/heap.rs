@@ -746,15 +746,19 @@ unsafe impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> Resize 
     }
 }
 
-impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> UsableSize for SegregatedHeap<S, E, C, L> {
+// SAFETY: a block of class `c` is `class_size(c)` bytes, and every size up to it has the same
+// class (so frees with it find the same list).
+unsafe impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> UsableSize for SegregatedHeap<S, E, C, L> {
     unsafe fn usable_size(&self, _p: NonNull<u8>, layout: Layout) -> usize {
         class_size(class_of(layout.size(), layout.align()))
     }
 }
 
 /// With the `run-list` feature (the heap knows its runs).
+// SAFETY: true exactly for the usable part of the heap's runs, found on the run list (headers
+// the heap keeps mapped); every block lies in one.
 #[cfg(feature = "run-list")]
-impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> alloc_core::layer::Owns
+unsafe impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> alloc_core::layer::Owns
     for SegregatedHeap<S, E, C, L>
 {
     /// Walks the run list: O(runs).

@@ -7,9 +7,10 @@ mod heap;
 pub use heap::{SegregatedHeap, DEFAULT_RETAIN, FIRST_RUN, MAX_RUN};
 
 use alloc_core::front::Local;
+use alloc_core::layer::Corruption;
 use alloc_core::source::PageSource;
 use alloc_core::stats::{Counting, NoStats, Stats, StatsPolicy};
-use alloc_core::{Abort, DefaultSource, ErrorPolicy, LinkCodec, Locked, PlainLinks, SpinLock};
+use alloc_core::{Abort, DefaultSource, ErrorPolicy, HeapError, LinkCodec, Locked, PlainLinks, SpinLock};
 
 /// The segregated heap for one thread; `&Segregated` is an `allocator_api2::alloc::Allocator`.
 /// `!Sync` by construction: see [`GlobalSegregated`] for threads and [`WasmGlobal`] for wasm32.
@@ -47,16 +48,45 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> Segregated<S, 
         self.heap.get_mut()
     }
 
-    /// Shared access to the heap layer: its error policy, counters and validator.
-    pub fn inspect<R>(&self, f: impl FnOnce(&SegregatedHeap<S, E, C, L>) -> R) -> R {
-        self.heap.inspect(f)
+    /// Walks the heap's runs and free lists and reports the first inconsistency.
+    pub fn validate(&self) -> Result<(), Corruption> {
+        self.heap.validate()
+    }
+
+    /// How many misuses the error policy recorded and survived (with [`alloc_core::Count`]).
+    pub fn errors_detected(&self) -> usize {
+        // SAFETY: the closure only reads the error policy; it cannot reach this front.
+        unsafe { self.heap.inspect(|h| h.errors().detected()) }
+    }
+
+    /// The most recent misuse the error policy recorded (with [`alloc_core::Count`]).
+    pub fn last_error(&self) -> Option<HeapError> {
+        // SAFETY: the closure only reads the error policy; it cannot reach this front.
+        unsafe { self.heap.inspect(|h| h.errors().last()) }
+    }
+}
+
+/// There is no closure-taking `inspect`: a closure given `&SegregatedHeap` could allocate
+/// through the same `Segregated` and make a `&mut` to the heap while the `&` is live. Queries
+/// are methods that return values; everything else goes through [`Segregated::heap`] (`&mut`).
+///
+/// ```compile_fail,E0599
+/// let heap = alloc_segregated::Segregated::new();
+/// heap.inspect(|_| allocator_api2::boxed::Box::new_in(1u8, &heap));
+/// ```
+#[cfg(feature = "run-list")]
+impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> Segregated<S, E, C, L> {
+    /// True when `ptr` lies in one of the heap's runs (O(runs)).
+    pub fn owns(&self, ptr: core::ptr::NonNull<u8>) -> bool {
+        self.heap.owns(ptr)
     }
 }
 
 impl<S: PageSource, E: ErrorPolicy, L: LinkCodec> Segregated<S, E, Counting, L> {
     /// Live bytes and blocks, peak, mapped bytes.
     pub fn stats(&self) -> Stats {
-        self.heap.inspect(|h| h.counters().get())
+        // SAFETY: the closure only reads the counters; it cannot reach this front.
+        unsafe { self.heap.inspect(|h| h.counters().get()) }
     }
 }
 

@@ -201,7 +201,7 @@ fn idle_large_blocks_above_the_retain_limit_go_back_to_the_os() {
     heap.heap().trim();
     assert_eq!(heap.heap().idle_bytes(), 0);
     assert!(resident(&blocks, 1 << 20) <= 96, "more than the first page of each block is resident");
-    assert_eq!(heap.inspect(alloc_core::layer::Validate::validate), Ok(()));
+    assert_eq!(heap.validate(), Ok(()));
     // The blocks serve again, whole.
     let again: std::vec::Vec<_> = (0..96).map(|_| (&heap).allocate(l).unwrap().cast::<u8>()).collect();
     for &p in &again {

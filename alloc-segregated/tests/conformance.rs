@@ -29,12 +29,12 @@ impl Subject for LocalSegregated {
         Segregated::with_source(source(budget, meter))
     }
     fn validate(heap: &Self::Alloc) -> Option<Result<(), Corruption>> {
-        Some(heap.inspect(|h| h.validate()))
+        Some(heap.validate())
     }
     /// The heap answers `owns` with the `run-list` feature only.
     fn owns(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<bool> {
         #[cfg(feature = "run-list")]
-        return Some(heap.inspect(|h| h.owns(ptr)));
+        return Some(heap.owns(ptr));
         #[cfg(not(feature = "run-list"))]
         {
             let _ = (heap, ptr);
@@ -65,7 +65,7 @@ impl Subject for SafeLinked {
         Segregated::with_source(source(budget, meter))
     }
     fn validate(heap: &Self::Alloc) -> Option<Result<(), Corruption>> {
-        Some(heap.inspect(|h| h.validate()))
+        Some(heap.validate())
     }
 }
 

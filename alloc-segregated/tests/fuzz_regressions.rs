@@ -12,7 +12,7 @@ type Heap = Segregated<Limited<MmapSource>>;
 #[test]
 fn segregated_fuzz_inputs_replay() {
     let n = fuzz::replay_committed("segregated", |data| {
-        let hooks = Hooks::<Heap> { validate: Some(|h| h.inspect(|h| h.validate())), owns: None };
+        let hooks = Hooks::<Heap> { validate: Some(|h| h.validate()), owns: None };
         fuzz::run(Segregated::with_source(Limited::new(MmapSource::new(), 256 << 20)), hooks, None, data);
     });
     assert!(n >= 7, "expected the committed seeds, replayed {n}");

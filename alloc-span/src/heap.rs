@@ -1122,21 +1122,41 @@ unsafe impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPo
     }
 }
 
-impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> UsableSize for SpanHeap<S, E, C, G> {
+// SAFETY: the span's data pages (guard pages excluded), all the block's own; `lookup` accepts a
+// free with any size from the one asked up to this.
+unsafe impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> UsableSize
+    for SpanHeap<S, E, C, G>
+{
     unsafe fn usable_size(&self, ptr: NonNull<u8>, _layout: Layout) -> usize {
         self.lookup(ptr.as_ptr() as usize, None).map_or(0, |p| self.usable(p))
     }
 }
 
-impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> SizeOf for SpanHeap<S, E, C, G> {
+// SAFETY: `lookup` finds the span in use that starts at `ptr` through the arena index and the
+// page map (any address may be asked: it reads only the heap's own metadata), and the layout is
+// the one recorded for it at allocation or resize.
+unsafe impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> SizeOf
+    for SpanHeap<S, E, C, G>
+{
     /// O(1): the arena index, then the page map.
     unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
         let p = self.lookup(ptr.as_ptr() as usize, None).ok()?;
         Layout::from_size_align(sp(p).size, sp(p).align).ok()
     }
+
+    /// A freed span's first page is a double free, a page inside a span an interior pointer,
+    /// anything outside the arenas foreign.
+    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> ErrorKind {
+        match self.lookup(ptr.as_ptr() as usize, None) {
+            Ok(_) => ErrorKind::WrongLayout,
+            Err(kind) => kind,
+        }
+    }
 }
 
-impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> Owns for SpanHeap<S, E, C, G> {
+// SAFETY: true exactly for the pages of the heap's arenas and huge blocks, found in its own
+// index; every block lies in them.
+unsafe impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> Owns for SpanHeap<S, E, C, G> {
     /// O(1): the arena index; true for the pages of arenas (not their metadata) and of huge blocks.
     fn owns(&self, ptr: NonNull<u8>) -> bool {
         let addr = ptr.as_ptr() as usize;

@@ -13,7 +13,7 @@ pub use heap::{GuardPages, GuardPolicy, NoGuards, SpanConfig, SpanHeap, SpanStat
 pub use source::SpanSource;
 
 use alloc_core::front::Local;
-use alloc_core::layer::{Owns, SizeOf, UsableSize, Validate};
+use alloc_core::layer::{SizeOf, UsableSize};
 use alloc_core::source::{Decommit, PageSource};
 use alloc_core::stats::{Counting, NoStats, Stats, StatsPolicy};
 use alloc_core::{Abort, Corruption, DefaultSource, ErrorPolicy, Layout, Locked, SpinLock};
@@ -60,14 +60,29 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         self.heap.get_mut()
     }
 
-    /// Shared access to the heap layer: its statistics, error policy and validator.
-    pub fn inspect<R>(&self, f: impl FnOnce(&SpanHeap<S, E, C, G>) -> R) -> R {
-        self.heap.inspect(f)
+    /// The page size of the heap's source.
+    pub fn page_size(&self) -> usize {
+        // SAFETY: the closure only reads the source's page size (a `PageSource` never calls back
+        // into an allocator built on it).
+        unsafe { self.heap.inspect(|h| h.source().page_size()) }
     }
 
     /// In use, idle, released and mapped bytes.
     pub fn span_stats(&self) -> SpanStats {
-        self.heap.inspect(SpanHeap::span_stats)
+        // SAFETY: `span_stats` only reads the heap; it cannot reach this front.
+        unsafe { self.heap.inspect(SpanHeap::span_stats) }
+    }
+
+    /// How many misuses the error policy recorded and survived (with [`alloc_core::Count`]).
+    pub fn errors_detected(&self) -> usize {
+        // SAFETY: the closure only reads the error policy; it cannot reach this front.
+        unsafe { self.heap.inspect(|h| h.errors().detected()) }
+    }
+
+    /// The most recent misuse the error policy recorded (with [`alloc_core::Count`]).
+    pub fn last_error(&self) -> Option<alloc_core::HeapError> {
+        // SAFETY: the closure only reads the error policy; it cannot reach this front.
+        unsafe { self.heap.inspect(|h| h.errors().last()) }
     }
 
     /// Returns every free page to the OS (and unmaps arenas left empty); the bytes given back.
@@ -77,19 +92,20 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
 
     /// Walks the heap and checks every invariant.
     pub fn validate(&self) -> Result<(), Corruption> {
-        self.heap.inspect(Validate::validate)
+        self.heap.validate()
     }
 
     /// True when `ptr` lies in the heap's pages.
     pub fn owns(&self, ptr: NonNull<u8>) -> bool {
-        self.heap.inspect(|h| h.owns(ptr))
+        self.heap.owns(ptr)
     }
 
     /// The layout the block at `ptr` can be freed with, or `None` when `ptr` is not the start of
     /// a block in use (what C's `free(ptr)` needs).
     pub fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
-        // SAFETY: the heap only reads its own metadata, after checking `ptr` is in its arenas.
-        self.heap.inspect(|h| unsafe { h.size_of(ptr) })
+        // SAFETY: the closure only reads the heap's metadata, and `SpanHeap::size_of` takes any
+        // address: it finds `ptr` in its own index before reading near it.
+        unsafe { self.heap.inspect(|h| h.size_of(ptr)) }
     }
 
     /// Usable bytes of the live block at `ptr`.
@@ -98,15 +114,24 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     ///
     /// `ptr` is a block currently allocated from this heap, and `layout` fits it.
     pub unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
-        // SAFETY: forwarded with the caller's guarantees.
-        self.heap.inspect(|h| unsafe { h.usable_size(ptr, layout) })
+        // SAFETY: forwarded with the caller's guarantees; the closure only reads.
+        unsafe { self.heap.inspect(|h| h.usable_size(ptr, layout)) }
     }
 }
 
+/// There is no closure-taking `inspect`: a closure given `&SpanHeap` could allocate through the
+/// same `Span` and make a `&mut` to the heap while the `&` is live. Queries are methods that
+/// return values; everything else goes through [`Span::heap`] (`&mut`).
+///
+/// ```compile_fail,E0599
+/// let heap = alloc_span::Span::new();
+/// heap.inspect(|_| allocator_api2::boxed::Box::new_in(1u8, &heap));
+/// ```
 impl<S: PageSource + Decommit, E: ErrorPolicy, G: GuardPolicy<S>> Span<S, E, Counting, G> {
     /// Live bytes and blocks, peak, mapped bytes.
     pub fn stats(&self) -> Stats {
-        self.heap.inspect(|h| h.counters().get())
+        // SAFETY: the closure only reads the counters; it cannot reach this front.
+        unsafe { self.heap.inspect(|h| h.counters().get()) }
     }
 }
 

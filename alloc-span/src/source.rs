@@ -54,7 +54,7 @@ impl<S: PageSource + Decommit> SpanSource<S> {
     }
 
     fn page(&self) -> usize {
-        self.heap.inspect(|h| h.source().page_size())
+        self.heap.page_size()
     }
 }
 

@@ -267,16 +267,16 @@ fn misuse_is_reported_with_the_address() {
     ];
     for (i, &(p, layout, kind)) in cases.iter().enumerate() {
         free(&h, p, layout);
-        let e = h.inspect(|h| h.errors().last()).unwrap();
-        assert_eq!((e.kind, e.addr, h.inspect(|h| h.errors().detected())), (kind, p.as_ptr() as usize, i + 1));
+        let e = h.last_error().unwrap();
+        assert_eq!((e.kind, e.addr, h.errors_detected()), (kind, p.as_ptr() as usize, i + 1));
     }
     free(&h, a, l);
     free(&h, a, l);
-    assert_eq!(h.inspect(|h| h.errors().last()).unwrap().kind, ErrorKind::DoubleFree);
+    assert_eq!(h.last_error().unwrap().kind, ErrorKind::DoubleFree);
     // Merged with its free neighbour, `a` is inside free pages: still a double free.
     free(&h, b, l);
     free(&h, a, l);
-    assert_eq!(h.inspect(|h| h.errors().last()).unwrap().kind, ErrorKind::DoubleFree);
+    assert_eq!(h.last_error().unwrap().kind, ErrorKind::DoubleFree);
     assert_eq!(h.validate(), Ok(()));
 }
 

@@ -3,7 +3,6 @@
 //! ownership test before writes.
 #![no_main]
 
-use alloc_core::layer::{Owns, Validate};
 use alloc_core::{Abort, Limited, MmapSource, NoStats, SafeLinks};
 use conformance::Hooks;
 use libfuzzer_sys::fuzz_target;
@@ -13,7 +12,7 @@ type Heap = alloc_segregated::Segregated<Limited<MmapSource>, Abort, NoStats, Sa
 fuzz_target!(|data: &[u8]| {
     let heap: Heap = alloc_segregated::Segregated::with_source(Limited::new(MmapSource::new(), 256 << 20));
     let hooks = if cfg!(feature = "validate") {
-        Hooks::<Heap> { validate: Some(|h| h.inspect(|h| h.validate())), owns: Some(|h, p| h.inspect(|h| h.owns(p))) }
+        Hooks::<Heap> { validate: Some(|h| h.validate()), owns: Some(|h, p| h.owns(p)) }
     } else {
         Hooks::default()
     };

@@ -30,6 +30,8 @@ use core::ptr::NonNull;
 /// `max(align, page_size())`, disjoint from every other run currently mapped from this source, and
 /// stays valid until it is unmapped or the source is dropped. When [`PageSource::maps_zeroed`]
 /// says so, every run reads as zero when handed out. [`PageSource::page_size`] never changes.
+/// No method calls back into an allocator built on this source (the layers above promise the
+/// same of themselves, see [`crate::Layer`]).
 pub unsafe trait PageSource {
     /// The granule of this source: every size passed in is a multiple of it. A power of two,
     /// the same on every call.
