@@ -702,13 +702,21 @@ unsafe impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> Layer f
         if self.lists[c].peek() == Some(p) {
             return self.report(ErrorKind::DoubleFree, p);
         }
-        self.stats.on_free(class_size(c));
-        if TOP_REUSE && class_size(c) >= NATURAL && self.at_top(addr, class_size(c)) {
-            // Give the heap top back rather than parking a large block on a list.
-            self.clean = self.clean.max(self.top);
-            self.top = addr;
-            return;
+        if TOP_REUSE && class_size(c) >= NATURAL {
+            if self.at_top(addr, class_size(c)) {
+                // Give the heap top back rather than parking a large block on a list.
+                self.stats.on_free(class_size(c));
+                self.clean = self.clean.max(self.top);
+                self.top = addr;
+                return;
+            }
+            // Nothing at or above the top of the current run is live: a block there was given
+            // back to the top by an earlier free (pushing it would hand it out twice).
+            if addr >= self.top && addr < self.end {
+                return self.report(ErrorKind::DoubleFree, p);
+            }
         }
+        self.stats.on_free(class_size(c));
         if RETURN && c >= LARGE_CLASS {
             // SAFETY: as below.
             return unsafe { self.free_large(c, p) };

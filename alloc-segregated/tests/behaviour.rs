@@ -93,6 +93,30 @@ fn immediate_double_free_is_reported() {
     assert_ne!(a.cast::<u8>(), b.cast::<u8>());
 }
 
+/// A block of 4 to 32 KiB freed at the top of its run gives the top back; freed again, it lies at
+/// or above the top, where no live block can be. Sizes at each class from a page up.
+#[test]
+fn double_free_of_a_block_given_back_to_the_top_is_reported() {
+    for size in [4096, 6000, 8192, 16 << 10, 32 << 10] {
+        let mut heap = capped(1 << 20);
+        let l = Layout::from_size_align(size, 8).unwrap();
+        let _below = (&heap).allocate(Layout::from_size_align(64, 8).unwrap()).unwrap();
+        let p = (&heap).allocate(l).unwrap().cast::<u8>();
+        // SAFETY: the first free is legitimate; the second is the misuse under test, which the
+        // Count policy records and ignores.
+        unsafe {
+            (&heap).deallocate(p, l);
+            (&heap).deallocate(p, l);
+        }
+        assert_eq!(heap.validate(), Ok(()), "{size} bytes");
+        let e = heap.heap().errors().last();
+        assert_eq!(e.map(|e| (e.kind, e.addr)), Some((ErrorKind::DoubleFree, p.as_ptr() as usize)), "{size} bytes");
+        let a = (&heap).allocate(l).unwrap().cast::<u8>();
+        let b = (&heap).allocate(l).unwrap().cast::<u8>();
+        assert_ne!(a, b, "{size} bytes: the same block handed out twice");
+    }
+}
+
 #[test]
 fn misaligned_free_is_reported() {
     let mut heap = capped(1 << 20);

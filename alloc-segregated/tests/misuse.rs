@@ -24,6 +24,22 @@ fn double_free_right_after_the_first_aborts() {
     });
 }
 
+/// A block of 4 to 32 KiB at the top of its run goes back to the top when freed (not onto a
+/// list, where the immediate check looks): its second free must still be caught.
+#[test]
+fn double_free_of_a_block_given_back_to_the_top_aborts() {
+    expect_abort("double_free_of_a_block_given_back_to_the_top_aborts", "double free", || {
+        let heap = Segregated::new();
+        let p = (&heap).allocate(layout(8192)).unwrap().cast::<u8>();
+        announce(p.as_ptr() as usize);
+        // SAFETY: the first free is legitimate; the second is the misuse under test.
+        unsafe {
+            (&heap).deallocate(p, layout(8192));
+            (&heap).deallocate(p, layout(8192));
+        }
+    });
+}
+
 #[test]
 fn double_free_through_the_global_front_aborts() {
     expect_abort("double_free_through_the_global_front_aborts", "double free", || {
