@@ -17,6 +17,8 @@ use core::ptr::NonNull;
 
 /// Bytes of the header word pair right before every block.
 const WORDS: usize = 2 * core::mem::size_of::<usize>();
+/// Blocks from this size on keep their header words 32 bytes into `L`'s block (see `head`).
+const BIG: usize = 16 << 10;
 /// Bytes of the tail canary.
 const CANARY_BYTES: usize = core::mem::size_of::<usize>();
 
@@ -33,7 +35,7 @@ const FREED: usize = 0xf7ee;
 /// - With `CANARY`, a word after the block's last byte is checked at free: an overflow is
 ///   reported as `canary corrupted`.
 ///
-/// Costs 16 bytes per block (the alignment, when larger), plus 8 with `CANARY`.
+/// Costs 16 bytes per block (32 from 16 KiB on; the alignment, when larger), plus 8 with `CANARY`.
 pub struct Header<L, E: ErrorPolicy = crate::Abort, const CANARY: bool = false> {
     inner: L,
     secret: usize,
@@ -56,23 +58,25 @@ impl<L, E: ErrorPolicy, const CANARY: bool> Header<L, E, CANARY> {
         &self.errors
     }
 
-    /// The header's length for `align`: the two words, rounded up to the alignment.
+    /// The header's length for a block of `layout`: the two words, rounded up to the alignment;
+    /// from [`BIG`] bytes on, at least 32, so the words lie clear of the two words a lower
+    /// layer's free list may write at the start of a freed large block (alloc-segregated's link
+    /// and residency flag): a double free of a large block still reads "freed".
     #[inline(always)]
-    fn head(align: usize) -> usize {
-        if align > WORDS {
-            align
-        } else {
-            WORDS
-        }
+    fn head(layout: Layout) -> usize {
+        let words = if layout.size() >= BIG { 2 * WORDS } else { WORDS };
+        layout.align().max(words)
     }
 
     /// The layout asked of `L` for a block of `layout`.
     #[inline(always)]
     fn outer(layout: Layout) -> Result<Layout, AllocError> {
-        let head = Self::head(layout.align());
+        let head = Self::head(layout);
         let extra = head + if CANARY { CANARY_BYTES } else { 0 };
         let size = layout.size().checked_add(extra).ok_or(AllocError)?;
-        Layout::from_size_align(size, layout.align().max(WORDS)).map_err(|_| AllocError)
+        // Aligned to the header's length (the alignment asked, or more): what a free, which knows
+        // only the header's length, asks of `L` again.
+        Layout::from_size_align(size, head).map_err(|_| AllocError)
     }
 
     #[inline(always)]
@@ -87,7 +91,7 @@ impl<L, E: ErrorPolicy, const CANARY: bool> Header<L, E, CANARY> {
 
     /// Writes the header (and canary) of the block at `base`, returning the block.
     fn stamp(&mut self, base: NonNull<u8>, layout: Layout) -> NonNull<u8> {
-        let head = Self::head(layout.align());
+        let head = Self::head(layout);
         // SAFETY: `base` heads a block of `outer(layout)` bytes: header, block, canary.
         unsafe {
             let block = base.add(head);
@@ -187,7 +191,8 @@ unsafe impl<L: Layer + Owns, E: ErrorPolicy, const CANARY: bool> Layer for Heade
         }
         // SAFETY: the caller's block (or, with CANARY, at least memory `L` owns).
         let Some((size, head)) = (unsafe { self.check(ptr) }) else { return };
-        if head != Self::head(layout.align()) || size < layout.size() {
+        // The block is exactly the size asked for (its usable size), so only that size fits.
+        if head != Self::head(layout) || size != layout.size() {
             self.errors.report(HeapError::new(ErrorKind::WrongLayout, ptr.as_ptr() as usize));
             return;
         }
@@ -198,10 +203,7 @@ unsafe impl<L: Layer + Owns, E: ErrorPolicy, const CANARY: bool> Layer for Heade
         unsafe {
             ptr.as_ptr().sub(WORDS).cast::<usize>().add(1).write(word);
             let base = ptr.sub(head);
-            let outer = Layout::from_size_align_unchecked(
-                size + head + if CANARY { CANARY_BYTES } else { 0 },
-                layout.align().max(WORDS),
-            );
+            let outer = Layout::from_size_align_unchecked(size + head + if CANARY { CANARY_BYTES } else { 0 }, head);
             crate::front::deallocate(&mut self.inner, base, outer);
         }
     }
@@ -217,18 +219,18 @@ unsafe impl<L: Layer + Owns, E: ErrorPolicy, const CANARY: bool> SizeOf for Head
             return None;
         }
         // SAFETY: memory `L` owns, so the words before a block of it are readable.
-        let (size, head) = unsafe { self.check(ptr)? };
+        let (size, head) = unsafe { self.decode(ptr) }.ok()?;
         Layout::from_size_align(size, head).ok()
     }
 
-    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> ErrorKind {
+    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> HeapError {
         if !self.inner.owns(ptr) {
-            return ErrorKind::ForeignPointer;
+            return HeapError::new(ErrorKind::ForeignPointer, ptr.as_ptr() as usize);
         }
         // SAFETY: as above.
         match unsafe { self.decode(ptr) } {
-            Ok(_) => ErrorKind::WrongLayout,
-            Err(e) => e.kind,
+            Ok(_) => HeapError::new(ErrorKind::WrongLayout, ptr.as_ptr() as usize),
+            Err(e) => e,
         }
     }
 }
@@ -345,7 +347,7 @@ unsafe impl<A: Owns + SizeOf, B: Owns + SizeOf, const LIMIT: usize> SizeOf for S
         ((l.size() <= LIMIT) == small).then_some(l)
     }
 
-    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> ErrorKind {
+    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> HeapError {
         // SAFETY: asked of the layer that owns `ptr`.
         unsafe {
             if self.small.owns(ptr) {
@@ -353,7 +355,7 @@ unsafe impl<A: Owns + SizeOf, B: Owns + SizeOf, const LIMIT: usize> SizeOf for S
             } else if self.large.owns(ptr) {
                 self.large.misuse_at(ptr)
             } else {
-                ErrorKind::ForeignPointer
+                HeapError::new(ErrorKind::ForeignPointer, ptr.as_ptr() as usize)
             }
         }
     }
@@ -445,7 +447,7 @@ unsafe impl<A: Owns + SizeOf, B: Owns + SizeOf> SizeOf for Fallback<A, B> {
         }
     }
 
-    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> ErrorKind {
+    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> HeapError {
         // SAFETY: asked of the layer that owns `ptr`.
         unsafe {
             if self.primary.owns(ptr) {
@@ -453,7 +455,7 @@ unsafe impl<A: Owns + SizeOf, B: Owns + SizeOf> SizeOf for Fallback<A, B> {
             } else if self.secondary.owns(ptr) {
                 self.secondary.misuse_at(ptr)
             } else {
-                ErrorKind::ForeignPointer
+                HeapError::new(ErrorKind::ForeignPointer, ptr.as_ptr() as usize)
             }
         }
     }
@@ -544,7 +546,7 @@ unsafe impl<L: SizeOf, C: StatsPolicy> SizeOf for Counted<L, C> {
         // SAFETY: forwarded.
         unsafe { self.inner.size_of(ptr) }
     }
-    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> ErrorKind {
+    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> HeapError {
         // SAFETY: forwarded.
         unsafe { self.inner.misuse_at(ptr) }
     }

@@ -585,7 +585,7 @@ unsafe impl<L: SizeOf, R: lock_api::RawMutex> SizeOf for Locked<L, R> {
         // SAFETY: forwarded with the caller's guarantees, under the lock.
         unsafe { self.inner.lock().size_of(ptr) }
     }
-    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> crate::ErrorKind {
+    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> crate::HeapError {
         // SAFETY: forwarded with the caller's guarantees, under the lock.
         unsafe { self.inner.lock().misuse_at(ptr) }
     }

@@ -234,7 +234,7 @@ pub unsafe trait Owns {
 /// `ptr` when that block is currently allocated from this layer; for the start of such a block it
 /// returns `Some`. For any other address the layer [`Owns`] it returns `None` (as far as the
 /// layer's metadata can tell: an address that forges a block's metadata is undetectable misuse,
-/// documented per allocator). [`SizeOf::misuse_at`] only reads, and reports nothing.
+/// documented per allocator). Both methods only read, and report nothing: the caller reports.
 pub unsafe trait SizeOf {
     /// The layout the block at `ptr` can be deallocated with, or `None` when `ptr` is not the start
     /// of a block currently allocated from this layer (as far as the layer can tell).
@@ -246,12 +246,13 @@ pub unsafe trait SizeOf {
     unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout>;
 
     /// What is wrong with `ptr` when [`SizeOf::size_of`] found no block in use there, for the
-    /// report line: a double free, an interior pointer, or a pointer the layer never gave out.
+    /// report line: a double free, an interior pointer, a pointer the layer never gave out, a
+    /// smashed canary (at the canary's address).
     ///
     /// # Safety
     ///
     /// As for [`SizeOf::size_of`].
-    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> crate::ErrorKind;
+    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> crate::HeapError;
 }
 
 /// Capability: free every block at once.
@@ -307,7 +308,7 @@ unsafe impl<T: SizeOf + ?Sized> SizeOf for &T {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { (**self).size_of(ptr) }
     }
-    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> crate::ErrorKind {
+    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> crate::HeapError {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { (**self).misuse_at(ptr) }
     }

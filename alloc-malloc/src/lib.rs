@@ -27,6 +27,7 @@
 mod presets;
 mod trace;
 
+use alloc_core::ErrorKind;
 use core::ffi::{c_char, c_int, c_void};
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicU8, Ordering};
@@ -165,19 +166,33 @@ fn alloc(size: usize, align: usize, zero: bool) -> *mut c_void {
     }
 }
 
-/// The live block at `ptr` and its layout; reports a pointer no preset handed out.
+/// What the C caller is doing with a pointer, for the report when it is not a live block.
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Use {
+    /// `free`: a freed block freed again is a double free.
+    Free,
+    /// `realloc`, `malloc_usable_size`: a freed block used again is a use after free.
+    Read,
+}
+
+/// The live block at `ptr` and its layout; reports what is wrong with any other pointer (a
+/// double free, a use after free, an interior or a foreign pointer).
 ///
 /// # Safety
 ///
 /// `ptr` is what the C caller passed.
-unsafe fn live(ptr: *mut c_void) -> Option<(NonNull<u8>, core::alloc::Layout)> {
+unsafe fn live(ptr: *mut c_void, how: Use) -> Option<(NonNull<u8>, core::alloc::Layout)> {
     let p = NonNull::new(ptr.cast::<u8>())?;
     let b = backend();
     // SAFETY: non-null; the backend checks that it owns `p` before reading near it.
     match unsafe { b.layout_of(p) } {
         Some(l) => Some((p, l)),
         None => {
-            presets::report(b.misuse(p), p);
+            let mut err = b.misuse(p);
+            if err.kind == ErrorKind::DoubleFree && how == Use::Read {
+                err.kind = ErrorKind::UseAfterFree;
+            }
+            presets::report(err);
             None
         }
     }
@@ -201,7 +216,7 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
 #[no_mangle]
 pub unsafe extern "C" fn free(ptr: *mut c_void) {
     // SAFETY: the caller's pointer.
-    if let Some((p, l)) = unsafe { live(ptr) } {
+    if let Some((p, l)) = unsafe { live(ptr, Use::Free) } {
         // Recorded before the block can be handed to another thread.
         trace::free(ptr);
         // SAFETY: a live block with the layout the backend found.
@@ -242,7 +257,7 @@ pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
         return ptr::null_mut();
     }
     // SAFETY: the caller's pointer.
-    let Some((p, old)) = (unsafe { live(ptr) }) else { return ptr::null_mut() };
+    let Some((p, old)) = (unsafe { live(ptr, Use::Read) }) else { return ptr::null_mut() };
     let Some(new) = layout(size, old.align()) else {
         set_errno(libc::ENOMEM);
         return ptr::null_mut();
@@ -376,7 +391,7 @@ pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
 #[no_mangle]
 pub unsafe extern "C" fn malloc_usable_size(ptr: *mut c_void) -> usize {
     // SAFETY: the caller's pointer.
-    match unsafe { live(ptr) } {
+    match unsafe { live(ptr, Use::Read) } {
         // SAFETY: a live block with its layout.
         Some((p, l)) => unsafe { backend().usable(p, l) },
         None => 0,

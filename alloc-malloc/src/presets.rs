@@ -40,8 +40,8 @@ pub trait Backend: Sync {
     /// `ptr` is live with `layout`.
     unsafe fn usable(&self, ptr: NonNull<u8>, layout: Layout) -> usize;
     /// What is wrong with freeing `ptr`, where `layout_of` found no live block: a double free,
-    /// an interior pointer, or a pointer this allocator never gave out.
-    fn misuse(&self, ptr: NonNull<u8>) -> ErrorKind;
+    /// an interior pointer, a pointer this allocator never gave out, a smashed canary.
+    fn misuse(&self, ptr: NonNull<u8>) -> HeapError;
     /// Takes every lock (before `fork`).
     fn lock_for_fork(&self);
     /// Releases them (after `fork`, in parent and child).
@@ -80,7 +80,7 @@ impl Backend for Pool {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.usable_size(ptr, layout) }
     }
-    fn misuse(&self, ptr: NonNull<u8>) -> ErrorKind {
+    fn misuse(&self, ptr: NonNull<u8>) -> HeapError {
         // SAFETY: any address: the pool checks its segment map and the span heap its index
         // before reading near `ptr`.
         unsafe { self.misuse_at(ptr) }
@@ -125,10 +125,10 @@ impl<L: Layer + Owns + SizeOf + UsableSize + Send> Backend for Locked<L, SpinLoc
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.lock().usable_size(ptr, layout) }
     }
-    fn misuse(&self, ptr: NonNull<u8>) -> ErrorKind {
+    fn misuse(&self, ptr: NonNull<u8>) -> HeapError {
         let l = self.lock();
         if !l.owns(ptr) {
-            return ErrorKind::ForeignPointer;
+            return HeapError::new(ErrorKind::ForeignPointer, ptr.as_ptr() as usize);
         }
         // SAFETY: an address the layer owns.
         unsafe { l.misuse_at(ptr) }
@@ -167,6 +167,6 @@ pub static HARDENED: Locked<HardenedSegregated, SpinLock> =
 pub static SPAN: Locked<SpanHeap<DefaultSource>, SpinLock> = Locked::new(SpanHeap::new(DefaultSource::new()));
 
 /// Reports a bad free, and aborts.
-pub fn report(kind: ErrorKind, ptr: NonNull<u8>) {
-    Abort.report(HeapError::new(kind, ptr.as_ptr() as usize));
+pub fn report(err: HeapError) {
+    Abort.report(err);
 }

@@ -155,6 +155,22 @@ fn the_pool_preset_reports_double_and_foreign_frees() {
     expect_report("general", "foreign", "free of a pointer this allocator never allocated", 0);
 }
 
+/// Every preset names the misuse it sees, small blocks and large alike: a double free is a
+/// double free (not an interior pointer, not a foreign one), a pointer inside a block is an
+/// interior pointer, and `realloc` or `malloc_usable_size` of a freed block is a use after free.
+#[test]
+fn every_preset_names_the_misuse() {
+    for preset in PRESETS {
+        expect_report(preset, "double-free", "double free", 0);
+        expect_report(preset, "double-free-large", "double free", 0);
+        expect_report(preset, "interior", "free of an interior or misaligned pointer", 0);
+        expect_report(preset, "interior-large", "free of an interior or misaligned pointer", 0);
+        expect_report(preset, "foreign", "free of a pointer this allocator never allocated", 0);
+        expect_report(preset, "realloc-freed", "use after free", 0);
+        expect_report(preset, "usable-size-freed", "use after free", 0);
+    }
+}
+
 /// `cmd` prints the same under every preset as without the library.
 fn same_output(name: &str, make: impl Fn() -> Command) {
     let plain = run(make(), None);

@@ -57,9 +57,31 @@ fn a_double_free_an_overflow_and_a_wrong_layout_are_reported() {
     // SAFETY: r is live; the layout claims more than the block has (the misuse).
     unsafe { front::deallocate(&mut h, r, l(4096, 16)) };
     assert_eq!(h.errors().last().unwrap().kind, ErrorKind::WrongLayout);
-    // SAFETY: r is still live (the bad free was refused).
+    // SAFETY: r is live; the layout claims less than the block has (the misuse).
+    unsafe { front::deallocate(&mut h, r, l(63, 16)) };
+    assert_eq!(h.errors().last().unwrap().kind, ErrorKind::WrongLayout, "a smaller size is wrong too");
+    // SAFETY: r is still live (the bad frees were refused).
     unsafe { front::deallocate(&mut h, r, l(64, 16)) };
-    assert_eq!(h.errors().detected(), 3);
+    assert_eq!(h.errors().detected(), 4);
+}
+
+/// A freed large block's first words hold the segregated heap's link and residency flag: the
+/// header lies past them, so the second free still reads "freed".
+#[test]
+fn a_double_free_of_a_large_block_is_a_double_free() {
+    let mut h = heap();
+    for size in [16 << 10, 100 << 10, 1 << 20] {
+        let layout = l(size, 8);
+        let _keep = front::allocate(&mut h, layout).unwrap();
+        let p = front::allocate(&mut h, layout).unwrap().cast::<u8>();
+        // SAFETY: p is live; freed once, then (the misuse) again.
+        unsafe {
+            front::deallocate(&mut h, p, layout);
+            front::deallocate(&mut h, p, layout);
+        }
+        let e = h.errors().last().unwrap();
+        assert_eq!((e.kind, e.addr), (ErrorKind::DoubleFree, p.as_ptr() as usize), "{size} bytes");
+    }
 }
 
 #[test]

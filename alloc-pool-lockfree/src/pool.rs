@@ -871,7 +871,14 @@ unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync
     /// What is wrong with freeing `ptr` when [`SizeOf::size_of`] found no live block there (C's
     /// `free(ptr)` has no layout to check): a double free when its header says freed, an
     /// interior pointer when it lies in a slab, otherwise a pointer the pool never gave out.
-    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> ErrorKind {
+    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> HeapError {
+        HeapError::new(self.misuse_kind(ptr), ptr.as_ptr() as usize)
+    }
+}
+
+impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<S, E> {
+    /// The kind of misuse behind [`SizeOf::misuse_at`].
+    fn misuse_kind(&self, ptr: NonNull<u8>) -> ErrorKind {
         let Some(inner) = self.inner_if_made() else { return ErrorKind::ForeignPointer };
         let addr = ptr.as_ptr() as usize;
         let seg_addr = Segment::of(addr);
@@ -881,7 +888,7 @@ unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync
                 return ErrorKind::ForeignPointer;
             }
             // SAFETY: an address the span heap owns; it reads only its own metadata.
-            return unsafe { inner.large.misuse_at(ptr) };
+            return unsafe { inner.large.misuse_at(ptr) }.kind;
         }
         if idx < FIRST_SLAB || !addr.is_multiple_of(16) {
             return ErrorKind::InteriorPointer;

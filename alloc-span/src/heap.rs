@@ -1146,11 +1146,9 @@ unsafe impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPo
 
     /// A freed span's first page is a double free, a page inside a span an interior pointer,
     /// anything outside the arenas foreign.
-    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> ErrorKind {
-        match self.lookup(ptr.as_ptr() as usize, None) {
-            Ok(_) => ErrorKind::WrongLayout,
-            Err(kind) => kind,
-        }
+    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> HeapError {
+        let kind = self.lookup(ptr.as_ptr() as usize, None).err().unwrap_or(ErrorKind::WrongLayout);
+        HeapError::new(kind, ptr.as_ptr() as usize)
     }
 }
 

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 
 int main(int argc, char **argv) {
     if (argc < 2) return 2;
@@ -27,6 +28,25 @@ int main(int argc, char **argv) {
         printf("MISUSE-ADDRESS %p\n", (void *)(p + 8));
         fflush(stdout);
         free(p + 8);
+    } else if (!strcmp(argv[1], "double-free-large")) {
+        /* A mebibyte block (the large-block path of every preset), a live one beside it. */
+        char *big = malloc(1 << 20), *big_keep = malloc(1 << 20);
+        printf("MISUSE-ADDRESS %p\n", (void *)big);
+        fflush(stdout);
+        free(big);
+        free(big);
+        free(big_keep);
+    } else if (!strcmp(argv[1], "interior-large")) {
+        char *big = malloc(1 << 20);
+        printf("MISUSE-ADDRESS %p\n", (void *)(big + 4096));
+        fflush(stdout);
+        free(big + 4096);
+    } else if (!strcmp(argv[1], "realloc-freed")) {
+        free(p);
+        p = realloc(p, 100);
+    } else if (!strcmp(argv[1], "usable-size-freed")) {
+        free(p);
+        printf("usable %zu\n", malloc_usable_size(p));
     }
     printf("MISUSE-NOT-DETECTED %p\n", (void *)keep);
     return 0;
