@@ -18,6 +18,13 @@ use alloc_core::{AllocError, Layout, Locked, SpinLock};
 ///
 /// Values allocated with [`Bump::alloc`] are never dropped (like bumpalo): use it for data
 /// without destructors, or drop them yourself.
+///
+/// `!Sync` (its `Local` front): one thread at a time, `Send` to move it.
+///
+/// ```compile_fail,E0277
+/// fn shared_between_threads<T: Sync>(_: &T) {}
+/// shared_between_threads(&alloc_bump::Bump::new());
+/// ```
 pub struct Bump<S: PageSource = BumpSource, C: StatsPolicy = NoStats> {
     region: Local<BumpRegion<S, C>>,
 }

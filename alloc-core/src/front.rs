@@ -295,6 +295,13 @@ macro_rules! shared_front {
 
 /// A layer used from one thread: no lock, and the type is `!Sync`, so the compiler keeps it on
 /// its thread. `&Local<L>` is an `allocator_api2::alloc::Allocator`.
+///
+/// ```compile_fail,E0277
+/// fn shared_between_threads<T: Sync>() {}
+/// shared_between_threads::<alloc_core::Local<alloc_core::compose::Counted<(), alloc_core::NoStats>>>();
+/// ```
+///
+/// `Local<L>` is `Send` when `L` is: moving the front moves the layer and every block it owns.
 #[derive(Debug)]
 pub struct Local<L> {
     /// The layer. Only reached through `with`, whose callers never re-enter.
@@ -428,6 +435,15 @@ unsafe impl<L: Layer> Allocator for &Local<L> {
 /// An exclusive layer behind a lock policy `R` (any `lock_api::RawMutex`; [`SpinLock`] by
 /// default): the bridge from [`Layer`] to [`SharedLayer`]. `Sync`, usable as
 /// `#[global_allocator]` and as `allocator_api2::alloc::Allocator` through `&Locked`.
+///
+/// `Locked<L>` is `Sync` only when `L` is `Send`, since whichever thread holds the lock uses the
+/// layer (lock_api's `Mutex` rule):
+///
+/// ```compile_fail,E0277
+/// fn shared_between_threads<T: Sync>() {}
+/// struct ThreadBound(std::rc::Rc<u8>);
+/// shared_between_threads::<alloc_core::Locked<ThreadBound>>();
+/// ```
 ///
 /// Shared access ([`Locked::lock`]) gives `&L` only: statistics and queries. Exclusive
 /// operations (reset, replacing the layer) need [`Locked::get_mut`], or the `unsafe`

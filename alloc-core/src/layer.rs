@@ -193,6 +193,13 @@ pub unsafe trait Resize: Layer {
 
 /// Capability: the usable length of a block, which may exceed what was asked for.
 ///
+/// ```compile_fail,E0200
+/// struct Liar;
+/// impl alloc_core::layer::UsableSize for Liar {
+///     unsafe fn usable_size(&self, _: core::ptr::NonNull<u8>, l: core::alloc::Layout) -> usize { l.size() * 2 }
+/// }
+/// ```
+///
 /// # Safety
 ///
 /// The answer decides how many bytes a caller writes (C's `malloc_usable_size`, a `Vec` that
@@ -212,6 +219,15 @@ pub unsafe trait UsableSize {
 /// Capability: tell whether an address lies in memory this layer hands out. Needed to route a
 /// free through a fallback composition.
 ///
+/// A wrong answer frees a block into the wrong layer, so implementing it takes `unsafe`:
+///
+/// ```compile_fail,E0200
+/// struct Liar;
+/// impl alloc_core::Owns for Liar {
+///     fn owns(&self, _: core::ptr::NonNull<u8>) -> bool { true }
+/// }
+/// ```
+///
 /// # Safety
 ///
 /// The answer decides which layer a block is freed to ([`crate::compose::Fallback`]) and
@@ -226,6 +242,16 @@ pub unsafe trait Owns {
 
 /// Capability: recover a block's layout from its address alone (the paper's `getmeta`); this is
 /// what C `free(ptr)` and `malloc_usable_size(ptr)` need.
+///
+/// ```compile_fail,E0200
+/// struct Liar;
+/// impl alloc_core::SizeOf for Liar {
+///     unsafe fn size_of(&self, _: core::ptr::NonNull<u8>) -> Option<core::alloc::Layout> { None }
+///     unsafe fn misuse_at(&self, p: core::ptr::NonNull<u8>) -> alloc_core::HeapError {
+///         alloc_core::HeapError::new(alloc_core::ErrorKind::ForeignPointer, p.as_ptr() as usize)
+///     }
+/// }
+/// ```
 ///
 /// # Safety
 ///

@@ -165,6 +165,10 @@ impl<S: PageSource + Decommit + Send, E: ErrorPolicy + Send + Sync> SegmentSourc
     fn new_segment(&self, owner: *mut ThreadHeap) -> Option<NonNull<Segment>> {
         let layout = Layout::from_size_align(SEGMENT, SEGMENT).ok()?;
         let base = self.large.allocate(layout).ok()?.cast::<u8>();
+        // The segment is found again from a block's address alone (`segment_at`), with the
+        // provenance of the whole segment, not the block pointer's (which a caller may have
+        // narrowed to the block through a reference).
+        let _ = base.as_ptr().expose_provenance();
         // SAFETY: a fresh segment-sized, segment-aligned block, ours.
         let seg = unsafe { Segment::init(base, owner) };
         let mut shared = self.shared.lock();
@@ -598,7 +602,9 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         if !inner.map.contains(seg_addr) | (idx < FIRST_SLAB) | !addr.is_multiple_of(16) {
             return self.bad_pointer(inner, ptr);
         }
-        let seg = segment_at(ptr, seg_addr);
+        // SAFETY: the segment map holds `seg_addr`, and a segment lives while blocks of it can be
+        // named: checked just above.
+        let seg = unsafe { segment_at(seg_addr) };
         let Some(c) = seg.slabs[idx].class() else { return self.bad_pointer(inner, ptr) };
         // SAFETY: the header lies in the slab's mapped memory.
         let w = unsafe { segment::word(seg, addr) };
@@ -686,7 +692,8 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         let addr = ptr.as_ptr() as usize;
         let in_pool = inner.map.contains(Segment::of(addr)) && (addr >> SLAB_SHIFT) & (SLABS - 1) >= FIRST_SLAB;
         let in_slab =
-            in_pool && segment_at(ptr, Segment::of(addr)).slabs[(addr >> SLAB_SHIFT) & (SLABS - 1)].class().is_some();
+            // SAFETY: the segment map holds the segment (checked first).
+            in_pool && unsafe { segment_at(Segment::of(addr)) }.slabs[(addr >> SLAB_SHIFT) & (SLABS - 1)].class().is_some();
         let kind = if in_slab { ErrorKind::InteriorPointer } else { ErrorKind::ForeignPointer };
         inner.report(kind, addr);
     }
@@ -736,7 +743,9 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         if !inner.map.contains(seg_addr) || idx < FIRST_SLAB || !addr.is_multiple_of(16) {
             return None;
         }
-        let seg = segment_at(ptr, seg_addr);
+        // SAFETY: the segment map holds `seg_addr`, and a segment lives while blocks of it can be
+        // named: checked just above.
+        let seg = unsafe { segment_at(seg_addr) };
         let c = seg.slabs[idx].class()?;
         if addr - HEADER < seg.slab_start(idx) {
             return None;
@@ -750,12 +759,17 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     }
 }
 
-/// The header of the segment at `seg_addr`, which holds `ptr`.
+/// The header of the segment at `seg_addr`, with the provenance `new_segment` exposed.
+///
+/// # Safety
+///
+/// The segment map says `seg_addr` is a segment of this pool, and the segment stays mapped for
+/// `'a` (segments are given back only under the pool's lock, by their owner, when empty).
 #[inline(always)]
-fn segment_at<'a>(ptr: NonNull<u8>, seg_addr: usize) -> &'a Segment {
-    // SAFETY: callers checked the segment map: `seg_addr` is a segment of the pool (so not zero),
-    // its header mapped and initialised, and `ptr` points into it (its provenance covers it).
-    unsafe { &*ptr.with_addr(core::num::NonZeroUsize::new_unchecked(seg_addr)).cast::<Segment>().as_ptr() }
+unsafe fn segment_at<'a>(seg_addr: usize) -> &'a Segment {
+    // SAFETY: as the caller promises: an initialised header whose provenance was exposed when
+    // the segment was made.
+    unsafe { &*core::ptr::with_exposed_provenance::<Segment>(seg_addr) }
 }
 
 // SAFETY: pool blocks are carved from slabs of segments the pool owns, each handed to one
@@ -893,7 +907,9 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         if idx < FIRST_SLAB || !addr.is_multiple_of(16) {
             return ErrorKind::InteriorPointer;
         }
-        let seg = segment_at(ptr, seg_addr);
+        // SAFETY: the segment map holds `seg_addr`, and a segment lives while blocks of it can be
+        // named: checked just above.
+        let seg = unsafe { segment_at(seg_addr) };
         if seg.slabs[idx].class().is_none() || addr - HEADER < seg.slab_start(idx) {
             return ErrorKind::InteriorPointer;
         }

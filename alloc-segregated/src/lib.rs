@@ -14,6 +14,11 @@ use alloc_core::{Abort, DefaultSource, ErrorPolicy, HeapError, LinkCodec, Locked
 
 /// The segregated heap for one thread; `&Segregated` is an `allocator_api2::alloc::Allocator`.
 /// `!Sync` by construction: see [`GlobalSegregated`] for threads and [`WasmGlobal`] for wasm32.
+///
+/// ```compile_fail,E0277
+/// fn shared_between_threads<T: Sync>(_: &T) {}
+/// shared_between_threads(&alloc_segregated::Segregated::new());
+/// ```
 pub struct Segregated<
     S: PageSource = DefaultSource,
     E: ErrorPolicy = Abort,

@@ -21,6 +21,11 @@ use core::ptr::NonNull;
 
 /// The span heap for one thread; `&Span` is an `allocator_api2::alloc::Allocator`. `!Sync` by
 /// construction: see [`GlobalSpan`] for threads.
+///
+/// ```compile_fail,E0277
+/// fn shared_between_threads<T: Sync>(_: &T) {}
+/// shared_between_threads(&alloc_span::Span::new());
+/// ```
 pub struct Span<
     S: PageSource + Decommit = DefaultSource,
     E: ErrorPolicy = Abort,

@@ -4,6 +4,12 @@
 //!
 //! `ENOMEM` is an ordinary out-of-memory and makes `map` return `None`; any other failure means
 //! the allocator's own bookkeeping is wrong, and aborts naming the call and errno.
+//!
+//! Under Miri (`cfg(miri)`), which models a mapping as one allocation with read and write
+//! access and runs neither `madvise` nor `mprotect`: runs are not trimmed and nothing is
+//! unmapped (the addresses are never reused, as after a real `munmap`), reservations are mapped
+//! read/write, `decommit` writes the zeroes Linux would give, and `protect` does nothing, so a
+//! use after free does not fault under Miri. Everything above the source runs unchanged.
 
 use super::{Access, Decommit, PageSource, Protect, Reserve};
 use crate::error::fatal;
@@ -54,6 +60,8 @@ impl MmapSource {
         if total > isize::MAX as usize {
             return None;
         }
+        // Miri maps read/write only (a reservation is committed from the start there).
+        let prot = if cfg!(miri) { ProtFlags::READ | ProtFlags::WRITE } else { prot };
         // SAFETY: a fresh anonymous mapping at an address the kernel picks; no existing memory is
         // touched.
         let base = match unsafe { mm::mmap_anonymous(core::ptr::null_mut(), total, prot, flags | MapFlags::PRIVATE) } {
@@ -64,6 +72,11 @@ impl MmapSource {
         let start = crate::ptr::align_up(base as usize, align)?;
         let head = start - base as usize;
         let tail = total - head - size;
+        if cfg!(miri) {
+            // SAFETY: `base + head` is inside the mapping (see the module docs for why nothing
+            // is trimmed under Miri).
+            return Some(unsafe { NonNull::new_unchecked(base.add(head)) });
+        }
         // SAFETY: head and tail are page-aligned pieces of the mapping just made that we never
         // hand out.
         unsafe {
@@ -83,6 +96,9 @@ impl MmapSource {
 ///
 /// `ptr..ptr+len` is a page-aligned piece of a mapping nobody uses any more.
 unsafe fn unmap_or_abort(ptr: *mut u8, len: usize) {
+    if cfg!(miri) {
+        return; // Miri cannot unmap a piece of a mapping (see the module docs).
+    }
     // SAFETY: guaranteed by the caller.
     if let Err(e) = unsafe { mm::munmap(ptr.cast::<c_void>(), len) } {
         fatal(format_args!("munmap of {len} bytes failed with errno {} at {ptr:p}", e.raw_os_error()));
@@ -111,13 +127,13 @@ unsafe impl PageSource for MmapSource {
     }
 
     fn prefer_huge_pages(&self, ptr: NonNull<u8>, size: usize) {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
+        #[cfg(all(any(target_os = "linux", target_os = "android"), not(miri)))]
         // SAFETY: advice only; the range is a run of ours. A kernel without transparent huge
         // pages answers EINVAL, which is harmless here, so the result is ignored.
         unsafe {
             let _ = mm::madvise(ptr.as_ptr().cast(), size, mm::Advice::LinuxHugepage);
         }
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        #[cfg(any(not(any(target_os = "linux", target_os = "android")), miri))]
         let _ = (ptr, size);
     }
 
@@ -137,6 +153,10 @@ unsafe impl PageSource for MmapSource {
 // which `decommit_zeroes` says.
 unsafe impl Decommit for MmapSource {
     unsafe fn decommit(&self, ptr: NonNull<u8>, size: usize) {
+        if cfg!(miri) {
+            // SAFETY: the caller's range of our mapping, which it no longer needs.
+            return unsafe { ptr.as_ptr().write_bytes(0, size) };
+        }
         // SAFETY: the caller names a page-aligned range of one of our mappings it no longer needs.
         if let Err(e) = unsafe { mm::madvise(ptr.as_ptr().cast(), size, mm::Advice::LinuxDontNeed) } {
             fatal(format_args!("madvise of {size} bytes failed with errno {} at {ptr:p}", e.raw_os_error()));
@@ -151,6 +171,9 @@ unsafe impl Decommit for MmapSource {
 // SAFETY: mprotect changes the rights of exactly the named pages, keeping their contents.
 unsafe impl Protect for MmapSource {
     unsafe fn protect(&self, ptr: NonNull<u8>, size: usize, access: Access) {
+        if cfg!(miri) {
+            return; // no mprotect under Miri (see the module docs)
+        }
         let prot = match access {
             Access::None => MprotectFlags::empty(),
             Access::ReadWrite => MprotectFlags::READ | MprotectFlags::WRITE,
@@ -170,6 +193,9 @@ unsafe impl Reserve for MmapSource {
     }
 
     unsafe fn commit(&self, ptr: NonNull<u8>, size: usize) -> bool {
+        if cfg!(miri) {
+            return true; // reservations are read/write under Miri
+        }
         // SAFETY: the caller names a page-aligned range of one of our reservations.
         match unsafe { mm::mprotect(ptr.as_ptr().cast(), size, MprotectFlags::READ | MprotectFlags::WRITE) } {
             Ok(()) => true,

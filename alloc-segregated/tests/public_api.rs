@@ -1,0 +1,53 @@
+//! The safe API the way users call it, small enough for Miri (`.ci/miri` runs this file):
+//! collections that grow and shrink, the queries that replaced a closure-taking `inspect`, a heap
+//! moved to another thread, and the locked heap shared by two.
+
+use alloc_core::{Count, Counting, DefaultSource, PlainLinks};
+use alloc_segregated::{GlobalSegregated, Segregated, SegregatedHeap};
+
+#[test]
+fn collections_grow_and_shrink_and_the_queries_answer() {
+    let heap: Segregated<DefaultSource, Count, Counting, PlainLinks> = Segregated::with_source(DefaultSource::new());
+    let mut v = allocator_api2::vec::Vec::new_in(&heap);
+    for i in 0..500u32 {
+        v.push(i);
+    }
+    v.truncate(5);
+    v.shrink_to_fit();
+    assert_eq!(v.iter().sum::<u32>(), 10);
+    let b = allocator_api2::boxed::Box::new_in([3u8; 100], &heap);
+    assert!(heap.owns(core::ptr::NonNull::from(&*b).cast()));
+    assert_eq!(heap.stats().blocks_live, 2);
+    assert_eq!(heap.validate(), Ok(()));
+    assert_eq!((heap.errors_detected(), heap.last_error()), (0, None));
+}
+
+#[test]
+fn a_heap_moves_to_another_thread() {
+    let heap = Segregated::new();
+    let kept = allocator_api2::boxed::Box::new_in(5u64, &heap);
+    let five = *kept;
+    drop(kept);
+    let n = std::thread::spawn(move || {
+        let mut v = allocator_api2::vec::Vec::new_in(&heap);
+        v.extend(0..10u64);
+        v.iter().sum::<u64>()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(n + five, 50);
+}
+
+#[test]
+fn the_locked_heap_serves_two_threads() {
+    static HEAP: GlobalSegregated = GlobalSegregated::new(SegregatedHeap::new(DefaultSource::new()));
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            s.spawn(move || {
+                let mut v = allocator_api2::vec::Vec::new_in(&HEAP);
+                v.extend((0..20).map(|i| i * t));
+                assert_eq!(v.iter().sum::<u64>(), 190 * t);
+            });
+        }
+    });
+}
