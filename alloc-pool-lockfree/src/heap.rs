@@ -106,18 +106,28 @@ pub(crate) struct ThreadHeap {
     secret: usize,
 }
 
-/// A slab descriptor borrowed for one step (see `heap.rs` of alloc-span for the discipline:
-/// never held across a call that may borrow the same slab).
+/// A slab descriptor borrowed for one step.
+///
+/// # Safety
+///
+/// `s` is a slab descriptor in the header of a segment that stays mapped for `'a` (a segment of
+/// the pool: its own heap's, or one reached through a live block's address); the fields other
+/// threads may change are atomics, and the ones only the owner changes are changed by this
+/// thread alone while the reference lives.
 #[inline(always)]
-fn sl<'a>(s: NonNull<Slab>) -> &'a Slab {
-    // SAFETY: the slab lives in a mapped segment; the fields its owner changes are cells, and
-    // only the owner (this heap's thread) changes them.
+unsafe fn sl<'a>(s: NonNull<Slab>) -> &'a Slab {
+    // SAFETY: as the caller promises.
     unsafe { &*s.as_ptr() }
 }
 
+/// A segment header borrowed for one step.
+///
+/// # Safety
+///
+/// As for [`sl`]: `s` is the header of a segment that stays mapped for `'a`.
 #[inline(always)]
-fn sg<'a>(s: NonNull<Segment>) -> &'a Segment {
-    // SAFETY: as for `sl`.
+unsafe fn sg<'a>(s: NonNull<Segment>) -> &'a Segment {
+    // SAFETY: as the caller promises.
     unsafe { &*s.as_ptr() }
 }
 
@@ -181,7 +191,8 @@ impl ThreadHeap {
         unsafe { segment::word(sg(seg), payload) }.mark_allocated(BlockWord::allocated(self.secret, payload, c));
         Self::bump(&self.counters().allocated, crate::block_size(c) - HEADER);
         Self::bump(&self.counters().allocations, 1);
-        let p = sg(seg).at(payload);
+        // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+        let p = unsafe { sg(seg) }.at(payload);
         crate::sanitize::allocated(p, crate::block_size(c) - HEADER);
         p
     }
@@ -202,14 +213,19 @@ impl ThreadHeap {
                         }
                     }
                 }
-                if sl(s).bump.get() < sl(s).capacity.get() {
+                // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+                if unsafe { sl(s) }.bump.get() < unsafe { sl(s) }.capacity.get() {
                     // Carve the next block: untouched memory until now.
                     let seg = segment_of(s);
-                    let start = sg(seg).slab_start(sg(seg).slab_index(s)) + sl(s).bump.get() * crate::block_size(c);
-                    sl(s).bump.set(sl(s).bump.get() + 1);
+                    // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+                    let start = unsafe { sg(seg) }.slab_start(unsafe { sg(seg) }.slab_index(s))
+                        + unsafe { sl(s) }.bump.get() * crate::block_size(c);
+                    // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+                    unsafe { sl(s) }.bump.set(unsafe { sl(s) }.bump.get() + 1);
                     // SAFETY: this heap owns the slab.
                     unsafe { sl(s).lists.count_carved() };
-                    let b = sg(seg).at(start).cast::<Link>();
+                    // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+                    let b = unsafe { sg(seg) }.at(start).cast::<Link>();
                     return Some(self.hand_out(s, b, c));
                 }
             }
@@ -240,14 +256,15 @@ impl ThreadHeap {
                 break;
             }
             looked += 1;
-            cur = sl(s).next.get();
+            // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+            cur = unsafe { sl(s) }.next.get();
             if Some(s) == self.bins[c].current {
                 continue;
             }
             // SAFETY: this heap owns the slab.
             let usable = unsafe { !sl(s).lists.local_is_empty() }
-                || sl(s).lists.has_remote()
-                || sl(s).bump.get() < sl(s).capacity.get();
+                || unsafe { sl(s) }.lists.has_remote()
+                || unsafe { sl(s) }.bump.get() < unsafe { sl(s) }.capacity.get();
             if usable {
                 self.bins[c].current = Some(s);
                 return true;
@@ -261,77 +278,100 @@ impl ThreadHeap {
 
     fn bin_push(&mut self, c: usize, s: NonNull<Slab>) {
         let tail = self.bins[c].tail;
-        sl(s).prev.set(tail);
-        sl(s).next.set(None);
+        // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+        unsafe { sl(s) }.prev.set(tail);
+        // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+        unsafe { sl(s) }.next.set(None);
         match tail {
-            Some(t) => sl(t).next.set(Some(s)),
+            // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+            Some(t) => unsafe { sl(t) }.next.set(Some(s)),
             None => self.bins[c].head = Some(s),
         }
         self.bins[c].tail = Some(s);
     }
 
     fn bin_remove(&mut self, c: usize, s: NonNull<Slab>) {
-        let (prev, next) = (sl(s).prev.get(), sl(s).next.get());
+        // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+        let (prev, next) = (unsafe { sl(s) }.prev.get(), unsafe { sl(s) }.next.get());
         match prev {
-            Some(p) => sl(p).next.set(next),
+            // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+            Some(p) => unsafe { sl(p) }.next.set(next),
             None => self.bins[c].head = next,
         }
         match next {
-            Some(n) => sl(n).prev.set(prev),
+            // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+            Some(n) => unsafe { sl(n) }.prev.set(prev),
             None => self.bins[c].tail = prev,
         }
-        sl(s).prev.set(None);
-        sl(s).next.set(None);
+        // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+        unsafe { sl(s) }.prev.set(None);
+        // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+        unsafe { sl(s) }.next.set(None);
     }
 
     /// A free slab of an owned segment, started on class `c`.
     fn owned_free_slab(&mut self, c: usize) -> Option<NonNull<Slab>> {
         let mut seg = self.segments;
         while let Some(g) = seg {
-            if sg(g).free_slabs.get() != 0 {
+            // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+            if unsafe { sg(g) }.free_slabs.get() != 0 {
                 return Some(self.take_slab(g, c));
             }
-            seg = sg(g).next.get();
+            // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+            seg = unsafe { sg(g) }.next.get();
         }
         None
     }
 
     fn take_slab(&mut self, g: NonNull<Segment>, c: usize) -> NonNull<Slab> {
-        let i = sg(g).free_slabs.get().trailing_zeros() as usize;
-        sg(g).free_slabs.set(sg(g).free_slabs.get() & !(1 << i));
-        let s = NonNull::from(&sg(g).slabs[i]);
-        sl(s).start(c);
+        // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+        let i = unsafe { sg(g) }.free_slabs.get().trailing_zeros() as usize;
+        // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+        unsafe { sg(g) }.free_slabs.set(unsafe { sg(g) }.free_slabs.get() & !(1 << i));
+        // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+        let s = NonNull::from(&unsafe { sg(g) }.slabs[i]);
+        // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+        unsafe { sl(s) }.start(c);
         s
     }
 
     fn segment_push(&mut self, g: NonNull<Segment>) {
-        sg(g).prev.set(None);
-        sg(g).next.set(self.segments);
+        // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+        unsafe { sg(g) }.prev.set(None);
+        // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+        unsafe { sg(g) }.next.set(self.segments);
         if let Some(n) = self.segments {
-            sg(n).prev.set(Some(g));
+            // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+            unsafe { sg(n) }.prev.set(Some(g));
         }
         self.segments = Some(g);
     }
 
     fn segment_remove(&mut self, g: NonNull<Segment>) {
-        let (prev, next) = (sg(g).prev.get(), sg(g).next.get());
+        // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+        let (prev, next) = (unsafe { sg(g) }.prev.get(), unsafe { sg(g) }.next.get());
         match prev {
-            Some(p) => sg(p).next.set(next),
+            // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+            Some(p) => unsafe { sg(p) }.next.set(next),
             None => self.segments = next,
         }
         if let Some(n) = next {
-            sg(n).prev.set(prev);
+            // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+            unsafe { sg(n) }.prev.set(prev);
         }
     }
 
     /// Takes over an abandoned segment: its slabs join this heap's bins.
     pub fn adopt(&mut self, g: NonNull<Segment>) {
         // Release is not needed: the segment came through the pool's acquiring take.
-        sg(g).owner.store(self as *mut ThreadHeap, Ordering::Relaxed);
+        // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+        unsafe { sg(g) }.owner.store(self as *mut ThreadHeap, Ordering::Relaxed);
         self.segment_push(g);
         for i in FIRST_SLAB..SLABS {
-            let s = NonNull::from(&sg(g).slabs[i]);
-            if let Some(k) = sl(s).class() {
+            // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+            let s = NonNull::from(&unsafe { sg(g) }.slabs[i]);
+            // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+            if let Some(k) = unsafe { sl(s) }.class() {
                 // SAFETY: this heap owns the slab now.
                 unsafe { sl(s).lists.collect_remote() };
                 self.bin_push(k, s);
@@ -349,7 +389,8 @@ impl ThreadHeap {
     pub unsafe fn free_local(&mut self, s: NonNull<Slab>, payload: usize, c: usize) {
         Self::bump(&self.counters().freed, crate::block_size(c) - HEADER);
         let seg = segment_of(s);
-        let b = sg(seg).at(payload - HEADER).cast::<Link>();
+        // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+        let b = unsafe { sg(seg) }.at(payload - HEADER).cast::<Link>();
         // SAFETY: the block is ours again (the caller won its word).
         let left = unsafe { sl(s).lists.push_local(b) };
         if left == 0 && self.bins[c].current != Some(s) {
@@ -371,10 +412,13 @@ impl ThreadHeap {
         // SAFETY: this heap owns the slab and none of its blocks is in use or on its remote list
         // (every block handed out came back through the local list or was collected).
         unsafe { sl(s).lists.clear() };
-        sl(s).class.store(0, Ordering::Relaxed);
+        // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+        unsafe { sl(s) }.class.store(0, Ordering::Relaxed);
         let g = segment_of(s);
-        let i = sg(g).slab_index(s);
-        sg(g).free_slabs.set(sg(g).free_slabs.get() | 1 << i);
+        // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+        let i = unsafe { sg(g) }.slab_index(s);
+        // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+        unsafe { sg(g) }.free_slabs.set(unsafe { sg(g) }.free_slabs.get() | 1 << i);
     }
 
     /// Gives every segment back: empty ones to the pool's span heap, the others to whichever
@@ -383,8 +427,10 @@ impl ThreadHeap {
         while let Some(g) = self.segments {
             self.segment_remove(g);
             for i in FIRST_SLAB..SLABS {
-                let s = NonNull::from(&sg(g).slabs[i]);
-                if let Some(k) = sl(s).class() {
+                // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+                let s = NonNull::from(&unsafe { sg(g) }.slabs[i]);
+                // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+                if let Some(k) = unsafe { sl(s) }.class() {
                     // SAFETY: this heap owns the slab.
                     unsafe { sl(s).lists.collect_remote() };
                     // SAFETY: as above.
@@ -394,10 +440,12 @@ impl ThreadHeap {
                     }
                 }
             }
-            if sg(g).free_slabs.get() == ALL_FREE {
+            // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+            if unsafe { sg(g) }.free_slabs.get() == ALL_FREE {
                 pool.free_segment(g);
             } else {
-                sg(g).owner.store(core::ptr::null_mut(), Ordering::Relaxed);
+                // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+                unsafe { sg(g) }.owner.store(core::ptr::null_mut(), Ordering::Relaxed);
                 pool.abandon(g);
             }
         }
@@ -410,7 +458,8 @@ impl ThreadHeap {
         for c in 0..Classes::COUNT {
             let mut cur = self.bins[c].head;
             while let Some(s) = cur {
-                cur = sl(s).next.get();
+                // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+                cur = unsafe { sl(s) }.next.get();
                 // SAFETY: this heap owns the slab.
                 unsafe { sl(s).lists.collect_remote() };
                 // SAFETY: as above.
@@ -424,8 +473,10 @@ impl ThreadHeap {
         }
         let mut seg = self.segments;
         while let Some(g) = seg {
-            seg = sg(g).next.get();
-            if sg(g).free_slabs.get() == ALL_FREE {
+            // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+            seg = unsafe { sg(g) }.next.get();
+            // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+            if unsafe { sg(g) }.free_slabs.get() == ALL_FREE {
                 self.segment_remove(g);
                 pool.free_segment(g);
             }
