@@ -25,12 +25,17 @@ pub(crate) struct FreeSpans {
     pub pages: usize,
 }
 
-/// # Safety (for every function taking spans here)
+/// A span descriptor borrowed for one step.
 ///
-/// Spans passed in are live descriptors of this heap; the caller holds the heap exclusively.
+/// # Safety
+///
+/// `p` is a live descriptor of the heap that holds these free spans, the heap is held
+/// exclusively, and no other reference to the descriptor is used while this one lives. Every span
+/// linked into a [`FreeSpans`] is such a descriptor ([`FreeSpans::insert`]'s precondition, and
+/// the heap takes a span out before it frees the descriptor), so the walks below may follow links.
 #[inline(always)]
-fn s<'a>(p: NonNull<Span>) -> &'a mut Span {
-    // SAFETY: see above: descriptors outlive their use here and nothing else borrows them.
+unsafe fn s<'a>(p: NonNull<Span>) -> &'a mut Span {
+    // SAFETY: as the caller promises.
     unsafe { &mut *p.as_ptr() }
 }
 
@@ -40,59 +45,89 @@ fn less(a: &Span, b: &Span) -> bool {
     (a.pages, a.start) < (b.pages, b.start)
 }
 
+/// Tree order between two linked spans.
+///
+/// # Safety
+///
+/// As for [`s`], for both.
+#[inline(always)]
+unsafe fn before(a: NonNull<Span>, b: NonNull<Span>) -> bool {
+    // SAFETY: as the caller promises; two shared reads, no `&mut` kept.
+    unsafe { less(&*a.as_ptr(), &*b.as_ptr()) }
+}
+
 impl FreeSpans {
     pub const fn new() -> Self {
         FreeSpans { lists: [None; SMALL + 1], nonempty: [0; WORDS], tree: None, count: 0, pages: 0 }
     }
 
     /// Adds a free span.
-    pub fn insert(&mut self, p: NonNull<Span>) {
-        let n = s(p).pages;
+    ///
+    /// # Safety
+    ///
+    /// `p` is a live, free descriptor of the heap that holds these free spans (held exclusively),
+    /// on none of its lists, and stays live until [`FreeSpans::remove`] takes it out.
+    pub unsafe fn insert(&mut self, p: NonNull<Span>) {
+        // SAFETY: a live descriptor, as the caller promises.
+        let span = unsafe { s(p) };
+        let n = span.pages;
         alloc_core::debug_check!(
-            s(p).state == State::Free,
+            span.state == State::Free,
             "span {:#x} put on the free spans while in use",
-            s(p).start
+            span.start
         );
         self.count += 1;
         self.pages += n;
+        span.a = None;
         if n <= SMALL {
             let head = self.lists[n];
-            s(p).a = None;
-            s(p).b = head;
+            span.b = head;
             if let Some(h) = head {
-                s(h).a = Some(p);
+                // SAFETY: a span linked here (see `s`); `span` is not used past this point.
+                unsafe { s(h) }.a = Some(p);
             }
             self.lists[n] = Some(p);
             self.nonempty[n / 64] |= 1 << (n % 64);
         } else {
-            s(p).a = None;
-            s(p).b = None;
-            self.tree = tree_insert(self.tree, p);
+            span.b = None;
+            // SAFETY: `p` and every span in the tree are live descriptors.
+            self.tree = unsafe { tree_insert(self.tree, p) };
         }
     }
 
     /// Removes a free span.
-    pub fn remove(&mut self, p: NonNull<Span>) {
-        let n = s(p).pages;
+    ///
+    /// # Safety
+    ///
+    /// `p` is on these free spans (put there by [`FreeSpans::insert`]).
+    pub unsafe fn remove(&mut self, p: NonNull<Span>) {
+        // SAFETY: a span linked here (see `s`).
+        let (n, prev, next) = unsafe { (s(p).pages, s(p).a, s(p).b) };
         self.count -= 1;
         self.pages -= n;
         if n <= SMALL {
-            let (prev, next) = (s(p).a, s(p).b);
-            match prev {
-                Some(q) => s(q).b = next,
-                None => self.lists[n] = next,
-            }
-            if let Some(q) = next {
-                s(q).a = prev;
+            // SAFETY: the neighbours on the list are spans linked here, each borrowed for one
+            // write.
+            unsafe {
+                match prev {
+                    Some(q) => s(q).b = next,
+                    None => self.lists[n] = next,
+                }
+                if let Some(q) = next {
+                    s(q).a = prev;
+                }
             }
             if self.lists[n].is_none() {
                 self.nonempty[n / 64] &= !(1 << (n % 64));
             }
         } else {
-            self.tree = tree_remove(self.tree, p);
+            // SAFETY: `p` and every span in the tree are live descriptors.
+            self.tree = unsafe { tree_remove(self.tree, p) };
         }
-        s(p).a = None;
-        s(p).b = None;
+        // SAFETY: as above; no other reference to `p` is live now.
+        let span = unsafe { s(p) };
+        span.a = None;
+        span.b = None;
     }
 
     /// The smallest free span of at least `n` pages (the lowest address among equal sizes in
@@ -117,11 +152,13 @@ impl FreeSpans {
         let mut best = None;
         let mut cur = self.tree;
         while let Some(c) = cur {
-            if s(c).pages >= n {
+            // SAFETY: a span linked here (see `s`).
+            let span = unsafe { s(c) };
+            if span.pages >= n {
                 best = Some(c);
-                cur = s(c).a;
+                cur = span.a;
             } else {
-                cur = s(c).b;
+                cur = span.b;
             }
         }
         best
@@ -138,14 +175,16 @@ impl FreeSpans {
             if self.nonempty[k / 64] >> (k % 64) & 1 != 0 {
                 let mut cur = self.lists[k];
                 while let Some(c) = cur {
-                    if fits(s(c)) {
+                    // SAFETY: a span linked here (see `s`).
+                    let span = unsafe { s(c) };
+                    if fits(span) {
                         return Some(c);
                     }
                     looks -= 1;
                     if looks == 0 {
                         return None;
                     }
-                    cur = s(c).b;
+                    cur = span.b;
                 }
             }
             k += 1;
@@ -153,7 +192,8 @@ impl FreeSpans {
         if k >= enough {
             return None;
         }
-        tree_first(self.tree, n, enough, &fits, &mut looks)
+        // SAFETY: the tree links only live descriptors.
+        unsafe { tree_first(self.tree, n, enough, &fits, &mut looks) }
     }
 
     /// Calls `f` on every free span (for the validator).
@@ -162,17 +202,20 @@ impl FreeSpans {
             let mut cur = head;
             let mut prev = None;
             while let Some(c) = cur {
-                if s(c).a != prev || !f(c, k) {
+                // SAFETY: a span linked here (see `s`); its links are copied out before `f`.
+                let (a, b) = unsafe { (s(c).a, s(c).b) };
+                if a != prev || !f(c, k) {
                     return false;
                 }
                 prev = cur;
-                cur = s(c).b;
+                cur = b;
             }
             if head.is_some() != (self.nonempty[k / 64] >> (k % 64) & 1 != 0) {
                 return false;
             }
         }
-        tree_walk(self.tree, None, None, &mut f)
+        // SAFETY: the tree links only live descriptors.
+        unsafe { tree_walk(self.tree, None, None, &mut f) }
     }
 }
 
@@ -180,11 +223,17 @@ impl FreeSpans {
 const ALIGNED_LOOKS: usize = 64;
 
 /// In order, the first span under `root` with `lo <= pages < hi` that `fits`, within `looks`.
-fn tree_first(root: Link, lo: usize, hi: usize, fits: &impl Fn(&Span) -> bool, looks: &mut usize) -> Link {
+///
+/// # Safety
+///
+/// `root` and every span under it are live descriptors (see [`s`]).
+unsafe fn tree_first(root: Link, lo: usize, hi: usize, fits: &impl Fn(&Span) -> bool, looks: &mut usize) -> Link {
     let c = root?;
-    let pages = s(c).pages;
+    // SAFETY: as the caller promises; the links are copied out before recursing.
+    let (pages, left, right) = unsafe { (s(c).pages, s(c).a, s(c).b) };
     if pages >= lo {
-        if let Some(f) = tree_first(s(c).a, lo, hi, fits, looks) {
+        // SAFETY: the subtree's spans are live descriptors.
+        if let Some(f) = unsafe { tree_first(left, lo, hi, fits, looks) } {
             return Some(f);
         }
     }
@@ -192,27 +241,37 @@ fn tree_first(root: Link, lo: usize, hi: usize, fits: &impl Fn(&Span) -> bool, l
         return None;
     }
     if pages >= lo {
-        if fits(s(c)) {
+        // SAFETY: as above; borrowed for the call only.
+        if fits(unsafe { s(c) }) {
             return Some(c);
         }
         *looks -= 1;
     }
-    tree_first(s(c).b, lo, hi, fits, looks)
+    // SAFETY: the subtree's spans are live descriptors.
+    unsafe { tree_first(right, lo, hi, fits, looks) }
 }
 
 /// Inserts `p` under `root` (a treap: binary-search order by (pages, address), heap order by
 /// priority, restored by rotations on the way back up). Depth is O(log n) in expectation.
-fn tree_insert(root: Link, p: NonNull<Span>) -> Link {
+///
+/// # Safety
+///
+/// `p`, `root` and every span under it are live descriptors (see [`s`]).
+unsafe fn tree_insert(root: Link, p: NonNull<Span>) -> Link {
     let Some(r) = root else { return Some(p) };
-    if less(s(p), s(r)) {
-        s(r).a = tree_insert(s(r).a, p);
-        if s(r).a.is_some_and(|l| s(l).prio > s(r).prio) {
-            return Some(rotate_right(r));
-        }
-    } else {
-        s(r).b = tree_insert(s(r).b, p);
-        if s(r).b.is_some_and(|rr| s(rr).prio > s(r).prio) {
-            return Some(rotate_left(r));
+    // SAFETY: live descriptors, as the caller promises; each `s` borrow lasts one step, and the
+    // recursion only touches spans below `r`.
+    unsafe {
+        if before(p, r) {
+            s(r).a = tree_insert(s(r).a, p);
+            if s(r).a.is_some_and(|l| s(l).prio > s(r).prio) {
+                return Some(rotate_right(r));
+            }
+        } else {
+            s(r).b = tree_insert(s(r).b, p);
+            if s(r).b.is_some_and(|rr| s(rr).prio > s(r).prio) {
+                return Some(rotate_left(r));
+            }
         }
     }
     Some(r)
@@ -220,65 +279,95 @@ fn tree_insert(root: Link, p: NonNull<Span>) -> Link {
 
 /// Removes `p` from under `root`: find it by its key, rotate it down below its higher-priority
 /// child until it is a leaf, and cut it off.
-fn tree_remove(root: Link, p: NonNull<Span>) -> Link {
+///
+/// # Safety
+///
+/// `p`, `root` and every span under it are live descriptors (see [`s`]).
+unsafe fn tree_remove(root: Link, p: NonNull<Span>) -> Link {
     let r = root?;
-    if r == p {
-        return match (s(r).a, s(r).b) {
-            (None, None) => None,
-            (Some(l), None) => Some(l),
-            (None, Some(rr)) => Some(rr),
-            (Some(l), Some(rr)) => {
-                if s(l).prio > s(rr).prio {
-                    let top = rotate_right(r);
-                    s(top).b = tree_remove(s(top).b, p);
-                    Some(top)
-                } else {
-                    let top = rotate_left(r);
-                    s(top).a = tree_remove(s(top).a, p);
-                    Some(top)
+    // SAFETY: live descriptors, as the caller promises; each `s` borrow lasts one step, and the
+    // recursion only touches spans below the one being changed.
+    unsafe {
+        if r == p {
+            return match (s(r).a, s(r).b) {
+                (None, None) => None,
+                (Some(l), None) => Some(l),
+                (None, Some(rr)) => Some(rr),
+                (Some(l), Some(rr)) => {
+                    if s(l).prio > s(rr).prio {
+                        let top = rotate_right(r);
+                        s(top).b = tree_remove(s(top).b, p);
+                        Some(top)
+                    } else {
+                        let top = rotate_left(r);
+                        s(top).a = tree_remove(s(top).a, p);
+                        Some(top)
+                    }
                 }
-            }
-        };
-    }
-    if less(s(p), s(r)) {
-        s(r).a = tree_remove(s(r).a, p);
-    } else {
-        s(r).b = tree_remove(s(r).b, p);
+            };
+        }
+        if before(p, r) {
+            s(r).a = tree_remove(s(r).a, p);
+        } else {
+            s(r).b = tree_remove(s(r).b, p);
+        }
     }
     Some(r)
 }
 
 /// Lifts `r`'s left child over it (a no-op without one).
-fn rotate_right(r: NonNull<Span>) -> NonNull<Span> {
-    let Some(l) = s(r).a else { return r };
-    s(r).a = s(l).b;
-    s(l).b = Some(r);
-    l
+///
+/// # Safety
+///
+/// `r` and its children are live descriptors (see [`s`]).
+unsafe fn rotate_right(r: NonNull<Span>) -> NonNull<Span> {
+    // SAFETY: as the caller promises; each borrow lasts one step.
+    unsafe {
+        let Some(l) = s(r).a else { return r };
+        s(r).a = s(l).b;
+        s(l).b = Some(r);
+        l
+    }
 }
 
 /// Lifts `r`'s right child over it (a no-op without one).
-fn rotate_left(r: NonNull<Span>) -> NonNull<Span> {
-    let Some(rr) = s(r).b else { return r };
-    s(r).b = s(rr).a;
-    s(rr).a = Some(r);
-    rr
+///
+/// # Safety
+///
+/// `r` and its children are live descriptors (see [`s`]).
+unsafe fn rotate_left(r: NonNull<Span>) -> NonNull<Span> {
+    // SAFETY: as the caller promises; each borrow lasts one step.
+    unsafe {
+        let Some(rr) = s(r).b else { return r };
+        s(r).b = s(rr).a;
+        s(rr).a = Some(r);
+        rr
+    }
 }
 
 /// In-order walk checking the search order within `(lo, hi)` and the heap order.
-fn tree_walk(
+///
+/// # Safety
+///
+/// `node` and every span under it, `lo` and `hi` are live descriptors (see [`s`]).
+unsafe fn tree_walk(
     node: Link,
     lo: Option<NonNull<Span>>,
     hi: Option<NonNull<Span>>,
     f: &mut impl FnMut(NonNull<Span>, usize) -> bool,
 ) -> bool {
     let Some(n) = node else { return true };
-    if lo.is_some_and(|l| !less(s(l), s(n))) || hi.is_some_and(|h| !less(s(n), s(h))) {
-        return false;
-    }
-    for child in [s(n).a, s(n).b].into_iter().flatten() {
-        if s(child).prio > s(n).prio {
+    // SAFETY: as the caller promises; the links are copied out before `f` or the recursion.
+    unsafe {
+        if lo.is_some_and(|l| !before(l, n)) || hi.is_some_and(|h| !before(n, h)) {
             return false;
         }
+        let (a, b, prio) = (s(n).a, s(n).b, s(n).prio);
+        for child in [a, b].into_iter().flatten() {
+            if s(child).prio > prio {
+                return false;
+            }
+        }
+        tree_walk(a, lo, Some(n), f) && f(n, 0) && tree_walk(b, Some(n), hi, f)
     }
-    tree_walk(s(n).a, lo, Some(n), f) && f(n, 0) && tree_walk(s(n).b, Some(n), hi, f)
 }

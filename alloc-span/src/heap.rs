@@ -201,36 +201,52 @@ unsafe impl<S: PageSource + Decommit + Send, E: ErrorPolicy + Send, C: StatsPoli
 {
 }
 
-/// A span descriptor, borrowed for the duration of one operation.
+/// A span descriptor, borrowed for one step.
 ///
-/// # Safety (of every call)
+/// # Safety
 ///
-/// `p` is a live descriptor of the heap the caller holds exclusively.
+/// `p` is a live descriptor of a heap the caller holds (exclusively, to write through it), and
+/// no other reference to the descriptor is used while this one lives. The heap's structures (the
+/// page maps, the free spans, the scavenger's list, an arena's huge span) hold only live
+/// descriptors, and the private methods below that take a descriptor take one from them.
 #[inline(always)]
-fn sp<'a>(p: NonNull<Span>) -> &'a mut Span {
-    // SAFETY: see above.
+unsafe fn sp<'a>(p: NonNull<Span>) -> &'a mut Span {
+    // SAFETY: as the caller promises.
     unsafe { &mut *p.as_ptr() }
 }
 
 /// A span descriptor, borrowed shared for reading (several may coexist).
+///
+/// # Safety
+///
+/// As for [`sp`], except that other shared references may coexist; no `&mut` does.
 #[inline(always)]
-fn spr<'a>(p: NonNull<Span>) -> &'a Span {
-    // SAFETY: as for `sp`; no `&mut` to it is live while this is used.
+unsafe fn spr<'a>(p: NonNull<Span>) -> &'a Span {
+    // SAFETY: as the caller promises.
     unsafe { &*p.as_ptr() }
 }
 
 /// An arena record, borrowed for writing its fields.
+///
+/// # Safety
+///
+/// `p` is a live arena record of a heap the caller holds exclusively (on its arena list or in
+/// its index), and no other reference to it is used while this one lives.
 #[inline(always)]
-fn ar<'a>(p: NonNull<Arena>) -> &'a mut Arena {
-    // SAFETY: as for `sp`.
+unsafe fn ar<'a>(p: NonNull<Arena>) -> &'a mut Arena {
+    // SAFETY: as the caller promises.
     unsafe { &mut *p.as_ptr() }
 }
 
 /// An arena record, borrowed shared (its page map and bitmap are written through raw pointers,
 /// which a shared borrow of the record allows).
+///
+/// # Safety
+///
+/// As for [`ar`], except that other shared references may coexist; no `&mut` does.
 #[inline(always)]
-fn arr<'a>(p: NonNull<Arena>) -> &'a Arena {
-    // SAFETY: as for `sp`; no `&mut` to the record is live while this is used.
+unsafe fn arr<'a>(p: NonNull<Arena>) -> &'a Arena {
+    // SAFETY: as the caller promises.
     unsafe { &*p.as_ptr() }
 }
 
@@ -281,7 +297,8 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     /// Unmaps every arena, huge mapping and metadata page (what `Drop` does).
     fn release_everything(&mut self) {
         while let Some(a) = self.arenas {
-            let r = arr(a);
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            let r = unsafe { arr(a) };
             self.arenas = r.next;
             self.stats.on_unmap(r.map_len);
             // SAFETY: no block is in use any more (drop, or `into_source` taking `self`); each
@@ -360,12 +377,14 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     /// Page index of `addr` in its regular arena.
     #[inline(always)]
     fn page_of(&self, arena: NonNull<Arena>, addr: usize) -> usize {
-        (addr - arr(arena).start) >> self.shift
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        (addr - unsafe { arr(arena) }.start) >> self.shift
     }
 
     /// Points the page map's first and last entries of `p` at it.
     fn map_span(&self, p: NonNull<Span>) {
-        let (start, pages, arena) = (sp(p).start, sp(p).pages, sp(p).arena);
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        let (start, pages, arena) = (unsafe { sp(p) }.start, unsafe { sp(p) }.pages, unsafe { sp(p) }.arena);
         let first = self.page_of(arena, start);
         // SAFETY: the span lies in its arena: first + pages <= arena pages.
         unsafe {
@@ -387,39 +406,52 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     // ---- the scavenger's list ----
 
     fn dirty_unlink(&mut self, p: NonNull<Span>) -> DirtyPos {
-        if !sp(p).on_dirty {
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        if !unsafe { sp(p) }.on_dirty {
             return DirtyPos::Off;
         }
-        let (prev, next) = (sp(p).dirty_prev, sp(p).dirty_next);
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        let (prev, next) = (unsafe { sp(p) }.dirty_prev, unsafe { sp(p) }.dirty_next);
         match prev {
-            Some(q) => sp(q).dirty_next = next,
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            Some(q) => unsafe { sp(q) }.dirty_next = next,
             None => self.dirty_head = next,
         }
         match next {
-            Some(q) => sp(q).dirty_prev = prev,
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            Some(q) => unsafe { sp(q) }.dirty_prev = prev,
             None => self.dirty_tail = prev,
         }
-        sp(p).on_dirty = false;
-        sp(p).dirty_prev = None;
-        sp(p).dirty_next = None;
+        // SAFETY: `p`: descriptors from the heap's own structures (see `sp`), one borrow per write.
+        unsafe {
+            sp(p).on_dirty = false;
+            sp(p).dirty_prev = None;
+            sp(p).dirty_next = None;
+        }
         DirtyPos::After(prev)
     }
 
     /// Links `p` after `prev` (`None`: at the head).
     fn dirty_link_after(&mut self, prev: Option<NonNull<Span>>, p: NonNull<Span>) {
         let next = match prev {
-            Some(q) => sp(q).dirty_next,
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            Some(q) => unsafe { sp(q) }.dirty_next,
             None => self.dirty_head,
         };
-        sp(p).dirty_prev = prev;
-        sp(p).dirty_next = next;
-        sp(p).on_dirty = true;
+        // SAFETY: `p`: descriptors from the heap's own structures (see `sp`), one borrow per write.
+        unsafe {
+            sp(p).dirty_prev = prev;
+            sp(p).dirty_next = next;
+            sp(p).on_dirty = true;
+        }
         match prev {
-            Some(q) => sp(q).dirty_next = Some(p),
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            Some(q) => unsafe { sp(q) }.dirty_next = Some(p),
             None => self.dirty_head = Some(p),
         }
         match next {
-            Some(q) => sp(q).dirty_prev = Some(p),
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            Some(q) => unsafe { sp(q) }.dirty_prev = Some(p),
             None => self.dirty_tail = Some(p),
         }
     }
@@ -427,19 +459,23 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     /// Whether the free span `p` has dirty pages.
     #[inline]
     fn has_dirty(&self, p: NonNull<Span>) -> bool {
-        spr(p).clean < spr(p).pages
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        unsafe { spr(p) }.clean < unsafe { spr(p) }.pages
     }
 
     /// Clean pages of `p`'s arena in `start..start + pages << shift` (0 without looking when
     /// the span they come from has none).
     fn clean_in(&self, from: NonNull<Span>, start: usize, pages: usize) -> usize {
-        if spr(from).clean == 0 {
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        if unsafe { spr(from) }.clean == 0 {
             return 0;
         }
-        if spr(from).clean == spr(from).pages {
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        if unsafe { spr(from) }.clean == unsafe { spr(from) }.pages {
             return pages;
         }
-        let arena = spr(from).arena;
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        let arena = unsafe { spr(from) }.arena;
         let first = self.page_of(arena, start);
         // SAFETY: the range lies in the span, in its arena.
         unsafe { arr(arena).count_clean(first, first + pages) }
@@ -449,16 +485,19 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
 
     /// Takes a free span off the free structures and the scavenger's list.
     fn take_free(&mut self, p: NonNull<Span>) -> DirtyPos {
-        self.free.remove(p);
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        unsafe { self.free.remove(p) };
         self.dirty_unlink(p)
     }
 
     /// Puts the free span `p` back: free structures, page map, and the scavenger's list at `pos`
     /// (or at the tail, as freed now) when it has dirty pages.
     fn put_free(&mut self, p: NonNull<Span>, pos: Option<DirtyPos>) {
-        sp(p).state = State::Free;
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        unsafe { sp(p) }.state = State::Free;
         self.map_span(p);
-        self.free.insert(p);
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        unsafe { self.free.insert(p) };
         if self.has_dirty(p) {
             match pos {
                 Some(DirtyPos::After(prev)) => self.dirty_link_after(prev, p),
@@ -473,22 +512,28 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     /// Splits the free span `p` (already taken off the free structures) so that it keeps its
     /// first `keep` pages, and puts the rest back as a free span at `pos`.
     fn split_tail(&mut self, p: NonNull<Span>, keep: usize, pos: DirtyPos) -> Result<(), AllocError> {
-        let (start, pages, arena, freed_at) = (sp(p).start, sp(p).pages, sp(p).arena, sp(p).freed_at);
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        let (start, pages, arena, freed_at) =
+            (unsafe { sp(p) }.start, unsafe { sp(p) }.pages, unsafe { sp(p) }.arena, unsafe { sp(p) }.freed_at);
         if pages == keep {
             return Ok(());
         }
         let rest_start = start + (keep << self.shift);
         // Count whichever part is smaller; the other gets the difference.
         let rest_clean = if keep < pages - keep {
-            sp(p).clean - self.clean_in(p, start, keep)
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            unsafe { sp(p) }.clean - self.clean_in(p, start, keep)
         } else {
             self.clean_in(p, rest_start, pages - keep)
         };
         let rest = self.new_span(rest_start, pages - keep, State::Free, arena).ok_or(AllocError)?;
-        sp(rest).freed_at = freed_at;
-        sp(rest).clean = rest_clean;
-        sp(p).clean -= rest_clean;
-        sp(p).pages = keep;
+        // SAFETY: `p` and `rest`: descriptors from the heap's own structures (see `sp`), one borrow per write.
+        unsafe {
+            sp(rest).freed_at = freed_at;
+            sp(rest).clean = rest_clean;
+            sp(p).clean -= rest_clean;
+            sp(p).pages = keep;
+        }
         self.put_free(rest, Some(pos));
         Ok(())
     }
@@ -499,19 +544,25 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         if head == 0 {
             return Ok(());
         }
-        let (start, arena, freed_at) = (sp(p).start, sp(p).arena, sp(p).freed_at);
-        let pages = sp(p).pages;
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        let (start, arena, freed_at) = (unsafe { sp(p) }.start, unsafe { sp(p) }.arena, unsafe { sp(p) }.freed_at);
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        let pages = unsafe { sp(p) }.pages;
         let head_clean = if head <= pages - head {
             self.clean_in(p, start, head)
         } else {
-            sp(p).clean - self.clean_in(p, start + (head << self.shift), pages - head)
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            unsafe { sp(p) }.clean - self.clean_in(p, start + (head << self.shift), pages - head)
         };
         let h = self.new_span(start, head, State::Free, arena).ok_or(AllocError)?;
-        sp(h).freed_at = freed_at;
-        sp(h).clean = head_clean;
-        sp(p).clean -= head_clean;
-        sp(p).start += head << self.shift;
-        sp(p).pages -= head;
+        // SAFETY: `h` and `p`: descriptors from the heap's own structures (see `sp`), one borrow per write.
+        unsafe {
+            sp(h).freed_at = freed_at;
+            sp(h).clean = head_clean;
+            sp(p).clean -= head_clean;
+            sp(p).start += head << self.shift;
+            sp(p).pages -= head;
+        }
         self.put_free(h, Some(pos));
         Ok(())
     }
@@ -577,7 +628,8 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
             unsafe { base.as_ptr().write_bytes(0, meta) };
         }
         let usable = (size - meta) >> self.shift;
-        *ar(arena) = Arena {
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        *unsafe { ar(arena) } = Arena {
             map_base: base,
             map_len: size,
             start: base.as_ptr() as usize + meta,
@@ -588,19 +640,22 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
             huge: None,
             next: self.arenas,
         };
-        *sp(span) = Span::new(arr(arena).start, usable, State::Free, arena);
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        *unsafe { sp(span) } = Span::new(unsafe { arr(arena) }.start, usable, State::Free, arena);
         if self.source.maps_zeroed() {
             // SAFETY: `usable` pages of a regular arena.
             let n = unsafe { arr(arena).set_clean(0, usable, true) };
             self.clean_free += n;
-            sp(span).clean = n;
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            unsafe { sp(span) }.clean = n;
         }
         self.arenas = Some(arena);
         self.regular_arenas += 1;
         self.arena_bytes += size;
         self.stats.on_map(size);
         self.next_arena = (self.next_arena * 2).min(self.config.max_arena).max(self.config.first_arena);
-        sp(span).freed_at = self.now();
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        unsafe { sp(span) }.freed_at = self.now();
         self.put_free(span, None);
         Ok(())
     }
@@ -648,25 +703,31 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
             }
         };
         let pos = self.take_free(p);
-        let start = sp(p).start;
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        let start = unsafe { sp(p) }.start;
         let head = (ptr::align_up(start, layout.align()).ok_or(AllocError)? - start) >> self.shift;
         if self.split_head(p, head, pos).and_then(|_| self.split_tail(p, pages, pos)).is_err() {
             // Out of metadata: put the span back whole.
             self.put_free(p, Some(pos));
             return Err(AllocError);
         }
-        sp(p).state = State::InUse;
-        sp(p).size = layout.size();
-        sp(p).align = layout.align();
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        unsafe { sp(p) }.state = State::InUse;
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        unsafe { sp(p) }.size = layout.size();
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        unsafe { sp(p) }.align = layout.align();
         self.map_span(p);
-        let (start, arena, clean) = (sp(p).start, sp(p).arena, sp(p).clean);
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        let (start, arena, clean) = (unsafe { sp(p) }.start, unsafe { sp(p) }.arena, unsafe { sp(p) }.clean);
         let first = self.page_of(arena, start);
         if zero && clean == 0 {
             // SAFETY: the span's data pages, all dirty.
             unsafe { self.at(arena, start).as_ptr().write_bytes(0, data << self.shift) };
         } else if zero {
             // Only pages that are not clean (fresh from the OS, or given back to it) need zeroes.
-            let (map_base, shift) = (arr(arena).map_base, self.shift);
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            let (map_base, shift) = (unsafe { arr(arena) }.map_base, self.shift);
             // SAFETY: the span's data pages lie in its arena; dirty runs are written with zeroes.
             unsafe {
                 arr(arena).dirty_runs(first, first + data, |a, b| {
@@ -678,7 +739,8 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         if clean > 0 {
             // SAFETY: the span lies in its arena.
             self.clean_free -= unsafe { arr(arena).set_clean(first, first + pages, false) };
-            sp(p).clean = 0;
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            unsafe { sp(p) }.clean = 0;
         }
         if G::PAGES > 0 {
             // SAFETY: the guard page after the data, ours and unused.
@@ -736,9 +798,12 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
             undo(self);
             return Err(AllocError);
         }
-        ar(arena).huge = Some(span);
-        sp(span).size = layout.size();
-        sp(span).align = layout.align();
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        unsafe { ar(arena) }.huge = Some(span);
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        unsafe { sp(span) }.size = layout.size();
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        unsafe { sp(span) }.align = layout.align();
         self.arenas = Some(arena);
         if zero && !self.source.maps_zeroed() {
             // SAFETY: the block's bytes in our fresh mapping.
@@ -761,9 +826,11 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     /// The span in use that starts at `addr` and that `layout` fits, or what is wrong.
     fn lookup(&self, addr: usize, layout: Option<Layout>) -> Result<NonNull<Span>, ErrorKind> {
         let arena = self.index.get(addr).ok_or(ErrorKind::ForeignPointer)?;
-        let a = arr(arena);
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        let a = unsafe { arr(arena) };
         let p = if let Some(h) = a.huge {
-            if sp(h).start != addr {
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            if unsafe { sp(h) }.start != addr {
                 return Err(ErrorKind::InteriorPointer);
             }
             h
@@ -776,14 +843,17 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
             }
             // SAFETY: the page lies in this regular arena.
             match unsafe { a.map(self.page_of(arena, addr)) } {
-                Some(p) if sp(p).start == addr && sp(p).state == State::InUse => p,
-                Some(p) if sp(p).start == addr => return Err(ErrorKind::DoubleFree),
+                // SAFETY: descriptors from the heap's own structures (see `sp`).
+                Some(p) if unsafe { sp(p) }.start == addr && unsafe { sp(p) }.state == State::InUse => p,
+                // SAFETY: descriptors from the heap's own structures (see `sp`).
+                Some(p) if unsafe { sp(p) }.start == addr => return Err(ErrorKind::DoubleFree),
                 _ => return Err(self.classify(arena, addr)),
             }
         };
         if let Some(l) = layout {
             let usable = self.usable(p);
-            let s = spr(p);
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            let s = unsafe { spr(p) };
             if l.size() < s.size || l.size() > usable || l.align() != s.align {
                 return Err(ErrorKind::WrongLayout);
             }
@@ -795,12 +865,14 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     /// in free pages (most likely freed before). Walks the arena's spans: the error path only.
     #[cold]
     fn classify(&self, arena: NonNull<Arena>, addr: usize) -> ErrorKind {
-        let a = arr(arena);
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        let a = unsafe { arr(arena) };
         let mut i = 0;
         while i < a.pages {
             // SAFETY: i < pages; every span's first page maps to it.
             let Some(p) = (unsafe { a.map(i) }) else { return ErrorKind::ForeignPointer };
-            let s = spr(p);
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            let s = unsafe { spr(p) };
             let end = s.start + (s.pages << self.shift);
             if addr < end {
                 return if s.state == State::InUse { ErrorKind::InteriorPointer } else { ErrorKind::DoubleFree };
@@ -813,8 +885,10 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     /// Usable bytes of the span in use `p`.
     #[inline]
     fn usable(&self, p: NonNull<Span>) -> usize {
-        let s = spr(p);
-        if arr(s.arena).huge.is_some() {
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        let s = unsafe { spr(p) };
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        if unsafe { arr(s.arena) }.huge.is_some() {
             s.size.next_multiple_of(self.page)
         } else {
             (s.pages - G::PAGES) << self.shift
@@ -827,11 +901,14 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         let len = self.usable(p);
         self.stats.on_free(len);
         self.live_spans -= 1;
-        let arena = sp(p).arena;
-        if arr(arena).huge.is_some() {
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        let arena = unsafe { sp(p) }.arena;
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        if unsafe { arr(arena) }.huge.is_some() {
             return self.free_huge(arena, p);
         }
-        let (start, pages) = (sp(p).start, sp(p).pages);
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        let (start, pages) = (unsafe { sp(p) }.start, unsafe { sp(p) }.pages);
         if G::PAGES > 0 {
             let data = pages - G::PAGES;
             // SAFETY: the span's own guard pages, armed at allocation.
@@ -845,34 +922,46 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     /// sides, put back, and the scavenging policy applied.
     fn release(&mut self, p: NonNull<Span>) {
         let now = self.now();
-        sp(p).state = State::Free;
-        sp(p).freed_at = now;
-        let arena = sp(p).arena;
-        let first = self.page_of(arena, sp(p).start);
-        if first > 0 {
-            // SAFETY: first - 1 < pages.
-            if let Some(l) = unsafe { arr(arena).map(first - 1) } {
-                if sp(l).state == State::Free && sp(l).start + (sp(l).pages << self.shift) == sp(p).start {
-                    self.take_free(l);
-                    let (ls, lp, lc) = (sp(l).start, sp(l).pages, sp(l).clean);
-                    sp(p).start = ls;
-                    sp(p).pages += lp;
-                    sp(p).clean += lc;
-                    self.drop_span(l);
+        // SAFETY: `p` is a descriptor of this heap (see `sp`), borrowed for these writes only.
+        let (arena, start) = unsafe {
+            let span = sp(p);
+            span.state = State::Free;
+            span.freed_at = now;
+            (span.arena, span.start)
+        };
+        let first = self.page_of(arena, start);
+        // SAFETY: first - 1 < pages, in the arena record `p` names.
+        if let Some(l) = (first > 0).then(|| unsafe { arr(arena).map(first - 1) }).flatten() {
+            // SAFETY: the page map holds live descriptors; a copy of the left neighbour's fields.
+            let (ls, lp, lc, free) = unsafe { (spr(l).start, spr(l).pages, spr(l).clean, spr(l).state == State::Free) };
+            if free && ls + (lp << self.shift) == start {
+                self.take_free(l);
+                // SAFETY: `p`, borrowed for these writes only.
+                unsafe {
+                    let span = sp(p);
+                    span.start = ls;
+                    span.pages += lp;
+                    span.clean += lc;
                 }
+                self.drop_span(l);
             }
         }
-        let next = self.page_of(arena, sp(p).start) + sp(p).pages;
-        if next < arr(arena).pages {
-            // SAFETY: next < pages.
-            if let Some(r) = unsafe { arr(arena).map(next) } {
-                if sp(r).state == State::Free && sp(r).start == sp(p).start + (sp(p).pages << self.shift) {
-                    self.take_free(r);
-                    let (rp, rc) = (sp(r).pages, sp(r).clean);
-                    sp(p).pages += rp;
-                    sp(p).clean += rc;
-                    self.drop_span(r);
+        // SAFETY: `p` and its arena record, read.
+        let (start, pages, arena_pages) = unsafe { (spr(p).start, spr(p).pages, arr(arena).pages) };
+        let next = self.page_of(arena, start) + pages;
+        // SAFETY: next < pages, in the arena record `p` names.
+        if let Some(r) = (next < arena_pages).then(|| unsafe { arr(arena).map(next) }).flatten() {
+            // SAFETY: the page map holds live descriptors; a copy of the right neighbour's fields.
+            let (rs, rp, rc, free) = unsafe { (spr(r).start, spr(r).pages, spr(r).clean, spr(r).state == State::Free) };
+            if free && rs == start + (pages << self.shift) {
+                self.take_free(r);
+                // SAFETY: `p`, borrowed for these writes only.
+                unsafe {
+                    let span = sp(p);
+                    span.pages += rp;
+                    span.clean += rc;
                 }
+                self.drop_span(r);
             }
         }
         self.put_free(p, None);
@@ -880,7 +969,8 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     }
 
     fn free_huge(&mut self, arena: NonNull<Arena>, p: NonNull<Span>) {
-        let a = arr(arena);
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        let a = unsafe { arr(arena) };
         let (base, len) = (a.map_base, a.map_len);
         self.index.set(&self.source, base.as_ptr() as usize, len, None);
         self.unlink_arena(arena);
@@ -898,10 +988,12 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         let mut cur = &mut self.arenas;
         while let Some(a) = *cur {
             if a == arena {
-                *cur = arr(a).next;
+                // SAFETY: descriptors from the heap's own structures (see `sp`).
+                *cur = unsafe { arr(a) }.next;
                 return;
             }
-            cur = &mut ar(a).next;
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            cur = &mut unsafe { ar(a) }.next;
         }
     }
 
@@ -910,9 +1002,12 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     /// Returns the dirty pages of the free span `p` (on the scavenger's list) to the OS.
     fn scavenge_span(&mut self, p: NonNull<Span>) {
         self.dirty_unlink(p);
-        let (start, pages, arena, clean) = (sp(p).start, sp(p).pages, sp(p).arena, sp(p).clean);
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        let (start, pages, arena, clean) =
+            (unsafe { sp(p) }.start, unsafe { sp(p) }.pages, unsafe { sp(p) }.arena, unsafe { sp(p) }.clean);
         let first = self.page_of(arena, start);
-        let (map_base, shift) = (arr(arena).map_base, self.shift);
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        let (map_base, shift) = (unsafe { arr(arena) }.map_base, self.shift);
         let mut returned = 0usize;
         let source = &self.source;
         if clean == 0 {
@@ -931,7 +1026,8 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         if self.source.decommit_zeroes() {
             // SAFETY: the span lies in its arena.
             self.clean_free += unsafe { arr(arena).set_clean(first, first + pages, true) };
-            sp(p).clean = pages;
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            unsafe { sp(p) }.clean = pages;
         }
         self.scavenged += returned << shift;
     }
@@ -953,7 +1049,8 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         }
         self.last_age_check = now;
         while let Some(oldest) = self.dirty_head {
-            if sp(oldest).freed_at.saturating_add(self.config.delay_ns) > now {
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            if unsafe { sp(oldest) }.freed_at.saturating_add(self.config.delay_ns) > now {
                 break;
             }
             self.scavenge_span(oldest);
@@ -970,13 +1067,16 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         let mut released = self.scavenged - before;
         let mut cur = self.arenas;
         while let Some(a) = cur {
-            cur = arr(a).next;
-            if arr(a).huge.is_some() {
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            cur = unsafe { arr(a) }.next;
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            if unsafe { arr(a) }.huge.is_some() {
                 continue;
             }
             // SAFETY: page 0 of a regular arena; it always maps to the first span.
             let Some(first) = (unsafe { arr(a).map(0) }) else { continue };
-            if sp(first).state == State::Free && sp(first).pages == arr(a).pages {
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            if unsafe { sp(first) }.state == State::Free && unsafe { sp(first) }.pages == unsafe { arr(a) }.pages {
                 released += self.unmap_arena(a, first);
             }
         }
@@ -986,9 +1086,11 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     /// Unmaps a regular arena whose only span, `whole`, is free.
     fn unmap_arena(&mut self, arena: NonNull<Arena>, whole: NonNull<Span>) -> usize {
         self.take_free(whole);
-        self.clean_free -= spr(whole).clean;
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        self.clean_free -= unsafe { spr(whole) }.clean;
         self.drop_span(whole);
-        let (base, len) = (arr(arena).map_base, arr(arena).map_len);
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        let (base, len) = (unsafe { arr(arena) }.map_base, unsafe { arr(arena) }.map_len);
         self.index.set(&self.source, base.as_ptr() as usize, len, None);
         self.unlink_arena(arena);
         // SAFETY: the record is off the list and unused.
@@ -1044,15 +1146,19 @@ unsafe impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPo
                 return Err(AllocError);
             }
         };
-        let arena = sp(p).arena;
-        if arr(arena).huge.is_some() {
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        let arena = unsafe { sp(p) }.arena;
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        if unsafe { arr(arena) }.huge.is_some() {
             // A block with its own mapping stays in it while the new size fits.
             if new.size() > self.usable(p) || new.size() < self.config.huge / 2 {
                 return Err(AllocError);
             }
             let old_len = self.usable(p);
-            sp(p).size = new.size();
-            sp(p).align = new.align();
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            unsafe { sp(p) }.size = new.size();
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            unsafe { sp(p) }.align = new.align();
             self.stats.on_resize(old_len, self.usable(p));
             return Ok(self.usable(p));
         }
@@ -1062,17 +1168,21 @@ unsafe impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPo
         let old_len = self.usable(p);
         let data = new.size().max(1).div_ceil(self.page);
         let pages = data + G::PAGES;
-        let (start, have) = (sp(p).start, sp(p).pages);
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        let (start, have) = (unsafe { sp(p) }.start, unsafe { sp(p) }.pages);
         let old_data = have - G::PAGES;
         if pages > have {
             // Grow into the free span on the right, if it is large enough.
             let next = self.page_of(arena, start) + have;
-            if next >= arr(arena).pages {
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            if next >= unsafe { arr(arena) }.pages {
                 return Err(AllocError);
             }
             // SAFETY: next < pages.
             let Some(r) = (unsafe { arr(arena).map(next) }) else { return Err(AllocError) };
-            if sp(r).state != State::Free || sp(r).start != start + (have << self.shift) || have + sp(r).pages < pages {
+            // SAFETY: the page map holds live descriptors; read only.
+            let right = unsafe { spr(r) };
+            if right.state != State::Free || right.start != start + (have << self.shift) || have + right.pages < pages {
                 return Err(AllocError);
             }
             let pos = self.take_free(r);
@@ -1080,13 +1190,16 @@ unsafe impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPo
                 self.put_free(r, Some(pos));
                 return Err(AllocError);
             }
-            if spr(r).clean > 0 {
-                let first = self.page_of(arena, sp(r).start);
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            if unsafe { spr(r) }.clean > 0 {
+                // SAFETY: descriptors from the heap's own structures (see `sp`).
+                let first = self.page_of(arena, unsafe { sp(r) }.start);
                 // SAFETY: the claimed pages lie in the arena.
                 self.clean_free -= unsafe { arr(arena).set_clean(first, first + (pages - have), false) };
             }
             self.drop_span(r);
-            sp(p).pages = pages;
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            unsafe { sp(p) }.pages = pages;
             self.in_use_pages += pages - have;
             if G::PAGES > 0 {
                 // SAFETY: the old guard pages are data now.
@@ -1099,7 +1212,8 @@ unsafe impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPo
             let Some(t) = self.new_span(start + (pages << self.shift), have - pages, State::Free, arena) else {
                 return Err(AllocError);
             };
-            sp(p).pages = pages;
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            unsafe { sp(p) }.pages = pages;
             self.in_use_pages -= have - pages;
             if G::PAGES > 0 {
                 // SAFETY: the old guard pages, armed at allocation, now in the tail given back.
@@ -1115,8 +1229,10 @@ unsafe impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPo
             unsafe { G::arm(&self.source, self.at(arena, start + (data << self.shift)), G::PAGES << self.shift) };
         }
         self.map_span(p);
-        sp(p).size = new.size();
-        sp(p).align = new.align();
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        unsafe { sp(p) }.size = new.size();
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        unsafe { sp(p) }.align = new.align();
         self.stats.on_resize(old_len, data << self.shift);
         Ok(data << self.shift)
     }
@@ -1141,7 +1257,8 @@ unsafe impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPo
     /// O(1): the arena index, then the page map.
     unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
         let p = self.lookup(ptr.as_ptr() as usize, None).ok()?;
-        Layout::from_size_align(sp(p).size, sp(p).align).ok()
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        Layout::from_size_align(unsafe { sp(p) }.size, unsafe { sp(p) }.align).ok()
     }
 
     /// A freed span's first page is a double free, a page inside a span an interior pointer,
@@ -1158,7 +1275,10 @@ unsafe impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPo
     /// O(1): the arena index; true for the pages of arenas (not their metadata) and of huge blocks.
     fn owns(&self, ptr: NonNull<u8>) -> bool {
         let addr = ptr.as_ptr() as usize;
-        self.index.get(addr).is_some_and(|a| addr >= arr(a).start && addr < arr(a).end(self.shift))
+        // SAFETY: descriptors from the heap's own structures (see `sp`).
+        self.index
+            .get(addr)
+            .is_some_and(|a| addr >= unsafe { arr(a) }.start && addr < unsafe { arr(a) }.end(self.shift))
     }
 }
 
@@ -1175,13 +1295,16 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         let (mut arena_bytes, mut regular) = (0, 0);
         let mut cur = self.arenas;
         while let Some(a) = cur {
-            let r = arr(a);
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            let r = unsafe { arr(a) };
             cur = r.next;
             if self.index.get(r.map_base.as_ptr() as usize) != Some(a) {
                 return bad("arena is not in the index", r.start);
             }
             if let Some(h) = r.huge {
-                if sp(h).state != State::InUse || sp(h).start != r.start || sp(h).arena != a {
+                // SAFETY: an arena's huge span is a live descriptor; read only.
+                let span = unsafe { spr(h) };
+                if span.state != State::InUse || span.start != r.start || span.arena != a {
                     return bad("huge arena's span is inconsistent", r.start);
                 }
                 huge += r.map_len;
@@ -1197,7 +1320,8 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
                 let Some(p) = (unsafe { r.map(i) }) else {
                     return bad("page map has no span at a span's first page", r.start + (i << self.shift));
                 };
-                let s = spr(p);
+                // SAFETY: descriptors from the heap's own structures (see `sp`).
+                let s = unsafe { spr(p) };
                 let at = r.start + (i << self.shift);
                 if s.start != at || s.arena != a || s.pages == 0 || i + s.pages > r.pages {
                     return bad("span does not start where the previous one ended", at);
@@ -1248,7 +1372,8 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         let mut listed = 0;
         if !self.free.for_each(|p, k| {
             listed += 1;
-            sp(p).state == State::Free && (k == 0 || sp(p).pages == k)
+            // SAFETY: descriptors from the heap's own structures (see `sp`).
+            unsafe { sp(p) }.state == State::Free && (k == 0 || unsafe { sp(p) }.pages == k)
         }) {
             return bad("free structures out of order, or holding a span in use", 0);
         }
@@ -1258,11 +1383,13 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         let (mut prev, mut cur, mut n) = (None, self.dirty_head, 0);
         while let Some(p) = cur {
             n += 1;
-            if n > free_spans || sp(p).dirty_prev != prev || !sp(p).on_dirty || sp(p).state != State::Free {
-                return bad("scavenger's list is broken", sp(p).start);
+            // SAFETY: the scavenger's list holds live descriptors; read only.
+            let span = unsafe { spr(p) };
+            if n > free_spans || span.dirty_prev != prev || !span.on_dirty || span.state != State::Free {
+                return bad("scavenger's list is broken", span.start);
             }
             prev = cur;
-            cur = sp(p).dirty_next;
+            cur = span.dirty_next;
         }
         if prev != self.dirty_tail {
             return bad("scavenger's list tail is wrong", 0);
