@@ -219,7 +219,8 @@ macro_rules! typed_api {
             }
         }
 
-        /// Moves the value `f` makes into the arena (`f` may allocate from the arena itself).
+        /// Moves the value `f` makes into the arena. `f` may allocate from the arena itself: it
+        /// runs before the block is taken, with no borrow of the region held.
         #[allow(clippy::mut_from_ref, reason = "each call returns a fresh block disjoint from every other")]
         pub fn alloc_with<T: Send + 'static>(&self, f: impl FnOnce() -> T) -> &mut T {
             self.alloc(f())
@@ -275,7 +276,9 @@ macro_rules! typed_api {
         }
 
         /// A slice of `len` values made by `f(0)`, `f(1)`, ...; their `Drop` runs when the arena is
-        /// reset or freed (if `f` panics, the values made so far are dropped then too).
+        /// reset or freed (if `f` panics, the values made so far are dropped then too). `f` may
+        /// allocate from the arena: it runs between element writes, with no borrow of the region
+        /// held, and what it registers for `Drop` lies after this slice's entry (dropped first).
         #[allow(clippy::mut_from_ref, reason = "each call returns a fresh block disjoint from every other")]
         pub fn alloc_slice_fill_with<T: Send + 'static>(&self, len: usize, mut f: impl FnMut(usize) -> T) -> &mut [T] {
             let Some((layout, _)) = drops::many_layout::<T>(len) else { out_of_memory(Layout::new::<T>()) };
@@ -388,7 +391,13 @@ impl<P: PoolRef, C: StatsPolicy> Arena<P, C> {
     pub fn free(self) {}
 
     /// Runs `f` with this arena, then drops and frees everything `f` allocated. Nothing allocated
-    /// inside can escape: the result type cannot borrow from the arena.
+    /// inside can escape: the result type cannot borrow from the arena. `f` gets `&Arena`, so it
+    /// can allocate but not reset, free or open a nested scope (those need `&mut`):
+    ///
+    /// ```compile_fail,E0596
+    /// let mut arena = alloc_arena::Arena::new();
+    /// arena.scope(|a| a.scope(|b| *b.alloc(1u8))); // error: `a` is a shared reference
+    /// ```
     ///
     /// ```
     /// let mut arena = alloc_arena::Arena::new();

@@ -145,7 +145,13 @@ impl<S: PageSource, C: StatsPolicy> Bump<S, C> {
     }
 
     /// Runs `f` with this arena and frees everything `f` allocated when it returns. Nothing
-    /// allocated inside can escape: the result type cannot borrow from the arena.
+    /// allocated inside can escape: the result type cannot borrow from the arena. `f` gets
+    /// `&Bump`: it can allocate, not reset or nest a scope (those need `&mut`):
+    ///
+    /// ```compile_fail,E0596
+    /// let mut bump = alloc_bump::Bump::new();
+    /// bump.scope(|b| b.reset()); // error: `b` is a shared reference
+    /// ```
     ///
     /// ```
     /// let mut bump = alloc_bump::Bump::new();

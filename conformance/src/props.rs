@@ -412,11 +412,15 @@ pub fn dropping_gives_every_page_back<S: Subject>() -> Outcome {
 
 /// `Send` means the allocator keeps working on another thread: blocks allocated on one thread
 /// keep their contents, are freed and resized on another, and the allocator serves there.
-pub fn works_after_moving_threads<S: Subject>() -> Outcome {
+pub fn works_after_moving_threads<S: Subject>() -> Outcome
+where
+    S::Alloc: Send,
+{
     struct Carry<T>(T);
-    // SAFETY: the machine holds the allocator (`Send`) and raw pointers into it, which are only
-    // used by the one thread that holds the machine at a time.
-    unsafe impl<T> Send for Carry<T> {}
+    // SAFETY: the machine holds the allocator, which is `Send`, and handles (raw pointers) to
+    // blocks of it, which only the one thread holding the machine uses. Only this shape is
+    // `Send`: the wrapper vouches for nothing else.
+    unsafe impl<A: crate::heap::Heap + Send> Send for Carry<(Machine<A>, Vec<Handle>)> {}
 
     let mut m = machine::<S>(S::new(), true);
     let mut hs = Vec::new();
