@@ -91,9 +91,11 @@ fn a_thousand_threads_come_and_go_and_the_bytes_come_back() {
     assert!(s.heaps <= 32, "heap records are not reused: {s:?}");
     assert!(s.free_heaps + 1 >= s.heaps, "exited threads' heaps did not go back: {s:?}");
     // Segments with blocks in use were adopted by later threads rather than piling up: about
-    // 150 KB live at any time never needed more than a few 4 MiB segments, and the span heap
-    // under the pool never mapped more than its first arena and one more.
-    assert!(most_segments <= 6, "segments pile up: at most {most_segments} at once; {s:?}");
+    // 150 KB live at any time never needed more than a few 4 MiB segments (7 seen when the other
+    // tests of this file share the 2 cores, which delays exited threads' destructors; without
+    // adoption they pile up to about 180, one per thread), and the span heap under the pool
+    // never mapped more than its first arena and one more.
+    assert!(most_segments <= 12, "segments pile up: at most {most_segments} at once; {s:?}");
     assert!(s.large.peak_bytes_mapped <= 64 << 20, "{s:?}");
     assert!(s.segments_returned + s.segments == s.segments_made, "{s:?}");
     assert_eq!(pool.validate(), Ok(()));
