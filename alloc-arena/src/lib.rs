@@ -455,6 +455,13 @@ impl<P: PoolRef, C: StatsPolicy> Arena<P, C> {
         self.region.owns(ptr)
     }
 
+    /// Trims the chunk pool ([`ChunkPool::trim`]): chunks waiting on its lists go back to its
+    /// span heap, and that heap's free pages to the OS. The arena's own chunks and blocks stay.
+    /// Returns the bytes given back to the span heap.
+    pub fn trim_pool(&mut self) -> usize {
+        self.region.get_mut().source().pool().trim()
+    }
+
     /// Walks the arena's chunks and checks every invariant.
     pub fn validate(&self) -> Result<(), alloc_core::Corruption> {
         self.region.validate()

@@ -3,7 +3,7 @@
 
 use alloc_arena::{Arena, ChunkPool, PoolConfig, SharedArena};
 use alloc_core::{Corruption, Counting, Limited, MmapSource, Stats};
-use conformance::{IntrospectSubject, Meter, ResetSubject, SharedSubject, StatsSubject, Subject};
+use conformance::{IntrospectSubject, Meter, ResetSubject, SharedSubject, StatsSubject, Subject, TrimSubject};
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
@@ -36,6 +36,12 @@ impl Subject for LocalArena {
 impl ResetSubject for LocalArena {
     fn reset(heap: &mut Self::Alloc) {
         heap.reset();
+    }
+}
+
+impl TrimSubject for LocalArena {
+    fn trim(heap: &mut Self::Alloc) {
+        heap.trim_pool();
     }
 }
 
@@ -85,5 +91,5 @@ impl StatsSubject for Shared {
     }
 }
 
-conformance::suite!(arena: LocalArena, reset, stats, introspect);
+conformance::suite!(arena: LocalArena, reset, stats, introspect, trim);
 conformance::suite!(shared_arena: Shared, reset, sync, stats);

@@ -4,7 +4,7 @@
 use alloc_core::layer::{Owns, SizeOf, UsableSize, Validate};
 use alloc_core::{Abort, Corruption, Limited, MmapSource};
 use alloc_pool_lockfree::Pool;
-use conformance::{IntrospectSubject, Meter, SharedSubject, Subject};
+use conformance::{IntrospectSubject, Meter, SharedSubject, Subject, TrimSubject};
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
@@ -33,6 +33,12 @@ impl SharedSubject for SharedPool {
     }
 }
 
+impl TrimSubject for SharedPool {
+    fn trim(heap: &mut Heap) {
+        heap.trim();
+    }
+}
+
 impl IntrospectSubject for SharedPool {
     fn usable_size(heap: &Heap, ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
         // SAFETY: the suite asks about live blocks with fitting layouts only.
@@ -44,4 +50,4 @@ impl IntrospectSubject for SharedPool {
     }
 }
 
-conformance::suite!(pool: SharedPool, sync, global, bounded, introspect);
+conformance::suite!(pool: SharedPool, sync, global, bounded, introspect, trim);

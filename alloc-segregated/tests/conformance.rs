@@ -7,7 +7,7 @@ use alloc_core::layer::Validate;
 use alloc_core::{Abort, Corruption, Counting, Limited, MmapSource, NoStats, PlainLinks, SafeLinks, Stats};
 use alloc_segregated::class::{class_of, class_size};
 use alloc_segregated::{GlobalSegregated, Segregated, SegregatedHeap};
-use conformance::{IntrospectSubject, Meter, SharedSubject, StatsSubject, Subject};
+use conformance::{IntrospectSubject, Meter, SharedSubject, StatsSubject, Subject, TrimSubject};
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
@@ -40,6 +40,12 @@ impl Subject for LocalSegregated {
             let _ = (heap, ptr);
             None
         }
+    }
+}
+
+impl TrimSubject for LocalSegregated {
+    fn trim(heap: &mut Self::Alloc) {
+        heap.heap().trim();
     }
 }
 
@@ -103,6 +109,6 @@ impl StatsSubject for LockedSegregated {
     }
 }
 
-conformance::suite!(segregated: LocalSegregated, bounded, stats, introspect);
+conformance::suite!(segregated: LocalSegregated, bounded, stats, introspect, trim);
 conformance::suite!(segregated_safe_links: SafeLinked, bounded);
 conformance::suite!(global_segregated: LockedSegregated, sync, global, bounded, stats);

@@ -2,8 +2,8 @@
 
 use alloc_core::layer::{Owns, SizeOf, Validate};
 use alloc_core::{Abort, Corruption, Counting, Limited, MmapSource, Stats};
-use alloc_span::{GlobalSpan, Span, SpanHeap};
-use conformance::{IntrospectSubject, Meter, SharedSubject, StatsSubject, Subject};
+use alloc_span::{GlobalSpan, Span, SpanConfig, SpanHeap};
+use conformance::{IntrospectSubject, Meter, SharedSubject, StatsSubject, Subject, TrimSubject};
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
@@ -26,6 +26,64 @@ impl Subject for LocalSpan {
     }
     fn owns(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<bool> {
         Some(heap.owns(ptr))
+    }
+}
+
+impl TrimSubject for LocalSpan {
+    fn trim(heap: &mut Self::Alloc) {
+        heap.scavenge();
+    }
+}
+
+/// The span heap with every threshold moved into the suite's reach: blocks from 256 KiB get
+/// mappings of their own (the huge path: grown and shrunk by the realloc properties), arenas
+/// start at one page run of 1 MiB and stay small (many arenas, holes larger than the exact lists
+/// in the tree), at most 64 KiB of free memory stays resident and nothing waits (the scavenger
+/// runs while spans of the same arena are live), and trims scavenge everything between steps.
+struct TightSpan;
+
+const TIGHT: SpanConfig = SpanConfig {
+    retain: 64 << 10,
+    delay_ns: 0,
+    huge: 256 << 10,
+    first_arena: 1 << 20,
+    max_arena: 2 << 20,
+    ..SpanConfig::DEFAULT
+};
+
+impl Subject for TightSpan {
+    type Alloc = Span<Source, Abort, Counting>;
+    const TYPICAL_SIZE: usize = 64 << 10;
+    fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
+        Span::with_config(source(budget, meter), TIGHT)
+    }
+    fn validate(heap: &Self::Alloc) -> Option<Result<(), Corruption>> {
+        Some(heap.validate())
+    }
+    fn owns(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<bool> {
+        Some(heap.owns(ptr))
+    }
+}
+
+impl TrimSubject for TightSpan {
+    fn trim(heap: &mut Self::Alloc) {
+        heap.scavenge();
+    }
+}
+
+impl StatsSubject for TightSpan {
+    fn stats(heap: &Self::Alloc) -> Stats {
+        heap.stats()
+    }
+}
+
+impl IntrospectSubject for TightSpan {
+    fn usable_size(heap: &Self::Alloc, ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
+        // SAFETY: the suite asks about live blocks with fitting layouts only.
+        Some(unsafe { heap.usable_size(ptr, layout) })
+    }
+    fn size_of(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<Option<Layout>> {
+        Some(heap.size_of(ptr))
     }
 }
 
@@ -80,5 +138,6 @@ impl IntrospectSubject for LockedSpan {
     }
 }
 
-conformance::suite!(span: LocalSpan, bounded, stats, introspect);
+conformance::suite!(span: LocalSpan, bounded, stats, introspect, trim);
+conformance::suite!(tight_span: TightSpan, bounded, stats, introspect, trim);
 conformance::suite!(global_span: LockedSpan, sync, global, bounded, stats, introspect);

@@ -64,6 +64,10 @@ pub const THREAD_BOUND: u8 = 18;
 /// byte is on the guard page after the chunk: writing it faults).
 pub const ONE_PAST_THE_END: u8 = 19;
 
+/// Trim gives back the pages of every chunk, live blocks' included (a scavenger that forgets
+/// which spans are in use): their contents read as zero afterwards.
+pub const TRIM_DISCARDS_LIVE: u8 = 20;
+
 /// Bytes of a regular chunk.
 const CHUNK: usize = 256 << 10;
 /// Size classes: powers of two from 16 bytes.
@@ -357,6 +361,31 @@ impl<const D: u8> Faulty<D> {
         *self.state.get_mut() = st;
     }
 
+    /// Gives back what holds no live block: every chunk without one but the current chunk is
+    /// unmapped (its free blocks leave the lists). With [`TRIM_DISCARDS_LIVE`], every chunk's
+    /// pages are discarded instead, live blocks and all.
+    pub fn trim(&mut self) {
+        let st = self.state.get_mut();
+        if D == TRIM_DISCARDS_LIVE {
+            for c in &st.chunks {
+                // SAFETY: the chunk's usable bytes, ours (the defect: live blocks are in there).
+                unsafe { c.base.as_ptr().write_bytes(0, c.len) };
+            }
+            return;
+        }
+        let current = st.current;
+        let (gone, kept): (Vec<Chunk>, Vec<Chunk>) = std::mem::take(&mut st.chunks)
+            .into_iter()
+            .partition(|c| c.live == 0 && Some(c.base.as_ptr() as usize) != current);
+        st.chunks = kept;
+        for l in &mut st.lists {
+            l.retain(|&a| !gone.iter().any(|c| c.contains(a)));
+        }
+        for c in gone {
+            self.unmap_chunk(c);
+        }
+    }
+
     /// Whether `ptr` lies in one of its chunks.
     pub fn owns(&self, ptr: NonNull<u8>) -> bool {
         let a = ptr.as_ptr() as usize;
@@ -450,6 +479,12 @@ impl<const D: u8> crate::Subject for FaultySubject<D> {
 impl<const D: u8> crate::ResetSubject for FaultySubject<D> {
     fn reset(heap: &mut Faulty<D>) {
         heap.reset()
+    }
+}
+
+impl<const D: u8> crate::TrimSubject for FaultySubject<D> {
+    fn trim(heap: &mut Faulty<D>) {
+        heap.trim()
     }
 }
 

@@ -139,6 +139,14 @@ pub trait ResetSubject: Subject {
     fn reset(heap: &mut Self::Alloc);
 }
 
+/// An allocator that can give memory back to its page source while blocks stay live (trim,
+/// scavenge). The suite calls it between model steps and checks every block and the validator
+/// after it.
+pub trait TrimSubject: Subject {
+    /// Gives back what the allocator may give back now.
+    fn trim(heap: &mut Self::Alloc);
+}
+
 /// An allocator that threads share (`Sync`), and that counts its live bytes.
 pub trait SharedSubject: Subject<Alloc: Sync> {
     /// Bytes allocated and not yet freed, as the allocator counts them.
@@ -202,7 +210,8 @@ pub fn isolated(module_path: &str, name: &str, property: impl FnOnce() -> Outcom
 /// - `global` when `Alloc: GlobalAlloc` (the `GlobalAlloc` entry points);
 /// - `bounded` for an allocator that reuses freed blocks (steady churn maps no more pages);
 /// - `stats` for a [`StatsSubject`];
-/// - `introspect` for an [`IntrospectSubject`] (usable size, size from a pointer, ownership).
+/// - `introspect` for an [`IntrospectSubject`] (usable size, size from a pointer, ownership);
+/// - `trim` for a [`TrimSubject`] (memory given back between model steps, blocks intact).
 #[macro_export]
 macro_rules! suite {
     ($name:ident : $subject:ty $(, $cap:ident)* $(,)?) => {
@@ -273,6 +282,9 @@ macro_rules! __capability {
     };
     (stats, $s:ty) => {
         $crate::__property!(statistics_track_blocks, $crate::props::statistics_track_blocks::<$s>());
+    };
+    (trim, $s:ty) => {
+        $crate::__property!(model_based_operations_with_trim, $crate::props::model_based_operations_with_trim::<$s>());
     };
     (introspect, $s:ty) => {
         $crate::__property!(

@@ -134,6 +134,9 @@ pub struct Machine<A: Heap> {
     /// When set, a refused allocation is a failure (the allocator has no memory limit).
     strict: bool,
     reset: Option<fn(&mut A)>,
+    /// Called for [`Op::Reset`] instead of freeing, when set: gives memory back to the page
+    /// source (trim, scavenge) while every block stays live.
+    trim: Option<fn(&mut A)>,
     hooks: Hooks<A>,
     /// Operations so far, for the validator's pace.
     ops: u64,
@@ -164,6 +167,7 @@ impl<A: Heap> Machine<A> {
             next_tag: 1,
             strict,
             reset: None,
+            trim: None,
             hooks: Hooks::default(),
             ops: 0,
             refused: 0,
@@ -174,6 +178,28 @@ impl<A: Heap> Machine<A> {
     pub fn with_reset(mut self, reset: Option<fn(&mut A)>) -> Self {
         self.reset = reset;
         self
+    }
+
+    /// Makes [`Op::Reset`] call `trim` (give memory back, keep every block) instead: the model
+    /// then checks that every live block kept its contents and that the heap validates.
+    pub fn with_trim(mut self, trim: Option<fn(&mut A)>) -> Self {
+        self.trim = trim;
+        self
+    }
+
+    /// Gives memory back through the allocator's trim, then checks every live block's contents
+    /// and the heap's own structures.
+    pub fn trim(&mut self) -> Outcome {
+        if let Some(trim) = self.trim {
+            trim(self.heap.as_mut().expect("heap"));
+        }
+        self.verify_all("after a trim")?;
+        self.validate("after a trim")
+    }
+
+    /// Checks that every live block still holds its pattern.
+    pub fn verify_all(&self, what: &str) -> Outcome {
+        self.live.iter().try_for_each(|b| verify(b, b.len, what))
     }
 
     /// Uses the allocator's validator and ownership test.
@@ -238,6 +264,7 @@ impl<A: Heap> Machine<A> {
                 }
                 None => Ok(()),
             },
+            Op::Reset if self.trim.is_some() => self.trim(),
             Op::Reset => self.reset(),
         };
         r?;

@@ -5,7 +5,7 @@ use crate::model::{fail, layout, Failure, Handle, Machine, Outcome, SharedSpans}
 use crate::ops::{op_strategy, Op};
 use crate::{
     machine, new_meter, stress, trace, Heap, IntrospectSubject, ResetSubject, SharedSubject, StatsSubject, Subject,
-    ViaGlobalAlloc,
+    TrimSubject, ViaGlobalAlloc,
 };
 use core::alloc::Layout;
 use core::ptr::NonNull;
@@ -461,6 +461,14 @@ pub fn model_based_operations<S: Subject>(reset: Option<fn(&mut S::Alloc)>) -> O
     model_based(|| machine::<S>(S::new(), true).with_reset(reset))
 }
 
+/// The model-based operations with the allocator's trim in place of every reset step: memory
+/// given back while blocks are live must leave their contents and the heap's structures intact
+/// (a scavenger that gives back pages of a live span, or a trim that unmaps a segment still in
+/// use, is caught by the next check or the next operation).
+pub fn model_based_operations_with_trim<S: TrimSubject>() -> Outcome {
+    model_based(|| machine::<S>(S::new(), true).with_trim(Some(S::trim)))
+}
+
 fn model_based<A: Heap>(make: impl Fn() -> Machine<A>) -> Outcome {
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
     let config = Config { cases, failure_persistence: None, ..Config::default() };
@@ -714,6 +722,13 @@ pub fn introspection_agrees_with_the_model<S: IntrospectSubject>() -> Outcome {
                     return fail!("usable_size {u} of block {addr:#x} reaches into the live block at {next:#x}");
                 }
             }
+            // Every usable byte is the caller's: write those past the model's pattern. A usable
+            // size that over-reports overwrites a neighbour (checked below), the allocator's
+            // metadata or a canary (checked by the validator and at free).
+            for i in (*len).max(l.size())..u {
+                // SAFETY: the allocator says the block is usable for `u` bytes; this checks it.
+                unsafe { ptr.as_ptr().add(i).write(0xa5) };
+            }
         }
         if let Some(found) = S::size_of(heap, *ptr) {
             answered = true;
@@ -739,6 +754,8 @@ pub fn introspection_agrees_with_the_model<S: IntrospectSubject>() -> Outcome {
     if !answered {
         return fail!("the subject claims introspection but answers none of owns, usable_size and size_of");
     }
+    m.verify_all("after writing every usable byte")?;
+    m.validate("after writing every usable byte")?;
     m.finish().map(drop)
 }
 

@@ -8,7 +8,7 @@ use conformance::layers::Pages;
 use conformance::{props, Meter, Outcome, SharedSubject, Subject};
 
 conformance::suite!(reference: ReferenceSubject, sync, bounded);
-conformance::suite!(correct_faulty: FaultySubject<{ broken::NONE }>, reset, global, bounded, stats, introspect);
+conformance::suite!(correct_faulty: FaultySubject<{ broken::NONE }>, reset, global, bounded, stats, introspect, trim);
 
 /// A page-per-block layer without `Resize` and without `ZERO_SIZE_OK`, behind the one-thread
 /// front: the fronts' zero-size path and their moving realloc.
@@ -198,4 +198,10 @@ fn the_rejection_message_names_the_problem() {
     assert!(e.0.contains("overlaps the live block"), "{e}");
     let e = props::realloc_keeps_prefix::<FaultySubject<{ broken::LOSES_BYTES_ON_REALLOC }>>().unwrap_err();
     assert!(e.0.contains("lost its contents"), "{e}");
+}
+
+#[test]
+fn a_trim_that_discards_live_blocks_is_rejected() {
+    type S = FaultySubject<{ broken::TRIM_DISCARDS_LIVE }>;
+    rejected("gives back the pages of live blocks when trimmed", props::model_based_operations_with_trim::<S>());
 }
