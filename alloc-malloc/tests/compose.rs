@@ -10,11 +10,13 @@
 //! fit with coalescing), the segregated bins for the slab, `Header` with a canary for the xor
 //! tail checksum, and `Locked` for the spin lock; `alloc-malloc` is the socket.
 
-use alloc_core::compose::{Counted, Header, Segregate};
-use alloc_core::{Abort, Corruption, Counting, Limited, Locked, MmapSource, SizeOf, SpinLock, Stats};
+use alloc_core::compose::{Counted, Fallback, Header, Segregate};
+use alloc_core::{Abort, Corruption, Counting, Limited, Locked, MmapSource, Owns, SizeOf, SpinLock, Stats, UsableSize};
 use alloc_segregated::SegregatedHeap;
 use alloc_span::SpanHeap;
-use conformance::{Meter, SharedSubject, StatsSubject, Subject};
+use conformance::{IntrospectSubject, Meter, SharedSubject, StatsSubject, Subject};
+use core::alloc::Layout;
+use core::ptr::NonNull;
 
 type Source = Limited<MmapSource>;
 type Paper = Locked<
@@ -56,7 +58,97 @@ impl StatsSubject for PaperExample {
     }
 }
 
-conformance::suite!(paper_example: PaperExample, sync, global, stats);
+/// Usable sizes and sizes from pointers through the header: the introspection property writes
+/// every usable byte, so a usable size that reached into the canary would abort at the free.
+impl IntrospectSubject for PaperExample {
+    fn usable_size(heap: &Paper, ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
+        // SAFETY: the suite asks about live blocks with fitting layouts only.
+        Some(unsafe { heap.usable_size(ptr, layout) })
+    }
+}
+
+conformance::suite!(paper_example: PaperExample, sync, global, stats, introspect);
+
+/// `Segregate` alone, with a limit that is no class size (1000 bytes: blocks of the 1024-byte
+/// class report 1000 usable bytes so a free with their length still routes to the small side).
+type Small = SegregatedHeap<Source, Abort, Counting>;
+type Large = SpanHeap<Source, Abort, Counting>;
+type Routed = Locked<Segregate<Small, Large, 1000>, SpinLock>;
+
+struct SegregateAlone;
+
+impl Subject for SegregateAlone {
+    type Alloc = Routed;
+    const MIN_BUDGET: usize = 16 << 20;
+    fn make(budget: usize, meter: &'static Meter) -> Routed {
+        let small = SegregatedHeap::new(Limited::new(MmapSource::new(), budget / 2).metered(meter));
+        let large = SpanHeap::new(Limited::new(MmapSource::new(), budget / 2).metered(meter));
+        Locked::new(Segregate::new(small, large))
+    }
+    fn validate(heap: &Routed) -> Option<Result<(), Corruption>> {
+        Some(alloc_core::Validate::validate(heap))
+    }
+    fn owns(heap: &Routed, ptr: NonNull<u8>) -> Option<bool> {
+        Some(heap.owns(ptr))
+    }
+}
+
+impl SharedSubject for SegregateAlone {
+    fn live_bytes(heap: &Routed) -> usize {
+        let h = heap.lock();
+        h.large.counters().get().bytes_live + h.small.counters().get().bytes_live
+    }
+}
+
+conformance::suite!(segregate_alone: SegregateAlone, sync, global);
+
+/// `Fallback` alone: the segregated bins over a 1 MiB budget first, the span heap when they run
+/// out, so the suite's blocks come from both layers and every free is routed by `Owns`.
+type TwoTier = Locked<Fallback<Small, Large>, SpinLock>;
+
+struct FallbackAlone;
+
+impl Subject for FallbackAlone {
+    type Alloc = TwoTier;
+    const MIN_BUDGET: usize = 16 << 20;
+    fn make(budget: usize, meter: &'static Meter) -> TwoTier {
+        let first = SegregatedHeap::new(Limited::new(MmapSource::new(), budget.min(1 << 20)).metered(meter));
+        let second = SpanHeap::new(Limited::new(MmapSource::new(), budget).metered(meter));
+        Locked::new(Fallback::new(first, second))
+    }
+    fn validate(heap: &TwoTier) -> Option<Result<(), Corruption>> {
+        Some(alloc_core::Validate::validate(heap))
+    }
+    fn owns(heap: &TwoTier, ptr: NonNull<u8>) -> Option<bool> {
+        Some(heap.owns(ptr))
+    }
+}
+
+impl SharedSubject for FallbackAlone {
+    fn live_bytes(heap: &TwoTier) -> usize {
+        let h = heap.lock();
+        h.secondary.counters().get().bytes_live + h.primary.counters().get().bytes_live
+    }
+}
+
+conformance::suite!(fallback_alone: FallbackAlone, sync, global);
+
+/// Both layers of the fallback really serve: a mebibyte of small blocks fills the first.
+#[test]
+fn the_fallback_serves_from_both_layers_and_frees_to_the_owner() {
+    let heap = FallbackAlone::new();
+    let l = Layout::from_size_align(4000, 8).unwrap();
+    let blocks: Vec<_> = (0..600).map(|_| allocator_api2::alloc::Allocator::allocate(&&heap, l).unwrap().cast::<u8>()).collect();
+    let from_first = blocks.iter().filter(|&&p| heap.lock().primary.owns(p)).count();
+    let from_second = blocks.iter().filter(|&&p| heap.lock().secondary.owns(p)).count();
+    assert!(from_first > 0 && from_second > 0, "first {from_first}, second {from_second}");
+    assert_eq!(from_first + from_second, blocks.len());
+    for p in blocks {
+        // SAFETY: each block is live, freed once with its layout.
+        unsafe { allocator_api2::alloc::Allocator::deallocate(&&heap, p, l) };
+    }
+    assert_eq!(alloc_core::Validate::validate(&heap), Ok(()));
+}
 
 #[test]
 fn a_block_s_size_comes_back_from_its_address_on_both_sides_of_the_limit() {
