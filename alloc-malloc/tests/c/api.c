@@ -11,6 +11,17 @@
 
 #define CHECK(c) do { if (!(c)) { printf("FAILED line %d: %s\n", __LINE__, #c); return 1; } } while (0)
 
+/* Resident set size in KiB, from /proc/self/statm (pages). */
+static long resident_kib(void) {
+    long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &resident) != 2) resident = 0;
+        fclose(f);
+    }
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
 int main(void) {
     /* malloc, usable size, contents kept by realloc */
     char *p = malloc(100);
@@ -53,7 +64,20 @@ int main(void) {
     errno = 0;
     CHECK(realloc(r, SIZE_MAX - 4096) == NULL && errno == ENOMEM);
     CHECK(strcmp(r, "kept") == 0);
+    /* a realloc that the allocator itself cannot serve (a valid size, no memory for it) */
+    errno = 0;
+    CHECK(realloc(r, (size_t)1 << 46) == NULL && errno == ENOMEM);
+    CHECK(strcmp(r, "kept") == 0);
     CHECK(realloc(r, 0) == NULL);
+    /* realloc(p, 0) really frees: a hundred thousand of them stay within a few MiB of RSS */
+    long rss_before = resident_kib();
+    for (int i = 0; i < 100000; i++) {
+        char *z = malloc(1000);
+        CHECK(z != NULL);
+        z[999] = 1;
+        CHECK(realloc(z, 0) == NULL);
+    }
+    CHECK(resident_kib() - rss_before < 16 * 1024);
 
     /* reallocarray overflow */
     errno = 0;
@@ -85,6 +109,13 @@ int main(void) {
     free(aa);
     void *ma = memalign(4096, 10);
     CHECK(ma != NULL && ((uintptr_t)ma % 4096) == 0);
+    free(ma);
+    /* memalign with an alignment that is no power of two rounds it up, as glibc does */
+    ma = memalign(24, 100);
+    CHECK(ma != NULL && ((uintptr_t)ma % 32) == 0);
+    free(ma);
+    ma = memalign(1000, 10);
+    CHECK(ma != NULL && ((uintptr_t)ma % 1024) == 0);
     free(ma);
     long page = sysconf(_SC_PAGESIZE);
     void *va = valloc(10);
