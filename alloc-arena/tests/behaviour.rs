@@ -224,6 +224,55 @@ fn giving_a_chunk_back_twice_is_a_double_free() {
     assert_eq!(pool.errors().detected(), 1);
 }
 
+/// The ready list (chunks recycled from quarantine) and the reuse list (warm chunks) are
+/// checked too, not only the quarantine.
+#[test]
+fn giving_back_a_chunk_that_waits_on_the_ready_or_reuse_list_is_a_double_free() {
+    let no_quarantine = PoolConfig { quarantine: 0, ..PoolConfig::DEFAULT };
+    let pool = ChunkPool::with_policy(MmapSource::new(), no_quarantine, Count::default());
+    let p = pool.map(CHUNK, 4096).unwrap();
+    // SAFETY: a run of the pool, given back once (straight through quarantine onto the ready
+    // list), then (the misuse) again.
+    unsafe {
+        pool.unmap(p, CHUNK);
+        assert_eq!(pool.stats().ready, CHUNK, "recycled at once with no quarantine budget");
+        pool.unmap(p, CHUNK);
+    }
+    assert_eq!(pool.errors().last().map(|e| (e.kind, e.addr)), Some((ErrorKind::DoubleFree, p.as_ptr() as usize)));
+
+    let pool = ChunkPool::with_policy(MmapSource::new(), PoolConfig::DEFAULT, Count::default());
+    let source = alloc_arena::PoolSource::new(&pool);
+    let w = source.map(CHUNK, 4096).unwrap();
+    source.keep_warm(Some(w));
+    // SAFETY: a run of the pool, given back warm once, then (the misuse) again.
+    unsafe {
+        source.unmap(w, CHUNK);
+        assert_eq!(pool.stats().reusable, CHUNK, "on the reuse list");
+        pool.unmap(w, CHUNK);
+    }
+    assert_eq!(pool.errors().last().map(|e| (e.kind, e.addr)), Some((ErrorKind::DoubleFree, w.as_ptr() as usize)));
+    assert_eq!(pool.errors().detected(), 1);
+}
+
+/// A new arena's first `allocate_zeroed` may get the warm chunk the last arena wrote all over:
+/// it must still read as zero.
+#[test]
+fn zeroed_memory_from_a_warm_chunk_is_zero() {
+    let pool = own_pool(PoolConfig::DEFAULT);
+    {
+        let arena = Arena::in_pool(&pool);
+        arena.alloc_slice_fill_with(64 << 10, |_| 0xffu8);
+    }
+    assert_eq!(pool.stats().reusable, CHUNK, "the first arena's chunk waits warm");
+    let arena = Arena::in_pool(&pool);
+    let l = alloc_core::Layout::from_size_align(256 << 10, 8).unwrap();
+    let b = alloc_core::Allocator::allocate_zeroed(&&arena, l).unwrap();
+    // SAFETY: a live block of `b.len()` bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(b.cast::<u8>().as_ptr(), b.len()) };
+    assert!(bytes.iter().all(|&x| x == 0), "a dirty byte in zeroed memory from a warm chunk");
+    assert_eq!(pool.stats().reusable, 0, "the warm chunk was the one reused");
+}
+
 #[test]
 fn a_double_free_aborts_with_the_address() {
     expect_abort("a_double_free_aborts_with_the_address", "double free", || {
