@@ -65,6 +65,22 @@ impl SegmentMap {
         !l2.is_null() && unsafe { (*l2.add(w)).load(Ordering::Relaxed) } & bit != 0
     }
 
+    /// How many segments are marked (for the validator; under the pool's lock).
+    fn count(&self) -> usize {
+        let mut n = 0;
+        for t in &self.l1 {
+            let l2 = t.load(Ordering::Acquire);
+            if l2.is_null() {
+                continue;
+            }
+            for w in 0..L2_WORDS {
+                // SAFETY: second-level bitmaps stay mapped while the pool lives; w < L2_WORDS.
+                n += unsafe { (*l2.add(w)).load(Ordering::Relaxed) }.count_ones() as usize;
+            }
+        }
+        n
+    }
+
     /// Sets or clears `seg`'s bit (under the pool's lock; `alloc` gives a zeroed 8 KiB table).
     fn set(&self, seg: usize, on: bool, alloc: impl FnOnce() -> Option<NonNull<AtomicU64>>) -> bool {
         let Some((a, w, bit)) = Self::split(seg) else { return false };
@@ -958,13 +974,33 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
         let Some(inner) = self.inner_if_made() else { return Ok(()) };
         let bad = |what, addr| Err(Corruption { what, addr });
         let shared = inner.shared.lock();
+        // Records of exited threads: no segment may still name one as its owner.
+        let mut exited = Vec::new();
+        let mut rec = shared.free_heaps;
+        while let Some(r) = rec {
+            if exited.len() > 1 << 20 {
+                return bad("list of exited threads' records loops", r.as_ptr() as usize);
+            }
+            exited.push(r.as_ptr() as usize);
+            // SAFETY: records are never freed before the pool; their links change under the lock.
+            rec = unsafe { r.as_ref() }.free_next;
+        }
+        let mut segments = 0usize;
         let mut cur = shared.segments;
         while let Some(g) = cur {
             // SAFETY: the pool's segment; the caller keeps other threads away.
             let seg = unsafe { &*g.as_ptr() };
             cur = seg.all_next.get();
+            segments += 1;
+            if segments > shared.segments_made {
+                return bad("segment list is longer than the segments made (a loop?)", g.as_ptr() as usize);
+            }
             if !inner.map.contains(g.as_ptr() as usize) {
                 return bad("segment is not in the segment map", g.as_ptr() as usize);
+            }
+            let owner = seg.owner.load(Ordering::Relaxed);
+            if !owner.is_null() && exited.contains(&(HeapRecord::of(owner).as_ptr() as usize)) {
+                return bad("segment names the heap of a thread that exited as its owner", g.as_ptr() as usize);
             }
             for i in FIRST_SLAB..SLABS {
                 let slab = &seg.slabs[i];
@@ -1029,6 +1065,12 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
             if seg.free_slabs.get() & 1 != 0 || seg.free_slabs.get() & !ALL_FREE != 0 {
                 return bad("segment's header slab is marked free", g.as_ptr() as usize);
             }
+        }
+        if segments != shared.segments_made - shared.segments_returned {
+            return bad("segments on the list differ from those made and not given back", segments);
+        }
+        if inner.map.count() != segments {
+            return bad("segment map marks a segment that is not the pool's (given back and left marked?)", segments);
         }
         drop(shared);
         inner.large.validate()
