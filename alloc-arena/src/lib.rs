@@ -462,9 +462,12 @@ impl<P: PoolRef, C: StatsPolicy> Arena<P, C> {
         self.region.get_mut().source().pool().trim()
     }
 
-    /// Walks the arena's chunks and checks every invariant.
+    /// Walks the arena's chunks and checks every invariant, then its chunk pool's books
+    /// ([`ChunkPool::validate`]).
     pub fn validate(&self) -> Result<(), alloc_core::Corruption> {
-        self.region.validate()
+        self.region.validate()?;
+        // SAFETY: the closure only reads the pool; it cannot reach this front.
+        unsafe { self.region.inspect(|r| r.source().pool().validate()) }
     }
 }
 
@@ -595,9 +598,11 @@ impl<P: PoolRef + Send, C: StatsPolicy + Send> SharedArena<P, C> {
         region_stats(&self.region.lock())
     }
 
-    /// Walks the arena's chunks and checks every invariant.
+    /// Walks the arena's chunks and checks every invariant, then its chunk pool's books.
     pub fn validate(&self) -> Result<(), alloc_core::Corruption> {
-        alloc_core::Validate::validate(&*self.region.lock())
+        let region = self.region.lock();
+        alloc_core::Validate::validate(&*region)?;
+        region.source().pool().validate()
     }
 
     /// True when `ptr` lies in one of the arena's chunks or dedicated runs.

@@ -201,6 +201,34 @@ impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> ChunkPool<S, E> {
         self.lists().stats
     }
 
+    /// Checks the pool's own books: the bytes it says it took from its span heap are the bytes
+    /// the heap has in use, the quarantine's and the lists' counters add up, no run waits on two
+    /// lists, and the span heap validates.
+    pub fn validate(&self) -> Result<(), alloc_core::Corruption> {
+        let bad = |what, addr| Err(alloc_core::Corruption { what, addr });
+        // Before the lock: the chunk size reads the page size under it.
+        let chunk = self.chunk_size();
+        let l = self.lists();
+        let heap = l.heap.span_stats();
+        if l.stats.mapped != heap.in_use {
+            return bad("pool's mapped bytes differ from what its span heap has in use", l.stats.mapped);
+        }
+        let quarantined: usize = l.quarantine.iter().map(|&(_, n)| n).sum();
+        if quarantined != l.stats.quarantined {
+            return bad("quarantined bytes differ from the runs in quarantine", quarantined);
+        }
+        if l.ready.len() * chunk != l.stats.ready || l.reuse.len() * chunk != l.stats.reusable {
+            return bad("ready or reusable bytes differ from the chunks on their lists", l.ready.len());
+        }
+        let mut seen: Vec<usize> = l.quarantine.iter().map(|&(p, _)| p.as_ptr() as usize).collect();
+        seen.extend(l.ready.iter().chain(&l.reuse).map(|p| p.as_ptr() as usize));
+        seen.sort_unstable();
+        if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {
+            return bad("a run waits on two lists at once", w[0]);
+        }
+        alloc_core::Validate::validate(&l.heap)
+    }
+
     /// The page size of the source.
     pub fn page_size(&self) -> usize {
         self.lists().page()

@@ -138,7 +138,8 @@ conformance::suite!(fallback_alone: FallbackAlone, sync, global);
 fn the_fallback_serves_from_both_layers_and_frees_to_the_owner() {
     let heap = FallbackAlone::new();
     let l = Layout::from_size_align(4000, 8).unwrap();
-    let blocks: Vec<_> = (0..600).map(|_| allocator_api2::alloc::Allocator::allocate(&&heap, l).unwrap().cast::<u8>()).collect();
+    let blocks: Vec<_> =
+        (0..600).map(|_| allocator_api2::alloc::Allocator::allocate(&&heap, l).unwrap().cast::<u8>()).collect();
     let from_first = blocks.iter().filter(|&&p| heap.lock().primary.owns(p)).count();
     let from_second = blocks.iter().filter(|&&p| heap.lock().secondary.owns(p)).count();
     assert!(from_first > 0 && from_second > 0, "first {from_first}, second {from_second}");

@@ -16,6 +16,8 @@ fn collections_grow_and_shrink_and_the_queries_answer() {
     v.shrink_to_fit();
     assert_eq!(v.iter().sum::<u32>(), 10);
     let b = allocator_api2::boxed::Box::new_in([3u8; 100], &heap);
+    assert_eq!(b.iter().map(|&x| x as usize).sum::<usize>(), 300);
+    #[cfg(feature = "run-list")]
     assert!(heap.owns(core::ptr::NonNull::from(&*b).cast()));
     assert_eq!(heap.stats().blocks_live, 2);
     assert_eq!(heap.validate(), Ok(()));
