@@ -311,6 +311,9 @@ fn arenas_on_many_threads_share_one_pool() {
     });
     assert_eq!(DROPS.load(Ordering::Relaxed), 8 * 5 * 10_000);
     assert!(pool.stats().mapped > 0);
+    assert_eq!(pool.validate(), Ok(()), "the pool's books after forty arenas were freed");
+    pool.trim();
+    assert_eq!(pool.validate(), Ok(()), "and after a trim");
 }
 
 #[test]
