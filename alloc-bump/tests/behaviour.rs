@@ -189,3 +189,25 @@ fn a_gibibyte_calloc_leaves_its_pages_untouched() {
         assert!(unsafe { core::slice::from_raw_parts(b.cast::<u8>().as_ptr(), 3000) }.iter().all(|&x| x == 0));
     }
 }
+
+/// A layer wrapped for statistics keeps its in-place resize (D's rule: a composite has a
+/// capability exactly when its parts do), and the counters follow the resize.
+#[test]
+fn a_counted_region_still_grows_in_place() {
+    use alloc_bump::BumpRegion;
+    use alloc_core::compose::Counted;
+    use alloc_core::layer::Layer;
+    use alloc_core::{Counting, Local};
+    type Wrapped = Counted<BumpRegion<MmapSource>, Counting>;
+    assert!(<Wrapped as Layer>::RESIZE.is_some(), "Counted hides the region's resize");
+    let heap = Local::new(Wrapped::new(BumpRegion::new(MmapSource::new())));
+    let old = Layout::from_size_align(100, 8).unwrap();
+    let p = (&heap).allocate(old).unwrap().cast::<u8>();
+    // SAFETY: the newest block of the region, grown with its layout.
+    let q = unsafe { (&heap).grow(p, old, Layout::from_size_align(4000, 8).unwrap()) }.unwrap();
+    assert_eq!(q.cast::<u8>(), p, "the newest block grows where it is");
+    let live = heap.validate().map(|_| ());
+    assert_eq!(live, Ok(()));
+    let mut heap = heap;
+    assert_eq!(heap.get_mut().counters().get().bytes_live, 4000, "the resize was counted");
+}

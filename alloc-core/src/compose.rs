@@ -10,7 +10,7 @@
 //! (`Locked<Header<SegregatedHeap, Abort, true>>`); its tests show each detection.
 
 use crate::error::{ErrorKind, ErrorPolicy, HeapError};
-use crate::layer::{Corruption, Layer, Owns, SizeOf, UsableSize, Validate};
+use crate::layer::{Corruption, Layer, Owns, Reset, ResizeFn, SizeOf, UsableSize, Validate};
 use crate::stats::StatsPolicy;
 use crate::{secret, AllocError, Layout};
 use core::ptr::NonNull;
@@ -286,6 +286,11 @@ impl<A, B, const LIMIT: usize> Segregate<A, B, LIMIT> {
 unsafe impl<A: Layer, B: Layer, const LIMIT: usize> Layer for Segregate<A, B, LIMIT> {
     const ZERO_SIZE_OK: bool = A::ZERO_SIZE_OK && B::ZERO_SIZE_OK;
     const PANICS: bool = A::PANICS || B::PANICS;
+    /// In place when old and new size stay on one side of LIMIT and that side resizes in place.
+    const RESIZE: Option<ResizeFn<Self>> = match (A::RESIZE, B::RESIZE) {
+        (None, None) => None,
+        _ => Some(segregate_resize::<A, B, LIMIT>),
+    };
 
     #[inline(always)]
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
@@ -319,6 +324,42 @@ unsafe impl<A: Layer, B: Layer, const LIMIT: usize> Layer for Segregate<A, B, LI
                 self.large.deallocate(ptr, layout)
             }
         }
+    }
+}
+
+/// Resizes within the side both sizes route to (a block that would cross LIMIT must move, so its
+/// free routes to the layer that holds it).
+///
+/// # Safety
+///
+/// As for [`crate::layer::Resize::resize_in_place`].
+unsafe fn segregate_resize<A: Layer, B: Layer, const LIMIT: usize>(
+    s: &mut Segregate<A, B, LIMIT>,
+    ptr: NonNull<u8>,
+    old: Layout,
+    new: Layout,
+) -> Result<usize, AllocError> {
+    // SAFETY: the block came from the side its old size routes to, and the new size routes there
+    // too; a small block's length is capped at LIMIT again, as at allocation.
+    unsafe {
+        match (old.size() <= LIMIT, new.size() <= LIMIT) {
+            (true, true) => match A::RESIZE {
+                Some(f) => f(&mut s.small, ptr, old, new).map(|len| len.min(LIMIT)),
+                None => Err(AllocError),
+            },
+            (false, false) => match B::RESIZE {
+                Some(f) => f(&mut s.large, ptr, old, new),
+                None => Err(AllocError),
+            },
+            _ => Err(AllocError),
+        }
+    }
+}
+
+impl<A: Reset, B: Reset, const LIMIT: usize> Reset for Segregate<A, B, LIMIT> {
+    fn reset(&mut self) {
+        self.small.reset();
+        self.large.reset();
     }
 }
 
@@ -406,6 +447,11 @@ impl<A, B> Fallback<A, B> {
 unsafe impl<A: Layer + Owns, B: Layer> Layer for Fallback<A, B> {
     const ZERO_SIZE_OK: bool = A::ZERO_SIZE_OK && B::ZERO_SIZE_OK;
     const PANICS: bool = A::PANICS || B::PANICS;
+    /// In place by the layer that owns the block, when that layer resizes in place.
+    const RESIZE: Option<ResizeFn<Self>> = match (A::RESIZE, B::RESIZE) {
+        (None, None) => None,
+        _ => Some(fallback_resize::<A, B>),
+    };
 
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         self.primary.allocate(layout).or_else(|_| self.secondary.allocate(layout))
@@ -424,6 +470,40 @@ unsafe impl<A: Layer + Owns, B: Layer> Layer for Fallback<A, B> {
                 self.secondary.deallocate(ptr, layout)
             }
         }
+    }
+}
+
+/// Resizes through the layer that owns the block.
+///
+/// # Safety
+///
+/// As for [`crate::layer::Resize::resize_in_place`].
+unsafe fn fallback_resize<A: Layer + Owns, B: Layer>(
+    f: &mut Fallback<A, B>,
+    ptr: NonNull<u8>,
+    old: Layout,
+    new: Layout,
+) -> Result<usize, AllocError> {
+    // SAFETY: the block belongs to the layer `Owns` names, as for `deallocate`.
+    unsafe {
+        if f.primary.owns(ptr) {
+            match A::RESIZE {
+                Some(r) => r(&mut f.primary, ptr, old, new),
+                None => Err(AllocError),
+            }
+        } else {
+            match B::RESIZE {
+                Some(r) => r(&mut f.secondary, ptr, old, new),
+                None => Err(AllocError),
+            }
+        }
+    }
+}
+
+impl<A: Layer + Owns + Reset, B: Reset> Reset for Fallback<A, B> {
+    fn reset(&mut self) {
+        self.primary.reset();
+        self.secondary.reset();
     }
 }
 
@@ -511,6 +591,11 @@ impl<L, C: StatsPolicy> Counted<L, C> {
 unsafe impl<L: Layer, C: StatsPolicy> Layer for Counted<L, C> {
     const ZERO_SIZE_OK: bool = L::ZERO_SIZE_OK;
     const PANICS: bool = L::PANICS;
+    /// The inner layer's, counted: wrapping a layer for statistics keeps its `realloc` in place.
+    const RESIZE: Option<ResizeFn<Self>> = match L::RESIZE {
+        Some(_) => Some(counted_resize::<L, C>),
+        None => None,
+    };
 
     #[inline(always)]
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
@@ -530,6 +615,32 @@ unsafe impl<L: Layer, C: StatsPolicy> Layer for Counted<L, C> {
         self.stats.on_free(layout.size());
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.inner.deallocate(ptr, layout) }
+    }
+}
+
+/// Resizes through the inner layer and counts the change of size.
+///
+/// # Safety
+///
+/// As for [`crate::layer::Resize::resize_in_place`].
+unsafe fn counted_resize<L: Layer, C: StatsPolicy>(
+    c: &mut Counted<L, C>,
+    ptr: NonNull<u8>,
+    old: Layout,
+    new: Layout,
+) -> Result<usize, AllocError> {
+    let Some(resize) = L::RESIZE else { return Err(AllocError) };
+    // SAFETY: forwarded with the caller's guarantees.
+    let len = unsafe { resize(&mut c.inner, ptr, old, new) }?;
+    c.stats.on_resize(old.size(), new.size());
+    Ok(len)
+}
+
+impl<L: Reset, C: StatsPolicy> Reset for Counted<L, C> {
+    /// Resets the inner layer; the live counters go back to zero (peaks and mapped bytes stay).
+    fn reset(&mut self) {
+        self.inner.reset();
+        self.stats.restore_live(0, 0);
     }
 }
 
