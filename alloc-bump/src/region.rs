@@ -148,7 +148,7 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
         }
     }
 
-    /// The statistics policy (for [`Counting`], `.get()` gives the counters).
+    /// The statistics policy (for [`Counting`](alloc_core::Counting), `.get()` gives the counters).
     pub fn counters(&self) -> &C {
         &self.stats
     }

@@ -9,7 +9,7 @@
 //!   ([`Resize`], [`UsableSize`], [`Owns`], [`SizeOf`], [`Reset`], [`Validate`]). A capability a
 //!   layer lacks is absent, never a stub that always fails; fronts see from [`Layer::RESIZE`]
 //!   whether a layer resizes in place.
-//! - [`source`]: page sources, the OS layer: [`MmapSource`] on unix, [`WasmSource`] on wasm32,
+//! - [`source`]: page sources, the OS layer: [`MmapSource`] on unix, `WasmSource` on wasm32,
 //!   [`FixedSource`] over a buffer, and [`Limited`] that fails past a byte budget.
 //! - [`front`]: what users touch: [`Local`] (one thread, `allocator_api2::alloc::Allocator`),
 //!   [`Locked`] (a lock policy, `GlobalAlloc` + `Allocator`) and [`shared_front!`] for any shared

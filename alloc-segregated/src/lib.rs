@@ -13,7 +13,7 @@ use alloc_core::stats::{Counting, NoStats, Stats, StatsPolicy};
 use alloc_core::{Abort, DefaultSource, ErrorPolicy, HeapError, LinkCodec, Locked, PlainLinks, SpinLock};
 
 /// The segregated heap for one thread; `&Segregated` is an `allocator_api2::alloc::Allocator`.
-/// `!Sync` by construction: see [`GlobalSegregated`] for threads and [`WasmGlobal`] for wasm32.
+/// `!Sync` by construction: see [`GlobalSegregated`] for threads and `WasmGlobal` for wasm32.
 ///
 /// ```compile_fail,E0277
 /// fn shared_between_threads<T: Sync>(_: &T) {}
