@@ -371,3 +371,109 @@ unsafe fn tree_walk(
         tree_walk(a, lo, Some(n), f) && f(n, 0) && tree_walk(b, Some(n), hi, f)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::boxed::Box;
+    use std::vec::Vec;
+
+    const PAGE: usize = 4096;
+    const ALIGN: usize = 64 << 10;
+
+    /// Free descriptors at the given (start, pages), on the heap so their addresses stay put;
+    /// every pointer is made once, so the links the free structures keep stay valid.
+    struct Spans(Vec<NonNull<Span>>);
+
+    impl Drop for Spans {
+        fn drop(&mut self) {
+            for &p in &self.0 {
+                // SAFETY: made by `Box::into_raw` in `spans`, freed once.
+                drop(unsafe { Box::from_raw(p.as_ptr()) });
+            }
+        }
+    }
+
+    fn spans(of: &[(usize, usize)]) -> Spans {
+        Spans(
+            of.iter()
+                .map(|&(start, pages)| {
+                    let b = Box::new(Span::new(start, pages, State::Free, NonNull::dangling()));
+                    // SAFETY: `Box::into_raw` is never null.
+                    unsafe { NonNull::new_unchecked(Box::into_raw(b)) }
+                })
+                .collect(),
+        )
+    }
+
+    fn put(free: &mut FreeSpans, all: &Spans) {
+        for &p in &all.0 {
+            // SAFETY: a live, free descriptor on no list, which outlives `free`'s use here.
+            unsafe { free.insert(p) };
+        }
+    }
+
+    fn start(p: Option<NonNull<Span>>) -> Option<usize> {
+        // SAFETY: a descriptor of the test's own.
+        p.map(|p| unsafe { p.as_ref() }.start)
+    }
+
+    /// The smallest span that fits, in the exact lists and in the tree, lowest address among equals.
+    #[test]
+    fn best_fit_takes_the_smallest_span_that_fits() {
+        let all =
+            spans(&[(0x100000, 9), (0x200000, 5), (0x300000, 7), (0x400000, 300), (0x500000, 280), (0x600000, 280)]);
+        let mut free = FreeSpans::new();
+        put(&mut free, &all);
+        assert_eq!(start(free.best_fit(1)), Some(0x200000));
+        assert_eq!(start(free.best_fit(6)), Some(0x300000));
+        assert_eq!(start(free.best_fit(8)), Some(0x100000));
+        assert_eq!(start(free.best_fit(10)), Some(0x500000), "the tree's smallest, lowest address first");
+        assert_eq!(start(free.best_fit(281)), Some(0x400000));
+        assert_eq!(free.best_fit(301), None);
+        assert_eq!((free.count, free.pages), (6, 9 + 5 + 7 + 300 + 280 + 280));
+        assert!(free.for_each(|_, _| true));
+    }
+
+    /// An aligned request takes the smallest span whose start suits it, before a larger one that
+    /// is sure to fit (what keeps aligned segments from eating large holes), within `enough`.
+    #[test]
+    fn best_fit_where_takes_the_smallest_span_that_suits() {
+        let aligned = |s: &Span| s.start.is_multiple_of(ALIGN);
+        let all = spans(&[
+            (ALIGN + PAGE, 16), // 16 pages, start off the alignment
+            (3 * ALIGN, 17),    // 17 pages, aligned: the answer for 16
+            (5 * ALIGN, 20),    // larger and aligned
+            (7 * ALIGN + PAGE, 300),
+            (11 * ALIGN, 290), // the tree's only aligned span
+        ]);
+        let mut free = FreeSpans::new();
+        put(&mut free, &all);
+        assert_eq!(start(free.best_fit_where(16, 32, aligned)), Some(3 * ALIGN));
+        assert_eq!(start(free.best_fit_where(18, 32, aligned)), Some(5 * ALIGN));
+        assert_eq!(start(free.best_fit_where(16, 18, aligned)), Some(3 * ALIGN), "17 < enough");
+        assert_eq!(free.best_fit_where(16, 17, aligned), None, "none below `enough` suits");
+        assert_eq!(start(free.best_fit_where(260, 400, aligned)), Some(11 * ALIGN), "from the tree");
+        assert_eq!(free.best_fit_where(21, 280, aligned), None, "the tree's spans are all past `enough`");
+        // Removing the answer moves to the next one.
+        // SAFETY: on these free spans.
+        unsafe { free.remove(all.0[1]) };
+        assert_eq!(start(free.best_fit_where(16, 32, aligned)), Some(5 * ALIGN));
+        assert_eq!(free.count, 4);
+    }
+
+    /// Past [`ALIGNED_LOOKS`] unsuitable candidates the search gives up (the caller then takes a
+    /// span sure to fit).
+    #[test]
+    fn best_fit_where_looks_at_a_bounded_number_of_candidates() {
+        let layout: Vec<(usize, usize)> = (0..ALIGNED_LOOKS + 1).map(|i| ((2 * i + 1) * ALIGN + PAGE, 8)).collect();
+        let all = spans(&layout);
+        let last = spans(&[(1000 * ALIGN, 9)]);
+        let mut free = FreeSpans::new();
+        put(&mut free, &all);
+        put(&mut free, &last);
+        assert_eq!(free.best_fit_where(8, 16, |s| s.start.is_multiple_of(ALIGN)), None);
+        assert_eq!(start(free.best_fit_where(9, 16, |s| s.start.is_multiple_of(ALIGN))), Some(1000 * ALIGN));
+    }
+}
