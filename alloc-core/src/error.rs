@@ -214,7 +214,7 @@ pub fn fatal(message: fmt::Arguments<'_>) -> ! {
         let mut line = LineBuf::new();
         // Writing to a fixed buffer cannot fail; a message too long is cut.
         let _ = fmt::Write::write_fmt(&mut line, format_args!("allocator error: {message}\n"));
-        sys::write_stderr(line.as_bytes());
+        sys::write_stderr(line.as_line());
         sys::abort()
     }
 }
@@ -233,13 +233,13 @@ impl LineBuf {
         LineBuf { buf: [0; 256], len: 0 }
     }
 
-    fn as_bytes(&self) -> &[u8] {
-        let mut bytes = &self.buf[..self.len];
-        // A cut line still ends with a newline.
+    /// The line to write. A line cut at the buffer's end gets a newline in its last byte, so
+    /// the next output starts on a line of its own.
+    fn as_line(&mut self) -> &[u8] {
         if self.len == self.buf.len() {
-            bytes = &self.buf[..self.len - 1];
+            self.buf[self.len - 1] = b'\n';
         }
-        bytes
+        &self.buf[..self.len]
     }
 }
 
@@ -332,6 +332,7 @@ mod tests {
         for _ in 0..100 {
             let _ = fmt::Write::write_str(&mut b, "0123456789");
         }
-        assert_eq!(b.as_bytes().len(), 255);
+        let line = b.as_line();
+        assert_eq!((line.len(), line.last()), (256, Some(&b'\n')), "cut, and still one line");
     }
 }
