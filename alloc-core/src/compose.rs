@@ -211,14 +211,14 @@ unsafe impl<L: Layer + Owns, E: ErrorPolicy, const CANARY: bool> Layer for Heade
 
 // SAFETY: a header that decodes as live was written by `stamp` for the block at `ptr` (the
 // word is keyed by the secret and the address), recording its size and the header's length, the
-// layout it is freed with; anything else is `None`. `L` owns `ptr` before a word is read.
+// layout it is freed with; anything else is `None`. No word is read unless `L` owns `ptr`
+// (`size_of`'s precondition, which callers such as the C socket check once; `misuse_at`, on the
+// cold path, checks it again itself).
 unsafe impl<L: Layer + Owns, E: ErrorPolicy, const CANARY: bool> SizeOf for Header<L, E, CANARY> {
     /// The size asked for, and the alignment the header guarantees (16, or the larger one asked).
     unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
-        if !self.inner.owns(ptr) {
-            return None;
-        }
-        // SAFETY: memory `L` owns, so the words before a block of it are readable.
+        // SAFETY: the caller promises `L` owns `ptr`, so the words before a block of it are
+        // readable.
         let (size, head) = unsafe { self.decode(ptr) }.ok()?;
         Layout::from_size_align(size, head).ok()
     }

@@ -60,10 +60,8 @@ impl Backend for Pool {
         r.ok().map(NonNull::cast)
     }
     unsafe fn layout_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
-        if !self.owns(ptr) {
-            return None;
-        }
-        // SAFETY: an address the pool owns.
+        // SAFETY: the pool's `size_of` takes any address (it finds `ptr` in its segment map or
+        // the span heap's index first), so the free path needs no `owns` before it.
         unsafe { self.size_of(ptr) }
     }
     unsafe fn free(&self, ptr: NonNull<u8>, layout: Layout) {

@@ -886,7 +886,9 @@ alloc_core::shared_front!([S: PageSource + Decommit + Send + Sync, E: ErrorPolic
 // the segment is the pool's; the span heap answers for the rest. Only reads.
 unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> SizeOf for Pool<S, E> {
     /// The size and alignment the block was allocated with: from the header for pool blocks,
-    /// from the span heap otherwise.
+    /// from the span heap otherwise. Any address may be asked, owned or not (wider than the
+    /// trait's precondition): the segment map and the span heap's index are looked up before
+    /// anything near `ptr` is read, so C's `free` asks this once, with no `owns` before it.
     unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
         let inner = self.inner_if_made()?;
         if inner.map.contains(Segment::of(ptr.as_ptr() as usize)) {
