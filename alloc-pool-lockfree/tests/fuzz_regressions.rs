@@ -25,6 +25,16 @@ fn pool_threads_fuzz_inputs_replay() {
     let n = fuzz::replay_committed("pool_threads", |data| {
         let pool: Heap = Pool::with_source(Limited::new(MmapSource::new(), 256 << 20));
         fuzz::run_threads(&pool, data);
+        // As in the fuzz target: check only once the workers' thread-local destructors (which
+        // run after `join` returns) have given their heaps back; this thread keeps one.
+        let l = alloc_core::Layout::new::<u64>();
+        let b = alloc_core::Allocator::allocate(&&pool, l).expect("a block for this thread's heap");
+        // SAFETY: just allocated with `l`, freed once.
+        unsafe { alloc_core::Allocator::deallocate(&&pool, b.cast(), l) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while pool.stats().free_heaps + 1 < pool.stats().heaps && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         assert_eq!(pool.live_bytes(), 0);
         assert_eq!(pool.validate(), Ok(()));
     });
