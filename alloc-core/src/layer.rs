@@ -257,7 +257,9 @@ pub unsafe trait Owns {
 ///
 /// The answer is passed straight to `deallocate` (C's `free(ptr)` has nothing else):
 /// [`SizeOf::size_of`] returns `Some(layout)` only with a layout that fits the block starting at
-/// `ptr` when that block is currently allocated from this layer; for the start of such a block it
+/// `ptr` when that block is currently allocated from this layer (a size from the one it was asked
+/// for to the one it returned, an alignment at least the one asked for that `ptr` has: a layer
+/// that keeps no size per block answers with its size class's); for the start of such a block it
 /// returns `Some`. For any other address the layer [`Owns`] it returns `None` (as far as the
 /// layer's metadata can tell: an address that forges a block's metadata is undetectable misuse,
 /// documented per allocator). Both methods only read, and report nothing: the caller reports.

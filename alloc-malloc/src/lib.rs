@@ -30,7 +30,7 @@ mod trace;
 use alloc_core::ErrorKind;
 use core::ffi::{c_char, c_int, c_void};
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use presets::Backend;
 
 /// The alignment `malloc` guarantees (glibc's on 64-bit targets).
@@ -52,6 +52,11 @@ enum Preset {
 
 /// 0 until the first call picks a preset.
 static PRESET: AtomicU8 = AtomicU8::new(0);
+
+/// Set once the preset is `general`/`pool` and no trace is recorded: `malloc`, `calloc` and
+/// `free` then call the pool directly (no preset match, no `dyn` call, no second lookup of the
+/// block on `free`). Relaxed: it only chooses between two paths that reach the same pool.
+static DIRECT: AtomicBool = AtomicBool::new(false);
 
 const NAMES: [(&[u8], Preset); 5] = [
     (b"general", Preset::Pool),
@@ -99,6 +104,8 @@ fn pick() -> Preset {
         if !path.is_null() {
             // SAFETY: a C string from getenv.
             unsafe { trace::start(path) };
+        } else if chosen == Preset::Pool {
+            DIRECT.store(true, Ordering::Relaxed);
         }
     }
     chosen
@@ -205,6 +212,13 @@ unsafe fn live(ptr: *mut c_void, how: Use) -> Option<(NonNull<u8>, core::alloc::
 /// Always safe to call; the result is freed with `free`.
 #[no_mangle]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+    if DIRECT.load(Ordering::Relaxed) && size <= alloc_pool_lockfree::MAX_SMALL {
+        // SAFETY: at most MAX_SMALL bytes (at least one), aligned to 16: a valid layout.
+        let l = unsafe { core::alloc::Layout::from_size_align_unchecked(size.max(1), MIN_ALIGN) };
+        if let Ok(b) = alloc_core::SharedLayer::allocate(&presets::POOL, l) {
+            return b.as_ptr().cast();
+        }
+    }
     alloc(size, MIN_ALIGN, false)
 }
 
@@ -215,6 +229,14 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
 /// `ptr` is null or a live block from this library.
 #[no_mangle]
 pub unsafe extern "C" fn free(ptr: *mut c_void) {
+    if DIRECT.load(Ordering::Relaxed) {
+        if let Some(p) = NonNull::new(ptr.cast::<u8>()) {
+            // SAFETY: the caller's block; the pool reports (and aborts on) any other pointer,
+            // with the same line as the path below.
+            unsafe { presets::POOL.free_unsized(p) };
+        }
+        return;
+    }
     // SAFETY: the caller's pointer.
     if let Some((p, l)) = unsafe { live(ptr, Use::Free) } {
         // Recorded before the block can be handed to another thread.
@@ -231,6 +253,15 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
 /// Always safe to call.
 #[no_mangle]
 pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+    if DIRECT.load(Ordering::Relaxed) {
+        if let Some(total @ ..=alloc_pool_lockfree::MAX_SMALL) = n.checked_mul(size) {
+            // SAFETY: as in `malloc`.
+            let l = unsafe { core::alloc::Layout::from_size_align_unchecked(total.max(1), MIN_ALIGN) };
+            if let Ok(b) = alloc_core::SharedLayer::allocate_zeroed(&presets::POOL, l) {
+                return b.as_ptr().cast();
+            }
+        }
+    }
     match n.checked_mul(size) {
         Some(total) => alloc(total, MIN_ALIGN, true),
         None => {

@@ -3,8 +3,8 @@
 //! only (allocation, local frees, collecting remote frees, finding and starting slabs); other
 //! threads reach a heap's slabs through their remote lists alone.
 
-use crate::protocol::BlockWord;
-use crate::segment::{self, Segment, Slab, ALL_FREE, FIRST_SLAB, HEADER, SLABS};
+use crate::protocol::Refused;
+use crate::segment::{Segment, Slab, ALL_FREE, FIRST_SLAB, SLABS};
 use crate::Classes;
 use alloc_core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use alloc_core::sync::remote_list::Link;
@@ -39,13 +39,11 @@ pub(crate) trait SegmentSource {
     fn abandon(&self, seg: NonNull<Segment>);
 }
 
-/// A heap's counters: payload bytes handed out and freed through the heap (by its thread), and
-/// allocations. Written by the owner only (a load and a store, no read-modify-write), read by
-/// anyone.
+/// A heap's counter of allocations. Written by the owner only (a load and a store, no
+/// read-modify-write), read by anyone. (Bytes in use are counted from the slabs' state bits
+/// when statistics are asked for, so the fast paths keep no byte counters.)
 #[derive(Default)]
 pub(crate) struct Counters {
-    pub allocated: AtomicUsize,
-    pub freed: AtomicUsize,
     pub allocations: AtomicUsize,
 }
 
@@ -69,7 +67,7 @@ impl HeapRecord {
     /// # Safety
     ///
     /// `p` is valid for writes of a record, and stays where it is while the record is used.
-    pub unsafe fn init(p: NonNull<HeapRecord>, secret: usize) {
+    pub unsafe fn init(p: NonNull<HeapRecord>) {
         let p = p.as_ptr();
         // SAFETY: the caller's guarantees; each field written once, the heap pointing at its
         // sibling counters.
@@ -78,7 +76,7 @@ impl HeapRecord {
             core::ptr::addr_of_mut!((*p).all_next).write(None);
             core::ptr::addr_of_mut!((*p).free_next).write(None);
             let counters = NonNull::new_unchecked(core::ptr::addr_of_mut!((*p).counters));
-            UnsafeCell::raw_get(core::ptr::addr_of!((*p).heap)).write(ThreadHeap::new(secret, counters));
+            UnsafeCell::raw_get(core::ptr::addr_of!((*p).heap)).write(ThreadHeap::new(counters));
         }
     }
 
@@ -102,8 +100,9 @@ pub(crate) struct ThreadHeap {
     segments: Option<NonNull<Segment>>,
     /// The record's counters (outside the owner's part, read by other threads).
     counters: NonNull<Counters>,
-    /// The pool's secret, copied for the fast path.
-    secret: usize,
+    /// The first block found freed twice at once since the pool last asked (0: none): the heap
+    /// has no error policy, so the pool reports it (see [`ThreadHeap::take_refused`]).
+    refused: usize,
 }
 
 /// A slab descriptor borrowed for one step.
@@ -140,15 +139,54 @@ fn segment_of(s: NonNull<Slab>) -> NonNull<Segment> {
 
 impl ThreadHeap {
     /// A fresh heap counting into `counters`.
-    pub fn new(secret: usize, counters: NonNull<Counters>) -> Self {
-        ThreadHeap { bins: [EMPTY_BIN; Classes::COUNT], segments: None, counters, secret }
+    pub fn new(counters: NonNull<Counters>) -> Self {
+        ThreadHeap { bins: [EMPTY_BIN; Classes::COUNT], segments: None, counters, refused: 0 }
     }
 
     /// Readies a recycled heap for a new thread (its counters keep counting).
-    pub fn reuse(&mut self, secret: usize) {
+    pub fn reuse(&mut self) {
         self.bins = [EMPTY_BIN; Classes::COUNT];
         self.segments = None;
-        self.secret = secret;
+        self.refused = 0;
+    }
+
+    /// The block found freed twice (by its owner and another thread at once) since the last
+    /// call, for the pool to report.
+    pub fn take_refused(&mut self) -> Option<usize> {
+        let a = core::mem::replace(&mut self.refused, 0);
+        (a != 0).then_some(a)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn note_refused(&mut self, addr: usize) {
+        if self.refused == 0 {
+            self.refused = addr;
+        }
+    }
+
+    /// Owner: takes slab `s`'s remotely freed blocks back; returns how many.
+    fn collect(&mut self, s: NonNull<Slab>) -> usize {
+        // SAFETY: a slab of this heap, mapped while named (`sl`).
+        let slab = unsafe { sl(s) };
+        let mut refused = 0;
+        // SAFETY: this heap owns the slab.
+        let n = unsafe {
+            slab.lists.collect_remote(slab.capacity.get(), |b| {
+                let (w, bit) = slab.bits(b.as_ptr() as usize);
+                match w.take_back(bit) {
+                    Ok(()) => true,
+                    Err(_) => {
+                        refused = b.as_ptr() as usize;
+                        false
+                    }
+                }
+            })
+        };
+        if refused != 0 {
+            self.note_refused(refused);
+        }
+        n
     }
 
     #[inline(always)]
@@ -164,13 +202,13 @@ impl ThreadHeap {
         counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
     }
 
-    /// A block of class `c` from the current slab's local list, if it has one: its payload.
+    /// A block of class `c` from the current slab's local list, if it has one.
     #[inline(always)]
     pub fn alloc_fast(&mut self, c: usize) -> Option<NonNull<u8>> {
         let s = self.bins.get(c)?.current?;
         // SAFETY: this heap owns the slab.
         let b = unsafe { sl(s).lists.pop_local() }?;
-        Some(self.hand_out(s, b, c))
+        self.hand_out(s, b, c)
     }
 
     /// Allocates a block of class `c`: its payload address.
@@ -182,19 +220,20 @@ impl ThreadHeap {
         }
     }
 
-    /// Marks block `b` of slab `s` allocated and returns its payload.
+    /// Marks block `b` of slab `s` in use and returns it; `None` (the block noted for the pool
+    /// to report) when another thread freed it at the same time as its owner did.
     #[inline(always)]
-    fn hand_out(&mut self, s: NonNull<Slab>, b: NonNull<Link>, c: usize) -> NonNull<u8> {
-        let seg = segment_of(s);
-        let payload = b.as_ptr() as usize + HEADER;
-        // SAFETY: the block's header lies in the segment.
-        unsafe { segment::word(sg(seg), payload) }.mark_allocated(BlockWord::allocated(self.secret, payload, c));
-        Self::bump(&self.counters().allocated, crate::block_size(c) - HEADER);
+    fn hand_out(&mut self, s: NonNull<Slab>, b: NonNull<Link>, c: usize) -> Option<NonNull<u8>> {
+        // SAFETY: a slab of this heap, mapped while named (`sl`).
+        let (w, bit) = unsafe { sl(s) }.bits(b.as_ptr() as usize);
+        if let Err(Refused::AlreadyFree) = w.hand_out(bit) {
+            self.note_refused(b.as_ptr() as usize);
+            return None;
+        }
         Self::bump(&self.counters().allocations, 1);
-        // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
-        let p = unsafe { sg(seg) }.at(payload);
-        crate::sanitize::allocated(p, crate::block_size(c) - HEADER);
-        p
+        let p = b.cast::<u8>();
+        crate::sanitize::allocated(p, crate::block_size(c));
+        Some(p)
     }
 
     #[cold]
@@ -203,15 +242,14 @@ impl ThreadHeap {
         loop {
             if let Some(s) = self.bins[c].current {
                 // SAFETY: this heap owns the slab (and the lists' owner side with it).
-                unsafe {
-                    if let Some(b) = sl(s).lists.pop_local() {
-                        return Some(self.hand_out(s, b, c));
+                if let Some(b) = unsafe { sl(s).lists.pop_local() } {
+                    match self.hand_out(s, b, c) {
+                        Some(p) => return Some(p),
+                        None => continue,
                     }
-                    if sl(s).lists.collect_remote() > 0 {
-                        if let Some(b) = sl(s).lists.pop_local() {
-                            return Some(self.hand_out(s, b, c));
-                        }
-                    }
+                }
+                if self.collect(s) > 0 {
+                    continue;
                 }
                 // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
                 if unsafe { sl(s) }.bump.get() < unsafe { sl(s) }.capacity.get() {
@@ -226,7 +264,10 @@ impl ThreadHeap {
                     unsafe { sl(s).lists.count_carved() };
                     // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
                     let b = unsafe { sg(seg) }.at(start).cast::<Link>();
-                    return Some(self.hand_out(s, b, c));
+                    match self.hand_out(s, b, c) {
+                        Some(p) => return Some(p),
+                        None => continue,
+                    }
                 }
             }
             if self.next_slab(c) {
@@ -372,36 +413,25 @@ impl ThreadHeap {
             let s = NonNull::from(&unsafe { sg(g) }.slabs[i]);
             // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
             if let Some(k) = unsafe { sl(s) }.class() {
-                // SAFETY: this heap owns the slab now.
-                unsafe { sl(s).lists.collect_remote() };
+                self.collect(s);
                 self.bin_push(k, s);
             }
         }
     }
 
-    /// Frees the block at `payload` of slab `s` (class `c`) from this heap's thread, which owns
-    /// it: back on the slab's local list; a slab left with no block in use serves nobody again.
+    /// Frees block `b` of slab `s` (class `c`) from this heap's thread, which owns it: back on
+    /// the slab's local list; a slab left with no block in use serves nobody again.
     ///
     /// # Safety
     ///
-    /// This heap owns the slab, and the caller won the block's word.
+    /// This heap owns the slab, and the caller won the block (its state bits said so).
     #[inline(always)]
-    pub unsafe fn free_local(&mut self, s: NonNull<Slab>, payload: usize, c: usize) {
-        Self::bump(&self.counters().freed, crate::block_size(c) - HEADER);
-        let seg = segment_of(s);
-        // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
-        let b = unsafe { sg(seg) }.at(payload - HEADER).cast::<Link>();
-        // SAFETY: the block is ours again (the caller won its word).
-        let left = unsafe { sl(s).lists.push_local(b) };
+    pub unsafe fn free_local(&mut self, s: NonNull<Slab>, b: NonNull<u8>, c: usize) {
+        // SAFETY: the block is ours again (the caller won it).
+        let left = unsafe { sl(s).lists.push_local(b.cast()) };
         if left == 0 && self.bins[c].current != Some(s) {
             self.release_slab(c, s);
         }
-    }
-
-    /// Counts a free this thread made of a block another heap owns.
-    #[inline(always)]
-    pub fn count_remote_free(&self, c: usize) {
-        Self::bump(&self.counters().freed, crate::block_size(c) - HEADER);
     }
 
     /// A slab with no block in use goes back to its segment for any class.
@@ -431,9 +461,8 @@ impl ThreadHeap {
                 let s = NonNull::from(&unsafe { sg(g) }.slabs[i]);
                 // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
                 if let Some(k) = unsafe { sl(s) }.class() {
+                    self.collect(s);
                     // SAFETY: this heap owns the slab.
-                    unsafe { sl(s).lists.collect_remote() };
-                    // SAFETY: as above.
                     if unsafe { sl(s).lists.used() } == 0 {
                         self.bins[k].current = None;
                         self.release_slab(k, s);
@@ -460,9 +489,8 @@ impl ThreadHeap {
             while let Some(s) = cur {
                 // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
                 cur = unsafe { sl(s) }.next.get();
+                self.collect(s);
                 // SAFETY: this heap owns the slab.
-                unsafe { sl(s).lists.collect_remote() };
-                // SAFETY: as above.
                 if unsafe { sl(s).lists.used() } == 0 {
                     if self.bins[c].current == Some(s) {
                         self.bins[c].current = None;

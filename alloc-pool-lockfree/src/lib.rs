@@ -18,12 +18,12 @@ mod tls;
 #[cfg(not(loom))]
 pub use pool::{Pool, PoolStats, MAX_ALIGN, MAX_SMALL};
 
-/// The pool's size classes: 16-byte steps to 128 bytes, then four per doubling to 16 KiB (each
-/// block's 16-byte header included).
+/// The pool's size classes: 16-byte steps to 128 bytes, then four per doubling to 16 KiB (blocks
+/// have no header: a class size is what the caller gets).
 #[cfg(not(loom))]
 pub(crate) type Classes = alloc_core::Quarters<14>;
 
-/// Block sizes by class (header included), padded to 64 entries so that `c & 63` indexes it
+/// Block sizes by class, padded to 64 entries so that `c & 63` indexes it
 /// without a bounds check.
 #[cfg(not(loom))]
 const BLOCK: [u32; 64] = {
@@ -36,7 +36,7 @@ const BLOCK: [u32; 64] = {
     t
 };
 
-/// The size of class `c`'s blocks, header included: one load from a table.
+/// The size of class `c`'s blocks: one load from a table.
 #[cfg(not(loom))]
 #[inline(always)]
 pub(crate) fn block_size(c: usize) -> usize {

@@ -1,33 +1,34 @@
 //! The pool: shared state (the span heap underneath, the map of its segments, abandoned
 //! segments, heap records) and the front every thread calls.
 //!
-//! - **allocate** (size + 16-byte header up to 16 KiB, alignment up to 16): the calling thread's
-//!   heap (one thread-local compare), the class's current slab, a pop from its local list. No
-//!   atomic read-modify-write, no lock.
+//! - **allocate** (up to 16 KiB, alignment up to 16; no header): the calling thread's heap (one
+//!   thread-local compare), the class's current slab, a pop from its local list, the block's
+//!   state bit set. No atomic read-modify-write, no lock.
 //! - **free**: the segment from the pointer's high bits (checked against the segment map), the
-//!   slab from bits 16..22, one compare-and-swap on the block's header word (which catches a
-//!   double free, and a pointer that is not a block), then the local list when the calling thread
-//!   owns the slab, or the slab's remote list when it does not.
+//!   slab from bits 16..22 (its class is the block's), the block's state bits (which catch a
+//!   double free and a pointer that is not a block in use); then, when the calling thread owns the
+//!   slab, a plain store of the bit and the local list; otherwise one `fetch_or` of the remote bit
+//!   and the slab's remote list.
 //! - everything larger, or aligned above 16, goes to the span heap underneath (behind a lock).
 
 use crate::heap::{owned_by, Counters, HeapRecord, SegmentSource, ThreadHeap};
-use crate::protocol::{BlockWord, Refused};
-use crate::segment::{self, Segment, ALL_FREE, FIRST_SLAB, HEADER, SEGMENT, SEGMENT_SHIFT, SLABS, SLAB_SHIFT};
+use crate::protocol::Refused;
+use crate::segment::{self, Segment, ALL_FREE, FIRST_SLAB, GRANULE, SEGMENT, SEGMENT_SHIFT, SLABS, SLAB_SHIFT};
 use crate::tls::{self, Entry};
 use crate::Classes;
 use alloc_core::error::{ErrorKind, ErrorPolicy, HeapError};
 use alloc_core::layer::{Corruption, Owns, SharedLayer, SharedResizeFn, SizeOf, UsableSize, Validate};
 use alloc_core::source::{Decommit, PageSource};
 use alloc_core::stats::{Counting, Stats};
-use alloc_core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use alloc_core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 use alloc_core::sync::remote_list::{Link, RemoteList};
 use alloc_core::{ptr, Abort, AllocError, DefaultSource, Layout, Locked, SizeClasses, SpinLock};
 use alloc_span::{SpanConfig, SpanHeap};
 use core::cell::UnsafeCell;
 use core::ptr::NonNull;
 
-/// The largest payload a pool block holds: a 16 KiB block less its header.
-pub const MAX_SMALL: usize = (1 << 14) - HEADER;
+/// The largest pool block: 16 KiB (no header: the whole block is the caller's).
+pub const MAX_SMALL: usize = 1 << 14;
 /// The largest alignment pool blocks have (larger ones go to the span heap).
 pub const MAX_ALIGN: usize = 16;
 
@@ -105,6 +106,44 @@ impl SegmentMap {
     }
 }
 
+/// Words of [`ALL_SEGMENTS`]: one bit per possible segment of the address space (48 bits on
+/// 64-bit targets).
+#[cfg(target_pointer_width = "64")]
+const ALL_WORDS: usize = 1 << (48 - SEGMENT_SHIFT as usize - 6);
+#[cfg(not(target_pointer_width = "64"))]
+const ALL_WORDS: usize = 1 << (usize::BITS as usize - SEGMENT_SHIFT as usize - 6);
+
+/// Every pool's segments, one bit each: what the free path reads (one load, no table to find
+/// first), with the pool's id in the segment's header to say whose it is. 8 MiB of zero pages
+/// in `.bss` on 64-bit targets, touched only where segments are (one 4 KiB page of it covers
+/// 128 GiB of address space). Each pool's own [`SegmentMap`] stays the authority for `owns`,
+/// the validator and misuse reports.
+static ALL_SEGMENTS: [AtomicU64; ALL_WORDS] = [const { AtomicU64::new(0) }; ALL_WORDS];
+
+/// Whether `seg` (a segment-aligned address) is a segment of some pool. Relaxed: a pointer into
+/// a segment reached the caller through whatever published it, after the bit was set.
+#[inline(always)]
+fn any_pools(seg: usize) -> bool {
+    let i = seg >> SEGMENT_SHIFT;
+    match ALL_SEGMENTS.get(i / 64) {
+        Some(w) => w.load(Ordering::Relaxed) & (1 << (i % 64)) != 0,
+        None => false,
+    }
+}
+
+/// Sets or clears `seg`'s bit in [`ALL_SEGMENTS`] (addresses past the map are never segments:
+/// `new_segment` refuses them through the pool's own map first).
+fn mark_any(seg: usize, on: bool) {
+    let i = seg >> SEGMENT_SHIFT;
+    if let Some(w) = ALL_SEGMENTS.get(i / 64) {
+        if on {
+            w.fetch_or(1 << (i % 64), Ordering::Release);
+        } else {
+            w.fetch_and(!(1 << (i % 64)), Ordering::Release);
+        }
+    }
+}
+
 /// The lock-protected part of the pool.
 struct Shared {
     /// Every segment.
@@ -122,7 +161,6 @@ struct Shared {
 /// so thread-local caches can point at it).
 pub(crate) struct PoolInner<S: PageSource + Decommit, E: ErrorPolicy> {
     id: u64,
-    secret: usize,
     large: Large<S, E>,
     map: SegmentMap,
     abandoned: RemoteList,
@@ -166,6 +204,20 @@ pub(crate) fn while_alive(id: u64, f: impl FnOnce()) {
 }
 
 impl<S: PageSource + Decommit + Send, E: ErrorPolicy + Send + Sync> PoolInner<S, E> {
+    /// The header of segment `seg_addr` when it is one of this pool's: a bit of
+    /// [`ALL_SEGMENTS`] and the id in the header (the free path's check).
+    #[inline(always)]
+    fn segment(&self, seg_addr: usize) -> Option<&Segment> {
+        if !any_pools(seg_addr) {
+            return None;
+        }
+        // SAFETY: the bit says a pool's segment is mapped there, and a segment lives while
+        // blocks of it can be named (its own pool gives it back only when nothing in it is in
+        // use; a pointer into another pool's segment is the caller's misuse).
+        let seg = unsafe { segment_at(seg_addr) };
+        (seg.pool == self.id).then_some(seg)
+    }
+
     #[inline(always)]
     fn report(&self, kind: ErrorKind, addr: usize) {
         self.errors.report(HeapError::new(kind, addr));
@@ -186,7 +238,7 @@ impl<S: PageSource + Decommit + Send, E: ErrorPolicy + Send + Sync> SegmentSourc
         // narrowed to the block through a reference).
         let _ = base.as_ptr().expose_provenance();
         // SAFETY: a fresh segment-sized, segment-aligned block, ours.
-        let seg = unsafe { Segment::init(base, owner) };
+        let seg = unsafe { Segment::init(base, owner, self.id) };
         let mut shared = self.shared.lock();
         let table = Layout::from_size_align(L2_WORDS * 8, 64).ok()?;
         if !self.map.set(base.as_ptr() as usize, true, || self.meta(table).map(NonNull::cast)) {
@@ -195,6 +247,7 @@ impl<S: PageSource + Decommit + Send, E: ErrorPolicy + Send + Sync> SegmentSourc
             unsafe { self.large.deallocate(base, layout) };
             return None;
         }
+        mark_any(base.as_ptr() as usize, true);
         link_segment(&mut shared, seg);
         shared.segments_made += 1;
         Some(seg)
@@ -204,6 +257,7 @@ impl<S: PageSource + Decommit + Send, E: ErrorPolicy + Send + Sync> SegmentSourc
         let base = seg.cast::<u8>();
         {
             let mut shared = self.shared.lock();
+            mark_any(base.as_ptr() as usize, false);
             self.map.set(base.as_ptr() as usize, false, || None);
             unlink_segment(&mut shared, seg);
             shared.segments_returned += 1;
@@ -273,6 +327,10 @@ unsafe fn abandon_erased<S: PageSource + Decommit + Send, E: ErrorPolicy + Send 
     let inner = unsafe { &*inner.cast::<PoolInner<S, E>>() };
     // SAFETY: as above: the heap is the calling thread's.
     unsafe { (*heap).abandon(inner) };
+    // SAFETY: as above.
+    if let Some(addr) = unsafe { (*heap).take_refused() } {
+        inner.report(ErrorKind::DoubleFree, addr);
+    }
     let record = HeapRecord::of(heap);
     let mut shared = inner.shared.lock();
     // SAFETY: a record of this pool; its links are written under the lock held here.
@@ -392,7 +450,6 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         unsafe {
             p.as_ptr().write(PoolInner {
                 id,
-                secret: alloc_core::secret::fresh(p.as_ptr() as usize),
                 large: Locked::new(large),
                 map: SegmentMap { l1: [const { AtomicPtr::new(core::ptr::null_mut()) }; 1 << 10] },
                 abandoned: RemoteList::new(),
@@ -441,13 +498,13 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         let record = match recycled {
             Some(r) => {
                 // SAFETY: an unused record; its heap readied for this thread.
-                unsafe { (*HeapRecord::heap(r)).reuse(inner.secret) };
+                unsafe { (*HeapRecord::heap(r)).reuse() };
                 r
             }
             None => {
                 let r = inner.meta(Layout::new::<HeapRecord>())?.cast::<HeapRecord>();
                 // SAFETY: a fresh block sized and aligned for a record, kept until the pool goes.
-                unsafe { HeapRecord::init(r, inner.secret) };
+                unsafe { HeapRecord::init(r) };
                 let mut shared = inner.shared.lock();
                 // SAFETY: the new record, ours; links under the lock.
                 unsafe { (*r.as_ptr()).all_next = shared.heaps };
@@ -482,16 +539,10 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
             // SAFETY: records live until the pool is dropped. Only their counters (atomics) and
             // list links (written under the lock held here) are read, each through the record's
             // pointer: its thread may be changing the rest, so no reference to the whole record.
-            let (a, f, n, next) = unsafe {
+            let (n, next) = unsafe {
                 let h = h.as_ptr();
-                (
-                    (*h).counters.allocated.load(Ordering::Relaxed),
-                    (*h).counters.freed.load(Ordering::Relaxed),
-                    (*h).counters.allocations.load(Ordering::Relaxed),
-                    (*h).all_next,
-                )
+                ((*h).counters.allocations.load(Ordering::Relaxed), (*h).all_next)
             };
-            s.small_live = s.small_live.wrapping_add(a.wrapping_sub(f));
             s.small_allocations += n;
             s.heaps += 1;
             cur = next;
@@ -505,8 +556,17 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         let mut cur = shared.segments;
         while let Some(g) = cur {
             s.segments += 1;
-            // SAFETY: segments on the list are the pool's.
-            cur = unsafe { g.as_ref() }.all_next.get();
+            // SAFETY: segments on the list are the pool's, mapped while the lock held here keeps
+            // them listed. Only atomics are read (a slab's class and state bits), which their
+            // owners may be changing: each slab's count is a snapshot.
+            let seg = unsafe { g.as_ref() };
+            for slab in &seg.slabs[FIRST_SLAB..] {
+                if let Some(c) = slab.class() {
+                    let blocks: u32 = slab.state.iter().map(|w| w.load()).map(|(a, r)| (a & !r).count_ones()).sum();
+                    s.small_live += blocks as usize * crate::block_size(c);
+                }
+            }
+            cur = seg.all_next.get();
         }
         s.segments_made = shared.segments_made;
         s.segments_returned = shared.segments_returned;
@@ -585,16 +645,23 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         if let Some(h) = tls::lookup(inner.id) {
             // SAFETY: the calling thread's heap.
             unsafe { (*h).trim(inner) };
+            // SAFETY: as above.
+            if let Some(addr) = unsafe { (*h).take_refused() } {
+                inner.report(ErrorKind::DoubleFree, addr);
+            }
         }
         // Adopt the abandoned segments into a temporary heap that gives back what is empty and
         // abandons the rest again.
         let scratch_counters = Counters::default();
-        let mut scratch = ThreadHeap::new(inner.secret, NonNull::from(&scratch_counters));
+        let mut scratch = ThreadHeap::new(NonNull::from(&scratch_counters));
         while let Some(g) = inner.adopt() {
             scratch.adopt(g);
         }
         scratch.trim(inner);
         scratch.abandon(inner);
+        if let Some(addr) = scratch.take_refused() {
+            inner.report(ErrorKind::DoubleFree, addr);
+        }
         // SAFETY: the span heap's scavenge needs exclusive access: the lock gives it, and
         // scavenging frees no block anyone uses (only free pages and empty arenas).
         unsafe { inner.large.lock_exclusive().scavenge() }
@@ -607,96 +674,79 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         layout.size() <= MAX_SMALL && layout.align() <= MAX_ALIGN
     }
 
-    /// Frees a pool block (its payload at `ptr`); `layout`, when given, must fit it. The common
-    /// case (a block of this thread's heap, freed with the layout it was allocated with) stays
-    /// inline and touches no register it must save; everything else is out of line.
+    /// Frees a pool block at `ptr`; `layout`, when given, must fit it (its class is the slab's).
+    /// The common case (a block of this thread's heap, freed with a layout of its class) stays
+    /// inline: the segment map, the slab's class, two loads and a store of the block's state
+    /// bits, a push on the local list. Everything else is out of line.
     #[inline(always)]
     fn free_small(&self, inner: &PoolInner<S, E>, ptr: NonNull<u8>, layout: Option<Layout>) {
         let addr = ptr.as_ptr() as usize;
-        let seg_addr = Segment::of(addr);
         let idx = (addr >> SLAB_SHIFT) & (SLABS - 1);
-        if !inner.map.contains(seg_addr) | (idx < FIRST_SLAB) | !addr.is_multiple_of(16) {
+        if !addr.is_multiple_of(GRANULE) {
             return self.bad_pointer(inner, ptr);
         }
-        // SAFETY: the segment map holds `seg_addr`, and a segment lives while blocks of it can be
-        // named: checked just above.
-        let seg = unsafe { segment_at(seg_addr) };
-        let Some(c) = seg.slabs[idx].class() else { return self.bad_pointer(inner, ptr) };
-        // SAFETY: the header lies in the slab's mapped memory.
-        let w = unsafe { segment::word(seg, addr) };
-        if let Err(why) = w.try_free(BlockWord::allocated(inner.secret, addr, c), BlockWord::freed(inner.secret, addr))
-        {
-            return self.refused(inner, seg, idx, c, addr, why);
-        }
+        let Some(seg) = inner.segment(Segment::of(addr)) else { return self.bad_pointer(inner, ptr) };
+        let slab = &seg.slabs[idx];
+        // The header slabs serve no class: a pointer into them is refused here too.
+        let Some(c) = slab.class() else { return self.bad_pointer(inner, ptr) };
         if let Some(l) = layout {
-            // SAFETY: the header's first word: we won the block, nobody else writes it now.
-            let asked = unsafe { segment::asked(seg, addr) }.load(Ordering::Relaxed);
-            if asked != segment::pack(l.size(), l.align()) {
-                return self.free_other_layout(inner, seg, idx, addr, c, asked, l);
+            if !slab.fits(l.size()) {
+                return self.free_other_layout(inner, seg, idx, addr, c);
             }
         }
-        self.free_won(inner, seg, idx, addr, c)
-    }
-
-    /// Frees a block whose word this thread won: onto its slab's local list when this thread's
-    /// heap owns it, otherwise (out of line) onto its remote list.
-    #[inline(always)]
-    fn free_won(&self, inner: &PoolInner<S, E>, seg: &Segment, idx: usize, addr: usize, c: usize) {
-        crate::sanitize::freed(seg.at(addr), crate::block_size(c) - HEADER);
-        let slab = &seg.slabs[idx];
+        let (w, bit) = slab.bits(addr);
         match tls::lookup_first(inner.id) {
             Some(h) if owned_by(&seg.owner, h) => {
+                if let Err(why) = w.free_owner(bit) {
+                    return self.refused(inner, seg, idx, c, addr, why);
+                }
+                // The segment's provenance, not the caller's (which may cover less than the
+                // first word, where the free list links).
+                let b = seg.at(addr);
+                crate::sanitize::freed(b, crate::block_size(c));
                 // SAFETY: this thread's heap owns the slab, and it won the block.
-                unsafe { (*h).free_local(NonNull::from(slab), addr, c) }
+                unsafe { (*h).free_local(NonNull::from(slab), b, c) }
             }
-            _ => self.free_remote(inner, seg, slab, addr, c),
+            _ => self.free_remote(inner, seg, idx, addr, c),
         }
     }
 
-    /// A free whose layout is not the one the block was allocated with: fine if it fits the
-    /// block (a size between the one asked for and the block's payload, the same alignment),
-    /// reported otherwise; the block then stays marked free and is never reused.
+    /// A free whose layout is of another class than the block's: a double free or a pointer
+    /// that is no block when the block is not in use, otherwise a wrong layout.
     #[cold]
     #[inline(never)]
-    #[allow(clippy::too_many_arguments)]
-    fn free_other_layout(
-        &self,
-        inner: &PoolInner<S, E>,
-        seg: &Segment,
-        idx: usize,
-        addr: usize,
-        c: usize,
-        asked: usize,
-        l: Layout,
-    ) {
-        let (size, align) = segment::unpack(asked);
-        if l.size() >= size && l.size() <= crate::block_size(c) - HEADER && l.align() == align {
-            self.free_won(inner, seg, idx, addr, c)
-        } else {
-            inner.report(ErrorKind::WrongLayout, addr)
+    fn free_other_layout(&self, inner: &PoolInner<S, E>, seg: &Segment, idx: usize, addr: usize, c: usize) {
+        let (w, bit) = seg.slabs[idx].bits(addr);
+        if !w.in_use(bit) {
+            return self.refused(inner, seg, idx, c, addr, Refused::NotInUse);
         }
+        inner.report(ErrorKind::WrongLayout, addr)
     }
 
-    /// A block won by a thread whose first cached heap does not own it: the owner's local list
+    /// A block freed by a thread whose first cached heap does not own it: the owner's local list
     /// if this thread owns it after all, otherwise the slab's remote list.
     #[cold]
     #[inline(never)]
-    fn free_remote(&self, inner: &PoolInner<S, E>, seg: &Segment, slab: &crate::segment::Slab, addr: usize, c: usize) {
-        // The freeing thread's heap counts the free (made here for a thread that only frees).
-        let heap = self.heap(inner);
-        match heap {
+    fn free_remote(&self, inner: &PoolInner<S, E>, seg: &Segment, idx: usize, addr: usize, c: usize) {
+        let slab = &seg.slabs[idx];
+        let (w, bit) = slab.bits(addr);
+        let b = seg.at(addr);
+        match tls::lookup(inner.id) {
             Some(h) if owned_by(&seg.owner, h) => {
+                if let Err(why) = w.free_owner(bit) {
+                    return self.refused(inner, seg, idx, c, addr, why);
+                }
+                crate::sanitize::freed(b, crate::block_size(c));
                 // SAFETY: this thread's heap owns the slab, and it won the block.
-                unsafe { (*h).free_local(NonNull::from(slab), addr, c) }
+                unsafe { (*h).free_local(NonNull::from(slab), b, c) }
             }
             _ => {
-                let b = seg.at(addr - HEADER).cast::<Link>();
-                // SAFETY: we won the block; it goes to its slab's owner.
-                unsafe { slab.lists.push_remote(b) };
-                if let Some(h) = heap {
-                    // SAFETY: the calling thread's own heap; only its counter is written.
-                    unsafe { (*h).count_remote_free(c) };
+                if let Err(why) = w.free_other(bit) {
+                    return self.refused(inner, seg, idx, c, addr, why);
                 }
+                crate::sanitize::freed(b, crate::block_size(c));
+                // SAFETY: we won the block; it goes to its slab's owner.
+                unsafe { slab.lists.push_remote(b.cast()) };
             }
         }
     }
@@ -721,57 +771,94 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     fn allocate_slow(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         let inner = self.inner().ok_or(AllocError)?;
         if Self::small(layout) {
-            let c = Classes::class_of(layout.size() + HEADER);
+            let c = Classes::class_of(layout.size());
             let heap = self.heap(inner).ok_or(AllocError)?;
             // SAFETY: the calling thread's heap.
-            let p = unsafe { (*heap).alloc(inner, c) }.ok_or(AllocError)?;
-            // SAFETY: the header's first word of a block just handed to us.
-            unsafe { &*p.as_ptr().sub(HEADER).cast::<AtomicUsize>() }
-                .store(segment::pack(layout.size(), layout.align()), Ordering::Relaxed);
-            return Ok(ptr::block(p, crate::block_size(c) - HEADER));
+            let p = unsafe { (*heap).alloc(inner, c) };
+            // SAFETY: as above.
+            if let Some(addr) = unsafe { (*heap).take_refused() } {
+                inner.report(ErrorKind::DoubleFree, addr);
+            }
+            return Ok(ptr::block(p.ok_or(AllocError)?, crate::block_size(c)));
         }
         inner.large.allocate(layout)
     }
 
-    /// Reports a free whose block word did not match.
+    /// Reports a free the block's state bits refused.
     #[cold]
     #[inline(never)]
     fn refused(&self, inner: &PoolInner<S, E>, seg: &Segment, idx: usize, c: usize, addr: usize, why: Refused) {
         let kind = match why {
             Refused::AlreadyFree => ErrorKind::DoubleFree,
-            Refused::NotABlock => {
-                let off = addr - HEADER - seg.slab_start(idx);
-                if !off.is_multiple_of(crate::block_size(c)) {
-                    ErrorKind::InteriorPointer
-                } else {
-                    ErrorKind::ForeignPointer
-                }
-            }
+            Refused::NotInUse => not_in_use(seg, idx, c, addr),
         };
         inner.report(kind, addr);
     }
 
-    /// The block starting at `ptr`, if it is a pool block in use: its segment, class and payload.
-    fn live_block(&self, inner: &PoolInner<S, E>, ptr: NonNull<u8>) -> Option<(usize, usize)> {
+    /// The class of the block starting at `ptr`, if it is a pool block in use. The state bit of
+    /// a granule is only ever set at the start of a block, so no division is needed to reject an
+    /// interior pointer.
+    #[inline]
+    fn live_block(&self, inner: &PoolInner<S, E>, ptr: NonNull<u8>) -> Option<usize> {
         let addr = ptr.as_ptr() as usize;
-        let seg_addr = Segment::of(addr);
         let idx = (addr >> SLAB_SHIFT) & (SLABS - 1);
-        if !inner.map.contains(seg_addr) || idx < FIRST_SLAB || !addr.is_multiple_of(16) {
+        if idx < FIRST_SLAB || !addr.is_multiple_of(GRANULE) {
             return None;
         }
-        // SAFETY: the segment map holds `seg_addr`, and a segment lives while blocks of it can be
-        // named: checked just above.
-        let seg = unsafe { segment_at(seg_addr) };
-        let c = seg.slabs[idx].class()?;
-        if addr - HEADER < seg.slab_start(idx) {
-            return None;
+        let slab = &inner.segment(Segment::of(addr))?.slabs[idx];
+        let c = slab.class()?;
+        let (w, bit) = slab.bits(addr);
+        w.in_use(bit).then_some(c)
+    }
+
+    /// C's `free(ptr)`: frees the block at `ptr` with no layout, in one pass (the segment map
+    /// says whether it is a pool block; the span heap's index whether it is a large one), and
+    /// reports whatever is wrong with it: a double free, an interior pointer, a pointer the pool
+    /// never gave out.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is a block this pool allocated and nobody frees again, unless the caller wants the
+    /// misuse reported (through the error policy). No reference to the block's memory lives on.
+    #[inline]
+    pub unsafe fn free_unsized(&self, ptr: NonNull<u8>) {
+        let Some(inner) = self.inner_if_made() else {
+            return E::INIT.report(HeapError::new(ErrorKind::ForeignPointer, ptr.as_ptr() as usize));
+        };
+        if inner.segment(Segment::of(ptr.as_ptr() as usize)).is_some() {
+            return self.free_small(inner, ptr, None);
         }
-        // SAFETY: the header lies in mapped segment memory.
-        let w = unsafe { segment::word(seg, addr) }.load();
-        (w == BlockWord::allocated(inner.secret, addr, c)).then(|| {
+        self.free_large_unsized(inner, ptr)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn free_large_unsized(&self, inner: &PoolInner<S, E>, ptr: NonNull<u8>) {
+        if !inner.large.owns(ptr) {
+            return inner.report(ErrorKind::ForeignPointer, ptr.as_ptr() as usize);
+        }
+        // SAFETY: an address the span heap owns; it reads only its own metadata.
+        match unsafe { inner.large.size_of(ptr) } {
+            // SAFETY: a live large block with the layout the span heap gave.
+            Some(l) => unsafe { inner.large.deallocate(ptr, l) },
             // SAFETY: as above.
-            (c, unsafe { segment::asked(seg, addr) }.load(Ordering::Relaxed))
-        })
+            None => inner.errors.report(unsafe { inner.large.misuse_at(ptr) }),
+        }
+    }
+}
+
+/// Why a block start (or a granule inside a block) of slab `idx` is not a block in use: an
+/// interior pointer off the class's block boundaries, a double free for a block carved before,
+/// a pointer the pool never gave out past the blocks carved so far.
+fn not_in_use(seg: &Segment, idx: usize, c: usize, addr: usize) -> ErrorKind {
+    let off = addr - seg.slab_start(idx);
+    let size = crate::block_size(c);
+    if !off.is_multiple_of(size) {
+        ErrorKind::InteriorPointer
+    } else if off / size < seg.slabs[idx].bump.get() {
+        ErrorKind::DoubleFree
+    } else {
+        ErrorKind::ForeignPointer
     }
 }
 
@@ -790,26 +877,24 @@ unsafe fn segment_at<'a>(seg_addr: usize) -> &'a Segment {
 
 // SAFETY: pool blocks are carved from slabs of segments the pool owns, each handed to one
 // caller at a time (popped from a list only its owner pops, or carved by the owner), aligned to
-// 16 (slabs start on 64 KiB boundaries, class sizes are multiples of 16, the header is 16);
-// freed blocks return through a list ordered by release/acquire before reuse; large blocks are
-// the span heap's. Nothing panics unless the error policy does.
+// 16 (slabs start on 64 KiB boundaries, class sizes are multiples of 16); a block's state bits
+// let exactly one free of it through to a list; freed blocks return through a list ordered by
+// release/acquire before reuse; large blocks are the span heap's. Nothing panics unless the
+// error policy does.
 unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> SharedLayer for Pool<S, E> {
     const PANICS: bool = E::PANICS;
     const RESIZE: Option<SharedResizeFn<Self>> = Some(resize::<S, E>);
 
-    #[inline]
+    #[inline(always)]
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         // The fast path: a small block from the current slab of this thread's heap.
         if Self::small(layout) {
             if let Some(inner) = self.inner_if_made() {
                 if let Some(heap) = tls::lookup_first(inner.id) {
-                    let c = Classes::class_of(layout.size() + HEADER);
+                    let c = Classes::class_of(layout.size());
                     // SAFETY: the calling thread's heap.
                     if let Some(p) = unsafe { (*heap).alloc_fast(c) } {
-                        // SAFETY: the header's first word of a block just handed to us.
-                        unsafe { &*p.as_ptr().sub(HEADER).cast::<AtomicUsize>() }
-                            .store(segment::pack(layout.size(), layout.align()), Ordering::Relaxed);
-                        return Ok(ptr::block(p, crate::block_size(c) - HEADER));
+                        return Ok(ptr::block(p, crate::block_size(c)));
                     }
                 }
             }
@@ -829,7 +914,7 @@ unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync
         inner.large.allocate_zeroed(layout)
     }
 
-    #[inline]
+    #[inline(always)]
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
         let Some(inner) = self.inner_if_made() else { return };
         if Self::small(layout) {
@@ -855,20 +940,16 @@ unsafe fn resize<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send +
     let inner = pool.inner_if_made().ok_or(AllocError)?;
     match (Pool::<S, E>::small(old), Pool::<S, E>::small(new)) {
         (true, true) => {
-            let c = Classes::class_of(old.size() + HEADER);
-            if Classes::class_of(new.size() + HEADER) != c {
+            let c = Classes::class_of(old.size());
+            if Classes::class_of(new.size()) != c {
                 return Err(AllocError);
             }
-            let (_, asked) = pool.live_block(inner, ptr).ok_or(AllocError)?;
-            let (size, align) = segment::unpack(asked);
-            if old.size() < size || old.align() != align {
+            let live = pool.live_block(inner, ptr).ok_or(AllocError)?;
+            if live != c {
                 inner.report(ErrorKind::WrongLayout, ptr.as_ptr() as usize);
                 return Err(AllocError);
             }
-            // SAFETY: the header's first word of the caller's live block.
-            unsafe { &*ptr.as_ptr().sub(HEADER).cast::<AtomicUsize>() }
-                .store(segment::pack(new.size(), new.align()), Ordering::Relaxed);
-            Ok(crate::block_size(c) - HEADER)
+            Ok(crate::block_size(c))
         }
         (false, false) => match <Large<S, E> as SharedLayer>::RESIZE {
             // SAFETY: forwarded with the caller's guarantees.
@@ -881,28 +962,31 @@ unsafe fn resize<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send +
 
 alloc_core::shared_front!([S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync] Pool<S, E>);
 
-// SAFETY: a pool block's layout is read from its header only when the block word says
-// allocated for this address and class (keyed by the pool's secret), after the segment map says
-// the segment is the pool's; the span heap answers for the rest. Only reads.
+// SAFETY: a pool block's layout is its class's block size, answered only when the block's state
+// bits say it is in use, after the segment map says the segment is the pool's; the span heap
+// answers for the rest. Only reads.
 unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> SizeOf for Pool<S, E> {
-    /// The size and alignment the block was allocated with: from the header for pool blocks,
-    /// from the span heap otherwise. Any address may be asked, owned or not (wider than the
-    /// trait's precondition): the segment map and the span heap's index are looked up before
-    /// anything near `ptr` is read, so C's `free` asks this once, with no `owns` before it.
+    /// A layout the block can be freed with: its whole block (the pool keeps no size per block)
+    /// for pool blocks, the span heap's answer otherwise. Any address may be asked, owned or not
+    /// (wider than the trait's precondition): the segment map and the span heap's index are
+    /// looked up before anything near `ptr` is read.
     unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
         let inner = self.inner_if_made()?;
-        if inner.map.contains(Segment::of(ptr.as_ptr() as usize)) {
-            let (_, asked) = self.live_block(inner, ptr)?;
-            let (size, align) = segment::unpack(asked);
-            return Layout::from_size_align(size, align).ok();
+        if inner.segment(Segment::of(ptr.as_ptr() as usize)).is_some() {
+            let c = self.live_block(inner, ptr)?;
+            return Layout::from_size_align(crate::block_size(c), MAX_ALIGN).ok();
+        }
+        if !inner.large.owns(ptr) {
+            return None;
         }
         // SAFETY: the span heap only reads its own metadata after finding `ptr` in its index.
         unsafe { inner.large.size_of(ptr) }
     }
 
     /// What is wrong with freeing `ptr` when [`SizeOf::size_of`] found no live block there (C's
-    /// `free(ptr)` has no layout to check): a double free when its header says freed, an
-    /// interior pointer when it lies in a slab, otherwise a pointer the pool never gave out.
+    /// `free(ptr)` has no layout to check): a double free for a block carved before, an interior
+    /// pointer when it lies in a slab off a block start, otherwise a pointer the pool never gave
+    /// out.
     unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> HeapError {
         HeapError::new(self.misuse_kind(ptr), ptr.as_ptr() as usize)
     }
@@ -922,32 +1006,26 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
             // SAFETY: an address the span heap owns; it reads only its own metadata.
             return unsafe { inner.large.misuse_at(ptr) }.kind;
         }
-        if idx < FIRST_SLAB || !addr.is_multiple_of(16) {
+        if idx < FIRST_SLAB || !addr.is_multiple_of(GRANULE) {
             return ErrorKind::InteriorPointer;
         }
         // SAFETY: the segment map holds `seg_addr`, and a segment lives while blocks of it can be
         // named: checked just above.
         let seg = unsafe { segment_at(seg_addr) };
-        if seg.slabs[idx].class().is_none() || addr - HEADER < seg.slab_start(idx) {
-            return ErrorKind::InteriorPointer;
-        }
-        // SAFETY: the header lies in mapped segment memory.
-        let w = unsafe { segment::word(seg, addr) }.load();
-        if w == BlockWord::freed(inner.secret, addr) {
-            ErrorKind::DoubleFree
-        } else {
-            ErrorKind::InteriorPointer
+        match seg.slabs[idx].class() {
+            Some(c) => not_in_use(seg, idx, c, addr),
+            None => ErrorKind::InteriorPointer,
         }
     }
 }
 
-// SAFETY: a small block's class size less its header (every size up to it has the same class),
-// the span heap's answer for large blocks.
+// SAFETY: a small block's class size (every size up to it has the same class, and the block has
+// no header), the span heap's answer for large blocks.
 unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> UsableSize for Pool<S, E> {
     unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
         let Some(inner) = self.inner_if_made() else { return 0 };
         if Self::small(layout) {
-            return crate::block_size(Classes::class_of(layout.size() + HEADER)) - HEADER;
+            return crate::block_size(Classes::class_of(layout.size()));
         }
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { inner.large.usable_size(ptr, layout) }
@@ -969,8 +1047,9 @@ unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync
 
 impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Validate for Pool<S, E> {
     /// Walks every segment and slab: counts (blocks in use, on the local list, on the remote
-    /// list, carved) agree, every free block lies at a block boundary of its slab with a freed
-    /// header word, and the lists end; then the span heap's own validator. Call it when no other
+    /// list, carved) agree with each other and with the state bits, every free block lies at a
+    /// block boundary of its slab with state bits that say free, no state bit is set off a
+    /// carved block's start, and the lists end; then the span heap's own validator. Call it when no other
     /// thread uses the pool.
     fn validate(&self) -> Result<(), Corruption> {
         let Some(inner) = self.inner_if_made() else { return Ok(()) };
@@ -1000,9 +1079,18 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
             if !inner.map.contains(g.as_ptr() as usize) {
                 return bad("segment is not in the segment map", g.as_ptr() as usize);
             }
+            if !any_pools(g.as_ptr() as usize) || seg.pool != inner.id {
+                return bad(
+                    "segment is missing from the map of every pool's segments, or names another pool",
+                    g.as_ptr() as usize,
+                );
+            }
             let owner = seg.owner.load(Ordering::Relaxed);
             if !owner.is_null() && exited.contains(&(HeapRecord::of(owner).as_ptr() as usize)) {
                 return bad("segment names the heap of a thread that exited as its owner", g.as_ptr() as usize);
+            }
+            if seg.slabs[..FIRST_SLAB].iter().any(|s| s.class().is_some()) {
+                return bad("a header slab serves a class (frees into it would be taken)", g.as_ptr() as usize);
             }
             for i in FIRST_SLAB..SLABS {
                 let slab = &seg.slabs[i];
@@ -1017,27 +1105,38 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
                     return bad("slab serves a class but is marked free", seg.slab_start(i));
                 }
                 let size = crate::block_size(c);
-                if slab.bump.get() > slab.capacity.get() || slab.capacity.get() != segment::SLAB / size {
+                let carved = slab.bump.get();
+                if !slab.fits(size) || slab.fits(size + 1) || (c > 0 && slab.fits(crate::block_size(c - 1))) {
+                    return bad("slab's range of layout sizes is not its class's", seg.slab_start(i));
+                }
+                if carved > slab.capacity.get() || slab.capacity.get() != segment::SLAB / size {
                     return bad("slab carved past its capacity", seg.slab_start(i));
                 }
+                let start = seg.slab_start(i);
+                // A free block: on a block boundary of the carved part; on the remote list its
+                // allocated and remote bits are both set (the owner has not taken it back), on
+                // the local list both clear.
+                let check = |b: NonNull<Link>, remote: bool| -> Result<(), Corruption> {
+                    let a = b.as_ptr() as usize;
+                    if a < start || !(a - start).is_multiple_of(size) || (a - start) / size >= carved {
+                        return bad("free block off its slab's block boundaries", a);
+                    }
+                    let (w, bit) = slab.bits(a);
+                    let (alloc, rem) = w.load();
+                    if (alloc & bit != 0, rem & bit != 0) != (remote, remote) {
+                        return bad("free block's state bits do not say free", a);
+                    }
+                    Ok(())
+                };
                 // Remote blocks: take them and put them back (nobody else runs now).
                 let mut remote = 0;
                 let taken = slab.lists.take_remote_for_validate();
                 let mut node = taken;
-                let start = seg.slab_start(i);
-                let check = |b: NonNull<Link>| -> Result<(), Corruption> {
-                    let a = b.as_ptr() as usize;
-                    if a < start || !(a - start).is_multiple_of(size) || (a - start) / size >= slab.bump.get() {
-                        return bad("free block off its slab's block boundaries", a);
-                    }
-                    // SAFETY: the header lies in the slab.
-                    if unsafe { segment::word(seg, a + HEADER) }.load() != BlockWord::freed(inner.secret, a + HEADER) {
-                        return bad("free block's header word is not the freed word", a);
-                    }
-                    Ok(())
-                };
                 while let Some(b) = node {
-                    check(b)?;
+                    if let Err(e) = check(b, true) {
+                        slab.lists.put_back_for_validate(taken);
+                        return Err(e);
+                    }
                     remote += 1;
                     if remote > slab.capacity.get() {
                         return bad("remote list loops", start);
@@ -1050,7 +1149,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
                 // as good as the owner reading it.
                 let (mut local, mut node) = (0, unsafe { slab.lists.local_head() });
                 while let Some(b) = node {
-                    check(b)?;
+                    check(b, false)?;
                     local += 1;
                     if local > slab.capacity.get() {
                         return bad("local free list loops", start);
@@ -1060,11 +1159,34 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
                 }
                 // SAFETY: as above.
                 let used = unsafe { slab.lists.used() };
-                if used + local != slab.bump.get() {
+                if used + local != carved {
                     return bad("blocks in use and free do not add up to the blocks carved", start);
                 }
+                // The state bits: set only at the start of a carved block, as many allocated as
+                // blocks counted in use (remote frees not taken back yet included), as many remote
+                // as blocks on the remote list.
+                let (mut allocated, mut remotes) = (0, 0);
+                for (k, w) in slab.state.iter().enumerate() {
+                    let (a, r) = w.load();
+                    if r & !a != 0 {
+                        return bad("a block is marked freed by another thread but not in use", start);
+                    }
+                    let mut bits = a;
+                    while bits != 0 {
+                        let off = (k * 64 + bits.trailing_zeros() as usize) * GRANULE;
+                        if !off.is_multiple_of(size) || off / size >= carved {
+                            return bad("a state bit is set off the carved blocks' starts", start + off);
+                        }
+                        bits &= bits - 1;
+                    }
+                    allocated += a.count_ones() as usize;
+                    remotes += r.count_ones() as usize;
+                }
+                if allocated != used || remotes != remote {
+                    return bad("state bits disagree with the blocks in use and on the remote list", start);
+                }
             }
-            if seg.free_slabs.get() & 1 != 0 || seg.free_slabs.get() & !ALL_FREE != 0 {
+            if seg.free_slabs.get() & !ALL_FREE != 0 {
                 return bad("segment's header slab is marked free", g.as_ptr() as usize);
             }
         }

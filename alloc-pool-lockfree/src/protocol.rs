@@ -1,88 +1,127 @@
 //! The two concurrent pieces of the pool, small enough for loom to check every interleaving
 //! (`RUSTFLAGS="--cfg loom" cargo test -p alloc-pool-lockfree --test loom --release`):
 //!
-//! - [`BlockWord`]: the atomic state word in every block's header. Allocation stores the
-//!   block's "allocated" word; a free swaps it to the "freed" word with one compare-and-swap, so
-//!   of two frees of the same block (racing on two threads, or one after the other) exactly one
-//!   wins and the other is reported. The words mix the block's address with a per-pool secret,
-//!   so a pointer that is not a block, or a forged header, does not match.
+//! - [`StateBits`]: a slab's record of which of its blocks are in use, two bits per 16-byte
+//!   granule and no header on the block. The *allocated* bit is written by the slab's owner alone,
+//!   with a plain load and store (no read-modify-write, no lock prefix); the *remote* bit is set
+//!   with one `fetch_or` by a thread that frees a block it does not own, and cleared by the owner
+//!   when it takes the block back. So a free by the owner costs two loads and a store, and of two
+//!   frees of one block (one after the other, or on two threads at once) the second is reported:
+//!   at the free when the first is visible, otherwise when the owner next hands the block out or
+//!   takes it back, before it can be given to two callers.
 //! - [`SlabLists`]: a slab's free blocks. The owner thread pops and pushes on a plain local list
 //!   (no atomics, no contention); any other thread pushes onto the slab's [`RemoteList`], which
 //!   the owner takes whole with one swap when its local list runs dry (mimalloc's sharded free
 //!   lists). Nothing is popped one at a time from a shared list, so there is no ABA, and a block's
 //!   link is only read by the owner after the swap that orders it after the write: no data race.
 
-use alloc_core::sync::atomic::{AtomicUsize, Ordering};
+use alloc_core::sync::atomic::{AtomicU64, Ordering};
 use alloc_core::sync::cell::UnsafeCell;
 use alloc_core::sync::remote_list::{Link, RemoteList};
 use core::ptr::NonNull;
 
-/// The state word of a block's header.
-#[derive(Debug)]
-#[repr(transparent)]
-pub struct BlockWord(AtomicUsize);
-
-/// What a free found instead of the allocated word.
+/// Why a free (or a hand-out) was refused.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Refused {
-    /// The freed word: the block was freed already.
+    /// The block is free already (or freed twice at once): a double free.
     AlreadyFree,
-    /// Anything else: not a block handed out by this pool (or its header was overwritten).
-    NotABlock,
+    /// No block in use starts here: freed and taken back already, never handed out, or not a
+    /// block start. The caller tells these apart on its cold path.
+    NotInUse,
 }
 
-impl BlockWord {
-    /// A word that matches nothing (what fresh memory holds).
+/// The state of 64 granules of a slab: bit `i` of each word is granule `i`.
+#[derive(Debug)]
+pub struct StateBits {
+    /// Set while the block starting at the granule is in use. Owner only writes (load + store);
+    /// any thread may read.
+    allocated: AtomicU64,
+    /// Set by a non-owner's free until the owner takes the block back. Any thread sets
+    /// (`fetch_or`); the owner clears (`fetch_and`).
+    remote: AtomicU64,
+}
+
+impl StateBits {
+    /// Both bits clear.
     pub fn new() -> Self {
-        BlockWord(AtomicUsize::new(0))
+        StateBits { allocated: AtomicU64::new(0), remote: AtomicU64::new(0) }
     }
 
-    /// The word of an allocated block at `addr` of class `class`, under `secret`: odd.
+    /// Owner: marks the block of `bit` in use as it is handed out. `Err(AlreadyFree)` when its
+    /// remote bit is set: the block was freed by another thread as well as onto the local list it
+    /// came from (two frees at once); the block is then recorded in use, so that the remote free
+    /// takes it back exactly once, and must not be handed out.
+    ///
+    /// Relaxed: the block is the owner's alone (just taken off its local list), and a non-owner
+    /// that frees it later got the pointer through some synchronisation that orders this store
+    /// before its load.
     #[inline(always)]
-    pub fn allocated(secret: usize, addr: usize, class: usize) -> usize {
-        secret ^ addr ^ (class << 1) ^ 1
-    }
-
-    /// The word of a free block at `addr`: even, so never an allocated word.
-    #[inline(always)]
-    pub fn freed(secret: usize, addr: usize) -> usize {
-        (secret ^ addr ^ 0x5a5a_5a5a) & !1
-    }
-
-    /// Marks the block allocated. Relaxed: the block is the caller's alone (just taken off a
-    /// list it owns); a free racing with this store is a use of a block not yet handed out.
-    #[inline(always)]
-    pub fn mark_allocated(&self, word: usize) {
-        self.0.store(word, Ordering::Relaxed)
-    }
-
-    /// Marks a block that was never handed out free (when it is carved onto a list).
-    #[inline(always)]
-    pub fn mark_free(&self, word: usize) {
-        self.0.store(word, Ordering::Relaxed)
-    }
-
-    /// Frees the block: `allocated` becomes `freed` if and only if the block was allocated.
-    /// Relaxed: the compare-and-swap only elects the one free that goes on; the hand-over of the
-    /// block's memory is ordered by the list it is then pushed on.
-    #[inline(always)]
-    pub fn try_free(&self, allocated: usize, freed: usize) -> Result<(), Refused> {
-        match self.0.compare_exchange(allocated, freed, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => Ok(()),
-            Err(w) if w == freed => Err(Refused::AlreadyFree),
-            Err(_) => Err(Refused::NotABlock),
+    pub fn hand_out(&self, bit: u64) -> Result<(), Refused> {
+        let a = self.allocated.load(Ordering::Relaxed);
+        self.allocated.store(a | bit, Ordering::Relaxed);
+        if self.remote.load(Ordering::Relaxed) & bit != 0 {
+            return Err(Refused::AlreadyFree);
         }
+        Ok(())
     }
 
-    /// The word now (for the validator).
-    pub fn load(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
+    /// Owner: frees a block it owns. No read-modify-write: only the owner writes `allocated`.
+    #[inline(always)]
+    pub fn free_owner(&self, bit: u64) -> Result<(), Refused> {
+        let a = self.allocated.load(Ordering::Relaxed);
+        if a & bit == 0 {
+            return Err(Refused::NotInUse);
+        }
+        if self.remote.load(Ordering::Relaxed) & bit != 0 {
+            return Err(Refused::AlreadyFree);
+        }
+        self.allocated.store(a & !bit, Ordering::Relaxed);
+        Ok(())
     }
-}
 
-impl Default for BlockWord {
-    fn default() -> Self {
-        BlockWord::new()
+    /// Any thread but the owner: frees a block; on `Ok` the caller pushes it on the remote list.
+    /// Of two such frees at once exactly one gets `Ok` (the `fetch_or`).
+    #[inline]
+    pub fn free_other(&self, bit: u64) -> Result<(), Refused> {
+        if self.allocated.load(Ordering::Relaxed) & bit == 0 {
+            return Err(Refused::NotInUse);
+        }
+        if self.remote.fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+            return Err(Refused::AlreadyFree);
+        }
+        Ok(())
+    }
+
+    /// Owner: takes back a block it found on the remote list. `Err(AlreadyFree)` when the owner
+    /// had freed it too (the two frees raced): it is on the local list already and must not be
+    /// put there again.
+    #[inline]
+    pub fn take_back(&self, bit: u64) -> Result<(), Refused> {
+        self.remote.fetch_and(!bit, Ordering::Relaxed);
+        let a = self.allocated.load(Ordering::Relaxed);
+        if a & bit == 0 {
+            return Err(Refused::AlreadyFree);
+        }
+        self.allocated.store(a & !bit, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether the block of `bit` is in use and not freed by another thread (any thread; a
+    /// snapshot).
+    #[inline(always)]
+    pub fn in_use(&self, bit: u64) -> bool {
+        self.allocated.load(Ordering::Relaxed) & bit != 0 && self.remote.load(Ordering::Relaxed) & bit == 0
+    }
+
+    /// (allocated, remote) words now (statistics and the validator).
+    pub fn load(&self) -> (u64, u64) {
+        (self.allocated.load(Ordering::Relaxed), self.remote.load(Ordering::Relaxed))
+    }
+
+    /// Owner: clears both words (a slab starting on a class).
+    pub fn clear(&self) {
+        self.allocated.store(0, Ordering::Relaxed);
+        self.remote.store(0, Ordering::Relaxed);
     }
 }
 
@@ -142,7 +181,7 @@ impl SlabLists {
     ///
     /// # Safety
     ///
-    /// The caller is the owner, and `b` is a block of this slab it just freed (won its word).
+    /// The caller is the owner, and `b` is a block of this slab it just freed (won it: [`StateBits`] said so).
     #[inline(always)]
     pub unsafe fn push_local(&self, b: NonNull<Link>) -> usize {
         // SAFETY: owner-only fields; the block is the owner's now.
@@ -160,34 +199,43 @@ impl SlabLists {
     ///
     /// # Safety
     ///
-    /// `b` is a block of this slab the caller just freed (won its word) and gives up.
+    /// `b` is a block of this slab the caller just freed (won it: [`StateBits`] said so) and gives up.
     #[inline]
     pub unsafe fn push_remote(&self, b: NonNull<Link>) {
         // SAFETY: the caller owns the block until the push publishes it.
         unsafe { self.remote.push(b) }
     }
 
-    /// Owner: moves every remotely freed block onto the local list; returns how many.
+    /// Owner: moves the remotely freed blocks onto the local list, each one `take_back` accepts
+    /// (a block it refuses is on the local list already: a double free it reported); returns how
+    /// many moved. At most `limit` blocks are looked at: a longer chain loops (only a racing
+    /// double free, reported already, can make one), and the rest is dropped.
     ///
     /// # Safety
     ///
     /// The caller is the owner.
-    pub unsafe fn collect_remote(&self) -> usize {
+    pub unsafe fn collect_remote(&self, limit: usize, mut take_back: impl FnMut(NonNull<Link>) -> bool) -> usize {
         let Some(first) = self.remote.take_all() else { return 0 };
-        let mut n = 1;
-        let mut last = first;
-        // SAFETY: the chain was taken, so the owner owns every block on it.
-        while let Some(next) = unsafe { Link::next(last) } {
-            last = next;
-            n += 1;
-        }
-        // SAFETY: owner-only fields; the chain goes in front of the local list.
+        // SAFETY: owner-only fields; the chain was taken, so the owner owns every block on it.
         unsafe {
-            Link::set_next(last, self.local.with(|p| *p));
-            self.local.with_mut(|p| *p = Some(first));
-            self.used.with_mut(|u| *u -= n);
+            let mut local = self.local.with(|p| *p);
+            let (mut node, mut kept, mut seen) = (Some(first), 0, 0);
+            while let Some(b) = node {
+                seen += 1;
+                if seen > limit {
+                    break;
+                }
+                node = Link::next(b);
+                if take_back(b) {
+                    Link::set_next(b, local);
+                    local = Some(b);
+                    kept += 1;
+                }
+            }
+            self.local.with_mut(|p| *p = local);
+            self.used.with_mut(|u| *u -= kept);
+            kept
         }
-        n
     }
 
     /// Owner: blocks handed out and not seen freed.
@@ -262,5 +310,11 @@ impl SlabLists {
 impl Default for SlabLists {
     fn default() -> Self {
         SlabLists::new()
+    }
+}
+
+impl Default for StateBits {
+    fn default() -> Self {
+        StateBits::new()
     }
 }

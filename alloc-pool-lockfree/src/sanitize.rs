@@ -32,16 +32,20 @@ pub(crate) fn allocated(p: NonNull<u8>, len: usize) {
     let _ = (p, len);
 }
 
-/// The block of `len` bytes at `p` was freed.
+/// The block of `len` bytes at `p` was freed. Its first word stays accessible: the free
+/// lists link blocks through it (the pool's blocks have no header).
 #[inline(always)]
 pub(crate) fn freed(p: NonNull<u8>, len: usize) {
     #[cfg(feature = "asan")]
-    // SAFETY: as above.
+    // SAFETY: as above; blocks are 16 bytes at least, so p+8..p+len is inside the block.
     unsafe {
-        __asan_poison_memory_region(p.as_ptr(), len)
+        __asan_poison_memory_region(p.as_ptr().add(8), len - 8)
     };
     #[cfg(feature = "valgrind")]
-    valgrind::request(valgrind::FREELIKE_BLOCK, [p.as_ptr() as usize, 0, 0, 0, 0]);
+    {
+        valgrind::request(valgrind::FREELIKE_BLOCK, [p.as_ptr() as usize, 0, 0, 0, 0]);
+        valgrind::request(valgrind::MAKE_MEM_DEFINED, [p.as_ptr() as usize, 8, 0, 0, 0]);
+    }
     let _ = (p, len);
 }
 
@@ -61,6 +65,8 @@ mod valgrind {
     /// Core client requests (valgrind.h: `VG_USERREQ__MALLOCLIKE_BLOCK`, `FREELIKE_BLOCK`).
     pub const MALLOCLIKE_BLOCK: usize = 0x1301;
     pub const FREELIKE_BLOCK: usize = 0x1302;
+    /// memcheck.h: `VG_USERREQ__MAKE_MEM_DEFINED` ('M' 'C' base + 2).
+    pub const MAKE_MEM_DEFINED: usize = 0x4d43_0002;
 
     /// Valgrind's client request: a magic instruction sequence that does nothing natively and
     /// that valgrind's JIT recognises (valgrind.h, `VALGRIND_DO_CLIENT_REQUEST_EXPR`, amd64).
@@ -88,6 +94,8 @@ mod valgrind {
 mod valgrind {
     pub const MALLOCLIKE_BLOCK: usize = 0x1301;
     pub const FREELIKE_BLOCK: usize = 0x1302;
+    /// memcheck.h: `VG_USERREQ__MAKE_MEM_DEFINED` ('M' 'C' base + 2).
+    pub const MAKE_MEM_DEFINED: usize = 0x4d43_0002;
     /// Client requests are only wired up for x86_64.
     pub fn request(_: usize, _: [usize; 5]) -> usize {
         0

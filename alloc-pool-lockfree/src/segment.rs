@@ -1,14 +1,16 @@
 //! Segments and slabs: where the pool's blocks live.
 //!
 //! A segment is 4 MiB, aligned to 4 MiB, taken from the span heap. It is cut into 64 slabs of
-//! 64 KiB; the first holds the segment's own header (the slab descriptors) and no blocks. A slab
-//! serves one size class at a time: its blocks are carved back to back from its start as they
-//! are first needed (so untouched pages stay untouched), each block a 16-byte header then the
-//! payload. From any pointer, the segment is the pointer with its low 22 bits cleared and the
-//! slab is bits 16..22: no search. A segment belongs to one thread heap (its owner); when that
+//! 64 KiB; the first two hold the segment's own header (the slab descriptors with their state
+//! bits) and no blocks. A slab serves one size class at a time: its blocks are carved back to
+//! back from its start as they are first needed (so untouched pages stay untouched), with no
+//! header: the class is the slab's, and whether a block is in use is two bits per 16-byte
+//! granule in the slab's descriptor ([`StateBits`]). From any pointer, the segment is the
+//! pointer with its low 22 bits cleared, the slab is bits 16..22 and the granule bits 4..16: no
+//! search. A segment belongs to one thread heap (its owner); when that
 //! thread exits, the segment is abandoned and another thread adopts it.
 
-use crate::protocol::{BlockWord, SlabLists};
+use crate::protocol::{SlabLists, StateBits};
 use alloc_core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use core::cell::Cell;
 use core::ptr::NonNull;
@@ -21,24 +23,36 @@ pub(crate) const SEGMENT: usize = 1 << SEGMENT_SHIFT;
 pub(crate) const SLAB_SHIFT: u32 = 16;
 /// A slab's size.
 pub(crate) const SLAB: usize = 1 << SLAB_SHIFT;
-/// Slabs in a segment (slab 0 holds the header).
+/// Slabs in a segment (slabs 0 and 1 hold the header).
 pub(crate) const SLABS: usize = SEGMENT / SLAB;
-/// Bytes of a block's header, before its payload.
-pub(crate) const HEADER: usize = 16;
+/// Bytes per state bit: every block starts on a multiple of it.
+pub(crate) const GRANULE: usize = 16;
+/// State words per slab.
+const STATE_WORDS: usize = SLAB / GRANULE / 64;
 
 /// One slab's descriptor.
 pub(crate) struct Slab {
-    /// The size class it serves, plus one (0: the slab serves nobody). Atomic: a racing misuse
+    /// The size class it serves, plus one (0: the slab serves nobody; always for the header
+    /// slabs, so a free into them is refused with no separate check). Atomic: a racing misuse
     /// may read it from another thread while the owner changes it.
     pub class: AtomicUsize,
-    /// Owner only: blocks carved so far (the next one starts at `bump * block size`).
-    pub bump: Cell<usize>,
+    /// Blocks carved so far (the next one starts at `bump * block size`). Written by the owner
+    /// only; read by any thread that reports a bad free (to tell a double free from a pointer
+    /// never handed out).
+    pub bump: OwnerWritten,
     /// Owner only: blocks the slab holds.
     pub capacity: Cell<usize>,
+    /// The sizes a layout freed here may have (its class is the slab's): from `fits_low`, the
+    /// class below's block size plus one, for `fits_span` bytes, to the block size. Written when
+    /// the slab starts; read by any thread that frees into it.
+    pub fits_low: OwnerWritten,
+    pub fits_span: OwnerWritten,
     pub lists: SlabLists,
     /// Owner only: the heap's list of slabs of this class.
     pub prev: Cell<Option<NonNull<Slab>>>,
     pub next: Cell<Option<NonNull<Slab>>>,
+    /// Which blocks are in use, by granule (cleared again when the slab starts on a class).
+    pub state: [StateBits; STATE_WORDS],
 }
 
 /// The header at the start of every segment.
@@ -48,6 +62,9 @@ pub(crate) struct Segment {
     pub link: alloc_core::sync::remote_list::Link,
     /// The thread heap that owns it; null while abandoned.
     pub owner: AtomicPtr<crate::heap::ThreadHeap>,
+    /// The id of the pool it belongs to (a free checks it: the map of every pool's segments
+    /// the free path reads does not say whose a segment is).
+    pub pool: u64,
     /// Owner only: the heap's list of its segments.
     pub prev: Cell<Option<NonNull<Segment>>>,
     pub next: Cell<Option<NonNull<Segment>>>,
@@ -61,12 +78,12 @@ pub(crate) struct Segment {
     pub slabs: [Slab; SLABS],
 }
 
-/// The first slab index that holds blocks (slab 0 is the header).
-pub(crate) const FIRST_SLAB: usize = 1;
-/// All slabs but the header one, free.
-pub(crate) const ALL_FREE: u64 = !1;
+/// The first slab index that holds blocks (slabs 0 and 1 are the header).
+pub(crate) const FIRST_SLAB: usize = 2;
+/// All slabs but the header ones, free.
+pub(crate) const ALL_FREE: u64 = !((1 << FIRST_SLAB) - 1);
 
-const _: () = assert!(core::mem::size_of::<Segment>() <= SLAB, "the segment header fits in slab 0");
+const _: () = assert!(core::mem::size_of::<Segment>() <= FIRST_SLAB * SLAB, "the segment header fits its slabs");
 
 impl Segment {
     /// Writes a fresh header into the segment at `base` (4 MiB, aligned, zeroed or not).
@@ -74,13 +91,14 @@ impl Segment {
     /// # Safety
     ///
     /// `base` is a segment-sized, segment-aligned block nobody else uses.
-    pub unsafe fn init(base: NonNull<u8>, owner: *mut crate::heap::ThreadHeap) -> NonNull<Segment> {
+    pub unsafe fn init(base: NonNull<u8>, owner: *mut crate::heap::ThreadHeap, pool: u64) -> NonNull<Segment> {
         let seg = base.cast::<Segment>();
         // SAFETY: the header slab of the segment is ours; every field is written.
         unsafe {
             let s = seg.as_ptr();
             core::ptr::addr_of_mut!((*s).link).write(alloc_core::sync::remote_list::Link::new());
             core::ptr::addr_of_mut!((*s).owner).write(AtomicPtr::new(owner));
+            core::ptr::addr_of_mut!((*s).pool).write(pool);
             core::ptr::addr_of_mut!((*s).prev).write(Cell::new(None));
             core::ptr::addr_of_mut!((*s).next).write(Cell::new(None));
             core::ptr::addr_of_mut!((*s).all_prev).write(Cell::new(None));
@@ -89,14 +107,19 @@ impl Segment {
             core::ptr::addr_of_mut!((*s).base).write(base);
             let slabs = core::ptr::addr_of_mut!((*s).slabs).cast::<Slab>();
             for i in 0..SLABS {
-                slabs.add(i).write(Slab {
-                    class: AtomicUsize::new(0),
-                    bump: Cell::new(0),
-                    capacity: Cell::new(0),
-                    lists: SlabLists::new(),
-                    prev: Cell::new(None),
-                    next: Cell::new(None),
-                });
+                let slab = slabs.add(i);
+                core::ptr::addr_of_mut!((*slab).class).write(AtomicUsize::new(0));
+                core::ptr::addr_of_mut!((*slab).bump).write(OwnerWritten(AtomicUsize::new(0)));
+                core::ptr::addr_of_mut!((*slab).capacity).write(Cell::new(0));
+                core::ptr::addr_of_mut!((*slab).fits_low).write(OwnerWritten(AtomicUsize::new(0)));
+                core::ptr::addr_of_mut!((*slab).fits_span).write(OwnerWritten(AtomicUsize::new(0)));
+                core::ptr::addr_of_mut!((*slab).lists).write(SlabLists::new());
+                core::ptr::addr_of_mut!((*slab).prev).write(Cell::new(None));
+                core::ptr::addr_of_mut!((*slab).next).write(Cell::new(None));
+                let state = core::ptr::addr_of_mut!((*slab).state).cast::<StateBits>();
+                for w in 0..STATE_WORDS {
+                    state.add(w).write(StateBits::new());
+                }
             }
         }
         seg
@@ -136,9 +159,23 @@ impl Slab {
         self.class.load(Ordering::Relaxed).checked_sub(1)
     }
 
-    /// Owner: starts serving `class` (the slab's lists are empty).
+    /// The state bits of the block starting at `addr` (an address in this slab): its word and
+    /// its bit.
+    #[inline(always)]
+    pub fn bits(&self, addr: usize) -> (&StateBits, u64) {
+        let g = (addr / GRANULE) & (SLAB / GRANULE - 1);
+        (&self.state[g / 64], 1 << (g % 64))
+    }
+
+    /// Owner: starts serving `class` (the slab's lists are empty, its state bits clear).
     pub fn start(&self, class: usize) {
         let block = crate::block_size(class);
+        for w in &self.state {
+            w.clear();
+        }
+        let below = if class == 0 { 0 } else { crate::block_size(class - 1) };
+        self.fits_low.set(below + 1);
+        self.fits_span.set(block - below);
         self.class.store(class + 1, Ordering::Relaxed);
         self.bump.set(0);
         self.capacity.set(SLAB / block);
@@ -147,37 +184,26 @@ impl Slab {
     }
 }
 
-/// The first word of a block's header: the free-list link while the block is free, the size
-/// and alignment it was allocated with while it is in use.
-///
-/// # Safety
-///
-/// As for [`word`].
-#[inline(always)]
-pub(crate) unsafe fn asked<'a>(seg: &Segment, payload: usize) -> &'a AtomicUsize {
-    // SAFETY: the header's first word, 16-aligned.
-    unsafe { &*seg.at(payload - HEADER).cast::<AtomicUsize>().as_ptr() }
+/// A count only its owner writes (a relaxed load and store, no read-modify-write) and any thread
+/// may read.
+pub(crate) struct OwnerWritten(AtomicUsize);
+
+impl OwnerWritten {
+    #[inline(always)]
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    #[inline(always)]
+    pub fn set(&self, v: usize) {
+        self.0.store(v, Ordering::Relaxed)
+    }
 }
 
-/// Packs a layout into the header's first word.
-#[inline(always)]
-pub(crate) fn pack(size: usize, align: usize) -> usize {
-    size | (align.trailing_zeros() as usize) << 32
-}
-
-/// Unpacks it: (size, align).
-#[inline(always)]
-pub(crate) fn unpack(w: usize) -> (usize, usize) {
-    (w & 0xffff_ffff, 1 << ((w >> 32) & 63))
-}
-
-/// The state word of the block whose payload starts at `payload`.
-///
-/// # Safety
-///
-/// `payload - HEADER .. payload` lies in mapped memory of a segment.
-#[inline(always)]
-pub(crate) unsafe fn word<'a>(seg: &Segment, payload: usize) -> &'a BlockWord {
-    // SAFETY: the header's state word is its second half, 8-aligned (payloads are 16-aligned).
-    unsafe { &*seg.at(payload - 8).cast::<BlockWord>().as_ptr() }
+impl Slab {
+    /// Whether a layout of `size` bytes is of the slab's class (one subtraction and compare).
+    #[inline(always)]
+    pub fn fits(&self, size: usize) -> bool {
+        size.wrapping_sub(self.fits_low.get()) < self.fits_span.get()
+    }
 }

@@ -32,38 +32,106 @@ struct Cache {
     hooked: bool,
 }
 
+#[cfg(not(all(feature = "initial-exec-tls", target_os = "linux", target_arch = "x86_64", not(miri))))]
 std::thread_local! {
     static CACHE: UnsafeCell<Cache> = const { UnsafeCell::new(Cache { entries: [EMPTY; ENTRIES], hooked: false }) };
+}
+
+/// The calling thread's cache, through Rust's `thread_local!` (`None` while the thread's
+/// thread-locals are being destroyed).
+#[cfg(not(all(feature = "initial-exec-tls", target_os = "linux", target_arch = "x86_64", not(miri))))]
+#[inline(always)]
+fn with_cache<R>(f: impl FnOnce(&UnsafeCell<Cache>) -> R) -> Option<R> {
+    CACHE.try_with(f).ok()
+}
+
+/// With the `initial-exec-tls` feature on x86_64 Linux (what alloc-malloc's `LD_PRELOAD`
+/// library uses), the cache is a thread-local symbol of the *initial-exec* model, read as
+/// `fs:0` plus an offset the dynamic linker stored in the GOT: two instructions. Rust's
+/// `thread_local!` in a shared library compiles to the general-dynamic model, a call to
+/// `__tls_get_addr` on every access (measured in alloc-malloc's README); stable Rust has no
+/// switch for the model (`-Z tls-model` is nightly), so the symbol is declared in assembly.
+/// A library loaded with `dlopen` takes such a symbol from glibc's small static-TLS reserve,
+/// which is why the feature is off by default.
+///
+/// The memory starts zeroed (`.tbss`), which is the cache's empty value (every entry's id 0,
+/// null pointers, no function; `hooked` false); it lives as long as the thread.
+#[cfg(all(feature = "initial-exec-tls", target_os = "linux", target_arch = "x86_64", not(miri)))]
+mod ie {
+    use super::Cache;
+
+    macro_rules! name {
+        () => {
+            "alloc_pool_lockfree_tls_cache_v0_1"
+        };
+    }
+
+    core::arch::global_asm!(
+        ".pushsection .tbss.alloc_pool_lockfree,\"awT\",@nobits",
+        ".p2align 3",
+        concat!(".globl ", name!()),
+        concat!(".hidden ", name!()),
+        concat!(".type ", name!(), ",@object"),
+        concat!(".size ", name!(), ", {size}"),
+        concat!(name!(), ":"),
+        ".zero {size}",
+        ".popsection",
+        size = const core::mem::size_of::<Cache>(),
+    );
+
+    const _: () = assert!(core::mem::align_of::<Cache>() <= 8);
+
+    /// The calling thread's cache.
+    #[inline(always)]
+    pub fn cache() -> *mut Cache {
+        let p: *mut Cache;
+        // SAFETY: reads the thread pointer (`fs:0` holds its own address on x86_64 Linux) and
+        // adds the symbol's offset from the GOT; nothing is written. The result points at this
+        // thread's copy of the symbol, sized and aligned for a `Cache` (above).
+        unsafe {
+            core::arch::asm!(
+                "mov {p}, qword ptr fs:[0]",
+                concat!("add {p}, qword ptr [rip + ", name!(), "@GOTTPOFF]"),
+                p = out(reg) p,
+                options(pure, readonly, nostack),
+            );
+        }
+        p
+    }
+}
+
+#[cfg(all(feature = "initial-exec-tls", target_os = "linux", target_arch = "x86_64", not(miri)))]
+#[inline(always)]
+fn with_cache<R>(f: impl FnOnce(&UnsafeCell<Cache>) -> R) -> Option<R> {
+    // SAFETY: the thread's own cache (see `ie`): zero-initialised, valid for the thread's life,
+    // and `UnsafeCell<Cache>` has `Cache`'s layout.
+    Some(f(unsafe { &*ie::cache().cast::<UnsafeCell<Cache>>() }))
 }
 
 /// The calling thread's heap for pool `id`, if it has one: the front entry in one compare.
 #[inline(always)]
 pub(crate) fn lookup(id: u64) -> Option<*mut ThreadHeap> {
-    CACHE
-        .try_with(|c| {
-            // SAFETY: the cache is this thread's own; nothing else borrows it during this call.
-            let c = unsafe { &mut *c.get() };
-            if c.entries[0].id == id {
-                return Some(c.entries[0].heap);
-            }
-            lookup_slow(c, id)
-        })
-        .ok()
-        .flatten()
+    with_cache(|c| {
+        // SAFETY: the cache is this thread's own; nothing else borrows it during this call.
+        let c = unsafe { &mut *c.get() };
+        if c.entries[0].id == id {
+            return Some(c.entries[0].heap);
+        }
+        lookup_slow(c, id)
+    })
+    .flatten()
 }
 
 /// The calling thread's heap for pool `id` if it is the front entry (the common case, one
 /// pool): one compare, nothing else.
 #[inline(always)]
 pub(crate) fn lookup_first(id: u64) -> Option<*mut ThreadHeap> {
-    CACHE
-        .try_with(|c| {
-            // SAFETY: the cache is this thread's own; nothing else borrows it during this call.
-            let c = unsafe { &*c.get() };
-            (c.entries[0].id == id).then_some(c.entries[0].heap)
-        })
-        .ok()
-        .flatten()
+    with_cache(|c| {
+        // SAFETY: the cache is this thread's own; nothing else borrows it during this call.
+        let c = unsafe { &*c.get() };
+        (c.entries[0].id == id).then_some(c.entries[0].heap)
+    })
+    .flatten()
 }
 
 #[cold]
@@ -75,25 +143,23 @@ fn lookup_slow(c: &mut Cache, id: u64) -> Option<*mut ThreadHeap> {
 
 /// Remembers `entry` first; returns the entry it pushed out (to be abandoned), if any.
 pub(crate) fn insert(entry: Entry) -> Option<Entry> {
-    CACHE
-        .try_with(|c| {
-            // SAFETY: as above.
-            let c = unsafe { &mut *c.get() };
-            if !c.hooked {
-                c.hooked = hook_exit();
-            }
-            let evicted = c.entries[ENTRIES - 1];
-            c.entries.rotate_right(1);
-            c.entries[0] = entry;
-            (evicted.id != 0).then_some(evicted)
-        })
-        .ok()
-        .flatten()
+    with_cache(|c| {
+        // SAFETY: as above.
+        let c = unsafe { &mut *c.get() };
+        if !c.hooked {
+            c.hooked = hook_exit();
+        }
+        let evicted = c.entries[ENTRIES - 1];
+        c.entries.rotate_right(1);
+        c.entries[0] = entry;
+        (evicted.id != 0).then_some(evicted)
+    })
+    .flatten()
 }
 
 /// Forgets the entry of pool `id` (the pool is being dropped by this thread).
 pub(crate) fn forget(id: u64) {
-    let _ = CACHE.try_with(|c| {
+    with_cache(|c| {
         // SAFETY: as above.
         let c = unsafe { &mut *c.get() };
         for e in c.entries.iter_mut().filter(|e| e.id == id) {
@@ -104,7 +170,7 @@ pub(crate) fn forget(id: u64) {
 
 /// Abandons every heap of the exiting thread whose pool is alive.
 fn on_exit() {
-    let _ = CACHE.try_with(|c| {
+    with_cache(|c| {
         // SAFETY: as above; the thread is exiting, nothing else runs on it.
         let c = unsafe { &mut *c.get() };
         for e in core::mem::replace(&mut c.entries, [EMPTY; ENTRIES]) {

@@ -1,8 +1,11 @@
 //! loom model checks of the pool's concurrent protocol. Run with
 //! `RUSTFLAGS="--cfg loom" cargo test -p alloc-pool-lockfree --test loom --release`.
 //!
-//! - Two threads free the same block at once: exactly one wins its header word, the other is
-//!   told the block is already free (and would report a double free).
+//! - Two threads that do not own a block free it at once: exactly one wins (its remote bit), the
+//!   other is told the block is already free (and would report a double free).
+//! - The owner and another thread free the same block at once: exactly one report, and the block
+//!   goes onto the owner's local list exactly once; with the owner allocating the block again in
+//!   between, never more than one report and the block is still on the list once at the end.
 //! - An owner allocates from a slab's local list and frees to it while another thread frees a
 //!   block it was handed to the slab's remote list: every block is accounted for exactly once,
 //!   and what the remote thread wrote into its block before freeing it is what the owner reads
@@ -12,20 +15,19 @@
 
 use alloc_core::sync::cell::UnsafeCell;
 use alloc_core::sync::remote_list::Link;
-use alloc_pool_lockfree::protocol::{BlockWord, Refused, SlabLists};
+use alloc_pool_lockfree::protocol::{Refused, SlabLists, StateBits};
 use core::ptr::NonNull;
 use loom::sync::Arc;
 
-/// A block as the pool lays it out: the link (header's first word), the state word, a payload.
+/// A block as the pool lays it out: the link (its first word while free), then the payload.
 #[repr(C)]
 struct Block {
     link: Link,
-    word: BlockWord,
     payload: UnsafeCell<u64>,
 }
 
 fn block() -> NonNull<Block> {
-    NonNull::from(Box::leak(Box::new(Block { link: Link::new(), word: BlockWord::new(), payload: UnsafeCell::new(0) })))
+    NonNull::from(Box::leak(Box::new(Block { link: Link::new(), payload: UnsafeCell::new(0) })))
 }
 
 struct Shared<T>(T);
@@ -35,31 +37,78 @@ unsafe impl<T> Send for Shared<T> {}
 // SAFETY: as above.
 unsafe impl<T> Sync for Shared<T> {}
 
-const SECRET: usize = 0x5eed_cafe;
+/// The block's bit in its state word.
+const BIT: u64 = 1 << 5;
 
 #[test]
 fn two_threads_freeing_one_block_exactly_one_wins() {
     loom::model(|| {
-        let b = block();
-        let addr = b.as_ptr() as usize;
-        // SAFETY: a leaked block, alive for the model run.
-        unsafe { b.as_ref() }.word.mark_allocated(BlockWord::allocated(SECRET, addr, 3));
-        let shared = Arc::new(Shared(b));
+        let bits = Arc::new(StateBits::new());
+        assert_eq!(bits.hand_out(BIT), Ok(()));
         let frees: Vec<_> = (0..2)
             .map(|_| {
-                let s = shared.clone();
-                loom::thread::spawn(move || {
-                    // SAFETY: as above.
-                    unsafe { s.0.as_ref() }
-                        .word
-                        .try_free(BlockWord::allocated(SECRET, addr, 3), BlockWord::freed(SECRET, addr))
-                })
+                let bits = bits.clone();
+                loom::thread::spawn(move || bits.free_other(BIT))
             })
             .collect();
         let results: Vec<_> = frees.into_iter().map(|t| t.join().unwrap()).collect();
         let won = results.iter().filter(|r| r.is_ok()).count();
         assert_eq!(won, 1, "exactly one of two racing frees wins: {results:?}");
         assert!(results.contains(&Err(Refused::AlreadyFree)), "the loser is told it is a double free");
+    });
+}
+
+#[test]
+fn the_owner_and_another_thread_freeing_one_block_make_one_report_and_one_free() {
+    loom::model(|| {
+        let bits = Arc::new(StateBits::new());
+        assert_eq!(bits.hand_out(BIT), Ok(()));
+        let other = {
+            let bits = bits.clone();
+            loom::thread::spawn(move || bits.free_other(BIT))
+        };
+        let mine = bits.free_owner(BIT);
+        let theirs = other.join().unwrap();
+        // The owner takes back what the other thread pushed on the remote list.
+        let back = theirs.is_ok().then(|| bits.take_back(BIT));
+        let errors = [Some(mine), Some(theirs), back].into_iter().flatten().filter(Result::is_err).count();
+        let pushes = [Some(mine), back].into_iter().flatten().filter(Result::is_ok).count();
+        assert_eq!(errors, 1, "exactly one of the two frees is reported: {mine:?} {theirs:?} {back:?}");
+        assert_eq!(pushes, 1, "the block goes onto the local list once: {mine:?} {theirs:?} {back:?}");
+        assert_eq!(bits.load(), (0, 0), "the block ends free, its bits clear");
+    });
+}
+
+#[test]
+fn a_block_freed_twice_at_once_is_never_handed_out_while_on_the_remote_list() {
+    loom::model(|| {
+        let bits = Arc::new(StateBits::new());
+        assert_eq!(bits.hand_out(BIT), Ok(()));
+        let other = {
+            let bits = bits.clone();
+            loom::thread::spawn(move || bits.free_other(BIT))
+        };
+        let mine = bits.free_owner(BIT);
+        // Freed onto the local list: the owner's next allocation pops it again.
+        let again = mine.is_ok().then(|| bits.hand_out(BIT));
+        let theirs = other.join().unwrap();
+        let back = theirs.is_ok().then(|| bits.take_back(BIT));
+        let errors = [Some(mine), Some(theirs), again, back].into_iter().flatten().filter(Result::is_err).count();
+        let pushes = [Some(mine), back].into_iter().flatten().filter(Result::is_ok).count();
+        let pops = usize::from(again.is_some());
+        // A free that lands after the block was handed out again frees the new allocation (no
+        // allocator can tell the two apart); every other order is reported once.
+        assert!(errors <= 1, "at most one report: {mine:?} {again:?} {theirs:?} {back:?}");
+        // At the end the block is either on the local list once (bits clear) or handed out
+        // once (its allocated bit set, the other thread's free reported): never both, never
+        // on a list twice.
+        let on_list = pushes - pops;
+        let expect = if on_list == 1 { (0, 0) } else { (BIT, 0) };
+        assert!(on_list <= 1, "the block is on the local list at most once");
+        assert_eq!(bits.load(), expect, "its bits say what happened to it: {mine:?} {again:?} {theirs:?} {back:?}");
+        if on_list == 0 {
+            assert_eq!(errors, 1, "the block stayed in use: the other free was reported");
+        }
     });
 }
 
@@ -98,7 +147,7 @@ fn local_and_remote_frees_lose_and_duplicate_nothing() {
         remote.join().unwrap();
         // The owner collects the remote free and sees what the other thread wrote.
         // SAFETY: the owner side.
-        let collected = unsafe { lists.0.collect_remote() };
+        let collected = unsafe { lists.0.collect_remote(2, |_| true) };
         assert_eq!(collected, 1);
         // SAFETY: as above.
         assert_eq!(unsafe { lists.0.used() }, 0, "both blocks are back");
@@ -137,12 +186,12 @@ fn remote_frees_racing_the_owners_collect_are_all_collected() {
             })
             .collect();
         // SAFETY: the owner side, racing the pushes.
-        let mut n = unsafe { lists.0.collect_remote() };
+        let mut n = unsafe { lists.0.collect_remote(2, |_| true) };
         for t in threads {
             t.join().unwrap();
         }
         // SAFETY: as above.
-        n += unsafe { lists.0.collect_remote() };
+        n += unsafe { lists.0.collect_remote(2, |_| true) };
         assert_eq!(n, 2);
         // SAFETY: as above.
         assert_eq!(unsafe { lists.0.used() }, 0);
