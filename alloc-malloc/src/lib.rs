@@ -213,12 +213,20 @@ unsafe fn live(ptr: *mut c_void, how: Use) -> Option<(NonNull<u8>, core::alloc::
 #[no_mangle]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
     if DIRECT.load(Ordering::Relaxed) && size <= alloc_pool_lockfree::MAX_SMALL {
-        // SAFETY: at most MAX_SMALL bytes (at least one), aligned to 16: a valid layout.
-        let l = unsafe { core::alloc::Layout::from_size_align_unchecked(size.max(1), MIN_ALIGN) };
+        // SAFETY: at most MAX_SMALL bytes, aligned to 16: a valid layout (the pool gives 0 bytes
+        // its smallest block, a unique pointer as `malloc(0)` must be).
+        let l = unsafe { core::alloc::Layout::from_size_align_unchecked(size, MIN_ALIGN) };
         if let Ok(b) = alloc_core::SharedLayer::allocate(&presets::POOL, l) {
             return b.as_ptr().cast();
         }
     }
+    malloc_slow(size)
+}
+
+/// `malloc` through the preset chosen (and the trace, when one is recorded).
+#[cold]
+#[inline(never)]
+fn malloc_slow(size: usize) -> *mut c_void {
     alloc(size, MIN_ALIGN, false)
 }
 
@@ -237,6 +245,18 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
         }
         return;
     }
+    // SAFETY: the caller's pointer.
+    unsafe { free_slow(ptr) }
+}
+
+/// `free` through the preset chosen (and the trace, when one is recorded).
+///
+/// # Safety
+///
+/// As for `free`.
+#[cold]
+#[inline(never)]
+unsafe fn free_slow(ptr: *mut c_void) {
     // SAFETY: the caller's pointer.
     if let Some((p, l)) = unsafe { live(ptr, Use::Free) } {
         // Recorded before the block can be handed to another thread.

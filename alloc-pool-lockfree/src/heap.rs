@@ -93,8 +93,18 @@ impl HeapRecord {
     }
 }
 
+/// Requests up to this many bytes find their slab in [`ThreadHeap`]'s direct table (one index,
+/// no size-class computation: mimalloc's `pages_free_direct`).
+pub(crate) const DIRECT_MAX: usize = 1024;
+/// Entries of the direct table: one per 16 bytes of request, 0 through [`DIRECT_MAX`].
+const DIRECT: usize = DIRECT_MAX / 16 + 1;
+
 /// A thread's cache of a pool: touched by its owner thread alone.
 pub(crate) struct ThreadHeap {
+    /// The current slab of the class of each request size up to [`DIRECT_MAX`], by
+    /// `(size + 15) / 16`: `bins[c].current` for every size of class `c` (kept so by
+    /// [`ThreadHeap::set_current`]).
+    direct: [Option<NonNull<Slab>>; DIRECT],
     bins: [Bin; Classes::COUNT],
     /// Segments owned, newest first.
     segments: Option<NonNull<Segment>>,
@@ -140,12 +150,13 @@ fn segment_of(s: NonNull<Slab>) -> NonNull<Segment> {
 impl ThreadHeap {
     /// A fresh heap counting into `counters`.
     pub fn new(counters: NonNull<Counters>) -> Self {
-        ThreadHeap { bins: [EMPTY_BIN; Classes::COUNT], segments: None, counters, refused: 0 }
+        ThreadHeap { direct: [None; DIRECT], bins: [EMPTY_BIN; Classes::COUNT], segments: None, counters, refused: 0 }
     }
 
     /// Readies a recycled heap for a new thread (its counters keep counting).
     pub fn reuse(&mut self) {
         self.bins = [EMPTY_BIN; Classes::COUNT];
+        self.direct = [None; DIRECT];
         self.segments = None;
         self.refused = 0;
     }
@@ -200,6 +211,30 @@ impl ThreadHeap {
     fn bump(counter: &AtomicUsize, n: usize) {
         // Relaxed, load then store: only the owner writes it; readers want a recent value.
         counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    /// Makes `s` the slab class `c` allocates from, in the bin and in the direct table.
+    fn set_current(&mut self, c: usize, s: Option<NonNull<Slab>>) {
+        self.bins[c].current = s;
+        let hi = crate::block_size(c);
+        if hi <= DIRECT_MAX {
+            let lo = if c == 0 { 0 } else { crate::block_size(c - 1) + 1 };
+            for e in &mut self.direct[lo.div_ceil(16)..=hi / 16] {
+                *e = s;
+            }
+        }
+    }
+
+    /// A block for a request of `size` bytes (at most [`DIRECT_MAX`]) from the current slab of
+    /// its class, through the direct table: the block and its length (the slab's class size).
+    #[inline(always)]
+    pub fn alloc_direct(&mut self, size: usize) -> Option<(NonNull<u8>, usize)> {
+        let s = (*self.direct.get(size.div_ceil(16))?)?;
+        // SAFETY: this heap owns the slab.
+        let b = unsafe { sl(s).lists.pop_local() }?;
+        // SAFETY: a slab of this heap, mapped while named (`sl`); it serves a class (it is current).
+        let c = unsafe { sl(s) }.class().unwrap_or(0);
+        Some((self.hand_out(s, b, c)?, crate::block_size(c)))
     }
 
     /// A block of class `c` from the current slab's local list, if it has one.
@@ -275,7 +310,7 @@ impl ThreadHeap {
             }
             if let Some(s) = self.owned_free_slab(c) {
                 self.bin_push(c, s);
-                self.bins[c].current = Some(s);
+                self.set_current(c, Some(s));
                 continue;
             }
             if let Some(g) = pool.adopt() {
@@ -307,7 +342,7 @@ impl ThreadHeap {
                 || unsafe { sl(s) }.lists.has_remote()
                 || unsafe { sl(s) }.bump.get() < unsafe { sl(s) }.capacity.get();
             if usable {
-                self.bins[c].current = Some(s);
+                self.set_current(c, Some(s));
                 return true;
             }
             // Spent: to the back, so the next look starts with others.
@@ -464,7 +499,7 @@ impl ThreadHeap {
                     self.collect(s);
                     // SAFETY: this heap owns the slab.
                     if unsafe { sl(s).lists.used() } == 0 {
-                        self.bins[k].current = None;
+                        self.set_current(k, None);
                         self.release_slab(k, s);
                     }
                 }
@@ -479,6 +514,7 @@ impl ThreadHeap {
             }
         }
         self.bins = [EMPTY_BIN; Classes::COUNT];
+        self.direct = [None; DIRECT];
     }
 
     /// Gives back segments with no block in use, keeping `keep` of them: what `trim` does for
@@ -493,7 +529,7 @@ impl ThreadHeap {
                 // SAFETY: this heap owns the slab.
                 if unsafe { sl(s).lists.used() } == 0 {
                     if self.bins[c].current == Some(s) {
-                        self.bins[c].current = None;
+                        self.set_current(c, None);
                     }
                     self.release_slab(c, s);
                 }

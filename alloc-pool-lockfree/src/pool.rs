@@ -11,7 +11,7 @@
 //!   and the slab's remote list.
 //! - everything larger, or aligned above 16, goes to the span heap underneath (behind a lock).
 
-use crate::heap::{owned_by, Counters, HeapRecord, SegmentSource, ThreadHeap};
+use crate::heap::{owned_by, Counters, HeapRecord, SegmentSource, ThreadHeap, DIRECT_MAX};
 use crate::protocol::Refused;
 use crate::segment::{self, Segment, ALL_FREE, FIRST_SLAB, GRANULE, SEGMENT, SEGMENT_SHIFT, SLABS, SLAB_SHIFT};
 use crate::tls::{self, Entry};
@@ -680,25 +680,31 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     /// bits, a push on the local list. Everything else is out of line.
     #[inline(always)]
     fn free_small(&self, inner: &PoolInner<S, E>, ptr: NonNull<u8>, layout: Option<Layout>) {
+        let Some(seg) = inner.segment(Segment::of(ptr.as_ptr() as usize)) else { return self.bad_pointer(inner, ptr) };
+        self.free_in(inner, seg, ptr, layout)
+    }
+
+    /// [`Pool::free_small`] once the segment is known to be this pool's.
+    #[inline(always)]
+    fn free_in(&self, inner: &PoolInner<S, E>, seg: &Segment, ptr: NonNull<u8>, layout: Option<Layout>) {
         let addr = ptr.as_ptr() as usize;
         let idx = (addr >> SLAB_SHIFT) & (SLABS - 1);
         if !addr.is_multiple_of(GRANULE) {
             return self.bad_pointer(inner, ptr);
         }
-        let Some(seg) = inner.segment(Segment::of(addr)) else { return self.bad_pointer(inner, ptr) };
         let slab = &seg.slabs[idx];
         // The header slabs serve no class: a pointer into them is refused here too.
         let Some(c) = slab.class() else { return self.bad_pointer(inner, ptr) };
         if let Some(l) = layout {
             if !slab.fits(l.size()) {
-                return self.free_other_layout(inner, seg, idx, addr, c);
+                return self.free_other_layout(inner, addr);
             }
         }
         let (w, bit) = slab.bits(addr);
         match tls::lookup_first(inner.id) {
             Some(h) if owned_by(&seg.owner, h) => {
                 if let Err(why) = w.free_owner(bit) {
-                    return self.refused(inner, seg, idx, c, addr, why);
+                    return self.refused(inner, addr, why);
                 }
                 // The segment's provenance, not the caller's (which may cover less than the
                 // first word, where the free list links).
@@ -707,7 +713,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
                 // SAFETY: this thread's heap owns the slab, and it won the block.
                 unsafe { (*h).free_local(NonNull::from(slab), b, c) }
             }
-            _ => self.free_remote(inner, seg, idx, addr, c),
+            _ => self.free_remote(inner, addr),
         }
     }
 
@@ -715,10 +721,11 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     /// that is no block when the block is not in use, otherwise a wrong layout.
     #[cold]
     #[inline(never)]
-    fn free_other_layout(&self, inner: &PoolInner<S, E>, seg: &Segment, idx: usize, addr: usize, c: usize) {
+    fn free_other_layout(&self, inner: &PoolInner<S, E>, addr: usize) {
+        let (seg, idx, _) = block_at(addr);
         let (w, bit) = seg.slabs[idx].bits(addr);
         if !w.in_use(bit) {
-            return self.refused(inner, seg, idx, c, addr, Refused::NotInUse);
+            return self.refused(inner, addr, Refused::NotInUse);
         }
         inner.report(ErrorKind::WrongLayout, addr)
     }
@@ -727,14 +734,15 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     /// if this thread owns it after all, otherwise the slab's remote list.
     #[cold]
     #[inline(never)]
-    fn free_remote(&self, inner: &PoolInner<S, E>, seg: &Segment, idx: usize, addr: usize, c: usize) {
+    fn free_remote(&self, inner: &PoolInner<S, E>, addr: usize) {
+        let (seg, idx, c) = block_at(addr);
         let slab = &seg.slabs[idx];
         let (w, bit) = slab.bits(addr);
         let b = seg.at(addr);
         match tls::lookup(inner.id) {
             Some(h) if owned_by(&seg.owner, h) => {
                 if let Err(why) = w.free_owner(bit) {
-                    return self.refused(inner, seg, idx, c, addr, why);
+                    return self.refused(inner, addr, why);
                 }
                 crate::sanitize::freed(b, crate::block_size(c));
                 // SAFETY: this thread's heap owns the slab, and it won the block.
@@ -742,7 +750,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
             }
             _ => {
                 if let Err(why) = w.free_other(bit) {
-                    return self.refused(inner, seg, idx, c, addr, why);
+                    return self.refused(inner, addr, why);
                 }
                 crate::sanitize::freed(b, crate::block_size(c));
                 // SAFETY: we won the block; it goes to its slab's owner.
@@ -787,7 +795,8 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     /// Reports a free the block's state bits refused.
     #[cold]
     #[inline(never)]
-    fn refused(&self, inner: &PoolInner<S, E>, seg: &Segment, idx: usize, c: usize, addr: usize, why: Refused) {
+    fn refused(&self, inner: &PoolInner<S, E>, addr: usize, why: Refused) {
+        let (seg, idx, c) = block_at(addr);
         let kind = match why {
             Refused::AlreadyFree => ErrorKind::DoubleFree,
             Refused::NotInUse => not_in_use(seg, idx, c, addr),
@@ -825,8 +834,8 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         let Some(inner) = self.inner_if_made() else {
             return E::INIT.report(HeapError::new(ErrorKind::ForeignPointer, ptr.as_ptr() as usize));
         };
-        if inner.segment(Segment::of(ptr.as_ptr() as usize)).is_some() {
-            return self.free_small(inner, ptr, None);
+        if let Some(seg) = inner.segment(Segment::of(ptr.as_ptr() as usize)) {
+            return self.free_in(inner, seg, ptr, None);
         }
         self.free_large_unsized(inner, ptr)
     }
@@ -845,6 +854,16 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
             None => inner.errors.report(unsafe { inner.large.misuse_at(ptr) }),
         }
     }
+}
+
+/// The segment, slab index and class of an address in a slab that serves a class (what the free
+/// path found; its cold paths look it up again rather than carry it).
+fn block_at<'a>(addr: usize) -> (&'a Segment, usize, usize) {
+    // SAFETY: only called for addresses the free path found in one of the pool's segments,
+    // which stays mapped while the free runs.
+    let seg = unsafe { segment_at(Segment::of(addr)) };
+    let idx = (addr >> SLAB_SHIFT) & (SLABS - 1);
+    (seg, idx, seg.slabs[idx].class().unwrap_or(0))
 }
 
 /// Why a block start (or a granule inside a block) of slab `idx` is not a block in use: an
@@ -891,10 +910,17 @@ unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync
         if Self::small(layout) {
             if let Some(inner) = self.inner_if_made() {
                 if let Some(heap) = tls::lookup_first(inner.id) {
-                    let c = Classes::class_of(layout.size());
-                    // SAFETY: the calling thread's heap.
-                    if let Some(p) = unsafe { (*heap).alloc_fast(c) } {
-                        return Ok(ptr::block(p, crate::block_size(c)));
+                    if layout.size() <= DIRECT_MAX {
+                        // SAFETY: the calling thread's heap.
+                        if let Some((p, len)) = unsafe { (*heap).alloc_direct(layout.size()) } {
+                            return Ok(ptr::block(p, len));
+                        }
+                    } else {
+                        let c = Classes::class_of(layout.size());
+                        // SAFETY: the calling thread's heap.
+                        if let Some(p) = unsafe { (*heap).alloc_fast(c) } {
+                            return Ok(ptr::block(p, crate::block_size(c)));
+                        }
                     }
                 }
             }

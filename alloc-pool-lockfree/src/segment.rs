@@ -51,7 +51,8 @@ pub(crate) struct Slab {
     /// Owner only: the heap's list of slabs of this class.
     pub prev: Cell<Option<NonNull<Slab>>>,
     pub next: Cell<Option<NonNull<Slab>>>,
-    /// Which blocks are in use, by granule (cleared again when the slab starts on a class).
+    /// Which blocks are in use, by granule: written when the slab starts on a class, and read
+    /// only while it serves one.
     pub state: [StateBits; STATE_WORDS],
 }
 
@@ -116,10 +117,9 @@ impl Segment {
                 core::ptr::addr_of_mut!((*slab).lists).write(SlabLists::new());
                 core::ptr::addr_of_mut!((*slab).prev).write(Cell::new(None));
                 core::ptr::addr_of_mut!((*slab).next).write(Cell::new(None));
-                let state = core::ptr::addr_of_mut!((*slab).state).cast::<StateBits>();
-                for w in 0..STATE_WORDS {
-                    state.add(w).write(StateBits::new());
-                }
+                // Not the state bits: 62 KiB of the header, written (only) when a slab starts on
+                // a class, so a fresh segment's untouched header pages stay untouched. Nothing
+                // reads a slab's state before it starts (every reader checks the class first).
             }
         }
         seg

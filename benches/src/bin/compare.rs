@@ -24,6 +24,10 @@ usage:
   compare --trace FILE [OPTIONS]         replay a recorded Alloc(n)/Free(i) trace on every allocator
   compare --exec [--runs N] -- PROGRAM [ARGS...]
                                          run a program under glibc and LD_PRELOADed peers
+  compare --programs [--runs N] [--threads N]
+                                         the built-in C programs (shapes of cfrac, larson,
+                                         xmalloc-test, ...) and sort, python3, gcc, git, each
+                                         under glibc, the peers and our presets
   compare --list                         list workloads and allocators
 
 options:
@@ -33,7 +37,8 @@ options:
   --scale F           multiply every workload's iteration count (default 1.0)
   --instructions      also count instructions per operation with valgrind's callgrind (slow)
   --out DIR           where report.md and chart.html go (default target/compare)
-  --runs N            with --exec: runs per allocator (default 5)
+  --runs N            with --exec, --programs: runs per allocator (default 5)
+  --threads N         with --programs: threads of the threaded programs (default 2)
   -h, --help          this text
 ";
 
@@ -49,6 +54,8 @@ struct Options {
     out: PathBuf,
     trace: Option<PathBuf>,
     exec: Option<Vec<String>>,
+    programs: bool,
+    threads: usize,
     runs: usize,
 }
 
@@ -83,6 +90,8 @@ fn parse(args: &[String]) -> Result<Option<Options>, Usage> {
         out: PathBuf::from("target/compare"),
         trace: None,
         exec: None,
+        programs: false,
+        threads: 2,
         runs: 5,
     };
     let mut it = args.iter();
@@ -112,6 +121,8 @@ fn parse(args: &[String]) -> Result<Option<Options>, Usage> {
             }
             "--reps" => o.reps = number(&value(a)?, "--reps")?,
             "--runs" => o.runs = number(&value(a)?, "--runs")?,
+            "--threads" => o.threads = number(&value(a)?, "--threads")?,
+            "--programs" => o.programs = true,
             "--scale" => {
                 let v = value(a)?;
                 o.scale = v
@@ -211,6 +222,9 @@ impl Cell {
 fn run(o: &Options) -> Result<(), Usage> {
     if let Some(cmd) = &o.exec {
         return exec(cmd, o.runs);
+    }
+    if o.programs {
+        return programs(o);
     }
     let (rows, title): (Vec<String>, String) = match &o.trace {
         Some(path) => {
@@ -527,6 +541,10 @@ struct ExecSample {
 }
 
 fn exec_once(cmd: &[String], preload: Option<&Path>, preset: Option<&str>) -> Result<ExecSample, String> {
+    let runner = Path::new(env!("BENCH_PROGRAMS")).join("runner");
+    if runner.exists() {
+        return exec_with_runner(&runner, cmd, preload, preset);
+    }
     let mut c = Command::new(&cmd[0]);
     c.args(&cmd[1..]).stdout(Stdio::null()).stderr(Stdio::null()).stdin(Stdio::null());
     if let Some(p) = preload {
@@ -555,8 +573,12 @@ fn exec_once(cmd: &[String], preload: Option<&Path>, preset: Option<&str>) -> Re
     Ok(ExecSample { wall, cpu: tv(ru.ru_utime) + tv(ru.ru_stime), max_rss: ru.ru_maxrss as u64 * 1024 })
 }
 
-fn exec(cmd: &[String], runs: usize) -> Result<(), Usage> {
-    let mut configs: Vec<(String, Option<PathBuf>, Option<&str>)> = vec![("glibc".into(), None, None)];
+/// glibc, each peer found installed, and our presets (when the socket is built): a name, the
+/// library to preload, the preset.
+type Config = (String, Option<PathBuf>, Option<&'static str>);
+
+fn configs() -> Vec<Config> {
+    let mut configs: Vec<Config> = vec![("glibc".into(), None, None)];
     for (name, file, package) in PRELOADS {
         match find_library(file) {
             Some(p) => configs.push((name.to_string(), Some(p), None)),
@@ -573,6 +595,41 @@ fn exec(cmd: &[String], runs: usize) -> Result<(), Usage> {
         }
         None => eprintln!("our presets: liballoc_malloc.so not found; `cargo build --release -p alloc-malloc` first"),
     }
+    configs
+}
+
+/// Runs `cmd` through the launcher `c/runner.c`, whose child starts with a max RSS of zero
+/// (started from here, a program's peak RSS would be at least this process's).
+fn exec_with_runner(
+    runner: &Path,
+    cmd: &[String],
+    preload: Option<&Path>,
+    preset: Option<&str>,
+) -> Result<ExecSample, String> {
+    let mut c = Command::new(runner);
+    c.args(cmd).stdin(Stdio::null()).stderr(Stdio::null());
+    if let Some(p) = preload {
+        c.env("LD_PRELOAD", p);
+    }
+    if let Some(p) = preset {
+        c.env("ALLOC_MALLOC_PRESET", p);
+    }
+    let out = c.output().map_err(|e| format!("cannot run {}: {e}", runner.display()))?;
+    let line = String::from_utf8_lossy(&out.stdout);
+    let f: Vec<i64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    match f[..] {
+        [wall, cpu, rss, 0] if out.status.success() => Ok(ExecSample {
+            wall: Duration::from_nanos(wall as u64),
+            cpu: Duration::from_nanos(cpu as u64),
+            max_rss: rss as u64 * 1024,
+        }),
+        [_, _, _, status] => Err(format!("{:?} failed (wait status {status:#x})", cmd[0])),
+        _ => Err(format!("{} printed {line:?} for {:?}", runner.display(), cmd[0])),
+    }
+}
+
+fn exec(cmd: &[String], runs: usize) -> Result<(), Usage> {
+    let configs = configs();
     let mut results: Vec<Vec<ExecSample>> = configs.iter().map(|_| Vec::new()).collect();
     for run in 0..runs {
         for (i, (name, preload, preset)) in configs.iter().enumerate() {
@@ -602,5 +659,163 @@ fn exec(cmd: &[String], runs: usize) -> Result<(), Usage> {
     for ((name, _, _), (w, c, r)) in configs.iter().zip(&stats) {
         println!("| {name} | {:.3} s | {:.2} | {:.3} s | {} | {:.2} |", w, w / gw, c, bytes(*r), r / gr);
     }
+    Ok(())
+}
+
+/// One program of the `--programs` suite.
+struct Program {
+    name: String,
+    cmd: Vec<String>,
+}
+
+fn installed(tool: &str) -> bool {
+    Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// The suite: the C programs `build.rs` compiled, and the real programs that are installed, with
+/// their inputs written under `dir`.
+fn suite(threads: usize, dir: &Path) -> Result<Vec<Program>, Usage> {
+    let bin = Path::new(env!("BENCH_PROGRAMS"));
+    let t = threads.to_string();
+    let mut out = Vec::new();
+    let mut c = |name: &str, args: &[&str]| {
+        let exe = bin.join(name);
+        if exe.exists() {
+            let mut cmd = vec![exe.to_string_lossy().into_owned()];
+            cmd.extend(args.iter().map(|a| a.to_string()));
+            out.push(Program { name: name.replace('_', "-"), cmd });
+        } else {
+            eprintln!("{name}: not built (no C compiler when benches was built)");
+        }
+    };
+    c("cfrac", &[]);
+    c("alloc_test", &[&t]);
+    c("larson", &[&t]);
+    c("xmalloc_test", &[&t]);
+    c("cache_scratch", &[&t]);
+    c("thread_bench", &[&t]);
+    c("malloc_large", &[&t]);
+    std::fs::create_dir_all(dir).map_err(|e| Usage(format!("cannot create {}: {e}", dir.display())))?;
+    let write = |name: &str, text: String| -> Result<String, Usage> {
+        let p = dir.join(name);
+        std::fs::write(&p, text).map_err(|e| Usage(format!("cannot write {}: {e}", p.display())))?;
+        Ok(p.to_string_lossy().into_owned())
+    };
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    if installed("sort") {
+        let mut text = String::new();
+        for _ in 0..400_000 {
+            let _ = writeln!(text, "{:016x} {}", next(), next() % 100_000);
+        }
+        out.push(Program { name: "sort".into(), cmd: vec!["sort".into(), write("lines.txt", text)?] });
+    }
+    if installed("python3") {
+        let script = "d = {i: [i, str(i) * 3] for i in range(300000)}\n\
+                      s = sorted(d.values(), key=lambda v: v[1])\n\
+                      print(len(s), sum(len(v[1]) for v in s))\n";
+        out.push(Program { name: "python3".into(), cmd: vec!["python3".into(), write("dicts.py", script.into())?] });
+    }
+    if installed("gcc") {
+        let mut text = String::from("#include <stddef.h>\n");
+        for f in 0..400 {
+            let _ = writeln!(
+                text,
+                "static int g{f}(int *a, size_t n) {{ int s = {f}; for (size_t i = 0; i < n; i++) s += a[i] * {f} ^ (s >> 3); return s; }}"
+            );
+        }
+        text.push_str("int all(int *a, size_t n) { return 0");
+        for f in 0..400 {
+            let _ = write!(text, " + g{f}(a, n)");
+        }
+        text.push_str("; }\n");
+        let src = write("gen.c", text)?;
+        out.push(Program {
+            name: "gcc".into(),
+            cmd: vec!["gcc".into(), "-O2".into(), "-S".into(), "-o".into(), "/dev/null".into(), src],
+        });
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if installed("git") && repo.join(".git").exists() {
+        out.push(Program {
+            name: "git".into(),
+            cmd: ["git", "-C", &repo.to_string_lossy(), "log", "-p", "-n", "300"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        });
+    }
+    Ok(out)
+}
+
+fn programs(o: &Options) -> Result<(), Usage> {
+    let configs = configs();
+    let list = suite(o.threads, &o.out.join("inputs"))?;
+    let mut samples: Vec<Vec<Vec<ExecSample>>> =
+        list.iter().map(|_| configs.iter().map(|_| Vec::new()).collect()).collect();
+    for run in 0..o.runs {
+        for (p, prog) in list.iter().enumerate() {
+            eprintln!("[run {}/{}] {}", run + 1, o.runs, prog.name);
+            // Rotate the order each run so drift does not favour one allocator.
+            for k in 0..configs.len() {
+                let i = (k + run) % configs.len();
+                let (_, preload, preset) = &configs[i];
+                samples[p][i].push(exec_once(&prog.cmd, preload.as_deref(), *preset).map_err(Usage)?);
+            }
+        }
+    }
+    let med = |v: &[ExecSample], f: &dyn Fn(&ExecSample) -> f64| {
+        let mut x: Vec<f64> = v.iter().map(f).collect();
+        x.sort_by(|a, b| a.total_cmp(b));
+        x[x.len() / 2]
+    };
+    // Ratios to mimalloc when it is installed, else to glibc.
+    let base = configs.iter().position(|c| c.0 == "mimalloc").unwrap_or(0);
+    let base_name = configs[base].0.clone();
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "`compare --programs --runs {} --threads {}`: wall time and peak RSS × {base_name}, medians of {} runs\n",
+        o.runs, o.threads, o.runs
+    );
+    let _ = write!(t, "| program | {base_name} time |");
+    for c in &configs {
+        let _ = write!(t, " {} |", c.0);
+    }
+    let _ = write!(t, "\n|---|--:|");
+    for _ in &configs {
+        let _ = write!(t, "--:|");
+    }
+    t.push('\n');
+    let mut logs = vec![(0.0f64, 0.0f64); configs.len()];
+    for (p, prog) in list.iter().enumerate() {
+        let bw = med(&samples[p][base], &|s| s.wall.as_secs_f64());
+        let br = med(&samples[p][base], &|s| s.max_rss as f64);
+        let _ = write!(t, "| {} | {:.3} s |", prog.name, bw);
+        for (i, _) in configs.iter().enumerate() {
+            let w = med(&samples[p][i], &|s| s.wall.as_secs_f64()) / bw;
+            let r = med(&samples[p][i], &|s| s.max_rss as f64) / br;
+            logs[i].0 += w.ln();
+            logs[i].1 += r.ln();
+            let _ = write!(t, " {w:.2} / {r:.2} |");
+        }
+        t.push('\n');
+    }
+    let n = list.len().max(1) as f64;
+    let _ = write!(t, "| **geometric mean** | |");
+    for (w, r) in &logs {
+        let _ = write!(t, " **{:.2} / {:.2}** |", (w / n).exp(), (r / n).exp());
+    }
+    t.push('\n');
+    let _ = writeln!(t, "\nEach cell: time × {base_name} / peak RSS × {base_name}.");
+    print!("{t}");
+    let path = o.out.join("programs.md");
+    std::fs::write(&path, &t).map_err(|e| Usage(format!("cannot write {}: {e}", path.display())))?;
+    eprintln!("wrote {}", path.display());
     Ok(())
 }
