@@ -181,11 +181,23 @@ impl ThreadHeap {
         // SAFETY: a slab of this heap, mapped while named (`sl`).
         let slab = unsafe { sl(s) };
         let mut refused = 0;
+        // The remote bits are cleared a word at a time: blocks freed one after another by one
+        // thread usually sit side by side, so most of a chain shares a few words.
+        let mut pending: Option<(&crate::protocol::StateBits, u64)> = None;
         // SAFETY: this heap owns the slab.
         let n = unsafe {
             slab.lists.collect_remote(slab.capacity.get(), |b| {
                 let (w, bit) = slab.bits(b.as_ptr() as usize);
-                match w.take_back(bit) {
+                match pending {
+                    Some((p, ref mut mask)) if core::ptr::eq(p, w) => *mask |= bit,
+                    _ => {
+                        if let Some((p, mask)) = pending {
+                            p.clear_remote(mask);
+                        }
+                        pending = Some((w, bit));
+                    }
+                }
+                match w.take_back_allocated(bit) {
                     Ok(()) => true,
                     Err(_) => {
                         refused = b.as_ptr() as usize;
@@ -194,6 +206,9 @@ impl ThreadHeap {
                 }
             })
         };
+        if let Some((p, mask)) = pending {
+            p.clear_remote(mask);
+        }
         if refused != 0 {
             self.note_refused(refused);
         }

@@ -97,13 +97,28 @@ impl StateBits {
     /// put there again.
     #[inline]
     pub fn take_back(&self, bit: u64) -> Result<(), Refused> {
-        self.remote.fetch_and(!bit, Ordering::Relaxed);
+        self.clear_remote(bit);
+        self.take_back_allocated(bit)
+    }
+
+    /// Owner: the allocated half of [`StateBits::take_back`], for a caller that clears the
+    /// remote bits of many blocks with one [`StateBits::clear_remote`] per word afterwards (no
+    /// other thread can free a block in between: its allocated bit is clear, so a free is
+    /// refused).
+    #[inline]
+    pub fn take_back_allocated(&self, bit: u64) -> Result<(), Refused> {
         let a = self.allocated.load(Ordering::Relaxed);
         if a & bit == 0 {
             return Err(Refused::AlreadyFree);
         }
         self.allocated.store(a & !bit, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Owner: clears the remote bits of `mask` (blocks taken back).
+    #[inline]
+    pub fn clear_remote(&self, mask: u64) {
+        self.remote.fetch_and(!mask, Ordering::Relaxed);
     }
 
     /// Whether the block of `bit` is in use and not freed by another thread (any thread; a

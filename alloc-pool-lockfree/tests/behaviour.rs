@@ -3,7 +3,7 @@
 //! memory back, and two threads freeing one block are told apart.
 #![cfg(not(loom))]
 
-use alloc_core::{Allocator, Count, Layout, Limited, MmapSource, Validate};
+use alloc_core::{Allocator, Count, ErrorKind, Layout, Limited, MmapSource, Validate};
 use alloc_pool_lockfree::Pool;
 use std::sync::{Arc, Barrier};
 
@@ -228,4 +228,39 @@ fn zeroed_blocks_are_zero_after_reuse() {
             unsafe { (&pool).deallocate(b.cast(), layout(i * 8)) };
         }
     }
+}
+
+#[test]
+fn a_block_freed_into_another_pool_is_reported_there_and_left_alone() {
+    // The free path's bitmap holds every pool's segments; the pool id in the segment header says
+    // whose. A block of `a` freed into `b` must be reported by `b` and stay `a`'s.
+    let a: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+    let b: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+    let l = layout(48);
+    let mine = (&b).allocate(l).unwrap();
+    let p = (&a).allocate(l).unwrap().cast::<u8>();
+    fill(p, l.size(), 0x5c);
+    for layout in [Some(l), None] {
+        // SAFETY: deliberately the wrong pool: the misuse under test (Count: reported only).
+        unsafe {
+            match layout {
+                Some(l) => (&b).deallocate(p, l),
+                None => b.free_unsized(p),
+            }
+        }
+        let e = b.errors().unwrap();
+        assert_eq!(e.last().map(|e| (e.kind, e.addr)), Some((ErrorKind::ForeignPointer, p.as_ptr() as usize)));
+    }
+    assert_eq!(b.errors().unwrap().detected(), 2);
+    assert!(holds(p, l.size(), 0x5c), "the block is untouched");
+    assert_eq!(a.validate(), Ok(()));
+    assert_eq!(b.validate(), Ok(()));
+    // SAFETY: live blocks of their own pools.
+    unsafe {
+        (&a).deallocate(p, l);
+        (&b).deallocate(mine.cast(), l);
+    }
+    assert_eq!(a.errors().unwrap().detected(), 0);
+    assert_eq!(a.live_bytes(), 0);
+    assert_eq!(a.validate(), Ok(()));
 }
