@@ -248,8 +248,8 @@ impl ThreadHeap {
         // SAFETY: this heap owns the slab.
         let b = unsafe { sl(s).lists.pop_local() }?;
         // SAFETY: a slab of this heap, mapped while named (`sl`); it serves a class (it is current).
-        let c = unsafe { sl(s) }.class().unwrap_or(0);
-        Some((self.hand_out(s, b, c)?, crate::block_size(c)))
+        let len = unsafe { sl(s) }.block.get();
+        Some((self.hand_out(s, b, len)?, len))
     }
 
     /// A block of class `c` from the current slab's local list, if it has one.
@@ -258,7 +258,7 @@ impl ThreadHeap {
         let s = self.bins.get(c)?.current?;
         // SAFETY: this heap owns the slab.
         let b = unsafe { sl(s).lists.pop_local() }?;
-        self.hand_out(s, b, c)
+        self.hand_out(s, b, crate::block_size(c))
     }
 
     /// Allocates a block of class `c`: its payload address.
@@ -273,7 +273,7 @@ impl ThreadHeap {
     /// Marks block `b` of slab `s` in use and returns it; `None` (the block noted for the pool
     /// to report) when another thread freed it at the same time as its owner did.
     #[inline(always)]
-    fn hand_out(&mut self, s: NonNull<Slab>, b: NonNull<Link>, c: usize) -> Option<NonNull<u8>> {
+    fn hand_out(&mut self, s: NonNull<Slab>, b: NonNull<Link>, len: usize) -> Option<NonNull<u8>> {
         // SAFETY: a slab of this heap, mapped while named (`sl`).
         let (w, bit) = unsafe { sl(s) }.bits(b.as_ptr() as usize);
         if let Err(Refused::AlreadyFree) = w.hand_out(bit) {
@@ -282,7 +282,7 @@ impl ThreadHeap {
         }
         Self::bump(&self.counters().allocations, 1);
         let p = b.cast::<u8>();
-        crate::sanitize::allocated(p, crate::block_size(c));
+        crate::sanitize::allocated(p, len);
         Some(p)
     }
 
@@ -293,7 +293,7 @@ impl ThreadHeap {
             if let Some(s) = self.bins[c].current {
                 // SAFETY: this heap owns the slab (and the lists' owner side with it).
                 if let Some(b) = unsafe { sl(s).lists.pop_local() } {
-                    match self.hand_out(s, b, c) {
+                    match self.hand_out(s, b, crate::block_size(c)) {
                         Some(p) => return Some(p),
                         None => continue,
                     }
@@ -314,7 +314,7 @@ impl ThreadHeap {
                     unsafe { sl(s).lists.count_carved() };
                     // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
                     let b = unsafe { sg(seg) }.at(start).cast::<Link>();
-                    match self.hand_out(s, b, c) {
+                    match self.hand_out(s, b, crate::block_size(c)) {
                         Some(p) => return Some(p),
                         None => continue,
                     }

@@ -1151,7 +1151,11 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
                 }
                 let size = crate::block_size(c);
                 let carved = slab.bump.get();
-                if !slab.fits(size) || slab.fits(size + 1) || (c > 0 && slab.fits(crate::block_size(c - 1))) {
+                if slab.block.get() != size
+                    || !slab.fits(size)
+                    || slab.fits(size + 1)
+                    || (c > 0 && slab.fits(crate::block_size(c - 1)))
+                {
                     return bad("slab's range of layout sizes is not its class's", seg.slab_start(i));
                 }
                 if carved > slab.capacity.get() || slab.capacity.get() != segment::SLAB / size {

@@ -47,6 +47,8 @@ pub(crate) struct Slab {
     /// the slab starts; read by any thread that frees into it.
     pub fits_low: OwnerWritten,
     pub fits_span: OwnerWritten,
+    /// The block size of its class (what an allocation from it returns as its length).
+    pub block: OwnerWritten,
     pub lists: SlabLists,
     /// Owner only: the heap's list of slabs of this class.
     pub prev: Cell<Option<NonNull<Slab>>>,
@@ -114,6 +116,7 @@ impl Segment {
                 core::ptr::addr_of_mut!((*slab).capacity).write(Cell::new(0));
                 core::ptr::addr_of_mut!((*slab).fits_low).write(OwnerWritten(AtomicUsize::new(0)));
                 core::ptr::addr_of_mut!((*slab).fits_span).write(OwnerWritten(AtomicUsize::new(0)));
+                core::ptr::addr_of_mut!((*slab).block).write(OwnerWritten(AtomicUsize::new(0)));
                 core::ptr::addr_of_mut!((*slab).lists).write(SlabLists::new());
                 core::ptr::addr_of_mut!((*slab).prev).write(Cell::new(None));
                 core::ptr::addr_of_mut!((*slab).next).write(Cell::new(None));
@@ -176,6 +179,7 @@ impl Slab {
         let below = if class == 0 { 0 } else { crate::block_size(class - 1) };
         self.fits_low.set(below + 1);
         self.fits_span.set(block - below);
+        self.block.set(block);
         self.class.store(class + 1, Ordering::Relaxed);
         self.bump.set(0);
         self.capacity.set(SLAB / block);
