@@ -31,6 +31,9 @@ pub enum ErrorKind {
     /// A free-list link does not decode to a block of the heap: a write after free, or an
     /// overflow of a neighbouring block into a free one.
     CorruptedFreeList,
+    /// A sized deallocation (`free_sized`, C++'s sized `operator delete`) named a size or an
+    /// alignment other than the block's.
+    SizedMismatch,
 }
 
 impl ErrorKind {
@@ -48,6 +51,7 @@ impl ErrorKind {
             ErrorKind::CorruptedFreeList => {
                 "free list corrupted (a write after free, or an overflow into a free block)"
             }
+            ErrorKind::SizedMismatch => "sized deallocation mismatch",
         }
     }
 }

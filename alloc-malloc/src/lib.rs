@@ -24,6 +24,7 @@
 //! taken before and released after, through `pthread_atfork`); a thread's pool caches go back
 //! when it exits (the pool's thread-exit hook).
 
+mod hardened;
 mod presets;
 mod trace;
 
@@ -123,7 +124,7 @@ fn backend() -> &'static dyn Backend {
     match p {
         Preset::Pool => &presets::POOL,
         Preset::Segregated => &presets::SEGREGATED,
-        Preset::Hardened => &presets::HARDENED,
+        Preset::Hardened => &hardened::Hardened,
         Preset::Span => &presets::SPAN,
     }
 }
@@ -161,6 +162,13 @@ fn layout(size: usize, align: usize) -> Option<core::alloc::Layout> {
 }
 
 fn alloc(size: usize, align: usize, zero: bool) -> *mut c_void {
+    if size == 0 && align <= MIN_ALIGN && PRESET.load(Ordering::Relaxed) == Preset::Hardened as u8 {
+        // `hardened`: a unique address no access may touch.
+        if let Some(p) = hardened::alloc_zero_sized() {
+            trace::alloc(p.as_ptr().cast(), 0);
+            return p.as_ptr().cast();
+        }
+    }
     match layout(size, align).and_then(|l| backend().alloc(l, zero)) {
         Some(p) => {
             trace::alloc(p.as_ptr().cast(), size);
@@ -447,4 +455,168 @@ pub unsafe extern "C" fn malloc_usable_size(ptr: *mut c_void) -> usize {
         Some((p, l)) => unsafe { backend().usable(p, l) },
         None => 0,
     }
+}
+
+/// A sized or aligned free: under `hardened` the size (and alignment, when given) must be the
+/// block's; the other presets free the block as `free` does.
+///
+/// # Safety
+///
+/// As for `free`.
+unsafe fn free_checked(ptr: *mut c_void, size: usize, align: Option<usize>) {
+    let Some(p) = NonNull::new(ptr.cast::<u8>()) else { return };
+    if PRESET.load(Ordering::Relaxed) == Preset::Hardened as u8 {
+        trace::free(ptr);
+        // SAFETY: the caller's pointer; the preset checks it before anything else.
+        return unsafe { hardened::free(p, Some((size, align.map(|a| a.max(MIN_ALIGN))))) };
+    }
+    // SAFETY: the caller's pointer.
+    unsafe { free(ptr) }
+}
+
+/// C23 `free_sized`: `free` of a block allocated with `size` bytes.
+///
+/// # Safety
+///
+/// As for `free`.
+#[no_mangle]
+pub unsafe extern "C" fn free_sized(ptr: *mut c_void, size: usize) {
+    // SAFETY: forwarded.
+    unsafe { free_checked(ptr, size, None) }
+}
+
+/// C23 `free_aligned_sized`: `free` of a block from `aligned_alloc(align, size)`.
+///
+/// # Safety
+///
+/// As for `free`.
+#[no_mangle]
+pub unsafe extern "C" fn free_aligned_sized(ptr: *mut c_void, align: usize, size: usize) {
+    // SAFETY: forwarded.
+    unsafe { free_checked(ptr, size, Some(align)) }
+}
+
+/// C++ `operator delete(void*, std::size_t)` (sized deallocation, the default since C++14).
+///
+/// # Safety
+///
+/// As for `free`.
+#[no_mangle]
+pub unsafe extern "C" fn _ZdlPvm(ptr: *mut c_void, size: usize) {
+    // SAFETY: forwarded.
+    unsafe { free_checked(ptr, size, None) }
+}
+
+/// C++ `operator delete[](void*, std::size_t)`.
+///
+/// # Safety
+///
+/// As for `free`.
+#[no_mangle]
+pub unsafe extern "C" fn _ZdaPvm(ptr: *mut c_void, size: usize) {
+    // SAFETY: forwarded.
+    unsafe { free_checked(ptr, size, None) }
+}
+
+/// C++ `operator delete(void*, std::align_val_t)`.
+///
+/// # Safety
+///
+/// As for `free`.
+#[no_mangle]
+pub unsafe extern "C" fn _ZdlPvSt11align_val_t(ptr: *mut c_void, align: usize) {
+    // SAFETY: forwarded.
+    unsafe { free_aligned(ptr, align) }
+}
+
+/// C++ `operator delete[](void*, std::align_val_t)`.
+///
+/// # Safety
+///
+/// As for `free`.
+#[no_mangle]
+pub unsafe extern "C" fn _ZdaPvSt11align_val_t(ptr: *mut c_void, align: usize) {
+    // SAFETY: forwarded.
+    unsafe { free_aligned(ptr, align) }
+}
+
+/// C++ `operator delete(void*, std::size_t, std::align_val_t)`.
+///
+/// # Safety
+///
+/// As for `free`.
+#[no_mangle]
+pub unsafe extern "C" fn _ZdlPvmSt11align_val_t(ptr: *mut c_void, size: usize, align: usize) {
+    // SAFETY: forwarded.
+    unsafe { free_checked(ptr, size, Some(align)) }
+}
+
+/// C++ `operator delete[](void*, std::size_t, std::align_val_t)`.
+///
+/// # Safety
+///
+/// As for `free`.
+#[no_mangle]
+pub unsafe extern "C" fn _ZdaPvmSt11align_val_t(ptr: *mut c_void, size: usize, align: usize) {
+    // SAFETY: forwarded.
+    unsafe { free_checked(ptr, size, Some(align)) }
+}
+
+/// An aligned delete without a size: under `hardened` the alignment is checked.
+///
+/// # Safety
+///
+/// As for `free`.
+unsafe fn free_aligned(ptr: *mut c_void, align: usize) {
+    let Some(p) = NonNull::new(ptr.cast::<u8>()) else { return };
+    if PRESET.load(Ordering::Relaxed) == Preset::Hardened as u8 {
+        // SAFETY: the caller's pointer.
+        if let Some(l) = unsafe { backend().layout_of(p) } {
+            if l.align() != align.max(MIN_ALIGN) {
+                return presets::report(alloc_core::HeapError::new(ErrorKind::SizedMismatch, p.as_ptr() as usize));
+            }
+        }
+    }
+    // SAFETY: the caller's pointer.
+    unsafe { free(ptr) }
+}
+
+/// C++ `operator new(std::size_t, std::align_val_t)`: ours, so that the aligned `delete` that
+/// pairs with it finds the size it recorded. On failure it throws `std::bad_alloc` through
+/// libstdc++ (found at run time), or aborts if there is none.
+///
+/// # Safety
+///
+/// Always safe to call from C++.
+#[no_mangle]
+pub unsafe extern "C" fn _ZnwmSt11align_val_t(size: usize, align: usize) -> *mut c_void {
+    new_aligned(size, align)
+}
+
+/// C++ `operator new[](std::size_t, std::align_val_t)`.
+///
+/// # Safety
+///
+/// As for `operator new`.
+#[no_mangle]
+pub unsafe extern "C" fn _ZnamSt11align_val_t(size: usize, align: usize) -> *mut c_void {
+    new_aligned(size, align)
+}
+
+fn new_aligned(size: usize, align: usize) -> *mut c_void {
+    let p = if align.is_power_of_two() { alloc(size.max(1), align, false) } else { ptr::null_mut() };
+    if p.is_null() {
+        // SAFETY: looks a symbol up by a NUL-terminated name.
+        let throw = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_ZSt17__throw_bad_allocv".as_ptr()) };
+        if !throw.is_null() {
+            // SAFETY: libstdc++'s `std::__throw_bad_alloc()`, a function of no arguments that
+            // does not return (it throws).
+            let f: extern "C" fn() -> ! = unsafe { core::mem::transmute(throw) };
+            f();
+        }
+        write_stderr(&[b"alloc-malloc: operator new: out of memory\n"]);
+        // SAFETY: ends the process.
+        unsafe { libc::abort() }
+    }
+    p
 }

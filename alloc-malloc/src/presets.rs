@@ -4,7 +4,7 @@
 use alloc_core::compose::Header;
 use alloc_core::error::{ErrorKind, ErrorPolicy, HeapError};
 use alloc_core::layer::{Layer, Owns, SizeOf, UsableSize};
-use alloc_core::{front, Abort, DefaultSource, Layout, Locked, NoStats, SafeLinks, SpinLock};
+use alloc_core::{front, Abort, DefaultSource, Layout, Locked, SpinLock};
 use alloc_pool_lockfree::Pool;
 use alloc_segregated::SegregatedHeap;
 use alloc_span::SpanHeap;
@@ -151,14 +151,6 @@ pub static SEGREGATED: Locked<SegregatedWithSizes, SpinLock> =
 
 /// The segregated bins with a size header.
 pub type SegregatedWithSizes = Header<SegregatedHeap<DefaultSource>, Abort, false>;
-
-/// The segregated bins with encoded links, a checked header and a tail canary.
-pub type HardenedSegregated = Header<SegregatedHeap<DefaultSource, Abort, NoStats, SafeLinks>, Abort, true>;
-
-/// `hardened`: the segregated bins with encoded free-list links, a checked header (double and
-/// invalid frees) and a tail canary (overflows), behind a spin lock.
-pub static HARDENED: Locked<HardenedSegregated, SpinLock> =
-    Locked::new(Header::new(SegregatedHeap::new(DefaultSource::new())));
 
 /// `span`: the page-span heap behind a spin lock (a page per block at least: for programs of
 /// large buffers).

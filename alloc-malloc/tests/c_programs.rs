@@ -127,7 +127,13 @@ fn fork_in_a_threaded_program_works_under_every_preset() {
 fn expect_report(preset: &str, case: &str, what: &str, offset: usize) {
     // -O0: at -O1 gcc drops a store into a block that is freed right after.
     let exe = build("misuse.c", "gcc", &["-O0", "-Wno-free-nonheap-object"]);
-    let mut cmd = Command::new(&exe);
+    expect_abort_in(&exe, preset, case, what, offset);
+}
+
+/// Runs `exe case` under `preset` and asserts it aborts with `what` at the last announced
+/// address (plus `offset`).
+fn expect_abort_in(exe: &Path, preset: &str, case: &str, what: &str, offset: usize) {
+    let mut cmd = Command::new(exe);
     cmd.arg(case);
     let out = run(cmd, Some(preset));
     let stdout = text(&out.stdout);
@@ -253,5 +259,85 @@ fn a_recorded_trace_replays_in_the_conformance_format() {
         let allocs = trace.events.iter().filter(|e| matches!(e, conformance::trace::Event::Alloc(_))).count();
         let frees = trace.events.len() - allocs;
         assert!(allocs > 100 && frees > 50, "{preset}: {allocs} allocations, {frees} frees recorded");
+    }
+}
+
+/// hardened.c, built once.
+fn hardened_program() -> PathBuf {
+    // -O0: the stores into freed blocks must happen.
+    build("hardened.c", "gcc", &["-O0", "-pthread"])
+}
+
+fn run_case(exe: &Path, preset: &str, case: &str) -> Output {
+    let mut cmd = Command::new(exe);
+    cmd.arg(case);
+    run(cmd, Some(preset))
+}
+
+/// Issue 19's five classes, each as the hardened preset must handle it: aborts naming the
+/// address, faults, and properties that hold.
+#[test]
+fn the_hardened_preset_catches_what_the_strictest_hardened_mallocs_catch() {
+    use std::os::unix::process::ExitStatusExt;
+    let exe = hardened_program();
+    // 1. Freed small memory reads as zero, and a write after free is caught when the slot is
+    //    handed out again.
+    for case in ["freed-reads-zero", "zero-size", "sized-ok", "delayed-reuse"] {
+        let out = run_case(&exe, "hardened", case);
+        assert!(
+            out.status.success() && text(&out.stdout).lines().any(|l| l == "OK"),
+            "hardened {case}: {:?}\n{}{}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+    expect_abort_in(&exe, "hardened", "write-after-free", "write after free detected", 0);
+    // 2. A freed large block's pages fault; 3. so does any access to a zero-size block.
+    for case in ["large-read-after-free", "large-write-after-free", "zero-size-read", "zero-size-write"] {
+        let out = run_case(&exe, "hardened", case);
+        assert!(!text(&out.stdout).contains("NOT-FAULTED"), "hardened {case}: the access did not fault");
+        assert!(
+            matches!(out.status.signal(), Some(11) | Some(7)),
+            "hardened {case}: should die of SIGSEGV, got {:?}\n{}",
+            out.status,
+            text(&out.stderr)
+        );
+    }
+    // 4. Sized deallocation is checked, small and large, size and alignment.
+    for case in ["sized-mismatch", "sized-mismatch-large", "aligned-sized-mismatch"] {
+        expect_abort_in(&exe, "hardened", case, "sized deallocation mismatch", 0);
+    }
+    let cxx = build("sized_delete.cc", "g++", &["-O1"]);
+    expect_abort_in(&cxx, "hardened", "mismatch", "sized deallocation mismatch", 0);
+    // 5. Delayed (checked above) and randomised reuse: two runs give the freed blocks back in
+    //    different orders, and not in the pool's newest-first order.
+    let order = |preset| text(&run_case(&exe, preset, "reuse-order").stdout).lines().next().unwrap_or("").to_string();
+    let (a, b, lifo) = (order("hardened"), order("hardened"), order("general"));
+    assert!(a.split(' ').count() > 100, "hardened: the freed blocks did not come back: {a:?}");
+    assert_ne!(a, b, "hardened: two runs reused freed blocks in the same order");
+    assert_ne!(a, lifo, "hardened: the reuse order is the pool's own");
+    // Everything caught before stays caught with threads: two threads freeing one block.
+    expect_abort_in(&exe, "hardened", "two-threads-double-free", "double free", 0);
+}
+
+/// The sized and aligned entry points work under every preset (and skip the check outside
+/// `hardened`); correct C++ sized and aligned deletes run clean everywhere.
+#[test]
+fn sized_and_aligned_deallocation_runs_clean_under_every_preset() {
+    let exe = hardened_program();
+    let cxx = build("sized_delete.cc", "g++", &["-O1"]);
+    for preset in PRESETS {
+        for (prog, case) in [(&exe, "sized-ok"), (&cxx, "ok")] {
+            let out = run_case(prog, preset, case);
+            assert!(
+                out.status.success() && text(&out.stdout).lines().any(|l| l == "OK"),
+                "{preset} {}: {:?}\n{}{}",
+                prog.display(),
+                out.status,
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+        }
     }
 }

@@ -1,0 +1,685 @@
+//! The `hardened` preset: the per-thread pool of `general`, wrapped in the checks of a hardened
+//! malloc (GrapheneOS's hardened_malloc is the reference), with no lock on the small-block paths.
+//!
+//! Small blocks (up to 16 KiB less 24 bytes, alignment up to 16) are pool blocks laid out as
+//!
+//! ```text
+//! | size and alignment (8) | state word (8) | the caller's bytes | canary (8) | rest of the class |
+//! ```
+//!
+//! - The **state word** mixes the caller's address with a per-process secret: one value while
+//!   the block is live, another once freed. A free swaps the first for the second with one
+//!   compare-and-swap, so of two frees of a block (one after the other, or on two threads at once)
+//!   exactly one goes on; the other is a `double free`.
+//! - The **canary** right after the caller's bytes catches an overflow at free (`canary
+//!   corrupted`, at the canary's address).
+//! - **Zero on free**: a freed block's bytes after the header are zeroed. When the pool hands
+//!   the block out again they are checked: a byte that is not zero was written after the free
+//!   (`write after free detected`, at the block's address).
+//! - **Delayed, randomised reuse**: a freed block waits in its thread's quarantine, first in a
+//!   FIFO of [`FIFO`] blocks, then in a ring of [`RING`] slots where it lands on a slot picked at
+//!   random, pushing that slot's block back to the pool. So a block is reused after at least
+//!   [`FIFO`] further frees by the same thread (on average `FIFO + RING`), and which block goes
+//!   back on each free is one of [`RING`] (6 bits of entropy); the pool then hands blocks out
+//!   newest first, so the order of reuse follows that random order.
+//! - **Sized deallocation** (`free_sized`, `free_aligned_sized`, C++'s sized and aligned
+//!   `operator delete`): a size or alignment other than the block's is a `sized deallocation
+//!   mismatch`.
+//!
+//! Large blocks have a mapping each, a live table of them (under a spin lock: large blocks cost a
+//! system call anyway), the same header and canary; a freed one's pages are made inaccessible
+//! (`PROT_NONE`) and kept in a quarantine of [`LARGE_QUARANTINE`] blocks or
+//! [`LARGE_QUARANTINE_BYTES`], unmapped when they leave it: a read or write through a stale
+//! pointer faults. `malloc(0)` returns a unique address in a reserved `PROT_NONE` region: any
+//! access faults, and `free` of it does nothing.
+
+use crate::presets::Backend;
+use alloc_core::error::{ErrorKind, ErrorPolicy, HeapError};
+use alloc_core::layer::{SharedLayer, SizeOf};
+use alloc_core::{Abort, Layout, SpinLock};
+use alloc_pool_lockfree::Pool;
+use core::cell::UnsafeCell;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// The preset's own pool (only one preset serves a process; this one is untouched otherwise).
+pub static POOL: Pool = Pool::new();
+
+/// Header bytes before the caller's: packed size and alignment, then the state word.
+const HDR: usize = 16;
+/// Canary bytes after the caller's.
+const CANARY: usize = 8;
+/// The largest request served from the pool.
+const SMALL: usize = alloc_pool_lockfree::MAX_SMALL - HDR - CANARY;
+/// Blocks a freed block waits behind, first in line.
+pub const FIFO: usize = 32;
+/// Slots of the random stage of the quarantine.
+pub const RING: usize = 64;
+/// Freed large blocks kept inaccessible.
+pub const LARGE_QUARANTINE: usize = 64;
+/// ... and at most this many of their bytes.
+pub const LARGE_QUARANTINE_BYTES: usize = 256 << 20;
+/// The reserved region `malloc(0)` hands addresses out of.
+const ZERO_REGION: usize = 1 << 30;
+
+fn report(kind: ErrorKind, addr: usize) {
+    Abort.report(HeapError::new(kind, addr));
+}
+
+/// The per-process secret, made on first use.
+fn secret() -> usize {
+    static SECRET: AtomicUsize = AtomicUsize::new(0);
+    match SECRET.load(Ordering::Relaxed) {
+        0 => {
+            let s = alloc_core::secret::fresh(&SECRET as *const AtomicUsize as usize) | 1;
+            match SECRET.compare_exchange(0, s, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => s,
+                Err(won) => won,
+            }
+        }
+        s => s,
+    }
+}
+
+fn live_word(user: usize) -> usize {
+    secret() ^ user ^ 0x11
+}
+
+/// The freed word names the block's length too: a slab the pool starts on another class puts
+/// blocks over old ones, and a new block whose header lands on an old freed word of another
+/// length is fresh memory, not a block to check for zeroes.
+fn freed_word(user: usize, len: usize) -> usize {
+    secret().rotate_left(17) ^ user ^ len.rotate_left(40) ^ 0x22
+}
+
+fn canary(at: usize) -> u64 {
+    ((secret() ^ at) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1
+}
+
+fn pack(size: usize, align: usize) -> usize {
+    size | (align.trailing_zeros() as usize) << 56
+}
+
+fn unpack(w: usize) -> (usize, usize) {
+    (w & ((1 << 56) - 1), 1 << (w >> 56))
+}
+
+/// The header words of the block whose caller's bytes start at `user`.
+///
+/// # Safety
+///
+/// `user - 16 .. user` is a header this preset wrote (a live pool block or mapping).
+unsafe fn header<'a>(user: usize) -> (&'a AtomicUsize, &'a AtomicUsize) {
+    let p = core::ptr::with_exposed_provenance::<AtomicUsize>(user - HDR);
+    // SAFETY: as the caller promises; 16-aligned words.
+    unsafe { (&*p, &*p.add(1)) }
+}
+
+fn round_up(n: usize, to: usize) -> Option<usize> {
+    n.checked_next_multiple_of(to)
+}
+
+// ---------------------------------------------------------------------------------------------
+// malloc(0)
+
+static ZERO_BASE: AtomicUsize = AtomicUsize::new(0);
+static ZERO_NEXT: AtomicUsize = AtomicUsize::new(0);
+
+fn zero_region() -> Option<usize> {
+    match ZERO_BASE.load(Ordering::Acquire) {
+        0 => {}
+        b => return Some(b),
+    }
+    // SAFETY: a fresh anonymous reservation, no access: nothing of ours is there.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            ZERO_REGION,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return None;
+    }
+    match ZERO_BASE.compare_exchange(0, p as usize, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => Some(p as usize),
+        Err(won) => {
+            // SAFETY: our own reservation, never handed out.
+            unsafe { libc::munmap(p, ZERO_REGION) };
+            Some(won)
+        }
+    }
+}
+
+fn in_zero_region(addr: usize) -> bool {
+    let b = ZERO_BASE.load(Ordering::Acquire);
+    b != 0 && addr.wrapping_sub(b) < ZERO_REGION
+}
+
+/// A unique address whose every access faults (16-byte steps through the region, wrapping
+/// after 64 Mi of them).
+fn alloc_zero() -> Option<NonNull<u8>> {
+    let base = zero_region()?;
+    let off = ZERO_NEXT.fetch_add(16, Ordering::Relaxed) % ZERO_REGION;
+    NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(base + off))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small blocks
+
+/// The first byte at `p .. p + len` that is not zero.
+///
+/// # Safety
+///
+/// The range is readable.
+unsafe fn first_nonzero(p: *const u8, len: usize) -> Option<usize> {
+    let words = len / 8;
+    for i in 0..words {
+        // SAFETY: inside the range; read unaligned (the range starts 16-aligned anyway).
+        if unsafe { p.cast::<u64>().add(i).read_unaligned() } != 0 {
+            return (0..8).map(|k| i * 8 + k).find(|&k| {
+                // SAFETY: inside the range.
+                unsafe { *p.add(k) != 0 }
+            });
+        }
+    }
+    // SAFETY: as above.
+    (words * 8..len).find(|&k| unsafe { *p.add(k) } != 0)
+}
+
+fn alloc_small(size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
+    // SAFETY: at most MAX_SMALL bytes, aligned to 16.
+    let l = unsafe { Layout::from_size_align_unchecked(size + HDR + CANARY, 16) };
+    let b = SharedLayer::allocate(&POOL, l).ok()?;
+    let q = b.cast::<u8>().as_ptr();
+    let len = b.len();
+    let user = q as usize + HDR;
+    // SAFETY: a block the pool just handed out, `len` bytes: its header words are ours.
+    let (size_word, state) = unsafe { header(user) };
+    let mut clean = false;
+    if state.load(Ordering::Relaxed) == freed_word(user, len) {
+        // Freed by this preset before, zeroed then: it must still be zero.
+        // SAFETY: the block's bytes after the header.
+        if unsafe { first_nonzero(q.add(HDR), len - HDR) }.is_some() {
+            report(ErrorKind::WriteAfterFree, user);
+        }
+        clean = true;
+    }
+    size_word.store(pack(size, align), Ordering::Relaxed);
+    state.store(live_word(user), Ordering::Relaxed);
+    // SAFETY: the canary lies inside the block (size + 16 + 8 <= len).
+    unsafe {
+        if zero && !clean {
+            q.add(HDR).write_bytes(0, size);
+        }
+        q.add(HDR + size).cast::<u64>().write_unaligned(canary(user + size));
+        Some(NonNull::new_unchecked(q.add(HDR)))
+    }
+}
+
+/// Frees a small block: header, canary and sized checks, zeroing, quarantine.
+///
+/// # Safety
+///
+/// `user` is an address in the preset's pool (its segment map says so).
+unsafe fn free_small(user: usize, sized: Option<(usize, Option<usize>)>) {
+    let q = user.wrapping_sub(HDR);
+    // SAFETY: the pool's size_of takes any address and reads only after its own checks.
+    let Some(block) = (unsafe { POOL.size_of(NonNull::new_unchecked(core::ptr::with_exposed_provenance_mut(q))) })
+    else {
+        return report(small_misuse(user), user);
+    };
+    // SAFETY: a live pool block starts at q: its header is this preset's.
+    let (size_word, state) = unsafe { header(user) };
+    let freed = freed_word(user, block.size());
+    if let Err(w) = state.compare_exchange(live_word(user), freed, Ordering::AcqRel, Ordering::Relaxed) {
+        let kind = if w == freed { ErrorKind::DoubleFree } else { ErrorKind::Corrupted };
+        return report(kind, user);
+    }
+    let (size, align) = unpack(size_word.load(Ordering::Relaxed));
+    let p = core::ptr::with_exposed_provenance_mut::<u8>(q);
+    // SAFETY: the canary written at allocation, inside the block.
+    if unsafe { p.add(HDR + size).cast::<u64>().read_unaligned() } != canary(user + size) {
+        return report(ErrorKind::CanaryCorrupted, user + size);
+    }
+    check_sized(user, size, align, sized);
+    // SAFETY: the block's bytes after the header are ours until it goes back to the pool.
+    unsafe { p.add(HDR).write_bytes(0, block.size() - HDR) };
+    if let Some(out) = quarantine(q) {
+        // SAFETY: a block of the pool this preset freed, past its quarantine.
+        unsafe { POOL.free_unsized(NonNull::new_unchecked(core::ptr::with_exposed_provenance_mut(out))) };
+    }
+}
+
+fn check_sized(user: usize, size: usize, align: usize, sized: Option<(usize, Option<usize>)>) {
+    if let Some((s, a)) = sized {
+        if s != size || a.is_some_and(|a| a != align) {
+            report(ErrorKind::SizedMismatch, user);
+        }
+    }
+}
+
+/// What is wrong with `user`, an address in the pool that is not the start of a live block's
+/// caller bytes.
+fn small_misuse(user: usize) -> ErrorKind {
+    if !user.is_multiple_of(16) {
+        return ErrorKind::InteriorPointer;
+    }
+    let q = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(user.wrapping_sub(HDR)));
+    // SAFETY: any address: the pool checks its maps before reading.
+    q.map_or(ErrorKind::ForeignPointer, |q| unsafe { POOL.misuse_at(q) }.kind)
+}
+
+/// The layout of a live small block at `user`, if it is one.
+fn small_layout(user: usize) -> Option<Layout> {
+    let q = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(user.wrapping_sub(HDR)))?;
+    // SAFETY: any address (see `free_small`).
+    unsafe { POOL.size_of(q) }?;
+    // SAFETY: a live pool block starts at q.
+    let (size_word, state) = unsafe { header(user) };
+    if state.load(Ordering::Relaxed) != live_word(user) {
+        return None;
+    }
+    let (size, align) = unpack(size_word.load(Ordering::Relaxed));
+    Layout::from_size_align(size, align).ok()
+}
+
+/// A thread's quarantine of freed small blocks (their pool addresses; 0: empty).
+struct Quarantine {
+    fifo: [usize; FIFO],
+    head: usize,
+    ring: [usize; RING],
+    rng: u64,
+    hooked: bool,
+}
+
+std::thread_local! {
+    static QUARANTINE: UnsafeCell<Quarantine> =
+        const { UnsafeCell::new(Quarantine { fifo: [0; FIFO], head: 0, ring: [0; RING], rng: 0, hooked: false }) };
+}
+
+/// Puts block `q` in the calling thread's quarantine; returns the block that leaves it, to free.
+fn quarantine(q: usize) -> Option<usize> {
+    QUARANTINE
+        .try_with(|c| {
+            // SAFETY: the calling thread's own quarantine; nothing else borrows it now.
+            let c = unsafe { &mut *c.get() };
+            if !c.hooked {
+                c.hooked = hook::arm();
+                c.rng = (secret() ^ (c as *mut Quarantine as usize)) as u64 | 1;
+            }
+            let out = core::mem::replace(&mut c.fifo[c.head], q);
+            c.head = (c.head + 1) % FIFO;
+            if out == 0 {
+                return None;
+            }
+            c.rng ^= c.rng << 13;
+            c.rng ^= c.rng >> 7;
+            c.rng ^= c.rng << 17;
+            let slot = (c.rng % RING as u64) as usize;
+            let back = core::mem::replace(&mut c.ring[slot], out);
+            (back != 0).then_some(back)
+        })
+        // The thread's storage is going away: no quarantine.
+        .unwrap_or(Some(q))
+}
+
+/// Frees every block of the calling thread's quarantine (at thread exit).
+fn flush_quarantine() {
+    let _ = QUARANTINE.try_with(|c| {
+        // SAFETY: as in `quarantine`.
+        let c = unsafe { &mut *c.get() };
+        for q in c.fifo.iter_mut().chain(c.ring.iter_mut()) {
+            let b = core::mem::replace(q, 0);
+            if let Some(b) = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(b)) {
+                // SAFETY: a block this preset freed into the quarantine.
+                unsafe { POOL.free_unsized(b) };
+            }
+        }
+    });
+}
+
+mod hook {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The pthread key, plus one (0: not made yet).
+    static KEY: AtomicUsize = AtomicUsize::new(0);
+
+    unsafe extern "C" fn destructor(_: *mut libc::c_void) {
+        super::flush_quarantine();
+    }
+
+    /// Arms the calling thread's exit hook; false when no key is available (the quarantine's
+    /// blocks then stay with the exited thread: at most `FIFO + RING` of them).
+    pub fn arm() -> bool {
+        let k = match KEY.load(Ordering::Relaxed) {
+            0 => {
+                let mut k: libc::pthread_key_t = 0;
+                // SAFETY: a fresh key with our destructor.
+                if unsafe { libc::pthread_key_create(&mut k, Some(destructor)) } != 0 {
+                    return false;
+                }
+                match KEY.compare_exchange(0, k as usize + 1, Ordering::Relaxed, Ordering::Relaxed) {
+                    Ok(_) => k,
+                    Err(won) => {
+                        // SAFETY: our own key, never set.
+                        unsafe { libc::pthread_key_delete(k) };
+                        (won - 1) as libc::pthread_key_t
+                    }
+                }
+            }
+            k => (k - 1) as libc::pthread_key_t,
+        };
+        // SAFETY: any non-null value arms the destructor (glibc keeps the first 32 keys' values
+        // without allocating).
+        unsafe { libc::pthread_setspecific(k, core::ptr::dangling::<libc::c_void>()) == 0 }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Large blocks
+
+#[derive(Copy, Clone)]
+struct Mapping {
+    /// The caller's address (0: empty; 1: removed).
+    user: usize,
+    base: usize,
+    len: usize,
+}
+
+const EMPTY: Mapping = Mapping { user: 0, base: 0, len: 0 };
+const REMOVED: usize = 1;
+/// Live large blocks at most (open addressing; an allocation past 3/4 of it fails).
+const TABLE: usize = 1 << 16;
+
+struct Large {
+    live: [Mapping; TABLE],
+    count: usize,
+    quarantine: [Mapping; LARGE_QUARANTINE],
+    next: usize,
+    quarantined_bytes: usize,
+}
+
+static LARGE: lock_api::Mutex<SpinLock, Large> = lock_api::Mutex::new(Large {
+    live: [EMPTY; TABLE],
+    count: 0,
+    quarantine: [EMPTY; LARGE_QUARANTINE],
+    next: 0,
+    quarantined_bytes: 0,
+});
+
+fn slot(user: usize) -> usize {
+    ((user >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 48) % TABLE
+}
+
+impl Large {
+    fn find(&self, user: usize) -> Option<usize> {
+        let mut i = slot(user);
+        for _ in 0..TABLE {
+            match self.live[i].user {
+                0 => return None,
+                u if u == user => return Some(i),
+                _ => i = (i + 1) % TABLE,
+            }
+        }
+        None
+    }
+
+    fn insert(&mut self, m: Mapping) -> bool {
+        if self.count >= TABLE / 4 * 3 {
+            return false;
+        }
+        let mut i = slot(m.user);
+        while self.live[i].user > REMOVED {
+            i = (i + 1) % TABLE;
+        }
+        self.live[i] = m;
+        self.count += 1;
+        true
+    }
+
+    /// What is wrong with `user`, which is no live large block's start.
+    fn misuse(&self, user: usize) -> ErrorKind {
+        let inside = |m: &Mapping| m.user > REMOVED && user.wrapping_sub(m.base) < m.len;
+        if self.quarantine.iter().any(|m| m.user == user) {
+            ErrorKind::DoubleFree
+        } else if self.live.iter().any(inside) {
+            ErrorKind::InteriorPointer
+        } else if self.quarantine.iter().any(inside) {
+            ErrorKind::UseAfterFree
+        } else {
+            ErrorKind::ForeignPointer
+        }
+    }
+}
+
+fn alloc_large(size: usize, align: usize) -> Option<NonNull<u8>> {
+    let page = alloc_core::source::page_size();
+    let slack = if align > page { align } else { 0 };
+    let off = round_up(HDR, align.max(16))?;
+    let len = round_up(off.checked_add(size)?.checked_add(CANARY)?.checked_add(slack)?, page)?;
+    // SAFETY: a fresh anonymous mapping.
+    let base = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return None;
+    }
+    let _ = (base as *mut u8).expose_provenance();
+    let user = round_up(base as usize + HDR, align.max(16))?;
+    let m = Mapping { user, base: base as usize, len };
+    if !LARGE.lock().insert(m) {
+        // SAFETY: our mapping, never handed out.
+        unsafe { libc::munmap(base, len) };
+        return None;
+    }
+    // SAFETY: the header and canary lie in the fresh mapping (user - 16 >= base; user + size +
+    // 8 <= base + len).
+    unsafe {
+        let (size_word, state) = header(user);
+        size_word.store(pack(size, align), Ordering::Relaxed);
+        state.store(live_word(user), Ordering::Relaxed);
+        core::ptr::with_exposed_provenance_mut::<u8>(user + size).cast::<u64>().write_unaligned(canary(user + size));
+    }
+    NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(user))
+}
+
+fn free_large(user: usize, sized: Option<(usize, Option<usize>)>) {
+    let mut large = LARGE.lock();
+    let Some(i) = large.find(user) else {
+        let kind = large.misuse(user);
+        drop(large);
+        return report(kind, user);
+    };
+    let m = large.live[i];
+    // SAFETY: a live mapping of this preset: its header is ours.
+    let (size_word, state) = unsafe { header(user) };
+    if state.load(Ordering::Relaxed) != live_word(user) {
+        drop(large);
+        return report(ErrorKind::Corrupted, user);
+    }
+    let (size, align) = unpack(size_word.load(Ordering::Relaxed));
+    // SAFETY: the canary written at allocation, inside the mapping.
+    if unsafe { core::ptr::with_exposed_provenance::<u8>(user + size).cast::<u64>().read_unaligned() }
+        != canary(user + size)
+    {
+        drop(large);
+        return report(ErrorKind::CanaryCorrupted, user + size);
+    }
+    if let Some((s, a)) = sized {
+        if s != size || a.is_some_and(|a| a != align) {
+            drop(large);
+            return report(ErrorKind::SizedMismatch, user);
+        }
+    }
+    large.live[i].user = REMOVED;
+    large.count -= 1;
+    state.store(freed_word(user, m.len), Ordering::Relaxed);
+    // SAFETY: the whole mapping is this block's; from now on every access to it faults.
+    unsafe { libc::mprotect(m.base as *mut libc::c_void, m.len, libc::PROT_NONE) };
+    // Into the quarantine; what leaves it (the oldest, while over either bound) is unmapped.
+    let mut unmap = [EMPTY; 2];
+    let at = large.next;
+    let old = core::mem::replace(&mut large.quarantine[at], m);
+    large.next = (at + 1) % LARGE_QUARANTINE;
+    large.quarantined_bytes += m.len;
+    if old.user != 0 {
+        large.quarantined_bytes -= old.len;
+        unmap[0] = old;
+    }
+    if large.quarantined_bytes > LARGE_QUARANTINE_BYTES {
+        // Over the byte bound: the oldest other entry goes too.
+        let j = large.next;
+        let o = core::mem::replace(&mut large.quarantine[j], EMPTY);
+        if o.user != 0 {
+            large.quarantined_bytes -= o.len;
+            unmap[1] = o;
+        }
+    }
+    drop(large);
+    for o in unmap.iter().filter(|o| o.user != 0) {
+        // SAFETY: a mapping of this preset, freed and out of the quarantine.
+        unsafe { libc::munmap(o.base as *mut libc::c_void, o.len) };
+    }
+}
+
+fn large_layout(user: usize) -> Option<Layout> {
+    let large = LARGE.lock();
+    large.find(user)?;
+    // SAFETY: a live mapping of this preset.
+    let (size_word, _) = unsafe { header(user) };
+    let (size, align) = unpack(size_word.load(Ordering::Relaxed));
+    Layout::from_size_align(size, align).ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The preset
+
+/// The `hardened` preset (see the module's documentation).
+pub struct Hardened;
+
+fn in_pool(addr: usize) -> bool {
+    NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(addr)).is_some_and(|p| alloc_core::Owns::owns(&POOL, p))
+}
+
+/// Frees `ptr` with every check; `sized` is the size (and alignment) a sized deallocation
+/// passed.
+///
+/// # Safety
+///
+/// `ptr` is what the C caller passed.
+pub unsafe fn free(ptr: NonNull<u8>, sized: Option<(usize, Option<usize>)>) {
+    let user = ptr.as_ptr() as usize;
+    if in_zero_region(user) {
+        if !user.is_multiple_of(16) {
+            report(ErrorKind::InteriorPointer, user);
+        } else if sized.is_some_and(|(s, _)| s != 0) {
+            report(ErrorKind::SizedMismatch, user);
+        }
+        return;
+    }
+    if in_pool(user) {
+        // SAFETY: an address in the pool.
+        unsafe { free_small(user, sized) }
+    } else {
+        free_large(user, sized)
+    }
+}
+
+impl Backend for Hardened {
+    fn alloc(&self, layout: Layout, zero: bool) -> Option<NonNull<u8>> {
+        // `malloc(0)` reaches here as one byte (the socket's layout); the zero region serves
+        // requests of 0 through `alloc_zero_sized` instead.
+        if layout.size() <= SMALL && layout.align() <= 16 {
+            alloc_small(layout.size(), layout.align(), zero)
+        } else {
+            alloc_large(layout.size(), layout.align())
+        }
+    }
+
+    unsafe fn layout_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
+        let user = ptr.as_ptr() as usize;
+        if in_zero_region(user) {
+            return user.is_multiple_of(16).then(|| Layout::from_size_align(0, 16).ok()).flatten();
+        }
+        if in_pool(user) {
+            small_layout(user)
+        } else {
+            large_layout(user)
+        }
+    }
+
+    unsafe fn free(&self, ptr: NonNull<u8>, _: Layout) {
+        // SAFETY: the caller's pointer.
+        unsafe { free(ptr, None) }
+    }
+
+    unsafe fn realloc(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Option<NonNull<u8>> {
+        let q = self.alloc(new, false)?;
+        // SAFETY: both live; the old block holds old.size() bytes of the caller's.
+        unsafe {
+            core::ptr::copy_nonoverlapping(ptr.as_ptr(), q.as_ptr(), old.size().min(new.size()));
+            free(ptr, None);
+        }
+        Some(q)
+    }
+
+    unsafe fn usable(&self, _: NonNull<u8>, layout: Layout) -> usize {
+        // Exactly what was asked for: the canary sits right after it.
+        layout.size()
+    }
+
+    fn misuse(&self, ptr: NonNull<u8>) -> HeapError {
+        let user = ptr.as_ptr() as usize;
+        let kind = if in_zero_region(user) {
+            ErrorKind::InteriorPointer
+        } else if in_pool(user) {
+            // A block freed into the quarantine is still the pool's live block.
+            match small_layout(user) {
+                None if user.is_multiple_of(16) && quarantined(user) => ErrorKind::DoubleFree,
+                _ => small_misuse(user),
+            }
+        } else {
+            LARGE.lock().misuse(user)
+        };
+        HeapError::new(kind, user)
+    }
+
+    fn lock_for_fork(&self) {
+        core::mem::forget(LARGE.lock());
+        POOL.lock_for_fork();
+    }
+
+    unsafe fn unlock_after_fork(&self) {
+        // SAFETY: held since `lock_for_fork`, as the caller promises.
+        unsafe {
+            POOL.unlock_after_fork();
+            LARGE.force_unlock();
+        }
+    }
+}
+
+/// Whether `user`'s block is one this preset freed (its state word says so).
+fn quarantined(user: usize) -> bool {
+    let Some(q) = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(user.wrapping_sub(HDR))) else {
+        return false;
+    };
+    // SAFETY: any address (see `free_small`); the header is read only for a live pool block.
+    unsafe { POOL.size_of(q) }
+        .is_some_and(|b| unsafe { header(user) }.1.load(Ordering::Relaxed) == freed_word(user, b.size()))
+}
+
+/// `malloc(0)` under this preset: a unique, inaccessible address.
+pub fn alloc_zero_sized() -> Option<NonNull<u8>> {
+    alloc_zero()
+}

@@ -1,0 +1,141 @@
+/* The hardened preset's misuse classes (issue 19), one per run, chosen by argv[1]. A case that
+ * must abort prints the address the report must name first ("MISUSE-ADDRESS"); a case that must
+ * fault does the bad access and prints "NOT-FAULTED" if it survives; a case that checks a
+ * property prints "OK" when it holds. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* C23's, which this glibc lacks: weak, so the program links, and bound to the preloaded
+ * library's at run time. */
+void free_sized(void *, size_t) __attribute__((weak));
+void free_aligned_sized(void *, size_t, size_t) __attribute__((weak));
+
+static void announce(void *p) {
+    printf("MISUSE-ADDRESS %p\n", p);
+    fflush(stdout);
+}
+
+static char *shared;
+static pthread_barrier_t gate;
+
+static void *free_shared(void *arg) {
+    (void)arg;
+    pthread_barrier_wait(&gate);
+    free(shared);
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) return 2;
+    const char *c = argv[1];
+    char *keep = malloc(40);
+    if (!strcmp(c, "freed-reads-zero")) {
+        /* Freed small memory reads as zero (it waits in the quarantine, still mapped). */
+        unsigned char *p = malloc(64);
+        memset(p, 0xab, 64);
+        free(p);
+        volatile unsigned char *v = p;
+        for (int i = 16; i < 64; i++)
+            if (v[i] != 0) {
+                printf("byte %d is %d\n", i, v[i]);
+                return 1;
+            }
+        puts("OK");
+    } else if (!strcmp(c, "write-after-free")) {
+        /* A write into a freed block, then allocations of its size until it is reused. */
+        char *p = malloc(40);
+        announce(p);
+        free(p);
+        ((volatile char *)p)[20] = 'x';
+        for (int i = 0; i < 100000; i++) {
+            char *q = malloc(40);
+            free(q);
+        }
+    } else if (!strcmp(c, "large-read-after-free")) {
+        char *p = malloc(1 << 20);
+        memset(p, 1, 1 << 20);
+        free(p);
+        printf("read %d\n", ((volatile char *)p)[4096]);
+        puts("NOT-FAULTED");
+    } else if (!strcmp(c, "large-write-after-free")) {
+        char *p = malloc(300000);
+        free(p);
+        ((volatile char *)p)[0] = 1;
+        puts("NOT-FAULTED");
+    } else if (!strcmp(c, "zero-size")) {
+        /* Unique pointers that free cleanly... */
+        char *a = malloc(0), *b = malloc(0);
+        if (!a || !b || a == b) return 1;
+        free(a);
+        free(b);
+        void *z = calloc(0, 8);
+        free(z);
+        puts("OK");
+    } else if (!strcmp(c, "zero-size-read")) {
+        /* ...whose every access faults. */
+        char *a = malloc(0);
+        printf("read %d\n", ((volatile char *)a)[0]);
+        puts("NOT-FAULTED");
+    } else if (!strcmp(c, "zero-size-write")) {
+        char *a = malloc(0);
+        ((volatile char *)a)[0] = 1;
+        puts("NOT-FAULTED");
+    } else if (!free_sized || !free_aligned_sized) {
+        puts("free_sized is missing: run with the library preloaded");
+        return 2;
+    } else if (!strcmp(c, "sized-ok")) {
+        char *a = malloc(100), *b = malloc(200000), *d = aligned_alloc(64, 192);
+        free_sized(a, 100);
+        free_sized(b, 200000);
+        free_aligned_sized(d, 64, 192);
+        free_sized(NULL, 5);
+        puts("OK");
+    } else if (!strcmp(c, "sized-mismatch")) {
+        char *a = malloc(100);
+        announce(a);
+        free_sized(a, 96);
+    } else if (!strcmp(c, "sized-mismatch-large")) {
+        char *a = malloc(200000);
+        announce(a);
+        free_sized(a, 100000);
+    } else if (!strcmp(c, "aligned-sized-mismatch")) {
+        char *a = aligned_alloc(64, 192);
+        announce(a);
+        free_aligned_sized(a, 128, 192);
+    } else if (!strcmp(c, "delayed-reuse")) {
+        /* A freed block is not handed out again by the next 31 allocations of its size. */
+        char *p = malloc(40);
+        free(p);
+        for (int i = 0; i < 31; i++)
+            if (malloc(40) == p) {
+                printf("reused after %d allocations\n", i);
+                return 1;
+            }
+        puts("OK");
+    } else if (!strcmp(c, "reuse-order")) {
+        /* Free 64 blocks, then allocate 64: print the order in which the freed ones come back
+         * (the harness checks two runs differ). */
+        char *b[256];
+        for (int i = 0; i < 256; i++) b[i] = malloc(48);
+        for (int i = 0; i < 256; i++) free(b[i]);
+        for (int i = 0; i < 256; i++) {
+            char *q = malloc(48);
+            for (int k = 0; k < 256; k++)
+                if (q == b[k]) printf("%d ", k);
+        }
+        puts("");
+    } else if (!strcmp(c, "two-threads-double-free")) {
+        shared = malloc(40);
+        announce(shared);
+        pthread_barrier_init(&gate, NULL, 2);
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, free_shared, NULL);
+        for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    } else {
+        return 2;
+    }
+    printf("MISUSE-NOT-DETECTED %p\n", (void *)keep);
+    return 0;
+}
