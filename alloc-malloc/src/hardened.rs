@@ -227,16 +227,17 @@ fn alloc_small(size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
 /// `user` is an address in the preset's pool (its segment map says so).
 unsafe fn free_small(user: usize, sized: Option<(usize, Option<usize>)>) {
     let q = user.wrapping_sub(HDR);
-    // SAFETY: the pool's size_of takes any address and reads only after its own checks.
-    let Some(block) = (unsafe { POOL.size_of(NonNull::new_unchecked(core::ptr::with_exposed_provenance_mut(q))) })
+    let Some(len) = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(q)).and_then(|q| POOL.slab_block_size(q))
     else {
         return report(small_misuse(user), user);
     };
-    // SAFETY: a live pool block starts at q: its header is this preset's.
+    // SAFETY: q lies in a slab of the pool (mapped while blocks of it can be named), 16-aligned:
+    // its two words are readable, and only a block of this preset has the live word there (it
+    // is keyed by the secret and the address).
     let (size_word, state) = unsafe { header(user) };
-    let freed = freed_word(user, block.size());
+    let freed = freed_word(user, len);
     if let Err(w) = state.compare_exchange(live_word(user), freed, Ordering::AcqRel, Ordering::Relaxed) {
-        let kind = if w == freed { ErrorKind::DoubleFree } else { ErrorKind::Corrupted };
+        let kind = if w == freed { ErrorKind::DoubleFree } else { small_misuse(user) };
         return report(kind, user);
     }
     let (size, align) = unpack(size_word.load(Ordering::Relaxed));
@@ -247,7 +248,7 @@ unsafe fn free_small(user: usize, sized: Option<(usize, Option<usize>)>) {
     }
     check_sized(user, size, align, sized);
     // SAFETY: the block's bytes after the header are ours until it goes back to the pool.
-    unsafe { p.add(HDR).write_bytes(0, block.size() - HDR) };
+    unsafe { p.add(HDR).write_bytes(0, len - HDR) };
     if let Some(out) = quarantine(q) {
         // SAFETY: a block of the pool this preset freed, past its quarantine.
         unsafe { POOL.free_unsized(NonNull::new_unchecked(core::ptr::with_exposed_provenance_mut(out))) };
@@ -677,6 +678,16 @@ fn quarantined(user: usize) -> bool {
     // SAFETY: any address (see `free_small`); the header is read only for a live pool block.
     unsafe { POOL.size_of(q) }
         .is_some_and(|b| unsafe { header(user) }.1.load(Ordering::Relaxed) == freed_word(user, b.size()))
+}
+
+/// `malloc(size)` (size above 0) under this preset.
+#[inline]
+pub fn malloc(size: usize) -> Option<NonNull<u8>> {
+    if size <= SMALL {
+        alloc_small(size, 16, false)
+    } else {
+        alloc_large(size, 16)
+    }
 }
 
 /// `malloc(0)` under this preset: a unique, inaccessible address.

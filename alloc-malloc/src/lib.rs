@@ -59,6 +59,10 @@ static PRESET: AtomicU8 = AtomicU8::new(0);
 /// block on `free`). Relaxed: it only chooses between two paths that reach the same pool.
 static DIRECT: AtomicBool = AtomicBool::new(false);
 
+/// The same for `hardened`: `malloc` and `free` go straight to its checks (which look the block
+/// up once and report whatever is wrong themselves).
+static DIRECT_HARDENED: AtomicBool = AtomicBool::new(false);
+
 const NAMES: [(&[u8], Preset); 5] = [
     (b"general", Preset::Pool),
     (b"pool", Preset::Pool),
@@ -107,6 +111,8 @@ fn pick() -> Preset {
             unsafe { trace::start(path) };
         } else if chosen == Preset::Pool {
             DIRECT.store(true, Ordering::Relaxed);
+        } else if chosen == Preset::Hardened {
+            DIRECT_HARDENED.store(true, Ordering::Relaxed);
         }
     }
     chosen
@@ -235,6 +241,11 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
 #[cold]
 #[inline(never)]
 fn malloc_slow(size: usize) -> *mut c_void {
+    if DIRECT_HARDENED.load(Ordering::Relaxed) && size != 0 {
+        if let Some(p) = hardened::malloc(size) {
+            return p.as_ptr().cast();
+        }
+    }
     alloc(size, MIN_ALIGN, false)
 }
 
@@ -265,6 +276,13 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
 #[cold]
 #[inline(never)]
 unsafe fn free_slow(ptr: *mut c_void) {
+    if DIRECT_HARDENED.load(Ordering::Relaxed) {
+        if let Some(p) = NonNull::new(ptr.cast::<u8>()) {
+            // SAFETY: the caller's pointer; the preset checks it before anything else.
+            unsafe { hardened::free(p, None) };
+        }
+        return;
+    }
     // SAFETY: the caller's pointer.
     if let Some((p, l)) = unsafe { live(ptr, Use::Free) } {
         // Recorded before the block can be handed to another thread.

@@ -859,6 +859,22 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         self.free_large_unsized(inner, ptr)
     }
 
+    /// The block size of the slab `ptr` lies in, when it is a 16-aligned address in one of this
+    /// pool's slabs that serves a class (whether a block in use starts there is not checked:
+    /// [`SizeOf::size_of`] does that). For a layer on top that keeps its own per-block state
+    /// in the block (alloc-malloc's `hardened` preset): one segment lookup, no state bits.
+    #[inline]
+    pub fn slab_block_size(&self, ptr: NonNull<u8>) -> Option<usize> {
+        let inner = self.inner_if_made()?;
+        let addr = ptr.as_ptr() as usize;
+        if !addr.is_multiple_of(GRANULE) {
+            return None;
+        }
+        let slab = &inner.segment(Segment::of(addr))?.slabs[(addr >> SLAB_SHIFT) & (SLABS - 1)];
+        slab.class()?;
+        Some(slab.block.get())
+    }
+
     #[cold]
     #[inline(never)]
     fn free_large_unsized(&self, inner: &PoolInner<S, E>, ptr: NonNull<u8>) {
