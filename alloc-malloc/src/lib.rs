@@ -13,7 +13,7 @@
 //! |---|---|
 //! | `general` (the default), `pool` | alloc-pool-lockfree: size classes with per-thread caches and lock-free remote frees, large and over-aligned blocks on alloc-span |
 //! | `segregated` | alloc-segregated behind a spin lock, a 16-byte size header per block (`alloc_core::compose::Header`) |
-//! | `hardened` | `segregated` with encoded free-list links, a checked header (double free, invalid free) and a tail canary (overflow) |
+//! | `hardened` | a pool of its own with a checked header (double free, invalid free), a tail canary (overflow), zero on free checked at reuse (write after free), a per-thread randomised quarantine, inaccessible freed large blocks and `malloc(0)` blocks, checked sized deallocation |
 //! | `span` | alloc-span behind a spin lock: a page per block at least, for programs of large buffers |
 //!
 //! `ALLOC_MALLOC_TRACE=FILE` records every allocation and free in the trace format of

@@ -525,13 +525,27 @@ const PRELOADS: &[(&str, &str, &str)] = &[
     ("mimalloc", "libmimalloc.so.2", "libmimalloc2.0"),
     ("jemalloc", "libjemalloc.so.2", "libjemalloc2"),
     ("tcmalloc", "libtcmalloc_minimal.so.4", "libtcmalloc-minimal4"),
+    ("scudo", "libclang_rt.scudo_standalone-x86_64.so", "libclang-rt-14-dev"),
 ];
 
 fn find_library(file: &str) -> Option<PathBuf> {
-    ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"]
+    let plain = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"]
         .iter()
         .map(|d| Path::new(d).join(file))
-        .find(|p| p.exists())
+        .find(|p| p.exists());
+    // LLVM's compiler-rt libraries (Scudo) live under /usr/lib/llvm-N/lib/clang/VERSION/lib/linux.
+    plain.or_else(|| {
+        let llvm = std::fs::read_dir("/usr/lib").ok()?;
+        let mut found: Vec<PathBuf> = llvm
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("llvm-"))
+            .filter_map(|e| std::fs::read_dir(e.path().join("lib/clang")).ok())
+            .flat_map(|versions| versions.flatten().map(|v| v.path().join("lib/linux").join(file)))
+            .filter(|p| p.exists())
+            .collect();
+        found.sort();
+        found.pop()
+    })
 }
 
 struct ExecSample {
