@@ -31,6 +31,26 @@ impl SharedSubject for SharedPool {
     fn live_bytes(heap: &Heap) -> usize {
         heap.live_bytes()
     }
+
+    /// Until every heap record but the calling thread's is back (10 s at most): the joined
+    /// threads' pthread-key destructors give their heaps back after `join` returns.
+    fn settle(heap: &Heap) {
+        use alloc_core::Allocator;
+        // The calling thread takes a heap of its own, so "all but one" means all the workers'.
+        let l = Layout::new::<u64>();
+        if let Ok(b) = heap.allocate(l) {
+            // SAFETY: just allocated with this layout.
+            unsafe { heap.deallocate(b.cast(), l) };
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            let s = heap.stats();
+            if s.free_heaps + 1 >= s.heaps {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
 }
 
 impl TrimSubject for SharedPool {

@@ -151,6 +151,14 @@ pub trait TrimSubject: Subject {
 pub trait SharedSubject: Subject<Alloc: Sync> {
     /// Bytes allocated and not yet freed, as the allocator counts them.
     fn live_bytes(heap: &Self::Alloc) -> usize;
+
+    /// Waits until threads that used `heap` and were joined have finished handing back what
+    /// they kept per thread, so the validator may walk everything. A joined thread runs its
+    /// thread-local destructors after `join` returns; an allocator with per-thread caches (the
+    /// pool) gives them back there. Default: nothing to wait for.
+    fn settle(heap: &Self::Alloc) {
+        let _ = heap;
+    }
 }
 
 /// An allocator that keeps [`Stats`].

@@ -566,6 +566,7 @@ pub fn threads_share_one_model<S: SharedSubject>() -> Outcome {
         let shared = SharedSpans::new();
         stress::models_on_threads(&heap, &shared, 4, 400, seed)?;
     }
+    S::settle(&heap);
     if let Some(Err(c)) = S::validate(&heap) {
         return fail!("after the threads finished: {c}");
     }
