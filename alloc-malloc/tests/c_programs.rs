@@ -319,6 +319,27 @@ fn the_hardened_preset_catches_what_the_strictest_hardened_mallocs_catch() {
     assert_ne!(a, lifo, "hardened: the reuse order is the pool's own");
     // Everything caught before stays caught with threads: two threads freeing one block.
     expect_abort_in(&exe, "hardened", "two-threads-double-free", "double free", 0);
+    // And every class is caught on a thread other than the main one (the quarantine and the
+    // checks are per thread).
+    for (case, what) in [
+        ("thread:write-after-free", "write after free detected"),
+        ("thread:sized-mismatch", "sized deallocation mismatch"),
+        ("thread:sized-mismatch-large", "sized deallocation mismatch"),
+    ] {
+        expect_abort_in(&exe, "hardened", case, what, 0);
+    }
+    for case in ["thread:large-read-after-free", "thread:zero-size-write"] {
+        let out = run_case(&exe, "hardened", case);
+        assert!(matches!(out.status.signal(), Some(11) | Some(7)), "hardened {case}: {:?}", out.status);
+    }
+    for case in ["thread:freed-reads-zero", "thread:delayed-reuse"] {
+        let out = run_case(&exe, "hardened", case);
+        assert!(
+            out.status.success() && text(&out.stdout).lines().any(|l| l == "OK"),
+            "hardened {case}: {:?}",
+            out.status
+        );
+    }
 }
 
 /// The sized and aligned entry points work under every preset (and skip the check outside
