@@ -29,8 +29,10 @@
 //! Large blocks have a mapping each, a live table of them (under a spin lock: large blocks cost a
 //! system call anyway), the same header and canary; a freed one's pages are made inaccessible
 //! (`PROT_NONE`) and kept in a quarantine of [`LARGE_QUARANTINE`] blocks or
-//! [`LARGE_QUARANTINE_BYTES`], unmapped when they leave it: a read or write through a stale
-//! pointer faults. `malloc(0)` returns a unique address in a reserved `PROT_NONE` region: any
+//! [`LARGE_QUARANTINE_BYTES`]: a read or write through a stale pointer faults. A mapping that
+//! leaves the quarantine stays inaccessible in a cache of 16 mappings / 64 MiB, from which a
+//! later large `malloc` of about its size (not `calloc`) takes it back with one `mprotect`;
+//! the rest are unmapped. `malloc(0)` returns a unique address in a reserved `PROT_NONE` region: any
 //! access faults, and `free` of it does nothing.
 
 use crate::presets::Backend;
@@ -396,12 +398,20 @@ const REMOVED: usize = 1;
 /// Live large blocks at most (open addressing; an allocation past 3/4 of it fails).
 const TABLE: usize = 1 << 16;
 
+/// Mappings past their quarantine kept (still `PROT_NONE`) for reuse by a later large block of
+/// about their size, instead of a fresh `mmap` and its page faults.
+const LARGE_CACHE: usize = 16;
+/// ... and at most this many of their bytes (their touched pages stay resident).
+const LARGE_CACHE_BYTES: usize = 64 << 20;
+
 struct Large {
     live: [Mapping; TABLE],
     count: usize,
     quarantine: [Mapping; LARGE_QUARANTINE],
     next: usize,
     quarantined_bytes: usize,
+    cache: [Mapping; LARGE_CACHE],
+    cached_bytes: usize,
 }
 
 static LARGE: lock_api::Mutex<SpinLock, Large> = lock_api::Mutex::new(Large {
@@ -410,6 +420,8 @@ static LARGE: lock_api::Mutex<SpinLock, Large> = lock_api::Mutex::new(Large {
     quarantine: [EMPTY; LARGE_QUARANTINE],
     next: 0,
     quarantined_bytes: 0,
+    cache: [EMPTY; LARGE_CACHE],
+    cached_bytes: 0,
 });
 
 fn slot(user: usize) -> usize {
@@ -445,23 +457,57 @@ impl Large {
     /// What is wrong with `user`, which is no live large block's start.
     fn misuse(&self, user: usize) -> ErrorKind {
         let inside = |m: &Mapping| m.user > REMOVED && user.wrapping_sub(m.base) < m.len;
-        if self.quarantine.iter().any(|m| m.user == user) {
+        let freed = || self.quarantine.iter().chain(self.cache.iter());
+        if freed().any(|m| m.user == user) {
             ErrorKind::DoubleFree
         } else if self.live.iter().any(inside) {
             ErrorKind::InteriorPointer
-        } else if self.quarantine.iter().any(inside) {
+        } else if freed().any(inside) {
             ErrorKind::UseAfterFree
         } else {
             ErrorKind::ForeignPointer
         }
     }
+
+    /// A cached mapping of `len` to `len + len / 4` bytes, taken out of the cache.
+    fn take_cached(&mut self, len: usize) -> Option<Mapping> {
+        let i = self.cache.iter().position(|m| m.user != 0 && m.len >= len && m.len - len <= len / 4)?;
+        let m = core::mem::replace(&mut self.cache[i], EMPTY);
+        self.cached_bytes -= m.len;
+        Some(m)
+    }
+
+    /// Keeps `m`, out of the quarantine, for reuse; returns it when there is no room (it is
+    /// then unmapped).
+    fn cache(&mut self, m: Mapping) -> Option<Mapping> {
+        if self.cached_bytes + m.len > LARGE_CACHE_BYTES {
+            return Some(m);
+        }
+        match self.cache.iter().position(|c| c.user == 0) {
+            Some(i) => {
+                self.cache[i] = m;
+                self.cached_bytes += m.len;
+                None
+            }
+            None => Some(m),
+        }
+    }
 }
 
-fn alloc_large(size: usize, align: usize) -> Option<NonNull<u8>> {
-    let page = alloc_core::source::page_size();
-    let slack = if align > page { align } else { 0 };
-    let off = round_up(HDR, align.max(16))?;
-    let len = round_up(off.checked_add(size)?.checked_add(CANARY)?.checked_add(slack)?, page)?;
+/// A mapping of `len` bytes, readable and writable: a cached one of about that size made
+/// accessible again, else a fresh one.
+fn map_large(len: usize, zero: bool) -> Option<(usize, usize)> {
+    if !zero {
+        let cached = LARGE.lock().take_cached(len);
+        if let Some(m) = cached {
+            // SAFETY: a mapping of this preset, out of its quarantine, nobody's now.
+            if unsafe { libc::mprotect(m.base as *mut libc::c_void, m.len, libc::PROT_READ | libc::PROT_WRITE) } == 0 {
+                return Some((m.base, m.len));
+            }
+            // SAFETY: as above.
+            unsafe { libc::munmap(m.base as *mut libc::c_void, m.len) };
+        }
+    }
     // SAFETY: a fresh anonymous mapping.
     let base = unsafe {
         libc::mmap(
@@ -477,11 +523,20 @@ fn alloc_large(size: usize, align: usize) -> Option<NonNull<u8>> {
         return None;
     }
     let _ = (base as *mut u8).expose_provenance();
-    let user = round_up(base as usize + HDR, align.max(16))?;
-    let m = Mapping { user, base: base as usize, len };
+    Some((base as usize, len))
+}
+
+fn alloc_large(size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
+    let page = alloc_core::source::page_size();
+    let slack = if align > page { align } else { 0 };
+    let off = round_up(HDR, align.max(16))?;
+    let len = round_up(off.checked_add(size)?.checked_add(CANARY)?.checked_add(slack)?, page)?;
+    let (base, len) = map_large(len, zero)?;
+    let user = round_up(base + HDR, align.max(16))?;
+    let m = Mapping { user, base, len };
     if !LARGE.lock().insert(m) {
         // SAFETY: our mapping, never handed out.
-        unsafe { libc::munmap(base, len) };
+        unsafe { libc::munmap(base as *mut libc::c_void, len) };
         return None;
     }
     // SAFETY: the header and canary lie in the fresh mapping (user - 16 >= base; user + size +
@@ -536,7 +591,9 @@ fn free_large(user: usize, sized: Option<(usize, Option<usize>)>) {
     large.quarantined_bytes += m.len;
     if old.user != 0 {
         large.quarantined_bytes -= old.len;
-        unmap[0] = old;
+        if let Some(o) = large.cache(old) {
+            unmap[0] = o;
+        }
     }
     if large.quarantined_bytes > LARGE_QUARANTINE_BYTES {
         // Over the byte bound: the oldest other entry goes too.
@@ -544,7 +601,9 @@ fn free_large(user: usize, sized: Option<(usize, Option<usize>)>) {
         let o = core::mem::replace(&mut large.quarantine[j], EMPTY);
         if o.user != 0 {
             large.quarantined_bytes -= o.len;
-            unmap[1] = o;
+            if let Some(o) = large.cache(o) {
+                unmap[1] = o;
+            }
         }
     }
     drop(large);
@@ -604,7 +663,7 @@ impl Backend for Hardened {
         if layout.size() <= SMALL && layout.align() <= 16 {
             alloc_small(layout.size(), layout.align(), zero)
         } else {
-            alloc_large(layout.size(), layout.align())
+            alloc_large(layout.size(), layout.align(), zero)
         }
     }
 
@@ -686,7 +745,7 @@ pub fn malloc(size: usize) -> Option<NonNull<u8>> {
     if size <= SMALL {
         alloc_small(size, 16, false)
     } else {
-        alloc_large(size, 16)
+        alloc_large(size, 16, false)
     }
 }
 

@@ -282,7 +282,7 @@ fn the_hardened_preset_catches_what_the_strictest_hardened_mallocs_catch() {
     let exe = hardened_program();
     // 1. Freed small memory reads as zero, and a write after free is caught when the slot is
     //    handed out again.
-    for case in ["freed-reads-zero", "zero-size", "sized-ok", "delayed-reuse"] {
+    for case in ["freed-reads-zero", "zero-size", "sized-ok", "delayed-reuse", "large-reuse"] {
         let out = run_case(&exe, "hardened", case);
         assert!(
             out.status.success() && text(&out.stdout).lines().any(|l| l == "OK"),
