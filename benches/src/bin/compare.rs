@@ -36,7 +36,8 @@ options:
   --reps N            repetitions per measurement, alternating allocators (default 5)
   --scale F           multiply every workload's iteration count (default 1.0)
   --instructions      also count instructions per operation with valgrind's callgrind (slow)
-  --out DIR           where report.md and chart.html go (default target/compare)
+  --out DIR           where report.md, report.json and chart.html go (default target/compare)
+  --baseline FILE     also print each result's change against a saved report.json
   --runs N            with --exec, --programs: runs per allocator (default 5)
   --threads N         with --programs: threads of the threaded programs (default 2)
   -h, --help          this text
@@ -53,6 +54,7 @@ struct Options {
     instructions: bool,
     out: PathBuf,
     trace: Option<PathBuf>,
+    baseline: Option<PathBuf>,
     exec: Option<Vec<String>>,
     programs: bool,
     threads: usize,
@@ -89,6 +91,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, Usage> {
         instructions: false,
         out: PathBuf::from("target/compare"),
         trace: None,
+        baseline: None,
         exec: None,
         programs: false,
         threads: 2,
@@ -134,6 +137,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, Usage> {
             "--instructions" => o.instructions = true,
             "--out" => o.out = PathBuf::from(value(a)?),
             "--trace" => o.trace = Some(PathBuf::from(value(a)?)),
+            "--baseline" => o.baseline = Some(PathBuf::from(value(a)?)),
             "--exec" => {}
             "--" => {
                 let rest: Vec<String> = it.by_ref().cloned().collect();
@@ -283,10 +287,97 @@ fn run(o: &Options) -> Result<(), Usage> {
     if o.instructions {
         count_instructions(o, &exe, &rows, &mut cells)?;
     }
-    let table = render_table(&rows, &o.allocators, &cells, o.instructions);
+    let mut table = render_table(&rows, &o.allocators, &cells, o.instructions);
+    let json = report_json(&title, &rows, &o.allocators, &cells);
+    if let Some(path) = &o.baseline {
+        table.push_str(&against_baseline(path, &json)?);
+    }
     println!("{table}");
     write_reports(o, &title, &rows, &cells, &table)?;
+    let json_path = o.out.join("report.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&json).unwrap_or_default())
+        .map_err(|e| Usage(format!("cannot write {}: {e}", json_path.display())))?;
+    eprintln!("wrote {}", json_path.display());
     Ok(())
+}
+
+/// The results as JSON: one object per (workload, allocator) with the medians, for comparing runs
+/// and machines (`--baseline`).
+fn report_json(
+    title: &str,
+    rows: &[String],
+    allocators: &[&'static Contender],
+    cells: &BTreeMap<(String, &'static str), Cell>,
+) -> serde_json::Value {
+    let mut results = Vec::new();
+    for row in rows {
+        for c in allocators {
+            let Some(cell) = cells.get(&(row.clone(), c.name)) else { continue };
+            if cell.skipped {
+                continue;
+            }
+            results.push(serde_json::json!({
+                "workload": row,
+                "allocator": c.name,
+                "ns_per_op": cell.median(|s| s.ns_per_op),
+                "peak_rss": cell.median(|s| s.peak_rss as f64),
+                "rss_after_free": cell.median(|s| s.rss_after as f64),
+                "instructions_per_op": cell.instructions,
+                "samples": cell.samples.len(),
+                "error": cell.error,
+            }));
+        }
+    }
+    serde_json::json!({
+        "title": title,
+        "command": std::env::args().skip(1).collect::<Vec<_>>(),
+        "machine": machine(),
+        "results": results,
+    })
+}
+
+/// A Markdown table of each result's change against the same (workload, allocator) in the
+/// report saved at `path`.
+fn against_baseline(path: &Path, now: &serde_json::Value) -> Result<String, Usage> {
+    let text = std::fs::read_to_string(path).map_err(|e| Usage(format!("cannot read {}: {e}", path.display())))?;
+    let base: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Usage(format!("{} is not a report.json of compare: {e}", path.display())))?;
+    let key = |r: &serde_json::Value| {
+        (r["workload"].as_str().unwrap_or("").to_string(), r["allocator"].as_str().unwrap_or("").to_string())
+    };
+    let old: BTreeMap<_, _> = base["results"].as_array().into_iter().flatten().map(|r| (key(r), r.clone())).collect();
+    let mut t = format!(
+        "\n\nAgainst the baseline `{}` ({}):\n\n| workload | allocator | ns/op | baseline | change | peak RSS | baseline | change |\n|---|---|--:|--:|--:|--:|--:|--:|\n",
+        path.display(),
+        base["machine"].as_str().unwrap_or("machine unknown")
+    );
+    let change = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:+.1} %", (a / b - 1.0) * 100.0),
+        _ => "–".to_string(),
+    };
+    let mut matched = 0;
+    for r in now["results"].as_array().into_iter().flatten() {
+        let Some(b) = old.get(&key(r)) else { continue };
+        matched += 1;
+        let (ns, bns) = (r["ns_per_op"].as_f64(), b["ns_per_op"].as_f64());
+        let (rss, brss) = (r["peak_rss"].as_f64(), b["peak_rss"].as_f64());
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            key(r).0,
+            key(r).1,
+            ns.map_or("–".into(), |v| format!("{v:.1}")),
+            bns.map_or("–".into(), |v| format!("{v:.1}")),
+            change(ns, bns),
+            rss.map_or("–".into(), bytes),
+            brss.map_or("–".into(), bytes),
+            change(rss, brss),
+        );
+    }
+    if matched == 0 {
+        return Err(Usage(format!("{} has no result for any workload and allocator of this run", path.display())));
+    }
+    Ok(t)
 }
 
 fn run_child(mut cmd: Command) -> Result<Option<Sample>, String> {

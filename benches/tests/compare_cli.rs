@@ -1,0 +1,55 @@
+//! `compare` as a user runs it: the JSON report it writes beside the Markdown one, and
+//! `--baseline` reading a saved report back and printing the change per result.
+
+use std::path::Path;
+use std::process::Command;
+
+fn compare(out: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_compare"))
+        .args(["--workload", "alloc-free-pair", "--allocators", "glibc,pool", "--reps", "1", "--scale", "0.01"])
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .expect("compare runs")
+}
+
+#[test]
+fn a_saved_report_is_json_and_a_later_run_prints_its_change_against_it() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("compare-cli");
+    let (first, second) = (dir.join("first"), dir.join("second"));
+    let out = compare(&first, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let saved = first.join("report.json");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).expect("valid JSON");
+    let results = json["results"].as_array().expect("a results array");
+    let names: Vec<_> = results.iter().map(|r| r["allocator"].as_str().unwrap()).collect();
+    assert_eq!(names, ["glibc", "pool"], "{json}");
+    assert!(results
+        .iter()
+        .all(|r| r["workload"] == "alloc-free-pair" && r["ns_per_op"].as_f64().is_some_and(|v| v > 0.0)));
+
+    let out = compare(&second, &["--baseline", saved.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Against the baseline"), "{stdout}");
+    for name in ["glibc", "pool"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| alloc-free-pair | {name} |")) && l.matches('%').count() == 2)
+            .unwrap_or_else(|| panic!("no change line for {name}:\n{stdout}"));
+        assert!(line.contains('+') || line.contains('-'), "{line}");
+    }
+}
+
+#[test]
+fn a_baseline_that_is_not_a_report_is_an_error_that_says_so() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("compare-cli-bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("not-a-report.json");
+    std::fs::write(&bad, "this is not json").unwrap();
+    let out = compare(&dir.join("out"), &["--baseline", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is not a report.json of compare"), "{stderr}");
+}
