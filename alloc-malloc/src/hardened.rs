@@ -229,7 +229,11 @@ fn alloc_small(size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
 /// `user` is an address in the preset's pool (its segment map says so).
 unsafe fn free_small(user: usize, sized: Option<(usize, Option<usize>)>) {
     let q = user.wrapping_sub(HDR);
-    let Some(len) = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(q)).and_then(|q| POOL.slab_block_size(q))
+    // SAFETY: `user` is what a C caller frees: a block of this preset's pool that is live (or
+    // quarantined, which the pool still counts as live), so its segment stays; any other
+    // address is the caller's misuse, which is reported here if its segment is mapped.
+    let Some(len) =
+        NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(q)).and_then(|q| unsafe { POOL.slab_block_size(q) })
     else {
         return report(small_misuse(user), user);
     };

@@ -261,7 +261,7 @@ impl ThreadHeap {
         self.hand_out(s, b, crate::block_size(c))
     }
 
-    /// Allocates a block of class `c`: its payload address.
+    /// Allocates a block of class `c`.
     #[inline(always)]
     pub fn alloc(&mut self, pool: &impl SegmentSource, c: usize) -> Option<NonNull<u8>> {
         match self.alloc_fast(c) {

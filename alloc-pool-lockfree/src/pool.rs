@@ -388,7 +388,7 @@ impl Default for Pool {
 /// What the pool holds.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct PoolStats {
-    /// Payload bytes of pool blocks in use (class sizes, headers excluded).
+    /// Bytes of pool blocks in use (whole blocks: their class sizes).
     pub small_live: usize,
     /// Pool blocks handed out over the pool's life.
     pub small_allocations: usize,
@@ -868,8 +868,16 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     /// pool's slabs that serves a class (whether a block in use starts there is not checked:
     /// [`SizeOf::size_of`] does that). For a layer on top that keeps its own per-block state
     /// in the block (alloc-malloc's `hardened` preset): one segment lookup, no state bits.
+    ///
+    /// # Safety
+    ///
+    /// No thread gives `ptr`'s segment back while this runs: `ptr` is in a block of this pool
+    /// that is allocated (or freed by the caller and not yet past the free), or any address
+    /// while no other thread trims or exits. The segment bitmap says whether a segment is
+    /// mapped, and the segment header is read next; a segment given back in between would be
+    /// read after it was unmapped.
     #[inline]
-    pub fn slab_block_size(&self, ptr: NonNull<u8>) -> Option<usize> {
+    pub unsafe fn slab_block_size(&self, ptr: NonNull<u8>) -> Option<usize> {
         let inner = self.inner_if_made()?;
         let addr = ptr.as_ptr() as usize;
         if !addr.is_multiple_of(GRANULE) {

@@ -80,7 +80,10 @@ impl StateBits {
     }
 
     /// Any thread but the owner: frees a block; on `Ok` the caller pushes it on the remote list.
-    /// Of two such frees at once exactly one gets `Ok` (the `fetch_or`).
+    /// Of two such frees while the block waits on the remote list exactly one gets `Ok` (the
+    /// `fetch_or`). One that loaded the allocated bit before the owner took the block back and
+    /// sets the remote bit after may get `Ok` too: the owner's next [`StateBits::hand_out`] of
+    /// the block then refuses it, so it is reported there and the block never gets two owners.
     #[inline]
     pub fn free_other(&self, bit: u64) -> Result<(), Refused> {
         if self.allocated.load(Ordering::Relaxed) & bit == 0 {

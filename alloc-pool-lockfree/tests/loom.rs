@@ -6,6 +6,8 @@
 //! - The owner and another thread free the same block at once: exactly one report, and the block
 //!   goes onto the owner's local list exactly once; with the owner allocating the block again in
 //!   between, never more than one report and the block is still on the list once at the end.
+//! - A double free racing the owner's taking back of a remotely freed block is reported once, at
+//!   the free or at the block's next hand-out, and the block never gets two owners.
 //! - An owner allocates from a slab's local list and frees to it while another thread frees a
 //!   block it was handed to the slab's remote list: every block is accounted for exactly once,
 //!   and what the remote thread wrote into its block before freeing it is what the owner reads
@@ -58,19 +60,34 @@ fn two_threads_freeing_one_block_exactly_one_wins() {
     });
 }
 
+/// A block handed out by its owner, and another thread already freeing it (the misuse under
+/// test: the owner frees it too).
+fn handed_out_and_freed_elsewhere() -> (Arc<StateBits>, loom::thread::JoinHandle<Result<(), Refused>>) {
+    let bits = Arc::new(StateBits::new());
+    assert_eq!(bits.hand_out(BIT), Ok(()));
+    let other = {
+        let bits = bits.clone();
+        loom::thread::spawn(move || bits.free_other(BIT))
+    };
+    (bits, other)
+}
+
+/// The owner takes back a block it found on the remote list as the pool's collect does: the
+/// allocated bit first, the remote bits of the word afterwards, in one go.
+fn take_back_as_collect_does(bits: &StateBits) -> Result<(), Refused> {
+    let r = bits.take_back_allocated(BIT);
+    bits.clear_remote(BIT);
+    r
+}
+
 #[test]
 fn the_owner_and_another_thread_freeing_one_block_make_one_report_and_one_free() {
     loom::model(|| {
-        let bits = Arc::new(StateBits::new());
-        assert_eq!(bits.hand_out(BIT), Ok(()));
-        let other = {
-            let bits = bits.clone();
-            loom::thread::spawn(move || bits.free_other(BIT))
-        };
+        let (bits, other) = handed_out_and_freed_elsewhere();
         let mine = bits.free_owner(BIT);
         let theirs = other.join().unwrap();
         // The owner takes back what the other thread pushed on the remote list.
-        let back = theirs.is_ok().then(|| bits.take_back(BIT));
+        let back = theirs.is_ok().then(|| take_back_as_collect_does(&bits));
         let errors = [Some(mine), Some(theirs), back].into_iter().flatten().filter(Result::is_err).count();
         let pushes = [Some(mine), back].into_iter().flatten().filter(Result::is_ok).count();
         assert_eq!(errors, 1, "exactly one of the two frees is reported: {mine:?} {theirs:?} {back:?}");
@@ -82,17 +99,12 @@ fn the_owner_and_another_thread_freeing_one_block_make_one_report_and_one_free()
 #[test]
 fn a_block_freed_twice_at_once_is_never_handed_out_while_on_the_remote_list() {
     loom::model(|| {
-        let bits = Arc::new(StateBits::new());
-        assert_eq!(bits.hand_out(BIT), Ok(()));
-        let other = {
-            let bits = bits.clone();
-            loom::thread::spawn(move || bits.free_other(BIT))
-        };
+        let (bits, other) = handed_out_and_freed_elsewhere();
         let mine = bits.free_owner(BIT);
         // Freed onto the local list: the owner's next allocation pops it again.
         let again = mine.is_ok().then(|| bits.hand_out(BIT));
         let theirs = other.join().unwrap();
-        let back = theirs.is_ok().then(|| bits.take_back(BIT));
+        let back = theirs.is_ok().then(|| take_back_as_collect_does(&bits));
         let errors = [Some(mine), Some(theirs), again, back].into_iter().flatten().filter(Result::is_err).count();
         let pushes = [Some(mine), back].into_iter().flatten().filter(Result::is_ok).count();
         let pops = usize::from(again.is_some());
@@ -108,6 +120,38 @@ fn a_block_freed_twice_at_once_is_never_handed_out_while_on_the_remote_list() {
         assert_eq!(bits.load(), expect, "its bits say what happened to it: {mine:?} {again:?} {theirs:?} {back:?}");
         if on_list == 0 {
             assert_eq!(errors, 1, "the block stayed in use: the other free was reported");
+        }
+    });
+}
+
+#[test]
+fn a_free_racing_the_owners_collect_of_the_same_block_is_reported_once() {
+    // The block was freed by another thread and waits on the remote list (both bits set); the
+    // owner takes it back (allocated bit, then remote bit) while a third free of it, a double
+    // free, runs. That free may load the allocated bit before the owner clears it and set the
+    // remote bit after: then it is not refused at once, but the owner's next hand-out of the
+    // block refuses it (reported there), and taking the late free back leaves the block free
+    // once. Either way: exactly one report, and never two owners of the block.
+    loom::model(|| {
+        let bits = Arc::new(StateBits::new());
+        assert_eq!(bits.hand_out(BIT), Ok(()));
+        assert_eq!(bits.free_other(BIT), Ok(()));
+        let late = {
+            let bits = bits.clone();
+            loom::thread::spawn(move || bits.free_other(BIT))
+        };
+        assert_eq!(take_back_as_collect_does(&bits), Ok(()), "the first remote free is taken back");
+        let late = late.join().unwrap();
+        // The block is on the owner's local list: its next allocation of the class pops it.
+        let again = bits.hand_out(BIT);
+        let reports = [late, again].iter().filter(|r| r.is_err()).count();
+        assert_eq!(reports, 1, "exactly one report: late free {late:?}, hand-out {again:?}");
+        if late.is_ok() {
+            // Refused at the hand-out; the late free waits on the remote list and is taken back.
+            assert_eq!(take_back_as_collect_does(&bits), Ok(()));
+            assert_eq!(bits.load(), (0, 0), "the block ends free, once");
+        } else {
+            assert_eq!(bits.load(), (BIT, 0), "the block is handed out, to one caller");
         }
     });
 }

@@ -60,7 +60,7 @@ fn free_of_an_interior_pointer_aborts() {
     expect_abort("free_of_an_interior_pointer_aborts", "free of an interior or misaligned pointer", || {
         let pool = Pool::new();
         let p = (&pool).allocate(layout(256)).unwrap().cast::<u8>();
-        // SAFETY: 32 bytes into a 256-byte block (16-aligned, so only the header says it).
+        // SAFETY: 32 bytes into a 256-byte block (16-aligned, so only the state bits say it).
         let inside = unsafe { p.add(32) };
         announce(inside.as_ptr() as usize);
         // SAFETY: deliberately violated.

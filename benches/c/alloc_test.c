@@ -1,7 +1,6 @@
 /* alloc-test's shape: each thread keeps 10,000 blocks of Pareto-distributed sizes (8 B to
  * 1 KiB, mostly small) and replaces a random one per step. Usage: alloc_test [threads] [steps] */
 #include "common.h"
-#include <pthread.h>
 
 #define SLOTS 10000
 
@@ -35,14 +34,7 @@ static void *run(void *arg) {
 int main(int argc, char **argv) {
     int threads = (int)arg_long(argc, argv, 1, 2);
     steps = arg_long(argc, argv, 2, 8000000);
-    pthread_t t[64];
-    uint64_t sum = 0;
-    for (int i = 0; i < threads; i++) pthread_create(&t[i], NULL, run, (void *)(uintptr_t)i);
-    for (int i = 0; i < threads; i++) {
-        void *r;
-        pthread_join(t[i], &r);
-        sum += (uint64_t)(uintptr_t)r;
-    }
+    uint64_t sum = run_threads(threads, run, NULL);
     printf("alloc_test %lu\n", (unsigned long)sum);
     return 0;
 }

@@ -3,7 +3,6 @@
  * objects. An allocator that hands a thread memory on a cache line another thread writes makes
  * the writes slow (false sharing). Usage: cache_scratch [threads] [iterations] [writes] */
 #include "common.h"
-#include <pthread.h>
 
 static long iterations, writes;
 
@@ -23,16 +22,9 @@ int main(int argc, char **argv) {
     int threads = (int)arg_long(argc, argv, 1, 2);
     iterations = arg_long(argc, argv, 2, 4000);
     writes = arg_long(argc, argv, 3, 50000);
-    pthread_t t[64];
-    void *given[64];
-    for (int i = 0; i < threads; i++) given[i] = xmalloc(8);
-    for (int i = 0; i < threads; i++) pthread_create(&t[i], NULL, run, given[i]);
-    uint64_t sum = 0;
-    for (int i = 0; i < threads; i++) {
-        void *r;
-        pthread_join(t[i], &r);
-        sum += (uint64_t)(uintptr_t)r;
-    }
+    void *given[MAX_THREADS];
+    for (int i = 0; i < threads && i < MAX_THREADS; i++) given[i] = xmalloc(8);
+    uint64_t sum = run_threads(threads, run, given);
     printf("cache_scratch %lu\n", (unsigned long)sum);
     return 0;
 }

@@ -32,7 +32,11 @@ int main(int argc, char **argv) {
     int threads = (int)arg_long(argc, argv, 1, 2);
     long rounds = arg_long(argc, argv, 2, 80);
     long steps = arg_long(argc, argv, 3, 100000);
-    struct work w[64];
+    if (threads < 1 || threads > MAX_THREADS) {
+        fprintf(stderr, "threads: 1 to %d\n", MAX_THREADS);
+        return 2;
+    }
+    struct work w[MAX_THREADS];
     for (int i = 0; i < threads; i++) {
         w[i].slot = calloc(SLOTS, sizeof(void *));
         w[i].seed = 99 + (uint64_t)i;
@@ -40,7 +44,7 @@ int main(int argc, char **argv) {
         w[i].sum = 0;
     }
     for (long r = 0; r < rounds; r++) {
-        pthread_t t[64];
+        pthread_t t[MAX_THREADS];
         /* Each round's thread takes the array the previous round's neighbour filled. */
         unsigned char **first = w[0].slot;
         for (int i = 0; i + 1 < threads; i++) w[i].slot = w[i + 1].slot;

@@ -1,7 +1,6 @@
 /* malloc-large's shape: each thread allocates blocks of 5-25 MiB, keeps up to 20, writes the
  * first and last page of each, and frees them at random. Usage: malloc_large [threads] [steps] */
 #include "common.h"
-#include <pthread.h>
 
 #define KEEP 20
 
@@ -29,14 +28,7 @@ static void *run(void *arg) {
 int main(int argc, char **argv) {
     int threads = (int)arg_long(argc, argv, 1, 2);
     steps = arg_long(argc, argv, 2, 40000);
-    pthread_t t[64];
-    uint64_t sum = 0;
-    for (int i = 0; i < threads; i++) pthread_create(&t[i], NULL, run, (void *)(uintptr_t)i);
-    for (int i = 0; i < threads; i++) {
-        void *r;
-        pthread_join(t[i], &r);
-        sum += (uint64_t)(uintptr_t)r;
-    }
+    uint64_t sum = run_threads(threads, run, NULL);
     printf("malloc_large %lu\n", (unsigned long)sum);
     return 0;
 }

@@ -2,7 +2,6 @@
  * 4,096 blocks of 1 B to 1 KiB (mostly small), a fixed number of times.
  * Usage: thread_bench [threads] [iterations] */
 #include "common.h"
-#include <pthread.h>
 
 #define SLOTS 4096
 
@@ -28,14 +27,7 @@ static void *run(void *arg) {
 int main(int argc, char **argv) {
     int threads = (int)arg_long(argc, argv, 1, 2);
     iterations = arg_long(argc, argv, 2, 8000000);
-    pthread_t t[64];
-    uint64_t sum = 0;
-    for (int i = 0; i < threads; i++) pthread_create(&t[i], NULL, run, (void *)(uintptr_t)i);
-    for (int i = 0; i < threads; i++) {
-        void *r;
-        pthread_join(t[i], &r);
-        sum += (uint64_t)(uintptr_t)r;
-    }
+    uint64_t sum = run_threads(threads, run, NULL);
     printf("thread_bench %lu\n", (unsigned long)sum);
     return 0;
 }

@@ -65,8 +65,12 @@ static void *consume(void *arg) {
 int main(int argc, char **argv) {
     int pairs = (int)arg_long(argc, argv, 1, 1);
     batches = arg_long(argc, argv, 2, 80000);
-    struct queue q[32];
-    pthread_t p[32], c[32];
+    if (pairs < 1 || pairs > MAX_THREADS / 2) {
+        fprintf(stderr, "pairs: 1 to %d\n", MAX_THREADS / 2);
+        return 2;
+    }
+    struct queue q[MAX_THREADS / 2];
+    pthread_t p[MAX_THREADS / 2], c[MAX_THREADS / 2];
     for (int i = 0; i < pairs; i++) {
         memset(&q[i], 0, sizeof q[i]);
         pthread_mutex_init(&q[i].m, NULL);

@@ -61,7 +61,7 @@ static int run_case(const char *c) {
         memset(p, 0xab, 64);
         free(p);
         volatile unsigned char *v = p;
-        for (int i = 16; i < 64; i++)
+        for (int i = 0; i < 64; i++)
             if (v[i] != 0) {
                 printf("byte %d is %d\n", i, v[i]);
                 return 1;
