@@ -657,3 +657,33 @@ impl<P: PoolRef + Send, C: StatsPolicy + Send> core::fmt::Debug for SharedArena<
         f.debug_struct("SharedArena").field("stats", &self.stats()).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_walks_into_the_pool_for_both_fronts() {
+        let pool = ChunkPool::new(alloc_core::MmapSource::new());
+        let arena = Arena::in_pool(&pool);
+        let shared = SharedArena::in_pool(&pool);
+        arena.alloc(7u64);
+        shared.alloc(7u64);
+        assert_eq!((arena.validate(), shared.validate()), (Ok(()), Ok(())));
+        // Books of the pool that no longer match its span heap: both fronts must say so.
+        pool.corrupt_mapped_for_test(4096);
+        let (a, s) = (arena.validate(), shared.validate());
+        pool.corrupt_mapped_for_test(4096usize.wrapping_neg());
+        assert!(a.is_err_and(|c| c.what.contains("mapped")), "{a:?}");
+        assert!(s.is_err_and(|c| c.what.contains("mapped")), "{s:?}");
+        assert_eq!(arena.validate(), Ok(()));
+    }
+
+    #[test]
+    fn debug_shows_the_statistics() {
+        let arena = Arena::new();
+        arena.alloc([1u8; 100]);
+        let text = format!("{arena:?}");
+        assert!(text.starts_with("Arena { stats: ArenaStats {") && text.contains("allocated: 100"), "{text}");
+    }
+}

@@ -229,6 +229,13 @@ impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> ChunkPool<S, E> {
         alloc_core::Validate::validate(&l.heap)
     }
 
+    /// Adds `delta` (wrapping) to the mapped-bytes counter, so a test can see `validate` catch it.
+    #[cfg(test)]
+    pub(crate) fn corrupt_mapped_for_test(&self, delta: usize) {
+        let mut l = self.lists();
+        l.stats.mapped = l.stats.mapped.wrapping_add(delta);
+    }
+
     /// The page size of the source.
     pub fn page_size(&self) -> usize {
         self.lists().page()
@@ -476,5 +483,104 @@ unsafe impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> PageSource for C
     unsafe fn unmap(&self, ptr: NonNull<u8>, size: usize) {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.give_back(ptr, size, Return::Quarantine) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHUNK: usize = 64 << 10;
+
+    /// A pool holding one run in each place: `a` recycled onto the ready list, `b` in quarantine
+    /// (which holds one chunk), `c` on the reuse list, `d` handed out.
+    fn pool_with_every_list() -> (ChunkPool, [NonNull<u8>; 4]) {
+        let config = PoolConfig { chunk: CHUNK, quarantine: CHUNK, quarantine_newest: false };
+        let pool = ChunkPool::with_config(MmapSource::new(), config);
+        assert_eq!(pool.config(), config);
+        let runs = [0; 4].map(|_| pool.take(CHUNK, pool.page_size(), false).unwrap());
+        // SAFETY: runs of this pool, given back once and never used again by the test.
+        unsafe {
+            pool.give_back(runs[0], CHUNK, Return::Quarantine);
+            pool.give_back(runs[1], CHUNK, Return::Quarantine);
+            pool.give_back(runs[2], CHUNK, Return::Warm);
+        }
+        let s = pool.stats();
+        assert_eq!((s.ready, s.quarantined, s.reusable, s.mapped, s.recycled), (CHUNK, CHUNK, CHUNK, 4 * CHUNK, 1));
+        assert_eq!(pool.validate(), Ok(()));
+        (pool, runs)
+    }
+
+    fn reported(
+        pool: &ChunkPool,
+        corrupt: impl Fn(&mut Lists<MmapSource>),
+        undo: impl Fn(&mut Lists<MmapSource>),
+    ) -> &'static str {
+        corrupt(&mut pool.lists());
+        let what = pool.validate().map(|()| "nothing").unwrap_or_else(|c| c.what);
+        undo(&mut pool.lists());
+        assert_eq!(pool.validate(), Ok(()));
+        what
+    }
+
+    #[test]
+    fn validate_reports_each_book_that_disagrees_with_the_lists() {
+        let (pool, runs) = pool_with_every_list();
+        let mapped = reported(&pool, |l| l.stats.mapped += 4096, |l| l.stats.mapped -= 4096);
+        assert!(mapped.contains("mapped bytes"), "{mapped}");
+        let q = reported(&pool, |l| l.stats.quarantined -= CHUNK, |l| l.stats.quarantined += CHUNK);
+        assert!(q.contains("quarantined bytes"), "{q}");
+        // Each of the two list counters alone.
+        let ready = reported(&pool, |l| l.stats.ready += CHUNK, |l| l.stats.ready -= CHUNK);
+        let reuse = reported(&pool, |l| l.stats.reusable -= CHUNK, |l| l.stats.reusable += CHUNK);
+        for what in [ready, reuse] {
+            assert!(what.contains("ready or reusable"), "{what}");
+        }
+        let twice = reported(
+            &pool,
+            |l| {
+                l.reuse.push(runs[0]);
+                l.stats.reusable += CHUNK;
+            },
+            |l| {
+                l.reuse.pop();
+                l.stats.reusable -= CHUNK;
+            },
+        );
+        assert!(twice.contains("two lists"), "{twice}");
+    }
+
+    #[test]
+    fn taking_from_each_list_keeps_the_books() {
+        let (pool, [_, _, c, _]) = pool_with_every_list();
+        // Not zeroed: the warm chunk first.
+        assert_eq!(pool.take(CHUNK, 4096, false), Some(c));
+        assert_eq!(pool.stats().reusable, 0);
+        // Then the ready one.
+        pool.take(CHUNK, 4096, false).unwrap();
+        assert_eq!((pool.stats().ready, pool.stats().mapped), (0, 4 * CHUNK));
+        assert_eq!(pool.validate(), Ok(()));
+        // Then the span heap.
+        pool.take(CHUNK, 4096, true).unwrap();
+        assert_eq!(pool.stats().mapped, 5 * CHUNK);
+        assert_eq!(pool.validate(), Ok(()));
+    }
+
+    #[test]
+    fn trim_returns_the_bytes_of_the_chunks_on_the_lists() {
+        let (pool, _) = pool_with_every_list();
+        assert_eq!(pool.trim(), 2 * CHUNK);
+        let s = pool.stats();
+        assert_eq!((s.ready, s.reusable, s.quarantined, s.mapped), (0, 0, CHUNK, 2 * CHUNK));
+        assert_eq!(pool.validate(), Ok(()));
+        assert_eq!(pool.trim(), 0);
+    }
+
+    #[test]
+    fn the_pool_as_a_page_source_has_its_pages() {
+        let pool = ChunkPool::new(MmapSource::new());
+        let page = MmapSource::new().page_size();
+        assert_eq!(PageSource::page_size(&pool), page);
+        assert_eq!(pool.chunk_size(), PoolConfig::DEFAULT.chunk);
     }
 }

@@ -273,6 +273,60 @@ fn zeroed_memory_from_a_warm_chunk_is_zero() {
     assert_eq!(pool.stats().reusable, 0, "the warm chunk was the one reused");
 }
 
+/// A page source whose `decommit` keeps the data (as a buffer with no OS behind it may): a chunk
+/// recycled from quarantine onto the ready list still holds what the last arena wrote.
+struct KeepsData(MmapSource);
+
+// SAFETY: every call forwards to the mmap source.
+unsafe impl PageSource for KeepsData {
+    fn page_size(&self) -> usize {
+        self.0.page_size()
+    }
+    fn map(&self, size: usize, align: usize) -> Option<core::ptr::NonNull<u8>> {
+        self.0.map(size, align)
+    }
+    unsafe fn unmap(&self, ptr: core::ptr::NonNull<u8>, size: usize) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.0.unmap(ptr, size) }
+    }
+}
+
+// SAFETY: nothing is given back, and `decommit_zeroes` says so.
+unsafe impl alloc_core::source::Decommit for KeepsData {
+    unsafe fn decommit(&self, _: core::ptr::NonNull<u8>, _: usize) {}
+    fn decommit_zeroes(&self) -> bool {
+        false
+    }
+}
+
+// SAFETY: forwarded to the mmap source.
+unsafe impl alloc_core::source::Protect for KeepsData {
+    unsafe fn protect(&self, ptr: core::ptr::NonNull<u8>, size: usize, access: alloc_core::source::Access) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.0.protect(ptr, size, access) }
+    }
+}
+
+/// The same from the ready list over a source whose decommit keeps data: the pool zeroes it.
+#[test]
+fn zeroed_memory_from_a_recycled_chunk_is_zero_when_decommit_keeps_data() {
+    let config = PoolConfig { chunk: CHUNK, quarantine: 0, quarantine_newest: true };
+    let pool = ChunkPool::with_config(KeepsData(MmapSource::new()), config);
+    {
+        let arena = Arena::in_pool(&pool);
+        arena.alloc_slice_fill_with(64 << 10, |_| 0xffu8);
+    }
+    assert_eq!((pool.stats().ready, pool.stats().quarantined), (CHUNK, 0), "recycled at once");
+    let arena = Arena::in_pool(&pool);
+    let l = alloc_core::Layout::from_size_align(256 << 10, 8).unwrap();
+    let b = alloc_core::Allocator::allocate_zeroed(&&arena, l).unwrap();
+    // SAFETY: a live block of `b.len()` bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(b.cast::<u8>().as_ptr(), b.len()) };
+    assert!(bytes.iter().all(|&x| x == 0), "a dirty byte in zeroed memory from a recycled chunk");
+    assert_eq!(pool.stats().ready, 0, "the recycled chunk was the one reused");
+    assert_eq!(arena.validate(), Ok(()));
+}
+
 #[test]
 fn a_double_free_aborts_with_the_address() {
     expect_abort("a_double_free_aborts_with_the_address", "double free", || {
