@@ -264,3 +264,86 @@ fn a_block_freed_into_another_pool_is_reported_there_and_left_alone() {
     assert_eq!(a.live_bytes(), 0);
     assert_eq!(a.validate(), Ok(()));
 }
+
+/// The owner's free goes onto its slab's local list, taken first: the block just freed is the
+/// next one handed out (its cache lines still warm), not a block from further on.
+#[test]
+fn the_owners_freed_block_is_the_next_one_handed_out() {
+    let pool = Pool::new();
+    let l = layout(64);
+    let a = (&pool).allocate(l).unwrap().cast::<u8>();
+    let b = (&pool).allocate(l).unwrap().cast::<u8>();
+    // SAFETY: live blocks with their layout, freed once.
+    unsafe { (&pool).deallocate(a, l) };
+    assert_eq!((&pool).allocate(l).unwrap().cast::<u8>(), a);
+    // SAFETY: as above.
+    unsafe {
+        (&pool).deallocate(a, l);
+        (&pool).deallocate(b, l);
+    }
+    assert_eq!(pool.live_bytes(), 0);
+}
+
+/// Blocks freed in older slabs of a class are handed out again before any new slab is carved:
+/// after filling four slabs and freeing every other block of the first two (so neither slab is
+/// empty and given up whole), as many new requests all land in the freed blocks.
+#[test]
+fn freed_blocks_in_older_slabs_are_reused_before_new_slabs() {
+    let pool = Pool::new();
+    let l = layout(64);
+    let blocks: Vec<_> = (0..4096).map(|_| (&pool).allocate(l).unwrap().cast::<u8>()).collect();
+    assert_eq!(pool.live_bytes(), 4096 * 64, "live bytes count what is held");
+    let (freed, kept): (Vec<_>, Vec<_>) = blocks.iter().enumerate().partition(|&(i, _)| i < 2048 && i % 2 == 0);
+    let (freed, kept): (Vec<_>, Vec<_>) =
+        (freed.into_iter().map(|(_, &p)| p).collect(), kept.into_iter().map(|(_, &p)| p).collect());
+    for &p in &freed {
+        // SAFETY: live blocks with their layout, freed once.
+        unsafe { (&pool).deallocate(p, l) };
+    }
+    let freed: std::collections::HashSet<_> = freed.iter().copied().collect();
+    let again: Vec<_> = (0..1024).map(|_| (&pool).allocate(l).unwrap().cast::<u8>()).collect();
+    let fresh = again.iter().filter(|p| !freed.contains(p)).count();
+    assert_eq!(fresh, 0, "{fresh} of 1024 requests got new blocks while 1024 freed ones waited");
+    for &p in kept.iter().chain(&again) {
+        // SAFETY: live blocks with their layout, freed once.
+        unsafe { (&pool).deallocate(p, l) };
+    }
+    assert_eq!(pool.live_bytes(), 0);
+    assert_eq!(pool.validate(), Ok(()));
+}
+
+/// A free of an address inside a block is reported as an interior pointer; one into a
+/// segment's header, which no block occupies, as a foreign one.
+#[test]
+fn bad_frees_inside_a_segment_are_told_apart() {
+    let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+    let l = layout(64);
+    let p = (&pool).allocate(l).unwrap().cast::<u8>();
+    fill(p, 64, 0x3c);
+    let segment_base = p.as_ptr() as usize & !((4 << 20) - 1);
+    let cases = [
+        (p.as_ptr() as usize + 8, ErrorKind::InteriorPointer),
+        (p.as_ptr() as usize + 24, ErrorKind::InteriorPointer),
+        (segment_base + 64, ErrorKind::ForeignPointer),
+    ];
+    for (addr, kind) in cases {
+        let q = core::ptr::NonNull::new(p.as_ptr().with_addr(addr)).unwrap();
+        for free in [true, false] {
+            // SAFETY: deliberately not a block's start: the misuse under test (Count: reported only).
+            unsafe {
+                if free {
+                    pool.free_unsized(q)
+                } else {
+                    (&pool).deallocate(q, l)
+                }
+            }
+            let e = pool.errors().unwrap().last().map(|e| (e.kind, e.addr));
+            assert_eq!(e, Some((kind, addr)), "free of {addr:#x}");
+        }
+    }
+    assert!(holds(p, 64, 0x3c), "the block is untouched");
+    // SAFETY: the live block with its layout.
+    unsafe { (&pool).deallocate(p, l) };
+    assert_eq!(pool.errors().unwrap().detected(), 6);
+    assert_eq!(pool.validate(), Ok(()));
+}

@@ -538,10 +538,29 @@ pub fn reset_frees_and_reuses_everything<S: ResetSubject>() -> Outcome {
 }
 
 /// Threads allocate, mail blocks to other threads, and free what they receive; contents survive
-/// the trip, some frees really cross threads, and live bytes return to where they started.
+/// the trip, some frees really cross threads, and live bytes return to where they started. First,
+/// live bytes count at least what the program holds (a counter stuck at zero passes the rest).
 pub fn threads_free_each_others_blocks<S: SharedSubject>() -> Outcome {
     let heap = S::new();
     let before = S::live_bytes(&heap);
+    let held: Vec<(NonNull<u8>, Layout)> = (1..=32)
+        .filter_map(|i| {
+            let l = Layout::from_size_align(i * 40 + (i % 3) * 1000, 8).unwrap();
+            heap.allocate(l).ok().map(|b| (b.cast::<u8>(), l))
+        })
+        .collect();
+    let asked: usize = held.iter().map(|(_, l)| l.size()).sum();
+    let during = S::live_bytes(&heap);
+    for &(p, l) in &held {
+        // SAFETY: live blocks of `heap` with these layouts, freed once.
+        unsafe { heap.deallocate(p, l) };
+    }
+    if held.len() < 32 {
+        return fail!("only {} of 32 small blocks could be allocated", held.len());
+    }
+    if during.wrapping_sub(before) < asked {
+        return fail!("live bytes rose from {before} to {during} while {asked} bytes in 32 blocks were held");
+    }
     let report = stress::mail_ring(&heap, 4, 16, 12, 200)?;
     if report.cross_thread_frees == 0 {
         return fail!("no block was freed on another thread than the one that allocated it");

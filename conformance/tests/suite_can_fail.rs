@@ -190,6 +190,28 @@ fn blocks_overlapping_across_threads_are_rejected() {
     rejected("hands two threads the same memory", props::threads_share_one_model::<S>());
 }
 
+/// Correct in every block it hands out, but its live-byte counter never moves.
+struct LiveBytesStuckAtZero;
+
+impl Subject for LiveBytesStuckAtZero {
+    type Alloc = broken::Reference;
+    fn make(budget: usize, meter: &'static Meter) -> broken::Reference {
+        broken::Reference::new(budget, meter)
+    }
+}
+
+impl SharedSubject for LiveBytesStuckAtZero {
+    fn live_bytes(_: &broken::Reference) -> usize {
+        0
+    }
+}
+
+#[test]
+fn a_live_byte_counter_that_never_moves_is_rejected() {
+    let e = props::threads_free_each_others_blocks::<LiveBytesStuckAtZero>().unwrap_err();
+    assert!(e.0.contains("while") && e.0.contains("bytes in 32 blocks were held"), "{e}");
+}
+
 #[test]
 fn the_rejection_message_names_the_problem() {
     let e = props::blocks_are_aligned_and_disjoint::<FaultySubject<{ broken::MISALIGNS }>>().unwrap_err();
