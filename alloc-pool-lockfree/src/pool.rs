@@ -1322,7 +1322,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> core:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc_core::{Count, FixedSource};
+    use alloc_core::{Count, FixedSource, MmapSource};
 
     /// A fixed buffer behind a lock: the pool wants a source threads can share.
     struct Shared(std::sync::Mutex<FixedSource<'static>>);
@@ -1409,5 +1409,89 @@ mod tests {
         drop(pool);
         // SAFETY: the pool is gone; nothing uses the buffer.
         drop(unsafe { Box::from_raw(raw) });
+    }
+
+    /// Each fact `validate` checks about a slab, broken alone (and put back): it must be named.
+    #[test]
+    fn validate_names_each_slab_fact_that_is_off() {
+        let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+        let size = l(64);
+        let blocks: Vec<_> = (0..4).map(|_| pool.allocate(size).unwrap().cast::<u8>()).collect();
+        // SAFETY: live blocks with their layout, freed once: the local list is [1] -> [2].
+        unsafe {
+            pool.deallocate(blocks[2], size);
+            pool.deallocate(blocks[1], size);
+        }
+        assert_eq!(pool.validate(), Ok(()));
+        let addr = blocks[0].as_ptr() as usize;
+        // SAFETY: the pool's segment, live while its blocks are.
+        let seg = unsafe { segment_at(Segment::of(addr)) };
+        let slab = &seg.slabs[(addr >> SLAB_SHIFT) & (SLABS - 1)];
+        let named = |expect: &str| {
+            let what = pool.validate().err().map_or("nothing", |c| c.what);
+            assert!(what.contains(expect), "expected {expect:?}, got {what:?}");
+        };
+        let (block, low, span) = (slab.block.get(), slab.fits_low.get(), slab.fits_span.get());
+        slab.block.set(block + GRANULE);
+        named("range of layout sizes");
+        slab.block.set(block);
+        // The class below's sizes accepted too, with the top still right.
+        slab.fits_low.set(low - GRANULE);
+        slab.fits_span.set(span + GRANULE);
+        named("range of layout sizes");
+        // One byte past the block accepted.
+        slab.fits_low.set(low);
+        slab.fits_span.set(span + 1);
+        named("range of layout sizes");
+        slab.fits_span.set(span);
+        assert_eq!(pool.validate(), Ok(()));
+        // The last free block's link pointing into the middle of a block in use.
+        let link = blocks[2].cast::<usize>();
+        // SAFETY: a free block of the pool: its first word is the list's link, and nothing else
+        // runs on this pool now.
+        let old = unsafe { link.read() };
+        // SAFETY: as above.
+        unsafe { link.write(addr + 8) };
+        named("free block off its slab's block boundaries");
+        // SAFETY: as above.
+        unsafe { link.write(old) };
+        assert_eq!(pool.validate(), Ok(()));
+        // SAFETY: live blocks with their layout.
+        unsafe {
+            for &b in [&blocks[0], &blocks[3]] {
+                pool.deallocate(b, size);
+            }
+        }
+        assert_eq!(pool.errors().unwrap().detected(), 0);
+    }
+
+    /// The kind a misuse is reported as: a double free of any carved block (not only the first
+    /// of its slab), a foreign pointer for a block start not carved yet, interior pointers.
+    #[test]
+    fn misuse_kinds_inside_a_slab() {
+        let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+        let size = l(64);
+        let blocks: Vec<_> = (0..3).map(|_| pool.allocate(size).unwrap().cast::<u8>()).collect();
+        // SAFETY: a live block with its layout, freed once.
+        unsafe { pool.deallocate(blocks[2], size) };
+        let base = blocks[0].as_ptr() as usize;
+        let at = |a: usize| NonNull::new(blocks[0].as_ptr().with_addr(a)).unwrap();
+        let kind = |a: usize| {
+            // SAFETY: an address in one of the pool's slabs (which the pool owns).
+            unsafe { SizeOf::misuse_at(&pool, at(a)) }.kind
+        };
+        assert_eq!(kind(base + 128), ErrorKind::DoubleFree, "the third block, freed");
+        assert_eq!(kind(base + 640), ErrorKind::ForeignPointer, "a block never carved");
+        assert_eq!(kind(base + 72), ErrorKind::InteriorPointer, "inside the second block");
+        assert_eq!(kind(base + 8), ErrorKind::InteriorPointer, "off the granules");
+        // SAFETY: the misuse under test (Count: reported only).
+        unsafe { pool.deallocate(blocks[2], size) };
+        assert_eq!(pool.errors().unwrap().last().map(|e| e.kind), Some(ErrorKind::DoubleFree));
+        assert_eq!(format!("{pool:?}").split_whitespace().next(), Some("Pool"));
+        // SAFETY: live blocks with their layout.
+        unsafe {
+            pool.deallocate(blocks[0], size);
+            pool.deallocate(blocks[1], size);
+        }
     }
 }
