@@ -13,7 +13,7 @@
 
 use crate::heap::{owned_by, Counters, HeapRecord, SegmentSource, ThreadHeap, DIRECT_MAX};
 use crate::protocol::Refused;
-use crate::segment::{self, Segment, ALL_FREE, FIRST_SLAB, GRANULE, SEGMENT, SEGMENT_SHIFT, SLABS, SLAB_SHIFT};
+use crate::segment::{self, Segment, ALL_FREE, FIRST_SLAB, GRANULE, SEGMENT, SEGMENT_SHIFT, SLABS};
 use crate::tls::{self, Entry};
 use crate::Classes;
 use alloc_core::error::{ErrorKind, ErrorPolicy, HeapError};
@@ -706,7 +706,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     #[inline(always)]
     fn free_in(&self, inner: &PoolInner<S, E>, seg: &Segment, ptr: NonNull<u8>, layout: Option<Layout>) {
         let addr = ptr.as_ptr() as usize;
-        let idx = (addr >> SLAB_SHIFT) & (SLABS - 1);
+        let idx = segment::slab_index(addr);
         if !addr.is_multiple_of(GRANULE) {
             return self.bad_pointer(inner, ptr);
         }
@@ -788,10 +788,10 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     #[inline(never)]
     fn bad_pointer(&self, inner: &PoolInner<S, E>, ptr: NonNull<u8>) {
         let addr = ptr.as_ptr() as usize;
-        let in_pool = inner.map.contains(Segment::of(addr)) && (addr >> SLAB_SHIFT) & (SLABS - 1) >= FIRST_SLAB;
+        let in_pool = inner.map.contains(Segment::of(addr)) && segment::slab_index(addr) >= FIRST_SLAB;
         let in_slab =
             // SAFETY: the segment map holds the segment (checked first).
-            in_pool && unsafe { segment_at(Segment::of(addr)) }.slabs[(addr >> SLAB_SHIFT) & (SLABS - 1)].class().is_some();
+            in_pool && unsafe { segment_at(Segment::of(addr)) }.slabs[segment::slab_index(addr)].class().is_some();
         let kind = if in_slab { ErrorKind::InteriorPointer } else { ErrorKind::ForeignPointer };
         inner.report(kind, addr);
     }
@@ -834,7 +834,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     #[inline]
     fn live_block(&self, inner: &PoolInner<S, E>, ptr: NonNull<u8>) -> Option<usize> {
         let addr = ptr.as_ptr() as usize;
-        let idx = (addr >> SLAB_SHIFT) & (SLABS - 1);
+        let idx = segment::slab_index(addr);
         if idx < FIRST_SLAB || !addr.is_multiple_of(GRANULE) {
             return None;
         }
@@ -883,7 +883,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         if !addr.is_multiple_of(GRANULE) {
             return None;
         }
-        let slab = &inner.segment(Segment::of(addr))?.slabs[(addr >> SLAB_SHIFT) & (SLABS - 1)];
+        let slab = &inner.segment(Segment::of(addr))?.slabs[segment::slab_index(addr)];
         slab.class()?;
         Some(slab.block.get())
     }
@@ -910,7 +910,7 @@ fn block_at<'a>(addr: usize) -> (&'a Segment, usize, usize) {
     // SAFETY: only called for addresses the free path found in one of the pool's segments,
     // which stays mapped while the free runs.
     let seg = unsafe { segment_at(Segment::of(addr)) };
-    let idx = (addr >> SLAB_SHIFT) & (SLABS - 1);
+    let idx = segment::slab_index(addr);
     (seg, idx, seg.slabs[idx].class().unwrap_or(0))
 }
 
@@ -1072,7 +1072,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         let Some(inner) = self.inner_if_made() else { return ErrorKind::ForeignPointer };
         let addr = ptr.as_ptr() as usize;
         let seg_addr = Segment::of(addr);
-        let idx = (addr >> SLAB_SHIFT) & (SLABS - 1);
+        let idx = segment::slab_index(addr);
         if !inner.map.contains(seg_addr) {
             if !inner.large.owns(ptr) {
                 return ErrorKind::ForeignPointer;
@@ -1113,7 +1113,7 @@ unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync
         let Some(inner) = self.inner_if_made() else { return false };
         let addr = ptr.as_ptr() as usize;
         if inner.map.contains(Segment::of(addr)) {
-            return (addr >> SLAB_SHIFT) & (SLABS - 1) >= FIRST_SLAB;
+            return segment::slab_index(addr) >= FIRST_SLAB;
         }
         inner.large.owns(ptr)
     }
@@ -1426,7 +1426,7 @@ mod tests {
         let addr = blocks[0].as_ptr() as usize;
         // SAFETY: the pool's segment, live while its blocks are.
         let seg = unsafe { segment_at(Segment::of(addr)) };
-        let slab = &seg.slabs[(addr >> SLAB_SHIFT) & (SLABS - 1)];
+        let slab = &seg.slabs[segment::slab_index(addr)];
         let named = |expect: &str| {
             let what = pool.validate().err().map_or("nothing", |c| c.what);
             assert!(what.contains(expect), "expected {expect:?}, got {what:?}");

@@ -25,6 +25,13 @@ pub(crate) const SLAB_SHIFT: u32 = 16;
 pub(crate) const SLAB: usize = 1 << SLAB_SHIFT;
 /// Slabs in a segment (slabs 0 and 1 hold the header).
 pub(crate) const SLABS: usize = SEGMENT / SLAB;
+/// The index, within its segment, of the slab holding `addr`: every path from an address to its
+/// slab goes through here.
+#[inline(always)]
+pub(crate) const fn slab_index(addr: usize) -> usize {
+    (addr >> SLAB_SHIFT) & (SLABS - 1)
+}
+
 /// Bytes per state bit: every block starts on a multiple of it.
 pub(crate) const GRANULE: usize = 16;
 /// State words per slab.

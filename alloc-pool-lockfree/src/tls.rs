@@ -196,11 +196,17 @@ mod hook {
         super::on_exit();
     }
 
+    /// The key stored in [`KEY`] (one decoding for both paths that read it, so the rare one,
+    /// a lost race, is the common one's code).
+    fn stored(k: usize) -> libc::pthread_key_t {
+        (k - 1) as libc::pthread_key_t
+    }
+
     fn key() -> Option<libc::pthread_key_t> {
         // Relaxed: a race creates two keys, of which one wins; the other is deleted.
         match KEY.load(Ordering::Relaxed) {
             0 => {}
-            k => return Some((k - 1) as libc::pthread_key_t),
+            k => return Some(stored(k)),
         }
         let mut k: libc::pthread_key_t = 0;
         // SAFETY: a fresh key with our destructor; `k` is a valid out-parameter.
@@ -212,7 +218,7 @@ mod hook {
             Err(won) => {
                 // SAFETY: our own key, never set.
                 unsafe { libc::pthread_key_delete(k) };
-                Some((won - 1) as libc::pthread_key_t)
+                Some(stored(won))
             }
         }
     }
