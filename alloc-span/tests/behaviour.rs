@@ -306,3 +306,75 @@ fn many_live_spans_stay_consistent() {
     assert_eq!(h.validate(), Ok(()));
     assert_eq!(h.span_stats().live_spans, 0);
 }
+
+/// The statistics against what is known from outside: bytes in use are the live spans' pages
+/// plus the huge blocks, and mapped bytes are what the page source was asked for (counted by a
+/// meter on the source), arenas, huge blocks and the heap's own records together.
+#[test]
+fn span_stats_agree_with_the_live_blocks_and_the_source() {
+    static METER: alloc_core::Meter = alloc_core::Meter::new();
+    let config = SpanConfig { huge: 1 << 20, ..BASE };
+    let h: Span<Limited<MmapSource>, Count, Counting> =
+        Span::with_config(Limited::new(MmapSource::new(), 1 << 30).metered(&METER), config);
+    let huge = Layout::from_size_align((2 << 20) + 100, 8).unwrap();
+    let blocks = [(alloc_on(&h, pages(3)), pages(3)), (alloc_on(&h, pages(10)), pages(10)), (alloc_on(&h, huge), huge)];
+    let s = h.span_stats();
+    assert_eq!((s.live_spans, s.huge_spans), (3, 1), "live spans count the huge one");
+    assert_eq!(s.mapped, METER.mapped(), "mapped bytes are what the source mapped");
+    let with_huge = s.in_use;
+    for (p, l) in blocks.into_iter().rev() {
+        // SAFETY: live blocks with their layouts.
+        unsafe { (&h).deallocate(p, l) };
+        if l == huge {
+            let s = h.span_stats();
+            assert_eq!(s.in_use, 13 * PAGE, "the two spans' pages");
+            assert!(with_huge - s.in_use >= huge.size(), "the huge block's bytes: {with_huge}");
+            assert_eq!(s.mapped, METER.mapped(), "after the huge block went back");
+        }
+    }
+    let s = h.span_stats();
+    assert_eq!((s.in_use, s.live_spans, s.huge_spans), (0, 0, 0));
+    assert_eq!(s.mapped, METER.mapped(), "after the huge block went back");
+    assert!(s.idle + s.released >= 13 * PAGE, "the freed spans' pages are idle or released: {s:?}");
+}
+
+fn alloc_on<S: alloc_core::source::PageSource + alloc_core::source::Decommit>(
+    h: &Span<S, Count, Counting>,
+    l: Layout,
+) -> NonNull<u8> {
+    (&h).allocate(l).expect("memory").cast()
+}
+
+/// An alignment larger than a page taken from a half-clean (half scavenged) free span whose
+/// skipped head is more than half of it: the head becomes a free span of its own, and both
+/// parts' counts of clean pages must match the bitmap (the validator checks each).
+#[test]
+fn an_aligned_block_from_a_clean_span_splits_its_clean_pages_exactly() {
+    let mut h = heap();
+    let a = alloc(&h, pages(1));
+    let start = a.as_ptr() as usize;
+    // A 16-page boundary at least 40 pages on; the 16-page hole starts 12 pages before it, so
+    // that boundary is the only one in the hole.
+    let target = (start + 40 * PAGE).next_multiple_of(16 * PAGE);
+    let hole_start = target - 12 * PAGE;
+    let filler = pages((hole_start - start) / PAGE - 1);
+    let f = alloc(&h, filler);
+    assert_eq!(f.as_ptr() as usize, start + PAGE, "carved in address order");
+    let g1 = alloc(&h, pages(8));
+    let g2 = alloc(&h, pages(8));
+    assert_eq!((g1.as_ptr() as usize, g2.as_ptr() as usize), (hole_start, hole_start + 8 * PAGE));
+    let tail = alloc(&h, pages(8));
+    // The hole's first half clean (scavenged), its second half dirty (just freed).
+    free(&h, g1, pages(8));
+    assert!(h.scavenge() >= 8 * PAGE);
+    free(&h, g2, pages(8));
+    assert_eq!(h.validate(), Ok(()));
+    let aligned = Layout::from_size_align(PAGE, 16 * PAGE).unwrap();
+    let b = alloc(&h, aligned);
+    assert_eq!(b.as_ptr() as usize, target, "best fit: the hole, 12 of its 16 pages in");
+    assert_eq!(h.validate(), Ok(()));
+    for (p, l) in [(a, pages(1)), (f, filler), (b, aligned), (tail, pages(8))] {
+        free(&h, p, l);
+    }
+    assert_eq!(h.validate(), Ok(()));
+}
