@@ -378,3 +378,17 @@ fn an_aligned_block_from_a_clean_span_splits_its_clean_pages_exactly() {
     }
     assert_eq!(h.validate(), Ok(()));
 }
+
+/// Each new arena doubles the last (up to `max_arena`), so a heap that grows to N bytes maps
+/// about log2(N / first_arena) arenas, not N / first_arena.
+#[test]
+fn arenas_double_as_the_heap_grows() {
+    let h = heap_with(SpanConfig { first_arena: 2 << 20, max_arena: 32 << 20, ..BASE });
+    let l = pages(256);
+    let blocks: Vec<_> = (0..24).map(|_| alloc(&h, l)).collect();
+    let arenas = h.span_stats().arenas;
+    assert!((3..=6).contains(&arenas), "{arenas} arenas for 24 MiB from 2 MiB doubling");
+    for p in blocks {
+        free(&h, p, l);
+    }
+}

@@ -2,7 +2,7 @@
 
 use alloc_core::layer::{Owns, SizeOf, Validate};
 use alloc_core::{Abort, Corruption, Counting, Limited, MmapSource, Stats};
-use alloc_span::{GlobalSpan, Span, SpanConfig, SpanHeap};
+use alloc_span::{GlobalSpan, GuardPages, Span, SpanConfig, SpanHeap};
 use conformance::{IntrospectSubject, Meter, SharedSubject, StatsSubject, Subject, TrimSubject};
 use core::alloc::Layout;
 use core::ptr::NonNull;
@@ -138,6 +138,31 @@ impl IntrospectSubject for LockedSpan {
     }
 }
 
+/// Guard pages after every block, over the tight configuration: every property writes whole
+/// blocks, so a guard page placed inside a block faults the run.
+struct GuardedSpan;
+
+impl Subject for GuardedSpan {
+    type Alloc = Span<Source, Abort, Counting, GuardPages>;
+    const TYPICAL_SIZE: usize = 64 << 10;
+    fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
+        Span::with_config(source(budget, meter), TIGHT)
+    }
+    fn validate(heap: &Self::Alloc) -> Option<Result<(), Corruption>> {
+        Some(heap.validate())
+    }
+    fn owns(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<bool> {
+        Some(heap.owns(ptr))
+    }
+}
+
+impl TrimSubject for GuardedSpan {
+    fn trim(heap: &mut Self::Alloc) {
+        heap.scavenge();
+    }
+}
+
 conformance::suite!(span: LocalSpan, bounded, stats, introspect, trim);
+conformance::suite!(guarded_span: GuardedSpan, bounded, trim);
 conformance::suite!(tight_span: TightSpan, bounded, stats, introspect, trim);
 conformance::suite!(global_span: LockedSpan, sync, global, bounded, stats, introspect);
