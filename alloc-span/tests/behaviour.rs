@@ -392,3 +392,23 @@ fn arenas_double_as_the_heap_grows() {
         free(&h, p, l);
     }
 }
+
+/// A second free of a block right after a block in use: the address is where the in-use block
+/// ends, and must be told as a double free of the freed one, not an interior pointer of its
+/// neighbour.
+#[test]
+fn a_double_free_next_to_a_block_in_use_is_a_double_free() {
+    let h = heap();
+    let l = pages(2);
+    let a = alloc(&h, l);
+    let b = alloc(&h, l);
+    let c = alloc(&h, l);
+    free(&h, b, l);
+    free(&h, b, l);
+    let e = h.last_error().unwrap();
+    assert_eq!((e.kind, e.addr), (ErrorKind::DoubleFree, b.as_ptr() as usize));
+    free(&h, a, l);
+    free(&h, c, l);
+    assert_eq!(h.errors_detected(), 1);
+    assert_eq!(h.validate(), Ok(()));
+}
