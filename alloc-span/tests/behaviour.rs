@@ -412,3 +412,25 @@ fn a_double_free_next_to_a_block_in_use_is_a_double_free() {
     assert_eq!(h.errors_detected(), 1);
     assert_eq!(h.validate(), Ok(()));
 }
+
+/// Below the retain limit freed pages stay resident for reuse; `scavenge` then returns every
+/// free page, whole arenas included, and says how many bytes.
+#[test]
+fn freed_pages_stay_under_the_retain_limit_and_scavenge_counts_what_goes() {
+    let mut h = heap_with(SpanConfig { retain: 1 << 20, delay_ns: u64::MAX, ..BASE });
+    let small = pages(16);
+    let p = alloc(&h, small);
+    touch(p, 16 * PAGE);
+    free(&h, p, small);
+    let s = h.span_stats();
+    assert_eq!(s.idle, 16 * PAGE, "16 dirty pages under a 1 MiB limit stay: {s:?}");
+    let big = pages(2048);
+    let q = alloc(&h, big);
+    touch(q, 2048 * PAGE);
+    free(&h, q, big);
+    assert!(h.span_stats().idle <= 1 << 20, "over the limit, the oldest go back");
+    let returned = h.scavenge();
+    assert!(returned >= 8 << 20, "scavenge returned {returned} bytes of an 8 MiB arena left free");
+    let s = h.span_stats();
+    assert_eq!((s.idle, s.arenas), (0, 0));
+}
