@@ -22,6 +22,13 @@
 //!   [`FIFO`] further frees by the same thread (on average `FIFO + RING`), and which block goes
 //!   back on each free is one of [`RING`] (6 bits of entropy); the pool then hands blocks out
 //!   newest first, so the order of reuse follows that random order.
+//! - **Unpredictable placement**: a thread holds back [`RESERVE`] pool blocks of each size class
+//!   up to [`RESERVE_MAX`] bytes, and each allocation takes one of them chosen at random (3 bits
+//!   of entropy per allocation, from a per-thread xorshift generator seeded with the process
+//!   secret), putting a fresh pool block in its place. Two allocations in a row are neighbours
+//!   only by chance (1 in [`RESERVE`]), not because the pool carves blocks in address order.
+//!   It costs each thread at most [`RESERVE`] blocks per size class it uses (under 64 KiB for
+//!   the classes up to 1 KiB).
 //! - **Sized deallocation** (`free_sized`, `free_aligned_sized`, C++'s sized and aligned
 //!   `operator delete`): a size or alignment other than the block's is a `sized deallocation
 //!   mismatch`.
@@ -57,6 +64,21 @@ const SMALL: usize = alloc_pool_lockfree::MAX_SMALL - HDR - CANARY;
 pub const FIFO: usize = 32;
 /// Slots of the random stage of the quarantine.
 pub const RING: usize = 64;
+/// Blocks held back per size class for unpredictable placement.
+pub const RESERVE: usize = 8;
+/// The largest block size whose class is placed at random (held-back blocks of larger classes
+/// would cost too much memory per thread).
+pub const RESERVE_MAX: usize = 4096;
+/// The pool's size classes, which the reserve is indexed by.
+type Classes = alloc_core::Quarters<14>;
+/// Classes with a reserve.
+const RESERVED_CLASSES: usize = {
+    let mut c = 0;
+    while Classes::class_size(c) < RESERVE_MAX {
+        c += 1;
+    }
+    c + 1
+};
 /// Freed large blocks kept inaccessible.
 pub const LARGE_QUARANTINE: usize = 64;
 /// ... and at most this many of their bytes.
@@ -195,9 +217,13 @@ unsafe fn first_nonzero(p: *const u8, len: usize) -> Option<usize> {
 fn alloc_small(size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
     // SAFETY: at most MAX_SMALL bytes, aligned to 16.
     let l = unsafe { Layout::from_size_align_unchecked(size + HDR + CANARY, 16) };
-    let b = SharedLayer::allocate(&POOL, l).ok()?;
-    let q = b.cast::<u8>().as_ptr();
-    let len = b.len();
+    let (q, len) = match from_reserve(l) {
+        Some(b) => b,
+        None => {
+            let b = SharedLayer::allocate(&POOL, l).ok()?;
+            (b.cast::<u8>().as_ptr(), b.len())
+        }
+    };
     let user = q as usize + HDR;
     // SAFETY: a block the pool just handed out, `len` bytes: its header words are ours.
     let (size_word, state) = unsafe { header(user) };
@@ -294,18 +320,78 @@ fn small_layout(user: usize) -> Option<Layout> {
     Layout::from_size_align(size, align).ok()
 }
 
-/// A thread's quarantine of freed small blocks (their pool addresses; 0: empty).
+/// A thread's quarantine of freed small blocks and its reserve of blocks to allocate from
+/// (pool addresses; 0: empty).
 struct Quarantine {
     fifo: [usize; FIFO],
     head: usize,
     ring: [usize; RING],
+    reserve: [[usize; RESERVE]; RESERVED_CLASSES],
     rng: u64,
     hooked: bool,
 }
 
+impl Quarantine {
+    /// Arms the exit hook and seeds the generator, on the thread's first use.
+    fn start(&mut self) {
+        if !self.hooked {
+            self.hooked = hook::arm();
+            self.rng = (secret() ^ (self as *mut Quarantine as usize)) as u64 | 1;
+        }
+    }
+
+    /// The next number of the thread's xorshift generator.
+    fn next(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+}
+
 std::thread_local! {
-    static QUARANTINE: UnsafeCell<Quarantine> =
-        const { UnsafeCell::new(Quarantine { fifo: [0; FIFO], head: 0, ring: [0; RING], rng: 0, hooked: false }) };
+    static QUARANTINE: UnsafeCell<Quarantine> = const {
+        UnsafeCell::new(Quarantine {
+            fifo: [0; FIFO],
+            head: 0,
+            ring: [0; RING],
+            reserve: [[0; RESERVE]; RESERVED_CLASSES],
+            rng: 0,
+            hooked: false,
+        })
+    };
+}
+
+/// A pool block for layout `l` taken at random from the calling thread's reserve of its class,
+/// refilled from the pool; `None` for classes without a reserve, when the pool is out of memory,
+/// or while the thread's storage is going away (the caller then asks the pool itself).
+fn from_reserve(l: Layout) -> Option<(*mut u8, usize)> {
+    let c = <Classes as alloc_core::SizeClasses>::class_of(l.size());
+    if c >= RESERVED_CLASSES {
+        return None;
+    }
+    let len = <Classes as alloc_core::SizeClasses>::size(c);
+    let fresh = || SharedLayer::allocate(&POOL, l).ok().map(|b| b.cast::<u8>().as_ptr() as usize);
+    QUARANTINE
+        .try_with(|t| {
+            // SAFETY: the calling thread's own state; nothing else borrows it now (the pool,
+            // called below, never calls back into this preset).
+            let t = unsafe { &mut *t.get() };
+            t.start();
+            let slot = (t.next() % RESERVE as u64) as usize;
+            for b in t.reserve[c].iter_mut().filter(|b| **b == 0usize) {
+                *b = fresh()?;
+            }
+            let out = core::mem::replace(&mut t.reserve[c][slot], fresh()?);
+            debug_assert_eq!(
+                // SAFETY: a block of the pool, live.
+                unsafe { POOL.slab_block_size(NonNull::new_unchecked(out as *mut u8)) },
+                Some(len)
+            );
+            Some((core::ptr::with_exposed_provenance_mut::<u8>(out), len))
+        })
+        .ok()
+        .flatten()
 }
 
 /// Puts block `q` in the calling thread's quarantine; returns the block that leaves it, to free.
@@ -314,19 +400,13 @@ fn quarantine(q: usize) -> Option<usize> {
         .try_with(|c| {
             // SAFETY: the calling thread's own quarantine; nothing else borrows it now.
             let c = unsafe { &mut *c.get() };
-            if !c.hooked {
-                c.hooked = hook::arm();
-                c.rng = (secret() ^ (c as *mut Quarantine as usize)) as u64 | 1;
-            }
+            c.start();
             let out = core::mem::replace(&mut c.fifo[c.head], q);
             c.head = (c.head + 1) % FIFO;
             if out == 0 {
                 return None;
             }
-            c.rng ^= c.rng << 13;
-            c.rng ^= c.rng >> 7;
-            c.rng ^= c.rng << 17;
-            let slot = (c.rng % RING as u64) as usize;
+            let slot = (c.next() % RING as u64) as usize;
             let back = core::mem::replace(&mut c.ring[slot], out);
             (back != 0).then_some(back)
         })
@@ -334,12 +414,12 @@ fn quarantine(q: usize) -> Option<usize> {
         .unwrap_or(Some(q))
 }
 
-/// Frees every block of the calling thread's quarantine (at thread exit).
+/// Frees every block of the calling thread's quarantine and reserve (at thread exit).
 fn flush_quarantine() {
     let _ = QUARANTINE.try_with(|c| {
         // SAFETY: as in `quarantine`.
         let c = unsafe { &mut *c.get() };
-        for q in c.fifo.iter_mut().chain(c.ring.iter_mut()) {
+        for q in c.fifo.iter_mut().chain(c.ring.iter_mut()).chain(c.reserve.iter_mut().flatten()) {
             let b = core::mem::replace(q, 0);
             if let Some(b) = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(b)) {
                 // SAFETY: a block this preset freed into the quarantine.

@@ -317,6 +317,21 @@ fn the_hardened_preset_catches_what_the_strictest_hardened_mallocs_catch() {
     assert!(a.split(' ').count() > 100, "hardened: the freed blocks did not come back: {a:?}");
     assert_ne!(a, b, "hardened: two runs reused freed blocks in the same order");
     assert_ne!(a, lifo, "hardened: the reuse order is the pool's own");
+    //    Fresh blocks are placed at random too: consecutive allocations are neighbours about
+    //    1 time in RESERVE (8), not always as the pool carves them, and runs differ.
+    let placement = |preset| {
+        let out = text(&run_case(&exe, preset, "fresh-placement").stdout);
+        let mut it = out.split_whitespace().map(|w| w.parse::<usize>().unwrap());
+        (it.next().unwrap(), it.next().unwrap())
+    };
+    let (general, _) = placement("general");
+    assert!(general > 900, "general: the pool carves in address order, yet {general} of 999 were neighbours");
+    let (h1, first1) = placement("hardened");
+    let (h2, first2) = placement("hardened");
+    for n in [h1, h2] {
+        assert!(n < 400, "hardened: {n} of 999 consecutive allocations were neighbours");
+    }
+    assert!((h1, first1) != (h2, first2), "hardened: two runs placed blocks alike");
     // Everything caught before stays caught with threads: two threads freeing one block.
     expect_abort_in(&exe, "hardened", "two-threads-double-free", "double free", 0);
     // And every class is caught on a thread other than the main one (the quarantine and the

@@ -3,6 +3,7 @@
  * fault does the bad access and prints "NOT-FAULTED" if it survives; a case that checks a
  * property prints "OK" when it holds. */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,17 @@ static int run_case(const char *c) {
                 if (q == b[k]) printf("%d ", k);
         }
         puts("");
+    } else if (!strcmp(c, "fresh-placement")) {
+        /* 1000 fresh allocations of one size: how many land right after the one before (a pool
+         * carving in address order gives 999), and the first one's offset in its page. */
+        char *prev = malloc(200), *first = prev;
+        int next_to = 0;
+        for (int i = 1; i < 1000; i++) {
+            char *q = malloc(200);
+            if (q > prev && q - prev <= 256) next_to++;
+            prev = q;
+        }
+        printf("%d %lu\n", next_to, (unsigned long)((uintptr_t)first % 65536));
     } else if (!strcmp(c, "two-threads-double-free")) {
         shared = malloc(40);
         announce(shared);
