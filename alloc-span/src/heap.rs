@@ -1478,4 +1478,52 @@ mod tests {
         assert_eq!(h.span_stats().idle, 0);
         assert_eq!(h.validate(), Ok(()));
     }
+
+    /// The validator names a huge arena whose span record disagrees with it, and a page map
+    /// entry missing at a span's first page (with that page's address); each broken alone on a
+    /// live heap, then put back.
+    #[test]
+    fn validate_names_a_broken_huge_span_and_a_missing_page_map_entry() {
+        use alloc_core::MmapSource;
+        let config = SpanConfig { huge: 1 << 20, ..SpanConfig::DEFAULT };
+        let mut h: SpanHeap<MmapSource, Count> = SpanHeap::with_config(MmapSource::new(), config);
+        let page = h.source().page_size();
+        let big = h.allocate(l(2 << 20, 8)).unwrap().cast::<u8>();
+        let small = h.allocate(l(3 * page, 8)).unwrap().cast::<u8>();
+        let after = h.allocate(l(page, 8)).unwrap().cast::<u8>();
+        assert_eq!(h.validate(), Ok(()));
+        let what = |h: &SpanHeap<MmapSource, Count>| h.validate().err().map(|c| (c.what, c.addr));
+        // The huge arena's span, moved by a page.
+        let a = h.index.get(big.as_ptr() as usize).unwrap();
+        // SAFETY: the live heap's own descriptors; nothing else runs on it now.
+        let hs = unsafe { arr(a) }.huge.unwrap();
+        // SAFETY: as above.
+        unsafe { sp(hs) }.start += page;
+        let got = what(&h);
+        // SAFETY: as above.
+        unsafe { sp(hs) }.start -= page;
+        assert_eq!(got.map(|(w, _)| w), Some("huge arena's span is inconsistent"));
+        // The page map entry of the first page of `after`.
+        let addr = after.as_ptr() as usize;
+        let a = h.index.get(addr).unwrap();
+        // SAFETY: as above.
+        let r = unsafe { arr(a) };
+        let i = (addr - r.start) >> h.shift;
+        // SAFETY: i is a page of the arena; the entry is put back below.
+        let entry = unsafe { r.map(i) };
+        // SAFETY: as above.
+        unsafe { r.set_map(i, None) };
+        let got = what(&h);
+        // SAFETY: as above.
+        unsafe { r.set_map(i, entry) };
+        assert_eq!(got, Some(("page map has no span at a span's first page", addr)));
+        assert_eq!(h.validate(), Ok(()));
+        // SAFETY: live blocks with their layouts.
+        unsafe {
+            h.deallocate(big, l(2 << 20, 8));
+            h.deallocate(small, l(3 * page, 8));
+            h.deallocate(after, l(page, 8));
+        }
+        assert_eq!(h.validate(), Ok(()));
+    }
 }

@@ -434,3 +434,26 @@ fn freed_pages_stay_under_the_retain_limit_and_scavenge_counts_what_goes() {
     let s = h.span_stats();
     assert_eq!((s.idle, s.arenas), (0, 0));
 }
+
+/// The span heap as a page source for other layers (alloc-bump's chunks come from it): runs are
+/// page-aligned, writable, zeroed when asked, and given back to the heap for reuse.
+#[test]
+fn span_source_hands_out_page_runs_and_takes_them_back() {
+    use alloc_core::source::PageSource;
+    let mut s = alloc_span::SpanSource::new();
+    assert_eq!(s.page_size(), MmapSource::new().page_size());
+    let a = s.map(3 * PAGE, PAGE).expect("a run");
+    assert_eq!(a.as_ptr() as usize % PAGE, 0);
+    touch(a, 3 * PAGE);
+    let z = s.map_zeroed(2 * PAGE, PAGE).expect("a zeroed run");
+    // SAFETY: a fresh run of two pages.
+    assert!(unsafe { core::slice::from_raw_parts(z.as_ptr(), 2 * PAGE) }.iter().all(|&b| b == 0));
+    assert!(s.map(PAGE, 2 * PAGE).is_none(), "no alignment above a page");
+    // SAFETY: runs of this source with their sizes, given back once.
+    unsafe {
+        s.unmap(a, 3 * PAGE);
+        s.unmap(z, 2 * PAGE);
+    }
+    assert_eq!(s.span().span_stats().in_use, 0);
+    assert_eq!(s.map(3 * PAGE, PAGE), Some(a), "the freed run is reused");
+}
