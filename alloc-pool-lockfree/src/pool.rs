@@ -210,6 +210,11 @@ static LIVE: lock_api::Mutex<SpinLock, LiveList> = lock_api::Mutex::new(LiveList
 /// Pool ids: unique for the process's life.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// The id of a pool not made yet: no thread's cache holds it (an empty entry's id is 0, and
+/// made pools count up from 1), so the fast paths, which look the calling thread's heap up by
+/// the pool's id, miss without first asking whether the pool is made.
+const UNMADE: u64 = u64::MAX;
+
 /// Runs `f` if the pool `id` is alive, holding it alive while `f` runs.
 pub(crate) fn while_alive(id: u64, f: impl FnOnce()) {
     let live = LIVE.lock();
@@ -413,7 +418,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         Pool {
             inner: AtomicPtr::new(core::ptr::null_mut()),
             state: AtomicU8::new(0),
-            id: AtomicU64::new(0),
+            id: AtomicU64::new(UNMADE),
             source: UnsafeCell::new(Some(source)),
         }
     }
@@ -694,9 +699,32 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     /// inline: the segment map, the slab's class, two loads and a store of the block's state
     /// bits, a push on the local list. Everything else is out of line.
     #[inline(always)]
-    fn free_small(&self, inner: &PoolInner<S, E>, ptr: NonNull<u8>, layout: Option<Layout>) {
-        let Some(seg) = any_segment(Segment::of(ptr.as_ptr() as usize)) else { return self.bad_pointer(inner, ptr) };
-        self.free_in(inner, seg, ptr, layout)
+    fn free_small(&self, ptr: NonNull<u8>, layout: Option<Layout>) {
+        let addr = ptr.as_ptr() as usize;
+        let Some(seg) = any_segment(Segment::of(addr)) else {
+            return self.slow_free(addr, |inner| self.bad_pointer(inner, ptr));
+        };
+        self.free_in(seg, ptr, layout)
+    }
+
+    /// A free off the common path, with the pool's state; a free into a pool never made is of
+    /// a pointer it never gave out (the fast path does not ask whether the pool is made: a pool
+    /// not made has an id no thread's cache holds).
+    #[cold]
+    #[inline(never)]
+    fn slow_free(&self, addr: usize, f: impl FnOnce(&PoolInner<S, E>)) {
+        match self.inner_if_made() {
+            Some(inner) => f(inner),
+            None => E::INIT.report(HeapError::new(ErrorKind::ForeignPointer, addr)),
+        }
+    }
+
+    /// The pool's id ([`UNMADE`] until it is made), which the calling thread's cache is keyed by.
+    #[inline(always)]
+    fn id(&self) -> u64 {
+        // Relaxed: a thread finds its heap under this id only after it made that heap, which
+        // it did after it saw the pool made (acquire); any other value just misses.
+        self.id.load(Ordering::Relaxed)
     }
 
     /// [`Pool::free_small`] once the segment is known to be some pool's. Whose is checked off
@@ -704,25 +732,25 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     /// pool, and the thread's cache entry is checked against this pool's id); every other path
     /// compares the segment's pool id before it writes anything.
     #[inline(always)]
-    fn free_in(&self, inner: &PoolInner<S, E>, seg: &Segment, ptr: NonNull<u8>, layout: Option<Layout>) {
+    fn free_in(&self, seg: &Segment, ptr: NonNull<u8>, layout: Option<Layout>) {
         let addr = ptr.as_ptr() as usize;
         let idx = segment::slab_index(addr);
         if !addr.is_multiple_of(GRANULE) {
-            return self.bad_pointer(inner, ptr);
+            return self.slow_free(addr, |inner| self.bad_pointer(inner, ptr));
         }
         let slab = &seg.slabs[idx];
         // The header slabs serve no class: a pointer into them is refused here too.
-        let Some(c) = slab.class() else { return self.bad_pointer(inner, ptr) };
+        let Some(c) = slab.class() else { return self.slow_free(addr, |inner| self.bad_pointer(inner, ptr)) };
         if let Some(l) = layout {
             if !slab.fits(l.size()) {
-                return self.free_other_layout(inner, addr);
+                return self.slow_free(addr, |inner| self.free_other_layout(inner, addr));
             }
         }
         let (w, bit) = slab.bits(addr);
-        match tls::lookup_first(inner.id) {
+        match tls::lookup_first(self.id()) {
             Some(h) if owned_by(&seg.owner, h) => {
                 if let Err(why) = w.free_owner(bit) {
-                    return self.refused(inner, addr, why);
+                    return self.slow_free(addr, |inner| self.refused(inner, addr, why));
                 }
                 // The segment's provenance, not the caller's (which may cover less than the
                 // first word, where the free list links).
@@ -731,7 +759,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
                 // SAFETY: this thread's heap owns the slab, and it won the block.
                 unsafe { (*h).free_local(NonNull::from(slab), b, c) }
             }
-            _ => self.free_remote(inner, addr),
+            _ => self.slow_free(addr, |inner| self.free_remote(inner, addr)),
         }
     }
 
@@ -853,15 +881,13 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     ///
     /// `ptr` is a block this pool allocated and nobody frees again, unless the caller wants the
     /// misuse reported (through the error policy). No reference to the block's memory lives on.
-    #[inline]
+    #[inline(always)]
     pub unsafe fn free_unsized(&self, ptr: NonNull<u8>) {
-        let Some(inner) = self.inner_if_made() else {
-            return E::INIT.report(HeapError::new(ErrorKind::ForeignPointer, ptr.as_ptr() as usize));
-        };
-        if let Some(seg) = any_segment(Segment::of(ptr.as_ptr() as usize)) {
-            return self.free_in(inner, seg, ptr, None);
+        let addr = ptr.as_ptr() as usize;
+        if let Some(seg) = any_segment(Segment::of(addr)) {
+            return self.free_in(seg, ptr, None);
         }
-        self.free_large_unsized(inner, ptr)
+        self.slow_free(addr, |inner| self.free_large_unsized(inner, ptr))
     }
 
     /// The block size of the slab `ptr` lies in, when it is a 16-aligned address in one of this
@@ -956,19 +982,17 @@ unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         // The fast path: a small block from the current slab of this thread's heap.
         if Self::small(layout) {
-            if let Some(inner) = self.inner_if_made() {
-                if let Some(heap) = tls::lookup_first(inner.id) {
-                    if layout.size() <= DIRECT_MAX {
-                        // SAFETY: the calling thread's heap.
-                        if let Some((p, len)) = unsafe { (*heap).alloc_direct(layout.size()) } {
-                            return Ok(ptr::block(p, len));
-                        }
-                    } else {
-                        let c = Classes::class_of(layout.size());
-                        // SAFETY: the calling thread's heap.
-                        if let Some(p) = unsafe { (*heap).alloc_fast(c) } {
-                            return Ok(ptr::block(p, crate::block_size(c)));
-                        }
+            if let Some(heap) = tls::lookup_first(self.id()) {
+                if layout.size() <= DIRECT_MAX {
+                    // SAFETY: the calling thread's heap.
+                    if let Some((p, len)) = unsafe { (*heap).alloc_direct(layout.size()) } {
+                        return Ok(ptr::block(p, len));
+                    }
+                } else {
+                    let c = Classes::class_of(layout.size());
+                    // SAFETY: the calling thread's heap.
+                    if let Some(p) = unsafe { (*heap).alloc_fast(c) } {
+                        return Ok(ptr::block(p, crate::block_size(c)));
                     }
                 }
             }
@@ -990,10 +1014,10 @@ unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync
 
     #[inline(always)]
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        let Some(inner) = self.inner_if_made() else { return };
         if Self::small(layout) {
-            return self.free_small(inner, ptr, Some(layout));
+            return self.free_small(ptr, Some(layout));
         }
+        let Some(inner) = self.inner_if_made() else { return };
         // SAFETY: the caller's large block and layout.
         unsafe { inner.large.deallocate(ptr, layout) }
     }

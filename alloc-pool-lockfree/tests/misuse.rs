@@ -99,3 +99,33 @@ fn free_with_the_wrong_size_aborts() {
         },
     );
 }
+
+/// The free path does not ask whether the pool was ever used (a pool not made yet has an id no
+/// thread's cache holds): a block of another pool freed into a pool never used is still
+/// reported as foreign, through both frees.
+fn free_into_a_pool_never_used(name: &str, unsized_free: bool) {
+    expect_abort(name, "free of a pointer this allocator never allocated", || {
+        let used = Pool::new();
+        let unused = Pool::new();
+        let p = (&used).allocate(layout(40)).unwrap().cast::<u8>();
+        announce(p.as_ptr() as usize);
+        // SAFETY: deliberately the wrong pool: the misuse under test.
+        unsafe {
+            if unsized_free {
+                unused.free_unsized(p)
+            } else {
+                (&unused).deallocate(p, layout(40))
+            }
+        }
+    });
+}
+
+#[test]
+fn a_free_into_a_pool_never_used_aborts_as_foreign() {
+    free_into_a_pool_never_used("a_free_into_a_pool_never_used_aborts_as_foreign", false);
+}
+
+#[test]
+fn a_c_free_into_a_pool_never_used_aborts_as_foreign() {
+    free_into_a_pool_never_used("a_c_free_into_a_pool_never_used_aborts_as_foreign", true);
+}
