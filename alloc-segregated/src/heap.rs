@@ -1127,4 +1127,134 @@ mod tests {
         assert_eq!(h.validate().unwrap_err().what, "free block lies above the run's top");
         h.lists[class_of(64, 8)].clear();
     }
+
+    type Checked = SegregatedHeap<alloc_core::MmapSource, Count, alloc_core::NoStats, SafeLinks>;
+
+    /// A link that decodes to an address aligned for its class but outside the heap's runs is
+    /// refused: the bounds are part of what makes a link plausible.
+    #[test]
+    fn a_link_out_of_the_heap_is_refused_even_when_aligned() {
+        let mut h: Checked = SegregatedHeap::new(alloc_core::MmapSource::new());
+        let x = h.allocate(l(64, 8)).unwrap().cast::<u8>();
+        // SAFETY: a live block with its layout.
+        unsafe { h.deallocate(x, l(64, 8)) };
+        let outside = vec![0u64; 64];
+        let target = (outside.as_ptr() as usize).next_multiple_of(64);
+        let target = NonNull::new(outside.as_ptr().cast::<u8>().cast_mut().with_addr(target)).unwrap();
+        // SAFETY: x is a free block of the heap: its first word is its link.
+        unsafe { h.links().write(x, Some(target)) };
+        assert_eq!(h.allocate(l(64, 8)).unwrap().cast::<u8>(), x);
+        let next = h.allocate(l(64, 8)).unwrap().cast::<u8>();
+        assert_ne!(next, target, "followed a link out of the heap");
+        assert_eq!(h.errors().last().map(|e| e.kind), Some(ErrorKind::CorruptedFreeList));
+        assert_eq!(h.validate(), Ok(()));
+    }
+
+    /// A corrupted link in one large class drops that list; the idle bytes are counted again
+    /// from what stays on the other lists (the validator checks the count).
+    #[test]
+    fn dropping_a_corrupted_large_list_recounts_the_idle_bytes() {
+        let mut h: Checked = SegregatedHeap::new(alloc_core::MmapSource::new());
+        let (small, big) = (l(64 << 10, 8), l(128 << 10, 8));
+        let a = h.allocate(small).unwrap().cast::<u8>();
+        let b = h.allocate(big).unwrap().cast::<u8>();
+        let keep = h.allocate(l(16, 8)).unwrap();
+        // SAFETY: live blocks with their layouts, freed once; both stay resident (under the
+        // default retain limit).
+        unsafe {
+            h.deallocate(a, small);
+            h.deallocate(b, big);
+        }
+        let idle = h.idle_bytes();
+        assert!(idle >= (64 << 10) + (128 << 10), "{idle}");
+        // SAFETY: a is a free block of the heap: its first word is its link.
+        unsafe { a.as_ptr().cast::<usize>().write(0x1234_5678) };
+        let _ = h.allocate(small);
+        assert_eq!(h.errors().last().map(|e| e.kind), Some(ErrorKind::CorruptedFreeList));
+        assert!(h.idle_bytes() >= 128 << 10, "b is still idle on its list: {}", h.idle_bytes());
+        assert_eq!(h.validate(), Ok(()));
+        // SAFETY: a live block with its layout.
+        unsafe { h.deallocate(keep.cast(), l(16, 8)) };
+    }
+
+    /// The validator names a run top below the run's header and a run header whose length
+    /// reaches past the heap; each broken alone, then put back. Debug shows the heap's state.
+    #[test]
+    fn validate_names_a_bad_top_and_a_bad_run_header() {
+        let mut h: Checked = SegregatedHeap::new(alloc_core::MmapSource::new());
+        let x = h.allocate(l(64, 8)).unwrap();
+        assert_eq!(h.validate(), Ok(()));
+        let top = h.top;
+        h.top = h.base.as_ptr() as usize;
+        let got = h.validate().err().map(|c| c.what);
+        h.top = top;
+        assert_eq!(got, Some("run top outside the current run"));
+        if RUN_LIST {
+            // A block with a run of its own, so a run other than the current one is listed.
+            let own = h.allocate(l(4 << 20, 8)).unwrap();
+            let mut run = h.runs.unwrap().as_ptr();
+            // SAFETY: the heap's own run headers, read only.
+            while unsafe { (*run).base } == h.base {
+                // SAFETY: as above.
+                run = unsafe { (*run).prev }.unwrap().as_ptr();
+            }
+            // SAFETY: the heap's own run header, put back below; nothing else runs on it.
+            unsafe { (*run).len += 1 << 40 };
+            let got = h.validate().err().map(|c| c.what);
+            // SAFETY: as above.
+            unsafe { (*run).len -= 1 << 40 };
+            assert_eq!(got, Some("run list inconsistent"));
+            // SAFETY: a live block with its layout.
+            unsafe { h.deallocate(own.cast(), l(4 << 20, 8)) };
+        }
+        assert_eq!(h.validate(), Ok(()));
+        assert!(std::format!("{h:?}").starts_with("SegregatedHeap"));
+        // SAFETY: a live block with its layout.
+        unsafe { h.deallocate(x.cast(), l(64, 8)) };
+    }
+
+    /// A large block given back to the OS while on its list (retain 0), handed out again by
+    /// `allocate_zeroed`: its first page, which held the link and the residency flag, is zeroed
+    /// too.
+    #[test]
+    fn a_given_back_large_block_comes_back_zeroed() {
+        let mut h: Checked = SegregatedHeap::new(alloc_core::MmapSource::new());
+        h.set_retain(0);
+        let big = l(200 << 10, 8);
+        let p = h.allocate(big).unwrap().cast::<u8>();
+        // SAFETY: a live block of at least `big.size()` bytes, then freed once.
+        unsafe {
+            p.as_ptr().write_bytes(0xee, big.size());
+            h.deallocate(p, big);
+        }
+        let z = h.allocate_zeroed(big).unwrap();
+        assert_eq!(z.cast::<u8>(), p, "the same block, from its list");
+        // SAFETY: a live block of z.len() bytes.
+        let bytes = unsafe { core::slice::from_raw_parts(z.cast::<u8>().as_ptr(), z.len()) };
+        assert_eq!(bytes.iter().position(|&b| b != 0), None);
+        assert_eq!(h.validate(), Ok(()));
+    }
+
+    /// `set_retain` gives back only what is over half the new limit, and only when idle bytes
+    /// exceed it.
+    #[test]
+    fn set_retain_gives_back_down_to_half_the_limit() {
+        let mut h: Checked = SegregatedHeap::new(alloc_core::MmapSource::new());
+        let block = l(64 << 10, 8);
+        let blocks: std::vec::Vec<_> = (0..3).map(|_| h.allocate(block).unwrap().cast::<u8>()).collect();
+        for &p in &blocks {
+            // SAFETY: live blocks with their layout, touched, then freed once.
+            unsafe {
+                p.as_ptr().write_bytes(1, block.size());
+                h.deallocate(p, block);
+            }
+        }
+        let idle = h.idle_bytes();
+        assert_eq!(idle, 3 * (64 << 10));
+        h.set_retain(4 * (64 << 10));
+        assert_eq!(h.idle_bytes(), idle, "under the limit: nothing given back");
+        h.set_retain(2 * (64 << 10));
+        assert_eq!(h.idle_bytes(), 64 << 10, "over it: down to half the limit");
+        assert_eq!(h.validate(), Ok(()));
+    }
 }
