@@ -253,3 +253,25 @@ pub type BumpSource = alloc_span::SpanSource;
 /// Where [`Bump::new`] gets its chunks: `memory.grow` on wasm32.
 #[cfg(target_arch = "wasm32")]
 pub type BumpSource = alloc_core::DefaultSource;
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    /// The front's `validate` is the region's: a chunk header broken through the region is
+    /// named by the front. Debug shows the statistics.
+    #[test]
+    fn validate_and_debug_reach_the_region() {
+        let mut bump = Bump::new();
+        bump.alloc(7u64);
+        assert_eq!(bump.validate(), Ok(()));
+        bump.region().corrupt_current_chunk_for_test(1);
+        let got = bump.validate().err().map(|c| c.what);
+        bump.region().corrupt_current_chunk_for_test(usize::MAX);
+        assert_eq!(got, Some("limit is not the current chunk's end"));
+        assert_eq!(bump.validate(), Ok(()));
+        let text = std::format!("{bump:?}");
+        assert!(text.starts_with("Bump { stats: BumpStats {") && text.contains("allocated: 8"), "{text}");
+    }
+}

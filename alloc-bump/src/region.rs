@@ -164,6 +164,15 @@ impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
         &self.source
     }
 
+    /// Adds `delta` (wrapping) to the current chunk's recorded size, so a test can see
+    /// `validate` catch it.
+    #[cfg(test)]
+    pub(crate) fn corrupt_current_chunk_for_test(&mut self, delta: usize) {
+        let h = self.current.expect("a chunk");
+        // SAFETY: the region's own chunk header; the test puts the size back.
+        unsafe { (*h.as_ptr()).size = (*h.as_ptr()).size.wrapping_add(delta) };
+    }
+
     /// Bytes handed out, chunk capacity and overhead.
     pub fn bump_stats(&self) -> BumpStats {
         let mut s = BumpStats { capacity: self.capacity, returned: self.returned, ..BumpStats::default() };
@@ -715,5 +724,85 @@ mod tests {
         assert_eq!(r.bump_stats().chunks, 3);
         assert_eq!(r.validate(), Ok(()));
         assert_eq!(r.counters().get().bytes_live, 0);
+    }
+
+    /// A region with a chunk on each list: two regular (the current one and an older one), a
+    /// dedicated one, and (after a rewind) a spare one.
+    fn region_with_every_list(buf: &mut [u8]) -> BumpRegion<FixedSource<'_>, Counting> {
+        let config = BumpConfig { first_chunk: 8192, max_chunk: 8192, dedicated_above: 2048, keep_chunks: true };
+        let mut r = BumpRegion::with_config(FixedSource::new(buf), config);
+        fn take(r: &mut BumpRegion<FixedSource<'_>, Counting>, n: usize) {
+            for _ in 0..n {
+                r.allocate(l(1000, 8)).unwrap();
+            }
+        }
+        take(&mut r, 6);
+        let cp = r.checkpoint();
+        take(&mut r, 20);
+        // SAFETY: nothing allocated after the checkpoint is used again.
+        unsafe { r.rewind(cp) };
+        take(&mut r, 8);
+        // Above `dedicated_above` and not fitting the current chunk: a chunk of its own.
+        r.allocate(l(3000, 8)).unwrap();
+        assert!(r.current.is_some() && r.large.is_some() && r.spare.is_some());
+        assert_eq!(r.validate(), Ok(()));
+        r
+    }
+
+    #[test]
+    fn bump_stats_count_every_list() {
+        let mut buf = vec![0u8; 256 << 10];
+        let r = region_with_every_list(&mut buf);
+        let s = r.bump_stats();
+        // 14 blocks of 1000 in two regular chunks, 3000 in the dedicated one; the spare chunk
+        // holds nothing.
+        assert_eq!(s.allocated, 14 * 1000 + 3000);
+        assert_eq!(s.capacity, r.capacity);
+        assert_eq!(s.overhead(), s.capacity - s.allocated);
+        assert!(s.chunks >= 4, "{s:?}");
+        // Freeing the dedicated block gives its chunk back to the source.
+        let big = r.large.map(|h| Chunk(h).data_start()).unwrap();
+        let mut r = r;
+        // SAFETY: the dedicated chunk's one live block, with its layout.
+        unsafe { r.deallocate(NonNull::new(r.base.as_ptr().with_addr(big)).unwrap(), l(3000, 8)) };
+        let s = r.bump_stats();
+        assert!(s.returned > 0 && s.returned == r.returned, "{s:?}");
+    }
+
+    #[test]
+    fn validate_names_each_chunk_fact_that_is_off() {
+        let mut buf = vec![0u8; 256 << 10];
+        let r = region_with_every_list(&mut buf);
+        let named = |r: &BumpRegion<FixedSource<'_>, Counting>| r.validate().err().map_or("nothing", |c| c.what);
+        let older = r.current.map(|h| unsafe_hdr(h).prev.unwrap()).unwrap();
+        let dedicated = r.large.unwrap();
+        let spare = r.spare.unwrap();
+        // A regular chunk that is not whole pages.
+        // (Each field is put back before the assertion, so a failure does not leave the region
+        // to be dropped with a broken header.)
+        unsafe_hdr(older).size += 1;
+        let got = named(&r);
+        unsafe_hdr(older).size -= 1;
+        assert_eq!(got, "regular chunk is not whole pages");
+        // A dedicated chunk that hands out more than it holds (its header not counted).
+        let used = unsafe_hdr(dedicated).used;
+        unsafe_hdr(dedicated).used = unsafe_hdr(dedicated).size - HEADER + 1;
+        let got = named(&r);
+        unsafe_hdr(dedicated).used = used;
+        assert_eq!(got, "chunk hands out more bytes than it holds");
+        // A spare chunk's `used` means nothing: never checked.
+        let stale = unsafe_hdr(spare).used;
+        unsafe_hdr(spare).used = usize::MAX;
+        let got = named(&r);
+        unsafe_hdr(spare).used = stale;
+        assert_eq!(got, "nothing");
+        assert_eq!(r.validate(), Ok(()));
+    }
+
+    /// A chunk header of the test's own region, for corrupting one field and putting it back.
+    fn unsafe_hdr<'a>(h: NonNull<ChunkHeader>) -> &'a mut ChunkHeader {
+        // SAFETY: a mapped chunk of a region that only the calling test uses, one header
+        // borrowed at a time.
+        unsafe { &mut *h.as_ptr() }
     }
 }
