@@ -476,4 +476,20 @@ mod tests {
         assert_eq!(free.best_fit_where(8, 16, |s| s.start.is_multiple_of(ALIGN)), None);
         assert_eq!(start(free.best_fit_where(9, 16, |s| s.start.is_multiple_of(ALIGN))), Some(1000 * ALIGN));
     }
+
+    /// The tree stays balanced whatever order spans come in (the priorities are what balances
+    /// it): 2,000 spans of tree sizes inserted in increasing order, the worst case of a plain
+    /// search tree, make a tree of depth within a small multiple of log2(2,000) = 11.
+    #[test]
+    fn the_tree_stays_shallow_for_spans_in_sorted_order() {
+        fn depth(t: Option<NonNull<Span>>) -> usize {
+            // SAFETY: descriptors of the test's own, linked by the tree.
+            t.map_or(0, |p| 1 + depth(unsafe { p.as_ref() }.a).max(depth(unsafe { p.as_ref() }.b)))
+        }
+        let all = spans(&(0..2000).map(|i| (0x1000_0000 + i * 0x100_0000, SMALL + 1 + i)).collect::<Vec<_>>());
+        let mut free = FreeSpans::new();
+        put(&mut free, &all);
+        let d = depth(free.tree);
+        assert!(d <= 50, "a tree of 2,000 spans {d} deep");
+    }
 }
