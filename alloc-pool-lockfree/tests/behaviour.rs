@@ -347,3 +347,25 @@ fn bad_frees_inside_a_segment_are_told_apart() {
     assert_eq!(pool.errors().unwrap().detected(), 6);
     assert_eq!(pool.validate(), Ok(()));
 }
+
+/// C's `free` (no layout) of a large block gives it back to the span heap; of an address the
+/// pool never gave out, it is reported as foreign and nothing else happens.
+#[test]
+fn free_unsized_takes_large_blocks_back_and_reports_foreign_ones() {
+    let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+    let l = layout(100 << 10);
+    let big = (&pool).allocate(l).unwrap().cast::<u8>();
+    fill(big, l.size(), 0x42);
+    assert!(pool.live_bytes() >= l.size());
+    // SAFETY: a live large block of this pool, freed once.
+    unsafe { pool.free_unsized(big) };
+    assert_eq!(pool.live_bytes(), 0);
+    assert_eq!(pool.errors().unwrap().detected(), 0);
+    let local = 0u64;
+    let p = core::ptr::NonNull::from(&local).cast::<u8>();
+    // SAFETY: deliberately not a block of the pool: the misuse under test (Count: reported only).
+    unsafe { pool.free_unsized(p) };
+    let e = pool.errors().unwrap().last().unwrap();
+    assert_eq!((e.kind, e.addr), (ErrorKind::ForeignPointer, p.as_ptr() as usize));
+    assert_eq!(pool.validate(), Ok(()));
+}
