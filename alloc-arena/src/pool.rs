@@ -355,7 +355,7 @@ impl<S: PageSource + Protect + Decommit, E: ErrorPolicy> ChunkPool<S, E> {
         }
         l.stats.ready = 0;
         l.stats.reusable = 0;
-        l.heap.scavenge();
+        l.heap.trim();
         runs.len() * chunk
     }
 }

@@ -684,7 +684,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         }
         // SAFETY: the span heap's scavenge needs exclusive access: the lock gives it, and
         // scavenging frees no block anyone uses (only free pages and empty arenas).
-        unsafe { inner.large.lock_exclusive().scavenge() }
+        unsafe { inner.large.lock_exclusive().trim() }
     }
 }
 

@@ -11,7 +11,7 @@
 //! - **resize in place**: shrink by splitting the tail off; grow into a free right neighbour.
 //! - **scavenge**: free pages go back to the OS (`madvise(MADV_DONTNEED)`) when they have been
 //!   free longer than [`SpanConfig::delay_ns`] or when more than [`SpanConfig::retain`] bytes of
-//!   free memory are resident, oldest first; [`SpanHeap::scavenge`] returns all of it at once.
+//!   free memory are resident, oldest first; [`SpanHeap::trim`] returns all of it at once.
 //!   Returned pages are marked clean in the arena's bitmap: reused, they need no zeroing, and an
 //!   `allocate_zeroed` over fresh or returned pages writes nothing.
 
@@ -1057,9 +1057,17 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         }
     }
 
-    /// Returns every free page to the OS, and unmaps every arena that is entirely free.
-    /// Returns the bytes given back.
+    /// The old name of [`SpanHeap::trim`].
+    #[deprecated(since = "0.1.0", note = "renamed to `trim`, the workspace's one verb for giving memory back")]
     pub fn scavenge(&mut self) -> usize {
+        self.trim()
+    }
+
+    /// Returns every free page to the OS, and unmaps every arena that is entirely free.
+    /// Returns the bytes given back. (`trim`, as every allocator of the workspace names giving
+    /// memory back; the pages go back by themselves past [`SpanConfig::retain`] and
+    /// [`SpanConfig::delay_ns`], which the docs call scavenging.)
+    pub fn trim(&mut self) -> usize {
         let before = self.scavenged;
         while let Some(oldest) = self.dirty_head {
             self.scavenge_span(oldest);
@@ -1474,7 +1482,7 @@ mod tests {
         // SAFETY: a double free under the Count policy: reported and ignored.
         unsafe { h.deallocate(blocks[0].0, blocks[0].1) };
         assert_eq!(h.errors().last().map(|e| e.kind), Some(ErrorKind::DoubleFree));
-        h.scavenge();
+        h.trim();
         assert_eq!(h.span_stats().idle, 0);
         assert_eq!(h.validate(), Ok(()));
     }

@@ -91,8 +91,14 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     }
 
     /// Returns every free page to the OS (and unmaps arenas left empty); the bytes given back.
+    pub fn trim(&mut self) -> usize {
+        self.heap.get_mut().trim()
+    }
+
+    /// The old name of [`Span::trim`].
+    #[deprecated(since = "0.1.0", note = "renamed to `trim`, the workspace's one verb for giving memory back")]
     pub fn scavenge(&mut self) -> usize {
-        self.heap.get_mut().scavenge()
+        self.trim()
     }
 
     /// Walks the heap and checks every invariant.

@@ -135,7 +135,7 @@ fn scavenge_returns_free_pages_and_their_reuse_writes_no_zeroes() {
     free(&h, p, l);
     // Kept resident for reuse (under the 64 MiB limit, younger than the delay).
     assert!(h.span_stats().idle >= 8 << 20);
-    assert!(h.scavenge() >= 8 << 20);
+    assert!(h.trim() >= 8 << 20);
     let s = h.span_stats();
     assert_eq!(s.idle, 0);
     // The arena was left empty, so scavenge unmapped it: allocate anew and look at the pages.
@@ -149,7 +149,7 @@ fn scavenge_returns_free_pages_and_their_reuse_writes_no_zeroes() {
     let r = alloc(&h, l);
     touch(r, 8 << 20);
     free(&h, r, l);
-    h.scavenge();
+    h.trim();
     assert_eq!(resident_pages(r, 8 << 20), 0);
     let z = (&h).allocate_zeroed(l).unwrap().cast::<u8>();
     assert_eq!(z, r, "the same pages are reused");
@@ -366,7 +366,7 @@ fn an_aligned_block_from_a_clean_span_splits_its_clean_pages_exactly() {
     let tail = alloc(&h, pages(8));
     // The hole's first half clean (scavenged), its second half dirty (just freed).
     free(&h, g1, pages(8));
-    assert!(h.scavenge() >= 8 * PAGE);
+    assert!(h.trim() >= 8 * PAGE);
     free(&h, g2, pages(8));
     assert_eq!(h.validate(), Ok(()));
     let aligned = Layout::from_size_align(PAGE, 16 * PAGE).unwrap();
@@ -413,7 +413,7 @@ fn a_double_free_next_to_a_block_in_use_is_a_double_free() {
     assert_eq!(h.validate(), Ok(()));
 }
 
-/// Below the retain limit freed pages stay resident for reuse; `scavenge` then returns every
+/// Below the retain limit freed pages stay resident for reuse; `trim` then returns every
 /// free page, whole arenas included, and says how many bytes.
 #[test]
 fn freed_pages_stay_under_the_retain_limit_and_scavenge_counts_what_goes() {
@@ -429,7 +429,7 @@ fn freed_pages_stay_under_the_retain_limit_and_scavenge_counts_what_goes() {
     touch(q, 2048 * PAGE);
     free(&h, q, big);
     assert!(h.span_stats().idle <= 1 << 20, "over the limit, the oldest go back");
-    let returned = h.scavenge();
+    let returned = h.trim();
     assert!(returned >= 8 << 20, "scavenge returned {returned} bytes of an 8 MiB arena left free");
     let s = h.span_stats();
     assert_eq!((s.idle, s.arenas), (0, 0));

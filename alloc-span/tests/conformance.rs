@@ -31,7 +31,7 @@ impl Subject for LocalSpan {
 
 impl TrimSubject for LocalSpan {
     fn trim(heap: &mut Self::Alloc) {
-        heap.scavenge();
+        heap.trim();
     }
 }
 
@@ -67,7 +67,7 @@ impl Subject for TightSpan {
 
 impl TrimSubject for TightSpan {
     fn trim(heap: &mut Self::Alloc) {
-        heap.scavenge();
+        heap.trim();
     }
 }
 
@@ -158,7 +158,7 @@ impl Subject for GuardedSpan {
 
 impl TrimSubject for GuardedSpan {
     fn trim(heap: &mut Self::Alloc) {
-        heap.scavenge();
+        heap.trim();
     }
 }
 

@@ -308,7 +308,7 @@ impl Bench for OurSpan {
         alloc_span::Span::new()
     }
     fn trim(heap: &mut Self::Heap) -> bool {
-        heap.scavenge();
+        heap.trim();
         true
     }
 }
@@ -321,7 +321,7 @@ impl Bench for OurSpanLocked {
         alloc_span::GlobalSpan::new(alloc_span::SpanHeap::new(MmapSource::new()))
     }
     fn trim(heap: &mut Self::Heap) -> bool {
-        heap.get_mut().scavenge();
+        heap.get_mut().trim();
         true
     }
 }

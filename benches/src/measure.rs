@@ -15,7 +15,7 @@ pub struct Sample {
     pub peak_rss: u64,
     /// Resident bytes above the baseline after the workload freed everything (heap still alive).
     pub rss_after: u64,
-    /// The same after the allocator's trim (glibc's `malloc_trim`, our `scavenge`), or
+    /// The same after the allocator's trim (glibc's `malloc_trim`, our `trim`), or
     /// `u64::MAX` where it has none.
     pub rss_trimmed: u64,
     /// Peak bytes the workload held live (requested sizes).

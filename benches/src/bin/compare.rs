@@ -535,7 +535,7 @@ fn write_reports(
         "- ns/op: wall time of the timed pass / allocator operations; ratios below 1 are faster than the peer.\n\
          - peak RSS: resident memory above the process's baseline; RSS / live: that peak over the peak bytes the \
          workload held; RSS after free: resident memory above baseline once everything was freed; after trim: \
-         the same after the allocator's own call to give memory back (glibc `malloc_trim(0)`, our `scavenge`; – \
+         the same after the allocator's own call to give memory back (glibc `malloc_trim(0)`, our `trim`; – \
          where there is none).\n\
          - multi-thread workloads on a 2-core machine show contention, not scaling.\n"
     );
