@@ -1469,6 +1469,19 @@ mod tests {
         named("range of layout sizes");
         slab.fits_span.set(span);
         assert_eq!(pool.validate(), Ok(()));
+        // A capacity that is not the class's (larger: nothing is carved past it).
+        let capacity = slab.capacity.get();
+        slab.capacity.set(capacity + 1);
+        let got = pool.validate().err().map_or("nothing", |c| c.what);
+        slab.capacity.set(capacity);
+        assert_eq!(got, "slab carved past its capacity");
+        // A block in use whose allocated bit is clear: only the final count sees it.
+        let (w, bit) = slab.bits(addr);
+        w.free_owner(bit).unwrap();
+        let got = pool.validate().err().map_or("nothing", |c| c.what);
+        w.hand_out(bit).unwrap();
+        assert_eq!(got, "state bits disagree with the blocks in use and on the remote list");
+        assert_eq!(pool.validate(), Ok(()));
         // The last free block's link pointing into the middle of a block in use.
         let link = blocks[2].cast::<usize>();
         // SAFETY: a free block of the pool: its first word is the list's link, and nothing else
@@ -1517,5 +1530,29 @@ mod tests {
             pool.deallocate(blocks[0], size);
             pool.deallocate(blocks[1], size);
         }
+    }
+
+    /// A pool over memory that is not zero (a buffer full of 0xff, as a page source may hand
+    /// out recycled memory): everything the pool relies on is written when a segment or slab
+    /// starts, not assumed zero.
+    #[test]
+    fn a_pool_over_dirty_memory_starts_its_slabs_clean() {
+        let raw = Box::into_raw(vec![0xffu8; 24 << 20].into_boxed_slice());
+        // SAFETY: the buffer is freed below, after the pool that uses it is dropped.
+        let buf: &'static mut [u8] = unsafe { &mut *raw };
+        let pool: Pool<Shared, Count> = Pool::with_source(Shared(std::sync::Mutex::new(FixedSource::new(buf))));
+        let blocks: Vec<_> =
+            [16usize, 48, 100, 1000, 3000].iter().map(|&n| (pool.allocate(l(n)).unwrap(), n)).collect();
+        assert_eq!(pool.validate(), Ok(()));
+        for &(b, n) in &blocks {
+            // SAFETY: live blocks with their layouts, freed once.
+            unsafe { pool.deallocate(b.cast(), l(n)) };
+        }
+        assert_eq!(pool.errors().unwrap().detected(), 0, "{:?}", pool.errors().unwrap().last());
+        assert_eq!(pool.live_bytes(), 0);
+        assert_eq!(pool.validate(), Ok(()));
+        drop(pool);
+        // SAFETY: the pool is gone; nothing uses the buffer.
+        drop(unsafe { Box::from_raw(raw) });
     }
 }

@@ -336,3 +336,33 @@ impl Default for StateBits {
         StateBits::new()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// Each transition of one block's two bits, on one thread: the answers the free and
+    /// hand-out paths act on.
+    #[test]
+    fn state_bits_answer_each_transition() {
+        let w = StateBits::new();
+        let (b, other) = (1 << 5, 1 << 6);
+        assert_eq!(w.free_owner(b), Err(Refused::NotInUse), "never handed out");
+        assert_eq!(w.free_other(b), Err(Refused::NotInUse));
+        assert_eq!(w.hand_out(b), Ok(()));
+        assert!(w.in_use(b) && !w.in_use(other));
+        assert_eq!(w.free_other(b), Ok(()));
+        assert!(!w.in_use(b), "freed by another thread: not in use any more");
+        assert_eq!(w.free_other(b), Err(Refused::AlreadyFree), "second remote free");
+        assert_eq!(w.free_owner(b), Err(Refused::AlreadyFree), "the owner's free after it");
+        assert_eq!(w.take_back(b), Ok(()));
+        assert_eq!(w.load(), (0, 0));
+        assert_eq!(w.take_back_allocated(b), Err(Refused::AlreadyFree), "taken back twice");
+        assert_eq!(w.hand_out(b), Ok(()));
+        assert_eq!(w.hand_out(other), Ok(()));
+        assert_eq!(w.free_owner(b), Ok(()));
+        assert_eq!(w.load(), (other, 0), "the neighbour's bit stays");
+        w.clear();
+        assert_eq!(w.load(), (0, 0));
+    }
+}
