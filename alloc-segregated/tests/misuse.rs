@@ -9,21 +9,6 @@ fn layout(size: usize) -> Layout {
     Layout::from_size_align(size, 8).unwrap()
 }
 
-#[test]
-fn double_free_right_after_the_first_aborts() {
-    expect_abort("double_free_right_after_the_first_aborts", "double free", || {
-        let heap = Segregated::new();
-        let p = (&heap).allocate(layout(40)).unwrap().cast::<u8>();
-        let _neighbour = (&heap).allocate(layout(40)).unwrap();
-        announce(p.as_ptr() as usize);
-        // SAFETY: the first free is legitimate; the second is the misuse under test.
-        unsafe {
-            (&heap).deallocate(p, layout(40));
-            (&heap).deallocate(p, layout(40));
-        }
-    });
-}
-
 /// A block of 4 to 32 KiB at the top of its run goes back to the top when freed (not onto a
 /// list, where the immediate check looks): its second free must still be caught.
 #[test]
@@ -57,19 +42,6 @@ fn double_free_through_the_global_front_aborts() {
 }
 
 #[test]
-fn free_of_an_interior_pointer_aborts() {
-    expect_abort("free_of_an_interior_pointer_aborts", "free of an interior or misaligned pointer", || {
-        let heap = Segregated::new();
-        let p = (&heap).allocate(layout(256)).unwrap().cast::<u8>();
-        // SAFETY: 8 bytes into a 256-byte block; freeing it is the misuse under test.
-        let inside = unsafe { p.add(8) };
-        announce(inside.as_ptr() as usize);
-        // SAFETY: deliberately violated.
-        unsafe { (&heap).deallocate(inside, layout(256)) };
-    });
-}
-
-#[test]
 fn free_of_a_misaligned_stack_pointer_aborts() {
     expect_abort("free_of_a_misaligned_stack_pointer_aborts", "free of an interior or misaligned pointer", || {
         let heap = Segregated::new();
@@ -97,3 +69,5 @@ fn large_double_free_right_after_the_first_aborts() {
         }
     });
 }
+
+conformance::misuse_suite!(segregated: Segregated::new(), 48);

@@ -11,51 +11,6 @@ fn layout(pages: usize) -> Layout {
 }
 
 #[test]
-fn free_of_an_interior_pointer_aborts() {
-    expect_abort("free_of_an_interior_pointer_aborts", "free of an interior or misaligned pointer", || {
-        let heap = Span::new();
-        let p = (&heap).allocate(layout(4)).unwrap().cast::<u8>();
-        // SAFETY: two pages into a four-page block; freeing it is the misuse under test.
-        let inside = unsafe { p.add(8192) };
-        announce(inside.as_ptr() as usize);
-        // SAFETY: deliberately violated.
-        unsafe { (&heap).deallocate(inside, layout(4)) };
-    });
-}
-
-#[test]
-fn free_of_a_pointer_never_allocated_aborts() {
-    expect_abort(
-        "free_of_a_pointer_never_allocated_aborts",
-        "free of a pointer this allocator never allocated",
-        || {
-            let heap = Span::new();
-            let _one = (&heap).allocate(layout(1)).unwrap();
-            let local = [0u64; 4];
-            let foreign = core::ptr::NonNull::from(&local).cast::<u8>();
-            announce(foreign.as_ptr() as usize);
-            // SAFETY: deliberately violated: a stack address.
-            unsafe { (&heap).deallocate(foreign, layout(1)) };
-        },
-    );
-}
-
-#[test]
-fn double_free_aborts() {
-    expect_abort("double_free_aborts", "double free", || {
-        let heap = Span::new();
-        let p = (&heap).allocate(layout(2)).unwrap().cast::<u8>();
-        let _neighbour = (&heap).allocate(layout(2)).unwrap();
-        announce(p.as_ptr() as usize);
-        // SAFETY: the first free is legitimate; the second is the misuse under test.
-        unsafe {
-            (&heap).deallocate(p, layout(2));
-            (&heap).deallocate(p, layout(2));
-        }
-    });
-}
-
-#[test]
 fn free_with_the_wrong_layout_aborts() {
     expect_abort(
         "free_with_the_wrong_layout_aborts",
@@ -99,3 +54,5 @@ fn a_write_past_a_block_hits_the_guard_page() {
         unsafe { p.as_ptr().add(3 * 4096).write_volatile(1) };
     });
 }
+
+conformance::misuse_suite!(span: Span::new(), 4 * 4096, delayed, foreign);

@@ -81,3 +81,113 @@ pub fn expect_fault(test: &str, sequence: impl FnOnce()) {
         );
     }
 }
+
+/// Emits the misuse tests every detecting allocator owes, in a module named after it: each runs
+/// in a child process (see [`expect_abort`]) and must die after the exact report line.
+///
+/// `misuse_suite!(name: make, size)` takes an expression that makes a fresh allocator (anything
+/// with the [`crate::Heap`] calls, under an aborting error policy) and a typical block size
+/// (at least 32; the interior pointer is half of it in, rounded to 16); it emits
+/// - `double_free_right_after_the_first_aborts`,
+/// - `free_of_an_interior_pointer_aborts`;
+///
+/// and, for allocators that catch them:
+/// - `delayed`: `double_free_after_other_frees_aborts` (four other blocks freed in between);
+/// - `foreign`: `free_of_a_pointer_never_allocated_aborts` (a page-aligned stack address).
+///
+/// ```ignore
+/// conformance::misuse_suite!(pool: alloc_pool_lockfree::Pool::new(), 48, delayed, foreign);
+/// ```
+#[macro_export]
+macro_rules! misuse_suite {
+    ($name:ident : $make:expr, $size:expr $(, $cap:ident)* $(,)?) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::Heap as _;
+
+            fn layout() -> ::core::alloc::Layout {
+                ::core::alloc::Layout::from_size_align($size, 16).unwrap()
+            }
+
+            fn test(name: &str) -> String {
+                $crate::test_path(module_path!(), name)
+            }
+
+            #[test]
+            fn double_free_right_after_the_first_aborts() {
+                $crate::misuse::expect_abort(&test("double_free_right_after_the_first_aborts"), "double free", || {
+                    let heap = $make;
+                    let p = heap.allocate(layout()).unwrap().cast::<u8>();
+                    let _neighbour = heap.allocate(layout()).unwrap();
+                    $crate::misuse::announce(p.as_ptr() as usize);
+                    // SAFETY: the first free is legitimate; the second is the misuse under test.
+                    unsafe {
+                        heap.deallocate(p, layout());
+                        heap.deallocate(p, layout());
+                    }
+                });
+            }
+
+            #[test]
+            fn free_of_an_interior_pointer_aborts() {
+                $crate::misuse::expect_abort(
+                    &test("free_of_an_interior_pointer_aborts"),
+                    "free of an interior or misaligned pointer",
+                    || {
+                        let heap = $make;
+                        let p = heap.allocate(layout()).unwrap().cast::<u8>();
+                        let inside = p.as_ptr().wrapping_add(($size / 2) & !15);
+                        $crate::misuse::announce(inside as usize);
+                        // SAFETY: deliberately violated: inside a live block.
+                        unsafe { heap.deallocate(::core::ptr::NonNull::new(inside).unwrap(), layout()) };
+                    },
+                );
+            }
+
+            $( $crate::__misuse_capability!($cap, $make, $size); )*
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __misuse_capability {
+    (delayed, $make:expr, $size:expr) => {
+        #[test]
+        fn double_free_after_other_frees_aborts() {
+            $crate::misuse::expect_abort(&test("double_free_after_other_frees_aborts"), "double free", || {
+                let heap = $make;
+                let blocks: Vec<_> = (0..5).map(|_| heap.allocate(layout()).unwrap().cast::<u8>()).collect();
+                $crate::misuse::announce(blocks[0].as_ptr() as usize);
+                // SAFETY: every block freed once, then the first again: the misuse.
+                unsafe {
+                    for &b in &blocks {
+                        heap.deallocate(b, layout());
+                    }
+                    heap.deallocate(blocks[0], layout());
+                }
+            });
+        }
+    };
+    (foreign, $make:expr, $size:expr) => {
+        #[test]
+        fn free_of_a_pointer_never_allocated_aborts() {
+            $crate::misuse::expect_abort(
+                &test("free_of_a_pointer_never_allocated_aborts"),
+                "free of a pointer this allocator never allocated",
+                || {
+                    let heap = $make;
+                    let _one = heap.allocate(layout()).unwrap();
+                    #[repr(align(4096))]
+                    struct Page([u8; 4096]);
+                    let local = Page([0; 4096]);
+                    let foreign = ::core::ptr::NonNull::from(&local).cast::<u8>();
+                    $crate::misuse::announce(foreign.as_ptr() as usize);
+                    // SAFETY: deliberately violated: a stack address.
+                    unsafe { heap.deallocate(foreign, layout()) };
+                },
+            );
+        }
+    };
+}
