@@ -1,4 +1,6 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(docsrs, doc(auto_cfg(hide(loom))))]
 
 // Under `--cfg loom` only the concurrent protocol is built, for the model checks.
 #[cfg(not(loom))]
