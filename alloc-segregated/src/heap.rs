@@ -1021,6 +1021,34 @@ mod tests {
         assert_eq!(h.validate(), Ok(()));
     }
 
+    /// With the source spent and no free block of the class, a request aligned to exactly a
+    /// page (the most a larger class's blocks promise) is served by splitting a larger block.
+    #[test]
+    fn out_of_pages_a_page_aligned_request_splits_a_larger_block() {
+        let mut buf = vec![0u8; 128 << 10];
+        let mut h: SegregatedHeap<FixedSource<'_>, Count> = SegregatedHeap::new(FixedSource::new(&mut buf));
+        let mut big = std::vec::Vec::new();
+        while let Ok(p) = h.allocate(l(8192, 8)) {
+            big.push(p.cast::<u8>());
+        }
+        let mut pages = std::vec::Vec::new();
+        while let Ok(p) = h.allocate(l(4096, 8)) {
+            pages.push(p);
+        }
+        assert!(big.len() >= 2);
+        // Every 8 KiB block but the newest, which may sit at the run's top (a freed block there
+        // goes back to the top, where the request could bump).
+        big.pop();
+        for &p in &big {
+            // SAFETY: live 8 KiB blocks, freed once.
+            unsafe { h.deallocate(p, l(8192, 8)) };
+        }
+        let p = h.allocate(l(4096, 4096)).expect("split from a free 8 KiB block");
+        assert_eq!(p.cast::<u8>().as_ptr() as usize % 4096, 0);
+        assert!(big.contains(&p.cast::<u8>()), "the low half of a freed 8 KiB block");
+        assert_eq!(h.validate(), Ok(()));
+    }
+
     #[test]
     fn idle_large_blocks_are_counted_given_back_and_checked() {
         let mut buf = vec![0u8; 2 << 20];
