@@ -601,13 +601,14 @@ unsafe fn free_aligned(ptr: *mut c_void, align: usize) {
 
 /// C++ `operator new(std::size_t, std::align_val_t)`: ours, so that the aligned `delete` that
 /// pairs with it finds the size it recorded. On failure it throws `std::bad_alloc` through
-/// libstdc++ (found at run time), or aborts if there is none.
+/// libstdc++ (found at run time), or aborts if there is none; the exception unwinds through
+/// this function (the "C-unwind" ABI) to the caller's `catch`.
 ///
 /// # Safety
 ///
 /// Always safe to call from C++.
 #[no_mangle]
-pub unsafe extern "C" fn _ZnwmSt11align_val_t(size: usize, align: usize) -> *mut c_void {
+pub unsafe extern "C-unwind" fn _ZnwmSt11align_val_t(size: usize, align: usize) -> *mut c_void {
     new_aligned(size, align)
 }
 
@@ -617,7 +618,7 @@ pub unsafe extern "C" fn _ZnwmSt11align_val_t(size: usize, align: usize) -> *mut
 ///
 /// As for `operator new`.
 #[no_mangle]
-pub unsafe extern "C" fn _ZnamSt11align_val_t(size: usize, align: usize) -> *mut c_void {
+pub unsafe extern "C-unwind" fn _ZnamSt11align_val_t(size: usize, align: usize) -> *mut c_void {
     new_aligned(size, align)
 }
 
@@ -628,8 +629,10 @@ fn new_aligned(size: usize, align: usize) -> *mut c_void {
         let throw = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_ZSt17__throw_bad_allocv".as_ptr()) };
         if !throw.is_null() {
             // SAFETY: libstdc++'s `std::__throw_bad_alloc()`, a function of no arguments that
-            // does not return (it throws).
-            let f: extern "C" fn() -> ! = unsafe { core::mem::transmute(throw) };
+            // does not return (it throws). "C-unwind", here and on the `operator new` entry
+            // points: the C++ exception unwinds through these frames to the caller's `catch`
+            // (with "C", Rust aborts the process at the boundary instead).
+            let f: extern "C-unwind" fn() -> ! = unsafe { core::mem::transmute(throw) };
             f();
         }
         write_stderr(&[b"alloc-malloc: operator new: out of memory\n"]);

@@ -358,13 +358,14 @@ fn the_hardened_preset_catches_what_the_strictest_hardened_mallocs_catch() {
 }
 
 /// The sized and aligned entry points work under every preset (and skip the check outside
-/// `hardened`); correct C++ sized and aligned deletes run clean everywhere.
+/// `hardened`); correct C++ sized and aligned deletes run clean everywhere, and aligned `new`
+/// of an impossible size throws `std::bad_alloc`.
 #[test]
 fn sized_and_aligned_deallocation_runs_clean_under_every_preset() {
     let exe = hardened_program();
     let cxx = build("sized_delete.cc", "g++", &["-O1"]);
     for preset in PRESETS {
-        for (prog, case) in [(&exe, "sized-ok"), (&cxx, "ok")] {
+        for (prog, case) in [(&exe, "sized-ok"), (&cxx, "ok"), (&cxx, "oom")] {
             let out = run_case(prog, preset, case);
             assert!(
                 out.status.success() && text(&out.stdout).lines().any(|l| l == "OK"),

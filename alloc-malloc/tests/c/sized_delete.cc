@@ -1,7 +1,8 @@
 // C++ sized and aligned deallocation under the socket. argv[1] "ok": every form of new and
 // delete, sized and aligned, on small and large objects, must run clean; "mismatch": deleting a
 // derived object through a base pointer without a virtual destructor passes the base's size to
-// the sized operator delete (the classic bug), which the hardened preset reports.
+// the sized operator delete (the classic bug), which the hardened preset reports; "oom": aligned
+// new of an impossible size throws std::bad_alloc.
 #include <cstdio>
 #include <cstring>
 #include <new>
@@ -35,6 +36,21 @@ int main(int argc, char **argv) {
             Aligned *n = new (std::nothrow) Aligned;
             delete n;
         }
+        std::puts("OK");
+        return 0;
+    }
+    if (!std::strcmp(argv[1], "oom")) {
+        // Aligned operator new of an impossible size throws std::bad_alloc (a C++ program's
+        // out of memory), under every preset.
+        try {
+            void *p = ::operator new(static_cast<std::size_t>(-1) / 2, std::align_val_t(64));
+            std::printf("got %p\n", p);
+            return 1;
+        } catch (const std::bad_alloc &) {
+        }
+        // The nothrow form (libstdc++'s, over ours) returns null instead.
+        void *q = ::operator new(static_cast<std::size_t>(-1) / 2, std::align_val_t(64), std::nothrow);
+        if (q) return 1;
         std::puts("OK");
         return 0;
     }
