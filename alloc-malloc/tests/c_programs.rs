@@ -293,6 +293,8 @@ fn the_hardened_preset_catches_what_the_strictest_hardened_mallocs_catch() {
         );
     }
     expect_abort_in(&exe, "hardened", "write-after-free", "write after free detected", 0);
+    // A header forged inside a live block does not let a free through.
+    expect_abort_in(&exe, "hardened", "forged-header", "free of an interior or misaligned pointer", 0);
     // 2. A freed large block's pages fault; 3. so does any access to a zero-size block.
     for case in ["large-read-after-free", "large-write-after-free", "zero-size-read", "zero-size-write"] {
         let out = run_case(&exe, "hardened", case);

@@ -162,6 +162,16 @@ static int run_case(const char *c) {
                 if (q == b[k]) printf("%d ", k);
         }
         puts("");
+    } else if (!strcmp(c, "forged-header")) {
+        /* Inside a live block, words laid out as a header (a size, and a state word of a
+         * simple value) before an address freed as if it were a block: the state word is keyed
+         * by the process secret and the address, so the forgery is an interior pointer. */
+        uintptr_t *p = malloc(256);
+        p[8] = 16;
+        p[9] = 1;
+        char *fake = (char *)p + 80;
+        announce(fake);
+        free(fake);
     } else if (!strcmp(c, "fresh-placement")) {
         /* 1000 fresh allocations of one size: how many land right after the one before (a pool
          * carving in address order gives 999), and the first one's offset in its page. */
