@@ -441,6 +441,12 @@ mod hook {
 
     /// Arms the calling thread's exit hook; false when no key is available (the quarantine's
     /// blocks then stay with the exited thread: at most `FIFO + RING` of them).
+    /// The key stored in `KEY` (one decoding for both paths that read it, so the rare one, a
+    /// lost race, is the common one's code).
+    fn stored(k: usize) -> libc::pthread_key_t {
+        (k - 1) as libc::pthread_key_t
+    }
+
     pub fn arm() -> bool {
         let k = match KEY.load(Ordering::Relaxed) {
             0 => {
@@ -454,11 +460,11 @@ mod hook {
                     Err(won) => {
                         // SAFETY: our own key, never set.
                         unsafe { libc::pthread_key_delete(k) };
-                        (won - 1) as libc::pthread_key_t
+                        stored(won)
                     }
                 }
             }
-            k => (k - 1) as libc::pthread_key_t,
+            k => stored(k),
         };
         // SAFETY: any non-null value arms the destructor (glibc keeps the first 32 keys' values
         // without allocating).
