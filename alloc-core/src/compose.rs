@@ -676,3 +676,74 @@ unsafe impl<L: UsableSize, C: StatsPolicy> UsableSize for Counted<L, C> {
         unsafe { self.inner.usable_size(ptr, layout) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::NoStats;
+    use crate::Abort;
+
+    /// A layer with nothing to hand out, whose validator says what it is told to, and which
+    /// says whether it may panic.
+    struct Stub<const PANICS: bool> {
+        broken: bool,
+    }
+
+    // SAFETY: it never hands out a block.
+    unsafe impl<const P: bool> Layer for Stub<P> {
+        const PANICS: bool = P;
+        fn allocate(&mut self, _: Layout) -> Result<NonNull<[u8]>, AllocError> {
+            Err(AllocError)
+        }
+        unsafe fn deallocate(&mut self, _: NonNull<u8>, _: Layout) {}
+    }
+
+    // SAFETY: it owns nothing.
+    unsafe impl<const P: bool> Owns for Stub<P> {
+        fn owns(&self, _: NonNull<u8>) -> bool {
+            false
+        }
+    }
+
+    impl<const P: bool> Validate for Stub<P> {
+        fn validate(&self) -> Result<(), Corruption> {
+            if self.broken {
+                Err(Corruption { what: "stub is broken", addr: 0 })
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    fn stub(broken: bool) -> Stub<false> {
+        Stub { broken }
+    }
+
+    /// Every combinator's validator is its parts': a broken part is reported through it.
+    #[test]
+    fn a_broken_part_is_reported_through_every_combinator() {
+        let bad = Err(Corruption { what: "stub is broken", addr: 0 });
+        assert_eq!(Header::<_, Abort, true>::new(stub(true)).validate(), bad);
+        assert_eq!(Header::<_, Abort, true>::new(stub(false)).validate(), Ok(()));
+        assert_eq!(Counted::<_, NoStats>::new(stub(true)).validate(), bad);
+        assert_eq!(Counted::<_, NoStats>::new(stub(false)).validate(), Ok(()));
+        for (a, b) in [(true, false), (false, true)] {
+            assert_eq!(Segregate::<_, _, 64>::new(stub(a), stub(b)).validate(), bad);
+            assert_eq!(Fallback::new(stub(a), stub(b)).validate(), bad);
+        }
+        assert_eq!(Fallback::new(stub(false), stub(false)).validate(), Ok(()));
+    }
+
+    /// A combinator may panic when any part may: it cannot sit behind `GlobalAlloc` then.
+    #[test]
+    fn a_part_that_may_panic_makes_the_combinator_panic() {
+        type P = Stub<true>;
+        type N = Stub<false>;
+        assert!(<Fallback<P, N> as Layer>::PANICS && <Fallback<N, P> as Layer>::PANICS);
+        assert!(!<Fallback<N, N> as Layer>::PANICS);
+        assert!(<Segregate<P, N, 64> as Layer>::PANICS && <Segregate<N, P, 64> as Layer>::PANICS);
+        assert!(!<Segregate<N, N, 64> as Layer>::PANICS);
+        assert!(<Header<P, Abort, true> as Layer>::PANICS && !<Header<N, Abort, true> as Layer>::PANICS);
+        assert!(<Counted<P, NoStats> as Layer>::PANICS && !<Counted<N, NoStats> as Layer>::PANICS);
+    }
+}
