@@ -739,11 +739,20 @@ mod tests {
     fn a_part_that_may_panic_makes_the_combinator_panic() {
         type P = Stub<true>;
         type N = Stub<false>;
-        assert!(<Fallback<P, N> as Layer>::PANICS && <Fallback<N, P> as Layer>::PANICS);
-        assert!(!<Fallback<N, N> as Layer>::PANICS);
-        assert!(<Segregate<P, N, 64> as Layer>::PANICS && <Segregate<N, P, 64> as Layer>::PANICS);
-        assert!(!<Segregate<N, N, 64> as Layer>::PANICS);
-        assert!(<Header<P, Abort, true> as Layer>::PANICS && !<Header<N, Abort, true> as Layer>::PANICS);
-        assert!(<Counted<P, NoStats> as Layer>::PANICS && !<Counted<N, NoStats> as Layer>::PANICS);
+        let fallback =
+            [<Fallback<P, N> as Layer>::PANICS, <Fallback<N, P> as Layer>::PANICS, <Fallback<N, N> as Layer>::PANICS];
+        let segregate = [
+            <Segregate<P, N, 64> as Layer>::PANICS,
+            <Segregate<N, P, 64> as Layer>::PANICS,
+            <Segregate<N, N, 64> as Layer>::PANICS,
+        ];
+        assert_eq!((fallback, segregate), ([true, true, false], [true, true, false]));
+        let wrapped = [
+            <Header<P, Abort, true> as Layer>::PANICS,
+            <Header<N, Abort, true> as Layer>::PANICS,
+            <Counted<P, NoStats> as Layer>::PANICS,
+            <Counted<N, NoStats> as Layer>::PANICS,
+        ];
+        assert_eq!(wrapped, [true, false, true, false]);
     }
 }
