@@ -282,7 +282,7 @@ fn the_hardened_preset_catches_what_the_strictest_hardened_mallocs_catch() {
     let exe = hardened_program();
     // 1. Freed small memory reads as zero, and a write after free is caught when the slot is
     //    handed out again.
-    for case in ["freed-reads-zero", "zero-size", "sized-ok", "delayed-reuse", "large-reuse"] {
+    for case in ["freed-reads-zero", "zero-size", "sized-ok", "delayed-reuse", "large-reuse", "many-large"] {
         let out = run_case(&exe, "hardened", case);
         assert!(
             out.status.success() && text(&out.stdout).lines().any(|l| l == "OK"),
@@ -293,6 +293,7 @@ fn the_hardened_preset_catches_what_the_strictest_hardened_mallocs_catch() {
         );
     }
     expect_abort_in(&exe, "hardened", "write-after-free", "write after free detected", 0);
+    expect_abort_in(&exe, "hardened", "foreign-with-large-live", "free of a pointer this allocator never allocated", 0);
     // A header forged inside a live block does not let a free through.
     expect_abort_in(&exe, "hardened", "forged-header", "free of an interior or misaligned pointer", 0);
     // 2. A freed large block's pages fault; 3. so does any access to a zero-size block.

@@ -172,6 +172,27 @@ static int run_case(const char *c) {
         char *fake = (char *)p + 80;
         announce(fake);
         free(fake);
+    } else if (!strcmp(c, "many-large")) {
+        /* Two thousand large blocks live at once (each a mapping in the live table, where some
+         * share a hash slot), then freed: every free finds its block. */
+        enum { N = 2000 };
+        static char *big[N];
+        for (int i = 0; i < N; i++) {
+            big[i] = malloc(20000 + i);
+            big[i][19999] = (char)i;
+        }
+        for (int i = 0; i < N; i++) {
+            if (big[i][19999] != (char)i) return 1;
+            free(big[i]);
+        }
+        puts("OK");
+    } else if (!strcmp(c, "foreign-with-large-live")) {
+        /* A stack address freed while large blocks are live is foreign, not inside one. */
+        char *big = malloc(100000);
+        big[0] = 1;
+        char local[64];
+        announce(local);
+        free(local);
     } else if (!strcmp(c, "fresh-placement")) {
         /* 1000 fresh allocations of one size: how many land right after the one before (a pool
          * carving in address order gives 999), and the first one's offset in its page. */
