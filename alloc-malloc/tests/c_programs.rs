@@ -173,6 +173,7 @@ fn every_preset_names_the_misuse() {
         expect_report(preset, "interior-large", "free of an interior or misaligned pointer", 0);
         expect_report(preset, "foreign", "free of a pointer this allocator never allocated", 0);
         expect_report(preset, "realloc-freed", "use after free", 0);
+        expect_report(preset, "realloc-interior", "free of an interior or misaligned pointer", 0);
         expect_report(preset, "usable-size-freed", "use after free", 0);
     }
 }

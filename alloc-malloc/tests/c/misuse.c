@@ -44,6 +44,10 @@ int main(int argc, char **argv) {
     } else if (!strcmp(argv[1], "realloc-freed")) {
         free(p);
         p = realloc(p, 100);
+    } else if (!strcmp(argv[1], "realloc-interior")) {
+        printf("MISUSE-ADDRESS %p\n", (void *)(p + 16));
+        fflush(stdout);
+        p = realloc(p + 16, 100);
     } else if (!strcmp(argv[1], "usable-size-freed")) {
         free(p);
         printf("usable %zu\n", malloc_usable_size(p));
