@@ -334,19 +334,24 @@ fn the_hardened_preset_catches_what_the_strictest_hardened_mallocs_catch() {
     assert_ne!(a, lifo, "hardened: the reuse order is the pool's own");
     //    Fresh blocks are placed at random too: consecutive allocations are neighbours about
     //    1 time in RESERVE (8), not always as the pool carves them, and runs differ.
-    let placement = |preset| {
-        let out = text(&run_case(&exe, preset, "fresh-placement").stdout);
+    let placement = |preset, case| {
+        let out = text(&run_case(&exe, preset, case).stdout);
         let mut it = out.split_whitespace().map(|w| w.parse::<usize>().unwrap());
         (it.next().unwrap(), it.next().unwrap())
     };
-    let (general, _) = placement("general");
-    assert!(general > 900, "general: the pool carves in address order, yet {general} of 999 were neighbours");
-    let (h1, first1) = placement("hardened");
-    let (h2, first2) = placement("hardened");
-    for n in [h1, h2] {
-        assert!(n < 400, "hardened: {n} of 999 consecutive allocations were neighbours");
+    for case in ["fresh-placement", "fresh-placement-4k"] {
+        let (general, _) = placement("general", case);
+        assert!(
+            general > 900,
+            "general {case}: the pool carves in address order, yet {general} of 999 were neighbours"
+        );
+        let (h1, first1) = placement("hardened", case);
+        let (h2, first2) = placement("hardened", case);
+        for n in [h1, h2] {
+            assert!(n < 400, "hardened {case}: {n} of 999 consecutive allocations were neighbours");
+        }
+        assert!((h1, first1) != (h2, first2), "hardened {case}: two runs placed blocks alike");
     }
-    assert!((h1, first1) != (h2, first2), "hardened: two runs placed blocks alike");
     // Everything caught before stays caught with threads: two threads freeing one block.
     expect_abort_in(&exe, "hardened", "two-threads-double-free", "double free", 0);
     // And every class is caught on a thread other than the main one (the quarantine and the

@@ -201,14 +201,16 @@ static int run_case(const char *c) {
         char local[64];
         announce(local);
         free(local);
-    } else if (!strcmp(c, "fresh-placement")) {
-        /* 1000 fresh allocations of one size: how many land right after the one before (a pool
-         * carving in address order gives 999), and the first one's offset in its page. */
-        char *prev = malloc(200), *first = prev;
+    } else if (!strcmp(c, "fresh-placement") || !strcmp(c, "fresh-placement-4k")) {
+        /* 1000 fresh allocations of one size (200 bytes, or 4000: the largest class placed at
+         * random): how many land right after the one before (a pool carving in address order
+         * gives 999), and the first one's offset in its page. */
+        size_t size = strcmp(c, "fresh-placement") ? 4000 : 200;
+        char *prev = malloc(size), *first = prev;
         int next_to = 0;
         for (int i = 1; i < 1000; i++) {
-            char *q = malloc(200);
-            if (q > prev && q - prev <= 256) next_to++;
+            char *q = malloc(size);
+            if (q > prev && (size_t)(q - prev) <= size + 128) next_to++;
             prev = q;
         }
         printf("%d %lu\n", next_to, (unsigned long)((uintptr_t)first % 65536));
