@@ -332,6 +332,11 @@ fn the_hardened_preset_catches_what_the_strictest_hardened_mallocs_catch() {
     assert!(a.split(' ').count() > 100, "hardened: the freed blocks did not come back: {a:?}");
     assert_ne!(a, b, "hardened: two runs reused freed blocks in the same order");
     assert_ne!(a, lifo, "hardened: the reuse order is the pool's own");
+    //    The large blocks' quarantine and cache stay bounded: 300 frees of 1 MiB blocks
+    //    leave about 80 MiB of address space (64 quarantined, 16 cached), not 300.
+    let out = text(&run_case(&exe, "hardened", "large-quarantine-bounded").stdout);
+    let grown: usize = out.lines().next().and_then(|l| l.trim().parse().ok()).expect("the growth in MiB");
+    assert!(grown < 150, "hardened: 300 freed 1 MiB blocks left {grown} MiB of address space");
     //    Fresh blocks are placed at random too: consecutive allocations are neighbours about
     //    1 time in RESERVE (8), not always as the pool carves them, and runs differ.
     let placement = |preset, case| {
