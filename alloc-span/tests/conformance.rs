@@ -2,7 +2,7 @@
 
 use alloc_core::layer::{Owns, SizeOf, Validate};
 use alloc_core::{Abort, Corruption, Counting, Limited, MmapSource, Stats};
-use alloc_span::{GlobalSpan, GuardPages, Span, SpanConfig, SpanHeap};
+use alloc_span::{GlobalSpan, GuardPages, GuardPolicy, NoGuards, Span, SpanConfig, SpanHeap};
 use conformance::{IntrospectSubject, Meter, SharedSubject, StatsSubject, Subject, TrimSubject};
 use core::alloc::Layout;
 use core::ptr::NonNull;
@@ -40,7 +40,12 @@ impl TrimSubject for LocalSpan {
 /// start at one page run of 1 MiB and stay small (many arenas, holes larger than the exact lists
 /// in the tree), at most 64 KiB of free memory stays resident and nothing waits (the scavenger
 /// runs while spans of the same arena are live), and trims scavenge everything between steps.
-struct TightSpan;
+/// `G` is the guard policy: without guard pages, and with one after every block (every property
+/// writes whole blocks, so a guard page placed inside a block faults the run).
+struct Tight<G>(core::marker::PhantomData<G>);
+
+type TightSpan = Tight<NoGuards>;
+type GuardedSpan = Tight<GuardPages>;
 
 const TIGHT: SpanConfig = SpanConfig {
     retain: 64 << 10,
@@ -51,8 +56,8 @@ const TIGHT: SpanConfig = SpanConfig {
     ..SpanConfig::DEFAULT
 };
 
-impl Subject for TightSpan {
-    type Alloc = Span<Source, Abort, Counting>;
+impl<G: GuardPolicy<Source> + 'static> Subject for Tight<G> {
+    type Alloc = Span<Source, Abort, Counting, G>;
     const TYPICAL_SIZE: usize = 64 << 10;
     fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
         Span::with_config(source(budget, meter), TIGHT)
@@ -65,7 +70,7 @@ impl Subject for TightSpan {
     }
 }
 
-impl TrimSubject for TightSpan {
+impl<G: GuardPolicy<Source> + 'static> TrimSubject for Tight<G> {
     fn trim(heap: &mut Self::Alloc) {
         heap.trim();
     }
@@ -135,30 +140,6 @@ impl IntrospectSubject for LockedSpan {
     fn size_of(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<Option<Layout>> {
         // SAFETY: the heap reads only its own metadata after finding `ptr` in its index.
         Some(unsafe { heap.size_of(ptr) })
-    }
-}
-
-/// Guard pages after every block, over the tight configuration: every property writes whole
-/// blocks, so a guard page placed inside a block faults the run.
-struct GuardedSpan;
-
-impl Subject for GuardedSpan {
-    type Alloc = Span<Source, Abort, Counting, GuardPages>;
-    const TYPICAL_SIZE: usize = 64 << 10;
-    fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
-        Span::with_config(source(budget, meter), TIGHT)
-    }
-    fn validate(heap: &Self::Alloc) -> Option<Result<(), Corruption>> {
-        Some(heap.validate())
-    }
-    fn owns(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<bool> {
-        Some(heap.owns(ptr))
-    }
-}
-
-impl TrimSubject for GuardedSpan {
-    fn trim(heap: &mut Self::Alloc) {
-        heap.trim();
     }
 }
 
