@@ -774,35 +774,39 @@ mod tests {
         let mut buf = vec![0u8; 256 << 10];
         let r = region_with_every_list(&mut buf);
         let named = |r: &BumpRegion<FixedSource<'_>, Counting>| r.validate().err().map_or("nothing", |c| c.what);
-        let older = r.current.map(|h| unsafe_hdr(h).prev.unwrap()).unwrap();
-        let dedicated = r.large.unwrap();
-        let spare = r.spare.unwrap();
+        // Every access below: chunk headers of the region this test alone uses, mapped while it
+        // lives, read or written one field at a time through the raw pointer (no reference to a
+        // header outlives its statement).
+        // SAFETY: as just said.
+        let older = unsafe { (*r.current.unwrap().as_ptr()).prev.unwrap() };
+        let (older, dedicated, spare) = (older.as_ptr(), r.large.unwrap().as_ptr(), r.spare.unwrap().as_ptr());
         // A regular chunk that is not whole pages.
         // (Each field is put back before the assertion, so a failure does not leave the region
         // to be dropped with a broken header.)
-        unsafe_hdr(older).size += 1;
+        // SAFETY: as above.
+        unsafe { (*older).size += 1 };
         let got = named(&r);
-        unsafe_hdr(older).size -= 1;
+        // SAFETY: as above.
+        unsafe { (*older).size -= 1 };
         assert_eq!(got, "regular chunk is not whole pages");
         // A dedicated chunk that hands out more than it holds (its header not counted).
-        let used = unsafe_hdr(dedicated).used;
-        unsafe_hdr(dedicated).used = unsafe_hdr(dedicated).size - HEADER + 1;
+        // SAFETY: as above.
+        let used = unsafe { (*dedicated).used };
+        // SAFETY: as above.
+        unsafe { (*dedicated).used = (*dedicated).size - HEADER + 1 };
         let got = named(&r);
-        unsafe_hdr(dedicated).used = used;
+        // SAFETY: as above.
+        unsafe { (*dedicated).used = used };
         assert_eq!(got, "chunk hands out more bytes than it holds");
         // A spare chunk's `used` means nothing: never checked.
-        let stale = unsafe_hdr(spare).used;
-        unsafe_hdr(spare).used = usize::MAX;
+        // SAFETY: as above.
+        let stale = unsafe { (*spare).used };
+        // SAFETY: as above.
+        unsafe { (*spare).used = usize::MAX };
         let got = named(&r);
-        unsafe_hdr(spare).used = stale;
+        // SAFETY: as above.
+        unsafe { (*spare).used = stale };
         assert_eq!(got, "nothing");
         assert_eq!(r.validate(), Ok(()));
-    }
-
-    /// A chunk header of the test's own region, for corrupting one field and putting it back.
-    fn unsafe_hdr<'a>(h: NonNull<ChunkHeader>) -> &'a mut ChunkHeader {
-        // SAFETY: a mapped chunk of a region that only the calling test uses, one header
-        // borrowed at a time.
-        unsafe { &mut *h.as_ptr() }
     }
 }

@@ -327,19 +327,27 @@ struct Quarantine {
     head: usize,
     ring: [usize; RING],
     reserve: [[usize; RESERVE]; RESERVED_CLASSES],
+    /// The thread's xorshift state; 0 until the thread's first use.
     rng: u64,
-    hooked: bool,
+}
+
+/// Seeds the generator and arms the exit hook, on the thread's first use, with no reference to
+/// the thread's state alive: arming the hook may allocate (glibc past its first 32 keys), and
+/// that allocation comes back into this preset and its state. Seeded first, so such an
+/// allocation does not arm it again.
+fn start(cell: &UnsafeCell<Quarantine>) {
+    let q = cell.get();
+    // SAFETY: the calling thread's own state, one field read or written at a time.
+    if unsafe { (*q).rng } != 0 {
+        return;
+    }
+    // SAFETY: as above.
+    unsafe { (*q).rng = (secret() ^ (q as usize)) as u64 | 1 };
+    // Without a key the thread's blocks stay with it when it exits (see `hook::arm`).
+    let _ = hook::arm();
 }
 
 impl Quarantine {
-    /// Arms the exit hook and seeds the generator, on the thread's first use.
-    fn start(&mut self) {
-        if !self.hooked {
-            self.hooked = hook::arm();
-            self.rng = (secret() ^ (self as *mut Quarantine as usize)) as u64 | 1;
-        }
-    }
-
     /// The next number of the thread's xorshift generator.
     fn next(&mut self) -> u64 {
         self.rng ^= self.rng << 13;
@@ -357,7 +365,6 @@ std::thread_local! {
             ring: [0; RING],
             reserve: [[0; RESERVE]; RESERVED_CLASSES],
             rng: 0,
-            hooked: false,
         })
     };
 }
@@ -374,10 +381,10 @@ fn from_reserve(l: Layout) -> Option<(*mut u8, usize)> {
     let fresh = || SharedLayer::allocate(&POOL, l).ok().map(|b| b.cast::<u8>().as_ptr() as usize);
     QUARANTINE
         .try_with(|t| {
+            start(t);
             // SAFETY: the calling thread's own state; nothing else borrows it now (the pool,
             // called below, never calls back into this preset).
             let t = unsafe { &mut *t.get() };
-            t.start();
             let slot = (t.next() % RESERVE as u64) as usize;
             for b in t.reserve[c].iter_mut().filter(|b| **b == 0usize) {
                 *b = fresh()?;
@@ -398,9 +405,9 @@ fn from_reserve(l: Layout) -> Option<(*mut u8, usize)> {
 fn quarantine(q: usize) -> Option<usize> {
     QUARANTINE
         .try_with(|c| {
+            start(c);
             // SAFETY: the calling thread's own quarantine; nothing else borrows it now.
             let c = unsafe { &mut *c.get() };
-            c.start();
             let out = core::mem::replace(&mut c.fifo[c.head], q);
             c.head = (c.head + 1) % FIFO;
             if out == 0 {
@@ -439,14 +446,15 @@ mod hook {
         super::flush_quarantine();
     }
 
-    /// Arms the calling thread's exit hook; false when no key is available (the quarantine's
-    /// blocks then stay with the exited thread: at most `FIFO + RING` of them).
     /// The key stored in `KEY` (one decoding for both paths that read it, so the rare one, a
     /// lost race, is the common one's code).
     fn stored(k: usize) -> libc::pthread_key_t {
         (k - 1) as libc::pthread_key_t
     }
 
+    /// Arms the calling thread's exit hook; false when no key is available (the quarantine's
+    /// and the reserve's blocks then stay with the exited thread: at most `FIFO + RING` and
+    /// `RESERVE` per size class it used).
     pub fn arm() -> bool {
         let k = match KEY.load(Ordering::Relaxed) {
             0 => {

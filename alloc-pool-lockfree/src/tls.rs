@@ -143,12 +143,20 @@ fn lookup_slow(c: &mut Cache, id: u64) -> Option<*mut ThreadHeap> {
 
 /// Remembers `entry` first; returns the entry it pushed out (to be abandoned), if any.
 pub(crate) fn insert(entry: Entry) -> Option<Entry> {
-    with_cache(|c| {
-        // SAFETY: as above.
-        let c = unsafe { &mut *c.get() };
-        if !c.hooked {
-            c.hooked = hook_exit();
+    with_cache(|cell| {
+        // The exit hook first, with no reference to the cache alive: arming it may allocate
+        // (glibc past its first 32 keys), and under alloc-malloc that allocation comes back into
+        // this cache. Marked first, so such an allocation does not arm it again.
+        // SAFETY: the calling thread's own cache, one field read or written at a time.
+        if !unsafe { (*cell.get()).hooked } {
+            // SAFETY: as above.
+            unsafe { (*cell.get()).hooked = true };
+            let armed = hook_exit();
+            // SAFETY: as above.
+            unsafe { (*cell.get()).hooked = armed };
         }
+        // SAFETY: as above; nothing else borrows the cache during the rest of this call.
+        let c = unsafe { &mut *cell.get() };
         let evicted = c.entries[ENTRIES - 1];
         c.entries.rotate_right(1);
         c.entries[0] = entry;

@@ -23,6 +23,16 @@ static pthread_barrier_t gate;
 
 static int run_case(const char *c);
 
+/* Allocates and frees blocks of a few sizes, some kept until the end. */
+static void *churn(void *arg) {
+    (void)arg;
+    void *keep[64];
+    for (int i = 0; i < 64; i++) keep[i] = malloc(16 + i * 40);
+    for (int i = 0; i < 10000; i++) free(malloc(16 + (i % 50) * 24));
+    for (int i = 0; i < 64; i++) free(keep[i]);
+    return NULL;
+}
+
 /* Runs a case on a second thread (the quarantine and the checks are per thread). */
 static void *on_thread(void *arg) {
     return (void *)(long)run_case(arg);
@@ -172,6 +182,21 @@ static int run_case(const char *c) {
         char *fake = (char *)p + 80;
         announce(fake);
         free(fake);
+    } else if (!strcmp(c, "many-keys")) {
+        /* Forty pthread keys taken before the allocator takes its own: arming its per-thread
+         * exit hook on a thread's first use then makes the C library allocate (keys past the
+         * first 32 keep their values in a second-level array). glibc 2.36 does it with its own
+         * internal calloc; a C library whose calloc is interposed would come back into the
+         * allocator there, which the hooks are written to allow. */
+        pthread_key_t keys[40];
+        for (int i = 0; i < 40; i++)
+            if (pthread_key_create(&keys[i], NULL)) return 1;
+        for (int round = 0; round < 4; round++) {
+            pthread_t t[4];
+            for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, churn, NULL);
+            for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+        }
+        puts("OK");
     } else if (!strcmp(c, "many-small")) {
         /* 200,000 small blocks live at once, then freed: enough for addresses to share slots
          * of a hash table keyed by them (the trace recorder's). */
