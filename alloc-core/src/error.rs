@@ -264,7 +264,9 @@ mod sys {
         let mut rest = bytes;
         while !rest.is_empty() {
             // SAFETY: the borrowed descriptor 2 lives only for this call, and nothing here closes
-            // it. If stderr is closed, write fails and we stop.
+            // it. If stderr is closed, write fails and we stop. (rustix makes this call safe when
+            // something else in the build turns on its `std` feature: the block is then unneeded.)
+            #[allow(unused_unsafe)]
             let fd = unsafe { rustix::stdio::stderr() };
             match rustix::io::write(fd, rest) {
                 Ok(n) if n > 0 => rest = &rest[n..],

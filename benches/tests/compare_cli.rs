@@ -53,3 +53,41 @@ fn a_baseline_that_is_not_a_report_is_an_error_that_says_so() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("is not a report.json of compare"), "{stderr}");
 }
+
+#[test]
+fn a_misspelt_name_is_an_error_that_suggests_the_closest_one() {
+    for (flag, wrong, right) in
+        [("--workload", "alloc-fre-pair", "alloc-free-pair"), ("--allocators", "glibc,mimaloc", "mimalloc")]
+    {
+        let out = Command::new(env!("CARGO_BIN_EXE_compare")).args([flag, wrong]).output().expect("compare runs");
+        assert_eq!(out.status.code(), Some(2), "{flag} {wrong}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&format!("a similar value exists: '{right}'")), "{stderr}");
+    }
+}
+
+#[test]
+fn help_is_generated_from_the_definitions_and_names_every_option() {
+    let out = Command::new(env!("CARGO_BIN_EXE_compare")).arg("--help").output().expect("compare runs");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for option in [
+        "--list",
+        "--workload",
+        "--allocators",
+        "--reps",
+        "--scale",
+        "--instructions",
+        "--out",
+        "--trace",
+        "--baseline",
+        "--exec",
+        "--programs",
+        "--runs",
+        "--threads",
+    ] {
+        assert!(help.contains(option), "--help does not name {option}:\n{help}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_compare")).args(["--exec"]).output().expect("compare runs");
+    assert_eq!(out.status.code(), Some(2), "--exec without a program is a usage error");
+}

@@ -11,39 +11,87 @@ use benches::workloads::{self, Scale, Workload};
 use benches::{CONTENDERS, WORKLOADS};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "\
-compare: our allocators against glibc, mimalloc, jemalloc, talc and bumpalo
+/// The command line, parsed by clap: `--help` is generated from these definitions, and a name
+/// that is not a workload or an allocator is an error that suggests the closest one.
+#[derive(clap::Parser)]
+#[command(
+    name = "compare",
+    about = "compare: our allocators against glibc, mimalloc, jemalloc, talc and bumpalo",
+    long_about = "compare: our allocators against glibc, mimalloc, jemalloc, talc and bumpalo.\n\n\
+                  With no mode, runs the built-in workloads (default: all) on every allocator, one \
+                  child process per measurement, and writes report.md, report.json and chart.html.",
+    after_help = "Modes:\n  compare [OPTIONS]                       the built-in workloads\n  \
+                  compare --trace FILE [OPTIONS]          replay a recorded Alloc(n)/Free(i) trace\n  \
+                  compare --exec [--runs N] -- PROGRAM [ARGS...]\n                                          \
+                  a program under glibc and LD_PRELOADed peers\n  \
+                  compare --programs [--runs N] [--threads N]\n                                          \
+                  the built-in C programs and sort, python3, gcc, git\n  \
+                  compare --list                          the workloads and allocators",
+    override_usage = "compare [OPTIONS] [--exec -- PROGRAM [ARGS...]]"
+)]
+struct Cli {
+    /// List the workloads and allocators, then exit
+    #[arg(long)]
+    list: bool,
+    /// Workloads to run, comma-separated (see --list)
+    #[arg(long = "workload", visible_alias = "workloads", value_name = "A,B", value_delimiter = ',',
+          value_parser = clap::builder::PossibleValuesParser::new(WORKLOADS.iter().map(|w| w.name)),
+          hide_possible_values = true)]
+    workloads: Vec<String>,
+    /// Allocators to run, comma-separated (see --list)
+    #[arg(long = "allocators", visible_alias = "allocator", value_name = "A,B", value_delimiter = ',',
+          value_parser = clap::builder::PossibleValuesParser::new(CONTENDERS.iter().map(|c| c.name)),
+          hide_possible_values = true)]
+    allocators: Vec<String>,
+    /// Repetitions per measurement, alternating allocators between them
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    reps: u32,
+    /// Multiply every workload's iteration count
+    #[arg(long, default_value_t = 1.0, value_parser = positive)]
+    scale: f64,
+    /// Also count instructions per operation with valgrind's callgrind (slow)
+    #[arg(long)]
+    instructions: bool,
+    /// Where report.md, report.json and chart.html go
+    #[arg(long, value_name = "DIR", default_value = "target/compare")]
+    out: PathBuf,
+    /// Replay a recorded Alloc(n)/Free(i) trace on every allocator
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["exec", "programs"])]
+    trace: Option<PathBuf>,
+    /// Also print each result's change against a saved report.json
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+    /// Run the program after `--` under glibc, the LD_PRELOADed peers and our presets
+    #[arg(long, requires = "program", conflicts_with = "programs")]
+    exec: bool,
+    /// Run the built-in C programs (shapes of cfrac, larson, xmalloc-test, ...) and sort, python3,
+    /// gcc, git, each under glibc, the peers and our presets
+    #[arg(long)]
+    programs: bool,
+    /// With --exec and --programs: runs per allocator
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// With --programs: threads of the threaded programs
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    threads: u32,
+    /// With --exec: the program and its arguments
+    #[arg(last = true, value_name = "PROGRAM", requires = "exec")]
+    program: Vec<String>,
+}
 
-usage:
-  compare [OPTIONS]                      run the workloads (default: all) on every allocator
-  compare --trace FILE [OPTIONS]         replay a recorded Alloc(n)/Free(i) trace on every allocator
-  compare --exec [--runs N] -- PROGRAM [ARGS...]
-                                         run a program under glibc and LD_PRELOADed peers
-  compare --programs [--runs N] [--threads N]
-                                         the built-in C programs (shapes of cfrac, larson,
-                                         xmalloc-test, ...) and sort, python3, gcc, git, each
-                                         under glibc, the peers and our presets
-  compare --list                         list workloads and allocators
+fn positive(v: &str) -> Result<f64, String> {
+    v.parse()
+        .ok()
+        .filter(|s: &f64| *s > 0.0 && s.is_finite())
+        .ok_or_else(|| format!("wants a positive number, got {v:?}"))
+}
 
-options:
-  --workload A,B      workloads to run (see --list)
-  --allocators A,B    allocators to run (see --list)
-  --reps N            repetitions per measurement, alternating allocators (default 5)
-  --scale F           multiply every workload's iteration count (default 1.0)
-  --instructions      also count instructions per operation with valgrind's callgrind (slow)
-  --out DIR           where report.md, report.json and chart.html go (default target/compare)
-  --baseline FILE     also print each result's change against a saved report.json
-  --runs N            with --exec, --programs: runs per allocator (default 5)
-  --threads N         with --programs: threads of the threaded programs (default 2)
-  -h, --help          this text
-";
-
-/// A bad command line or input: printed with the usage hint, exit status 2.
+/// A bad input found after parsing (a trace that does not load, a program that fails): printed,
+/// exit status 1.
 struct Usage(String);
 
 struct Options {
@@ -62,115 +110,60 @@ struct Options {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--child") {
-        return child(&args[1..]);
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--child") {
+        return child(&args[2..]);
     }
-    match parse(&args) {
-        Ok(None) => ExitCode::SUCCESS,
-        Ok(Some(opts)) => match run(&opts) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(Usage(msg)) => {
-                eprintln!("compare: {msg}");
-                ExitCode::from(1)
-            }
-        },
+    let cli = <Cli as clap::Parser>::parse();
+    if cli.list {
+        println!("workloads:");
+        for w in WORKLOADS {
+            println!("  {:<20} {}{}", w.name, w.what, if w.threads { " [threads]" } else { "" });
+        }
+        println!("allocators:");
+        for c in CONTENDERS {
+            println!("  {:<20} {}{}", c.name, c.what, if c.ours { " [ours]" } else { "" });
+        }
+        return ExitCode::SUCCESS;
+    }
+    match run(&options(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(Usage(msg)) => {
-            eprintln!("compare: {msg}\n(run `compare --help` for usage)");
-            ExitCode::from(2)
+            eprintln!("compare: {msg}");
+            ExitCode::from(1)
         }
     }
 }
 
-fn parse(args: &[String]) -> Result<Option<Options>, Usage> {
-    let mut o = Options {
-        workloads: WORKLOADS.iter().collect(),
-        allocators: CONTENDERS.iter().collect(),
-        reps: 5,
-        scale: 1.0,
-        instructions: false,
-        out: PathBuf::from("target/compare"),
-        trace: None,
-        baseline: None,
-        exec: None,
-        programs: false,
-        threads: 2,
-        runs: 5,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().cloned().ok_or_else(|| Usage(format!("{name} needs a value")));
-        match a.as_str() {
-            "-h" | "--help" => {
-                print!("{USAGE}");
-                return Ok(None);
-            }
-            "--list" => {
-                println!("workloads:");
-                for w in WORKLOADS {
-                    println!("  {:<20} {}{}", w.name, w.what, if w.threads { " [threads]" } else { "" });
-                }
-                println!("allocators:");
-                for c in CONTENDERS {
-                    println!("  {:<20} {}{}", c.name, c.what, if c.ours { " [ours]" } else { "" });
-                }
-                return Ok(None);
-            }
-            "--workload" | "--workloads" => {
-                o.workloads = list(&value(a)?, "workload", workloads::by_name, WORKLOADS.iter().map(|w| w.name))?
-            }
-            "--allocators" | "--allocator" => {
-                o.allocators = list(&value(a)?, "allocator", contenders::by_name, CONTENDERS.iter().map(|c| c.name))?
-            }
-            "--reps" => o.reps = number(&value(a)?, "--reps")?,
-            "--runs" => o.runs = number(&value(a)?, "--runs")?,
-            "--threads" => o.threads = number(&value(a)?, "--threads")?,
-            "--programs" => o.programs = true,
-            "--scale" => {
-                let v = value(a)?;
-                o.scale = v
-                    .parse()
-                    .ok()
-                    .filter(|s: &f64| *s > 0.0 && s.is_finite())
-                    .ok_or_else(|| Usage(format!("--scale wants a positive number, got {v:?}")))?;
-            }
-            "--instructions" => o.instructions = true,
-            "--out" => o.out = PathBuf::from(value(a)?),
-            "--trace" => o.trace = Some(PathBuf::from(value(a)?)),
-            "--baseline" => o.baseline = Some(PathBuf::from(value(a)?)),
-            "--exec" => {}
-            "--" => {
-                let rest: Vec<String> = it.by_ref().cloned().collect();
-                if rest.is_empty() {
-                    return Err(Usage("`--` must be followed by a program to run".into()));
-                }
-                o.exec = Some(rest);
-            }
-            other => return Err(Usage(format!("unknown argument {other:?}"))),
+/// The parsed command line as the runs use it: names resolved (clap has checked them).
+fn options(cli: Cli) -> Options {
+    fn resolve<T>(names: &[String], all: &'static [T], find: fn(&str) -> Option<&'static T>) -> Vec<&'static T> {
+        if names.is_empty() {
+            return all.iter().collect();
         }
+        let mut out: Vec<&'static T> = Vec::new();
+        for n in names {
+            let t = find(n).expect("clap checked the name");
+            if !out.iter().any(|o| std::ptr::eq(*o, t)) {
+                out.push(t);
+            }
+        }
+        out
     }
-    if args.iter().any(|a| a == "--exec") && o.exec.is_none() {
-        return Err(Usage("--exec needs `-- PROGRAM [ARGS...]`".into()));
+    Options {
+        workloads: resolve(&cli.workloads, WORKLOADS, workloads::by_name),
+        allocators: resolve(&cli.allocators, CONTENDERS, contenders::by_name),
+        reps: cli.reps as usize,
+        scale: cli.scale,
+        instructions: cli.instructions,
+        out: cli.out,
+        trace: cli.trace,
+        baseline: cli.baseline,
+        exec: cli.exec.then_some(cli.program),
+        programs: cli.programs,
+        threads: cli.threads as usize,
+        runs: cli.runs as usize,
     }
-    Ok(Some(o))
-}
-
-fn list<T>(
-    v: &str,
-    what: &str,
-    find: impl Fn(&str) -> Option<T>,
-    names: impl Iterator<Item = &'static str>,
-) -> Result<Vec<T>, Usage> {
-    let names: Vec<_> = names.collect();
-    v.split(',')
-        .filter(|s| !s.is_empty())
-        .map(|n| find(n).ok_or_else(|| Usage(format!("unknown {what} {n:?}; known: {}", names.join(", ")))))
-        .collect::<Result<Vec<_>, _>>()
-        .and_then(|l| if l.is_empty() { Err(Usage(format!("no {what} named"))) } else { Ok(l) })
-}
-
-fn number(v: &str, name: &str) -> Result<usize, Usage> {
-    v.parse().ok().filter(|n| *n > 0).ok_or_else(|| Usage(format!("{name} wants a positive whole number, got {v:?}")))
 }
 
 /// The child side: one measurement, printed as a `SAMPLE` line.
@@ -201,6 +194,54 @@ fn child(args: &[String]) -> ExitCode {
         None => println!("SKIP"),
     }
     ExitCode::SUCCESS
+}
+
+/// Progress on stderr: on a terminal, a bar with the time left (indicatif); in a log (stderr not
+/// a terminal), the plain lines given to [`Progress::log`], one per pass.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    /// A step is running: the next step (or the end) counts it done.
+    running: std::cell::Cell<bool>,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            let style = indicatif::ProgressStyle::with_template(
+                "{elapsed:>4} [{bar:30.cyan/blue}] {pos}/{len} {wide_msg} (about {eta} left)",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar
+        });
+        Progress { bar, running: std::cell::Cell::new(false) }
+    }
+
+    /// One step begins (and the one before it is done): the bar shows what it is.
+    fn step(&self, what: String) {
+        if let Some(bar) = &self.bar {
+            if self.running.replace(true) {
+                bar.inc(1);
+            }
+            bar.set_message(what);
+        }
+    }
+
+    /// A line for a log (stderr not a terminal); a terminal has the bar instead.
+    fn log(&self, line: String) {
+        if self.bar.is_none() {
+            eprintln!("{line}");
+        }
+    }
+
+    fn finish(self, summary: String) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+        eprintln!("{summary}");
+    }
 }
 
 /// Results of one measurement: repeated samples, or why there are none.
@@ -244,23 +285,16 @@ fn run(o: &Options) -> Result<(), Usage> {
     let mut cells: BTreeMap<(String, &'static str), Cell> = BTreeMap::new();
     let started = Instant::now();
     let mut done = 0;
-    // A terminal gets one progress line rewritten in place; a log gets a line per workload pass.
-    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let progress = Progress::new(total);
     for rep in 0..o.reps {
         for row in &rows {
-            if !tty {
-                eprintln!("[{:>3}/{total}] repetition {}/{}: {row}", done + 1, rep + 1, o.reps);
-            }
+            progress.log(format!("[{:>3}/{total}] repetition {}/{}: {row}", done + 1, rep + 1, o.reps));
             // Alternate the order between repetitions so drift does not favour one allocator.
             let n = o.allocators.len();
             for k in 0..n {
                 let c = o.allocators[(k + rep) % n];
                 done += 1;
-                if tty {
-                    let what = format!("{row} × {}", c.name);
-                    eprint!("\r[{done:>3}/{total}] {what:<45} {:>5.0}s", started.elapsed().as_secs_f64());
-                    let _ = std::io::stderr().flush();
-                }
+                progress.step(format!("{row} × {}", c.name));
                 let cell = cells.entry((row.clone(), c.name)).or_default();
                 if cell.skipped || cell.error.is_some() {
                     continue;
@@ -278,12 +312,7 @@ fn run(o: &Options) -> Result<(), Usage> {
             }
         }
     }
-    let summary = format!("{done} measurements in {:.0}s", started.elapsed().as_secs_f64());
-    if tty {
-        eprintln!("\r{summary:<70}");
-    } else {
-        eprintln!("{summary}");
-    }
+    progress.finish(format!("{done} measurements in {:.0}s", started.elapsed().as_secs_f64()));
     if o.instructions {
         count_instructions(o, &exe, &rows, &mut cells)?;
     }
@@ -405,14 +434,20 @@ fn count_instructions(
         return Err(Usage("--instructions needs valgrind (Debian package `valgrind`)".into()));
     }
     let scale = (o.scale * 0.02).to_string();
+    let total = rows
+        .iter()
+        .flat_map(|r| o.allocators.iter().map(move |c| (r, c)))
+        .filter(|(r, c)| cells.get(&((*r).clone(), c.name)).is_some_and(|cell| !cell.samples.is_empty()))
+        .count();
+    let progress = Progress::new(total);
     for row in rows {
         for c in &o.allocators {
             let Some(cell) = cells.get_mut(&(row.clone(), c.name)) else { continue };
             if cell.samples.is_empty() {
                 continue;
             }
-            eprint!("\rcallgrind: {:<50}", format!("{row} × {}", c.name));
-            let _ = std::io::stderr().flush();
+            progress.step(format!("callgrind: {row} × {}", c.name));
+            progress.log(format!("callgrind: {row} × {}", c.name));
             let mut cmd = Command::new("valgrind");
             cmd.args(["--tool=callgrind", "--callgrind-out-file=/dev/null", "--toggle-collect=*timed_pass*"]).arg(exe);
             match &o.trace {
@@ -429,7 +464,7 @@ fn count_instructions(
             }
         }
     }
-    eprintln!("\r{:<70}", "callgrind done");
+    progress.finish("callgrind done".into());
     Ok(())
 }
 
@@ -581,18 +616,26 @@ fn chart(
         let (w, bh) = (760.0, 22.0);
         let max_log = bars.iter().map(|b| b.3.log2().abs()).fold(1.0f64, f64::max).ceil();
         let x = |r: f64| 120.0 + (r.log2() + max_log) / (2.0 * max_log) * (w - 320.0);
-        let _ = write!(h, "<h2>{row}</h2><svg width={w} height={}>", bars.len() as f64 * bh + 20.0);
+        let height = bars.len() as f64 * bh + 20.0;
+        // Every attribute quoted: an unquoted value swallows the `/` of `/>`, and the browser
+        // then nests everything after the first bar inside it (a blank chart; the browser test
+        // in tests/chart_browser.rs found it).
+        let _ = write!(h, "<h2>{row}</h2><svg width=\"{w}\" height=\"{height}\">");
         let mid = x(1.0);
-        let _ =
-            write!(h, "<line x1={mid} x2={mid} y1=0 y2={} stroke=#999 stroke-dasharray=3/>", bars.len() as f64 * bh);
+        let _ = write!(
+            h,
+            "<line x1=\"{mid:.1}\" x2=\"{mid:.1}\" y1=\"0\" y2=\"{}\" stroke=\"#999\" stroke-dasharray=\"3\" />",
+            bars.len() as f64 * bh
+        );
         for (i, (name, ours, ns, ratio)) in bars.iter().enumerate() {
             let y = i as f64 * bh;
             let (a, b) = (mid.min(x(*ratio)), mid.max(x(*ratio)));
             let colour = if *ours { "#2f6fdf" } else { "#999" };
             let _ = write!(
                 h,
-                "<text x=0 y={}>{name}</text><rect x={a:.1} y={:.1} width={:.1} height={} fill={colour}/>\
-                 <text x={:.1} y={}>{ratio:.2}× ({ns:.1} ns)</text>",
+                "<text x=\"0\" y=\"{}\">{name}</text>\
+                 <rect x=\"{a:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{}\" fill=\"{colour}\" />\
+                 <text x=\"{:.1}\" y=\"{}\">{ratio:.2}× ({ns:.1} ns)</text>",
                 y + 15.0,
                 y + 3.0,
                 (b - a).max(1.0),
@@ -603,7 +646,7 @@ fn chart(
         }
         let _ = write!(
             h,
-            "<text x={:.1} y={} font-size=11>1× glibc</text></svg>",
+            "<text x=\"{:.1}\" y=\"{}\" font-size=\"11\">1× glibc</text></svg>",
             mid - 20.0,
             bars.len() as f64 * bh + 15.0
         );
@@ -736,14 +779,15 @@ fn exec_with_runner(
 fn exec(cmd: &[String], runs: usize) -> Result<(), Usage> {
     let configs = configs();
     let mut results: Vec<Vec<ExecSample>> = configs.iter().map(|_| Vec::new()).collect();
+    let progress = Progress::new(runs * configs.len());
     for run in 0..runs {
+        progress.log(format!("[run {}/{runs}]", run + 1));
         for (i, (name, preload, preset)) in configs.iter().enumerate() {
-            eprint!("\r[run {}/{runs}] {name:<16}", run + 1);
-            let _ = std::io::stderr().flush();
+            progress.step(format!("run {}/{runs}: {name}", run + 1));
             results[i].push(exec_once(cmd, preload.as_deref(), *preset).map_err(Usage)?);
         }
     }
-    eprintln!();
+    progress.finish(format!("{} runs", runs * configs.len()));
     let med = |v: &mut Vec<f64>| {
         v.sort_by(|a, b| a.total_cmp(b));
         v[v.len() / 2]
@@ -863,17 +907,20 @@ fn programs(o: &Options) -> Result<(), Usage> {
     let list = suite(o.threads, &o.out.join("inputs"))?;
     let mut samples: Vec<Vec<Vec<ExecSample>>> =
         list.iter().map(|_| configs.iter().map(|_| Vec::new()).collect()).collect();
+    let progress = Progress::new(o.runs * list.len() * configs.len());
     for run in 0..o.runs {
         for (p, prog) in list.iter().enumerate() {
-            eprintln!("[run {}/{}] {}", run + 1, o.runs, prog.name);
+            progress.log(format!("[run {}/{}] {}", run + 1, o.runs, prog.name));
             // Rotate the order each run so drift does not favour one allocator.
             for k in 0..configs.len() {
                 let i = (k + run) % configs.len();
-                let (_, preload, preset) = &configs[i];
+                let (name, preload, preset) = &configs[i];
+                progress.step(format!("run {}/{}: {} × {name}", run + 1, o.runs, prog.name));
                 samples[p][i].push(exec_once(&prog.cmd, preload.as_deref(), *preset).map_err(Usage)?);
             }
         }
     }
+    progress.finish(format!("{} runs", o.runs * list.len() * configs.len()));
     let med = |v: &[ExecSample], f: &dyn Fn(&ExecSample) -> f64| {
         let mut x: Vec<f64> = v.iter().map(f).collect();
         x.sort_by(|a, b| a.total_cmp(b));
