@@ -1,7 +1,7 @@
 //! Layers that wrap a layer: [`Header`] gives any layer the size-from-pointer capability a C
 //! `free(ptr)` needs, catches double and invalid frees through a checked header word, and with
 //! `CANARY` writes a tail canary after every block that is checked at free (an overflow is
-//! reported, not left to corrupt the neighbour); [`Segregate`] routes by size range,
+//! reported, not left to corrupt the neighbour); [`BySize`] routes by size range,
 //! [`Fallback`] tries one layer then another, [`Counted`] adds statistics chosen at compile time.
 //! The lock layer is [`crate::Locked`] over any `lock_api` mutex ([`crate::SpinLock`] or a
 //! blocking one), and the size-class policies are in [`crate::class`].
@@ -264,17 +264,17 @@ impl<L: Validate, E: ErrorPolicy, const CANARY: bool> Validate for Header<L, E, 
 /// routed by the layout's size, so neither layer needs to recognise the other's blocks. The
 /// route is one compare of a constant, inlined: the composition costs what the `if` written by
 /// hand costs.
-pub struct Segregate<A, B, const LIMIT: usize> {
+pub struct BySize<A, B, const LIMIT: usize> {
     /// The layer for small requests.
     pub small: A,
     /// The layer for large requests.
     pub large: B,
 }
 
-impl<A, B, const LIMIT: usize> Segregate<A, B, LIMIT> {
+impl<A, B, const LIMIT: usize> BySize<A, B, LIMIT> {
     /// `small` for requests up to `LIMIT` bytes, `large` for the rest.
     pub const fn new(small: A, large: B) -> Self {
-        Segregate { small, large }
+        BySize { small, large }
     }
 }
 
@@ -283,7 +283,7 @@ impl<A, B, const LIMIT: usize> Segregate<A, B, LIMIT> {
 // fits it (the only ones it may be freed with) is still at most LIMIT; a large block's sizes all
 // exceed LIMIT. The layers' guarantees carry over. Zero-size requests go to `A`, which gets
 // them only when it takes them (the fronts answer them otherwise).
-unsafe impl<A: Layer, B: Layer, const LIMIT: usize> Layer for Segregate<A, B, LIMIT> {
+unsafe impl<A: Layer, B: Layer, const LIMIT: usize> Layer for BySize<A, B, LIMIT> {
     const ZERO_SIZE_OK: bool = A::ZERO_SIZE_OK && B::ZERO_SIZE_OK;
     const PANICS: bool = A::PANICS || B::PANICS;
     /// In place when old and new size stay on one side of LIMIT and that side resizes in place.
@@ -334,7 +334,7 @@ unsafe impl<A: Layer, B: Layer, const LIMIT: usize> Layer for Segregate<A, B, LI
 ///
 /// As for [`crate::layer::Resize::resize_in_place`].
 unsafe fn segregate_resize<A: Layer, B: Layer, const LIMIT: usize>(
-    s: &mut Segregate<A, B, LIMIT>,
+    s: &mut BySize<A, B, LIMIT>,
     ptr: NonNull<u8>,
     old: Layout,
     new: Layout,
@@ -356,7 +356,7 @@ unsafe fn segregate_resize<A: Layer, B: Layer, const LIMIT: usize>(
     }
 }
 
-impl<A: Reset, B: Reset, const LIMIT: usize> Reset for Segregate<A, B, LIMIT> {
+impl<A: Reset, B: Reset, const LIMIT: usize> Reset for BySize<A, B, LIMIT> {
     fn reset(&mut self) {
         self.small.reset();
         self.large.reset();
@@ -364,7 +364,7 @@ impl<A: Reset, B: Reset, const LIMIT: usize> Reset for Segregate<A, B, LIMIT> {
 }
 
 // SAFETY: every block comes from one of the two layers, which answer for their own memory.
-unsafe impl<A: Owns, B: Owns, const LIMIT: usize> Owns for Segregate<A, B, LIMIT> {
+unsafe impl<A: Owns, B: Owns, const LIMIT: usize> Owns for BySize<A, B, LIMIT> {
     fn owns(&self, ptr: NonNull<u8>) -> bool {
         self.small.owns(ptr) || self.large.owns(ptr)
     }
@@ -373,7 +373,7 @@ unsafe impl<A: Owns, B: Owns, const LIMIT: usize> Owns for Segregate<A, B, LIMIT
 // SAFETY: asked of the layer that owns `ptr` (`B` when `A` does not, and the caller's `Owns`
 // check covered both). A layout `A` reports has a size within LIMIT only if the block is `A`'s
 // (its sizes never pass LIMIT), so a free with it routes back to `A`; `B`'s sizes pass LIMIT.
-unsafe impl<A: Owns + SizeOf, B: Owns + SizeOf, const LIMIT: usize> SizeOf for Segregate<A, B, LIMIT> {
+unsafe impl<A: Owns + SizeOf, B: Owns + SizeOf, const LIMIT: usize> SizeOf for BySize<A, B, LIMIT> {
     unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
         let small = self.small.owns(ptr);
         // SAFETY: asked of the layer that owns `ptr`.
@@ -402,7 +402,7 @@ unsafe impl<A: Owns + SizeOf, B: Owns + SizeOf, const LIMIT: usize> SizeOf for S
     }
 }
 
-impl<A: Validate, B: Validate, const LIMIT: usize> Validate for Segregate<A, B, LIMIT> {
+impl<A: Validate, B: Validate, const LIMIT: usize> Validate for BySize<A, B, LIMIT> {
     fn validate(&self) -> Result<(), Corruption> {
         self.small.validate()?;
         self.large.validate()
@@ -411,7 +411,7 @@ impl<A: Validate, B: Validate, const LIMIT: usize> Validate for Segregate<A, B, 
 
 // SAFETY: each layer's answer for its own blocks, `A`'s capped at LIMIT so that a free with any
 // size up to it still routes to `A`.
-unsafe impl<A: UsableSize, B: UsableSize, const LIMIT: usize> UsableSize for Segregate<A, B, LIMIT> {
+unsafe impl<A: UsableSize, B: UsableSize, const LIMIT: usize> UsableSize for BySize<A, B, LIMIT> {
     unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
         // SAFETY: forwarded to the layer the block came from. A block may be used up to its
         // usable size, but a caller that frees it with a larger size must not cross LIMIT:
@@ -728,7 +728,7 @@ mod tests {
         assert_eq!(Counted::<_, NoStats>::new(stub(true)).validate(), bad);
         assert_eq!(Counted::<_, NoStats>::new(stub(false)).validate(), Ok(()));
         for (a, b) in [(true, false), (false, true)] {
-            assert_eq!(Segregate::<_, _, 64>::new(stub(a), stub(b)).validate(), bad);
+            assert_eq!(BySize::<_, _, 64>::new(stub(a), stub(b)).validate(), bad);
             assert_eq!(Fallback::new(stub(a), stub(b)).validate(), bad);
         }
         assert_eq!(Fallback::new(stub(false), stub(false)).validate(), Ok(()));
@@ -742,9 +742,9 @@ mod tests {
         let fallback =
             [<Fallback<P, N> as Layer>::PANICS, <Fallback<N, P> as Layer>::PANICS, <Fallback<N, N> as Layer>::PANICS];
         let segregate = [
-            <Segregate<P, N, 64> as Layer>::PANICS,
-            <Segregate<N, P, 64> as Layer>::PANICS,
-            <Segregate<N, N, 64> as Layer>::PANICS,
+            <BySize<P, N, 64> as Layer>::PANICS,
+            <BySize<N, P, 64> as Layer>::PANICS,
+            <BySize<N, N, 64> as Layer>::PANICS,
         ];
         assert_eq!((fallback, segregate), ([true, true, false], [true, true, false]));
         let wrapped = [

@@ -3,14 +3,14 @@
 //!
 //! ```text
 //! paper:  mmap_heap :: buddy(spinlock, [64 KiB, MAX)) :: slab(classes, [0, 64 KiB)) :: tail_chksum(xor) :: malloc_socket
-//! ours:   Locked<SpinLock> ( Header<canary> ( Segregate<64 KiB> ( SegregatedHeap, SpanHeap ) ) )
+//! ours:   Locked<SpinLock> ( Header<canary> ( BySize<64 KiB> ( SegregatedHeap, SpanHeap ) ) )
 //! ```
 //!
 //! The OS layer is each heap's `MmapSource`, the span heap stands in for the buddy layer (best
 //! fit with coalescing), the segregated bins for the slab, `Header` with a canary for the xor
 //! tail checksum, and `Locked` for the spin lock; `alloc-malloc` is the socket.
 
-use alloc_core::compose::{Counted, Fallback, Header, Segregate};
+use alloc_core::compose::{BySize, Counted, Fallback, Header};
 use alloc_core::{Abort, Corruption, Counting, Limited, Locked, MmapSource, Owns, SizeOf, SpinLock, Stats, UsableSize};
 use alloc_segregated::SegregatedHeap;
 use alloc_span::SpanHeap;
@@ -20,14 +20,14 @@ use core::ptr::NonNull;
 
 type Source = Limited<MmapSource>;
 type Paper = Locked<
-    Counted<Header<Segregate<SegregatedHeap<Source>, SpanHeap<Source>, { 64 << 10 }>, Abort, true>, Counting>,
+    Counted<Header<BySize<SegregatedHeap<Source>, SpanHeap<Source>, { 64 << 10 }>, Abort, true>, Counting>,
     SpinLock,
 >;
 
 fn paper(budget: usize, meter: &'static Meter) -> Paper {
     let small = SegregatedHeap::new(Limited::new(MmapSource::new(), budget / 2).metered(meter));
     let large = SpanHeap::new(Limited::new(MmapSource::new(), budget / 2).metered(meter));
-    Locked::new(Counted::new(Header::new(Segregate::new(small, large))))
+    Locked::new(Counted::new(Header::new(BySize::new(small, large))))
 }
 
 struct PaperExample;
@@ -69,11 +69,11 @@ impl IntrospectSubject for PaperExample {
 
 conformance::suite!(paper_example: PaperExample, sync, global, stats, introspect);
 
-/// `Segregate` alone, with a limit that is no class size (1000 bytes: blocks of the 1024-byte
+/// `BySize` alone, with a limit that is no class size (1000 bytes: blocks of the 1024-byte
 /// class report 1000 usable bytes so a free with their length still routes to the small side).
 type Small = SegregatedHeap<Source, Abort, Counting>;
 type Large = SpanHeap<Source, Abort, Counting>;
-type Routed = Locked<Segregate<Small, Large, 1000>, SpinLock>;
+type Routed = Locked<BySize<Small, Large, 1000>, SpinLock>;
 
 struct SegregateAlone;
 
@@ -83,7 +83,7 @@ impl Subject for SegregateAlone {
     fn make(budget: usize, meter: &'static Meter) -> Routed {
         let small = SegregatedHeap::new(Limited::new(MmapSource::new(), budget / 2).metered(meter));
         let large = SpanHeap::new(Limited::new(MmapSource::new(), budget / 2).metered(meter));
-        Locked::new(Segregate::new(small, large))
+        Locked::new(BySize::new(small, large))
     }
     fn validate(heap: &Routed) -> Option<Result<(), Corruption>> {
         Some(alloc_core::Validate::validate(heap))

@@ -4,11 +4,11 @@
 //! OS or given back to it); the pages after them are carved into spans. A huge arena is a
 //! mapping of its own for one very large block, with no page map.
 
-use crate::span::Span;
+use crate::span::SpanDesc;
 use core::ptr::NonNull;
 
 /// One arena's record (kept in the heap's metadata pool, not in the arena).
-pub(crate) struct Arena {
+pub(crate) struct HeapArena {
     /// The whole mapping, for unmapping it.
     pub map_base: NonNull<u8>,
     pub map_len: usize,
@@ -16,20 +16,20 @@ pub(crate) struct Arena {
     pub start: usize,
     pub pages: usize,
     /// `pages` entries: for each page, the span it starts or ends (stale for interior pages).
-    pub page_map: *mut Option<NonNull<Span>>,
+    pub page_map: *mut Option<NonNull<SpanDesc>>,
     /// `pages` bits: 1 when the page is clean (zero, not resident).
     pub clean: *mut u64,
     /// The one span of a huge arena.
-    pub huge: Option<NonNull<Span>>,
+    pub huge: Option<NonNull<SpanDesc>>,
     /// Every arena, newest first.
-    pub next: Option<NonNull<Arena>>,
+    pub next: Option<NonNull<HeapArena>>,
 }
 
-impl Arena {
+impl HeapArena {
     /// Bytes at the start of a regular mapping of `total_pages` pages taken by the page map and
     /// the bitmap, rounded to pages.
     pub fn meta_bytes(total_pages: usize, page: usize) -> usize {
-        let map = total_pages * core::mem::size_of::<Option<NonNull<Span>>>();
+        let map = total_pages * core::mem::size_of::<Option<NonNull<SpanDesc>>>();
         let bits = total_pages.div_ceil(64) * 8;
         (map + bits).next_multiple_of(page)
     }
@@ -45,7 +45,7 @@ impl Arena {
     ///
     /// A regular arena and `i < pages`.
     #[inline(always)]
-    pub unsafe fn map(&self, i: usize) -> Option<NonNull<Span>> {
+    pub unsafe fn map(&self, i: usize) -> Option<NonNull<SpanDesc>> {
         // SAFETY: the page map has `pages` entries.
         unsafe { *self.page_map.add(i) }
     }
@@ -56,7 +56,7 @@ impl Arena {
     ///
     /// A regular arena and `i < pages`.
     #[inline(always)]
-    pub unsafe fn set_map(&self, i: usize, s: Option<NonNull<Span>>) {
+    pub unsafe fn set_map(&self, i: usize, s: Option<NonNull<SpanDesc>>) {
         // SAFETY: as above.
         unsafe { *self.page_map.add(i) = s }
     }

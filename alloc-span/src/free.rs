@@ -3,14 +3,14 @@
 //! few bit scans), and above that a treap keyed by (pages, address), which Go's heap used before
 //! its page allocator: the smallest span that fits, the lowest address among equals.
 
-use crate::span::{Span, State};
+use crate::span::{SpanDesc, State};
 use core::ptr::NonNull;
 
 /// Page counts with an exact-size list.
 pub(crate) const SMALL: usize = 256;
 const WORDS: usize = (SMALL + 1).div_ceil(64);
 
-type Link = Option<NonNull<Span>>;
+type Link = Option<NonNull<SpanDesc>>;
 
 /// Every free span.
 pub(crate) struct FreeSpans {
@@ -34,14 +34,14 @@ pub(crate) struct FreeSpans {
 /// linked into a [`FreeSpans`] is such a descriptor ([`FreeSpans::insert`]'s precondition, and
 /// the heap takes a span out before it frees the descriptor), so the walks below may follow links.
 #[inline(always)]
-unsafe fn s<'a>(p: NonNull<Span>) -> &'a mut Span {
+unsafe fn s<'a>(p: NonNull<SpanDesc>) -> &'a mut SpanDesc {
     // SAFETY: as the caller promises.
     unsafe { &mut *p.as_ptr() }
 }
 
 /// Tree order: by pages, then address.
 #[inline(always)]
-fn less(a: &Span, b: &Span) -> bool {
+fn less(a: &SpanDesc, b: &SpanDesc) -> bool {
     (a.pages, a.start) < (b.pages, b.start)
 }
 
@@ -51,7 +51,7 @@ fn less(a: &Span, b: &Span) -> bool {
 ///
 /// As for [`s`], for both.
 #[inline(always)]
-unsafe fn before(a: NonNull<Span>, b: NonNull<Span>) -> bool {
+unsafe fn before(a: NonNull<SpanDesc>, b: NonNull<SpanDesc>) -> bool {
     // SAFETY: as the caller promises; two shared reads, no `&mut` kept.
     unsafe { less(&*a.as_ptr(), &*b.as_ptr()) }
 }
@@ -67,7 +67,7 @@ impl FreeSpans {
     ///
     /// `p` is a live, free descriptor of the heap that holds these free spans (held exclusively),
     /// on none of its lists, and stays live until [`FreeSpans::remove`] takes it out.
-    pub unsafe fn insert(&mut self, p: NonNull<Span>) {
+    pub unsafe fn insert(&mut self, p: NonNull<SpanDesc>) {
         // SAFETY: a live descriptor, as the caller promises.
         let span = unsafe { s(p) };
         let n = span.pages;
@@ -100,7 +100,7 @@ impl FreeSpans {
     /// # Safety
     ///
     /// `p` is on these free spans (put there by [`FreeSpans::insert`]).
-    pub unsafe fn remove(&mut self, p: NonNull<Span>) {
+    pub unsafe fn remove(&mut self, p: NonNull<SpanDesc>) {
         // SAFETY: a span linked here (see `s`).
         let (n, prev, next) = unsafe { (s(p).pages, s(p).a, s(p).b) };
         self.count -= 1;
@@ -132,7 +132,7 @@ impl FreeSpans {
 
     /// The smallest free span of at least `n` pages (the lowest address among equal sizes in
     /// the tree; the newest freed in a list).
-    pub fn best_fit(&self, n: usize) -> Option<NonNull<Span>> {
+    pub fn best_fit(&self, n: usize) -> Option<NonNull<SpanDesc>> {
         if n <= SMALL {
             let mut w = n / 64;
             let mut bits = self.nonempty[w] & (u64::MAX << (n % 64));
@@ -168,7 +168,12 @@ impl FreeSpans {
     /// holds, looking at up to [`ALIGNED_LOOKS`] candidates in size order: an aligned request
     /// needs `n` pages at an aligned start, which a span of `n` pages may well have (a segment
     /// freed between two live ones) though only a span of `enough` pages is sure to.
-    pub fn best_fit_where(&self, n: usize, enough: usize, fits: impl Fn(&Span) -> bool) -> Option<NonNull<Span>> {
+    pub fn best_fit_where(
+        &self,
+        n: usize,
+        enough: usize,
+        fits: impl Fn(&SpanDesc) -> bool,
+    ) -> Option<NonNull<SpanDesc>> {
         let mut looks = ALIGNED_LOOKS;
         let mut k = n;
         while k <= SMALL && k < enough {
@@ -197,7 +202,7 @@ impl FreeSpans {
     }
 
     /// Calls `f` on every free span (for the validator).
-    pub fn for_each(&self, mut f: impl FnMut(NonNull<Span>, usize) -> bool) -> bool {
+    pub fn for_each(&self, mut f: impl FnMut(NonNull<SpanDesc>, usize) -> bool) -> bool {
         for (k, &head) in self.lists.iter().enumerate() {
             let mut cur = head;
             let mut prev = None;
@@ -227,7 +232,7 @@ const ALIGNED_LOOKS: usize = 64;
 /// # Safety
 ///
 /// `root` and every span under it are live descriptors (see [`s`]).
-unsafe fn tree_first(root: Link, lo: usize, hi: usize, fits: &impl Fn(&Span) -> bool, looks: &mut usize) -> Link {
+unsafe fn tree_first(root: Link, lo: usize, hi: usize, fits: &impl Fn(&SpanDesc) -> bool, looks: &mut usize) -> Link {
     let c = root?;
     // SAFETY: as the caller promises; the links are copied out before recursing.
     let (pages, left, right) = unsafe { (s(c).pages, s(c).a, s(c).b) };
@@ -257,7 +262,7 @@ unsafe fn tree_first(root: Link, lo: usize, hi: usize, fits: &impl Fn(&Span) -> 
 /// # Safety
 ///
 /// `p`, `root` and every span under it are live descriptors (see [`s`]).
-unsafe fn tree_insert(root: Link, p: NonNull<Span>) -> Link {
+unsafe fn tree_insert(root: Link, p: NonNull<SpanDesc>) -> Link {
     let Some(r) = root else { return Some(p) };
     // SAFETY: live descriptors, as the caller promises; each `s` borrow lasts one step, and the
     // recursion only touches spans below `r`.
@@ -283,7 +288,7 @@ unsafe fn tree_insert(root: Link, p: NonNull<Span>) -> Link {
 /// # Safety
 ///
 /// `p`, `root` and every span under it are live descriptors (see [`s`]).
-unsafe fn tree_remove(root: Link, p: NonNull<Span>) -> Link {
+unsafe fn tree_remove(root: Link, p: NonNull<SpanDesc>) -> Link {
     let r = root?;
     // SAFETY: live descriptors, as the caller promises; each `s` borrow lasts one step, and the
     // recursion only touches spans below the one being changed.
@@ -320,7 +325,7 @@ unsafe fn tree_remove(root: Link, p: NonNull<Span>) -> Link {
 /// # Safety
 ///
 /// `r` and its children are live descriptors (see [`s`]).
-unsafe fn rotate_right(r: NonNull<Span>) -> NonNull<Span> {
+unsafe fn rotate_right(r: NonNull<SpanDesc>) -> NonNull<SpanDesc> {
     // SAFETY: as the caller promises; each borrow lasts one step.
     unsafe {
         let Some(l) = s(r).a else { return r };
@@ -335,7 +340,7 @@ unsafe fn rotate_right(r: NonNull<Span>) -> NonNull<Span> {
 /// # Safety
 ///
 /// `r` and its children are live descriptors (see [`s`]).
-unsafe fn rotate_left(r: NonNull<Span>) -> NonNull<Span> {
+unsafe fn rotate_left(r: NonNull<SpanDesc>) -> NonNull<SpanDesc> {
     // SAFETY: as the caller promises; each borrow lasts one step.
     unsafe {
         let Some(rr) = s(r).b else { return r };
@@ -352,9 +357,9 @@ unsafe fn rotate_left(r: NonNull<Span>) -> NonNull<Span> {
 /// `node` and every span under it, `lo` and `hi` are live descriptors (see [`s`]).
 unsafe fn tree_walk(
     node: Link,
-    lo: Option<NonNull<Span>>,
-    hi: Option<NonNull<Span>>,
-    f: &mut impl FnMut(NonNull<Span>, usize) -> bool,
+    lo: Option<NonNull<SpanDesc>>,
+    hi: Option<NonNull<SpanDesc>>,
+    f: &mut impl FnMut(NonNull<SpanDesc>, usize) -> bool,
 ) -> bool {
     let Some(n) = node else { return true };
     // SAFETY: as the caller promises; the links are copied out before `f` or the recursion.
@@ -384,7 +389,7 @@ mod tests {
 
     /// Free descriptors at the given (start, pages), on the heap so their addresses stay put;
     /// every pointer is made once, so the links the free structures keep stay valid.
-    struct Spans(Vec<NonNull<Span>>);
+    struct Spans(Vec<NonNull<SpanDesc>>);
 
     impl Drop for Spans {
         fn drop(&mut self) {
@@ -399,7 +404,7 @@ mod tests {
         Spans(
             of.iter()
                 .map(|&(start, pages)| {
-                    let b = Box::new(Span::new(start, pages, State::Free, NonNull::dangling()));
+                    let b = Box::new(SpanDesc::new(start, pages, State::Free, NonNull::dangling()));
                     // SAFETY: `Box::into_raw` is never null.
                     unsafe { NonNull::new_unchecked(Box::into_raw(b)) }
                 })
@@ -414,7 +419,7 @@ mod tests {
         }
     }
 
-    fn start(p: Option<NonNull<Span>>) -> Option<usize> {
+    fn start(p: Option<NonNull<SpanDesc>>) -> Option<usize> {
         // SAFETY: a descriptor of the test's own.
         p.map(|p| unsafe { p.as_ref() }.start)
     }
@@ -440,7 +445,7 @@ mod tests {
     /// is sure to fit (what keeps aligned segments from eating large holes), within `enough`.
     #[test]
     fn best_fit_where_takes_the_smallest_span_that_suits() {
-        let aligned = |s: &Span| s.start.is_multiple_of(ALIGN);
+        let aligned = |s: &SpanDesc| s.start.is_multiple_of(ALIGN);
         let all = spans(&[
             (ALIGN + PAGE, 16), // 16 pages, start off the alignment
             (3 * ALIGN, 17),    // 17 pages, aligned: the answer for 16
@@ -482,7 +487,7 @@ mod tests {
     /// search tree, make a tree of depth within a small multiple of log2(2,000) = 11.
     #[test]
     fn the_tree_stays_shallow_for_spans_in_sorted_order() {
-        fn depth(t: Option<NonNull<Span>>) -> usize {
+        fn depth(t: Option<NonNull<SpanDesc>>) -> usize {
             // SAFETY: descriptors of the test's own, linked by the tree.
             t.map_or(0, |p| 1 + depth(unsafe { p.as_ref() }.a).max(depth(unsafe { p.as_ref() }.b)))
         }

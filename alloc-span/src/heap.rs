@@ -15,11 +15,11 @@
 //!   Returned pages are marked clean in the arena's bitmap: reused, they need no zeroing, and an
 //!   `allocate_zeroed` over fresh or returned pages writes nothing.
 
-use crate::arena::Arena;
+use crate::arena::HeapArena;
 use crate::free::FreeSpans;
 use crate::index::{ArenaIndex, GRANULE};
 use crate::meta::MetaPool;
-use crate::span::{Span, State};
+use crate::span::{SpanDesc, State};
 use alloc_core::error::{ErrorKind, ErrorPolicy, HeapError};
 use alloc_core::layer::{Corruption, Layer, Owns, Resize, ResizeFn, SizeOf, UsableSize, Validate};
 use alloc_core::source::{Access, Decommit, PageSource, Protect};
@@ -149,7 +149,7 @@ enum DirtyPos {
     /// It was not on the list (all its pages clean).
     Off,
     /// It followed this span (`None`: it was the head).
-    After(Option<NonNull<Span>>),
+    After(Option<NonNull<SpanDesc>>),
 }
 
 /// The page-span heap over page source `S`, with error policy `E`, statistics policy `C` and
@@ -167,13 +167,13 @@ pub struct SpanHeap<
     shift: u32,
     index: ArenaIndex,
     /// Every arena, regular and huge, newest first.
-    arenas: Option<NonNull<Arena>>,
-    span_records: MetaPool<Span>,
-    arena_records: MetaPool<Arena>,
+    arenas: Option<NonNull<HeapArena>>,
+    span_records: MetaPool<SpanDesc>,
+    arena_records: MetaPool<HeapArena>,
     free: FreeSpans,
     /// Free spans with dirty pages, oldest first.
-    dirty_head: Option<NonNull<Span>>,
-    dirty_tail: Option<NonNull<Span>>,
+    dirty_head: Option<NonNull<SpanDesc>>,
+    dirty_tail: Option<NonNull<SpanDesc>>,
     /// Clean pages in free spans.
     clean_free: usize,
     /// Pages in spans in use (regular arenas).
@@ -210,7 +210,7 @@ unsafe impl<S: PageSource + Decommit + Send, E: ErrorPolicy + Send, C: StatsPoli
 /// page maps, the free spans, the scavenger's list, an arena's huge span) hold only live
 /// descriptors, and the private methods below that take a descriptor take one from them.
 #[inline(always)]
-unsafe fn sp<'a>(p: NonNull<Span>) -> &'a mut Span {
+unsafe fn sp<'a>(p: NonNull<SpanDesc>) -> &'a mut SpanDesc {
     // SAFETY: as the caller promises.
     unsafe { &mut *p.as_ptr() }
 }
@@ -221,7 +221,7 @@ unsafe fn sp<'a>(p: NonNull<Span>) -> &'a mut Span {
 ///
 /// As for [`sp`], except that other shared references may coexist; no `&mut` does.
 #[inline(always)]
-unsafe fn spr<'a>(p: NonNull<Span>) -> &'a Span {
+unsafe fn spr<'a>(p: NonNull<SpanDesc>) -> &'a SpanDesc {
     // SAFETY: as the caller promises.
     unsafe { &*p.as_ptr() }
 }
@@ -233,7 +233,7 @@ unsafe fn spr<'a>(p: NonNull<Span>) -> &'a Span {
 /// `p` is a live arena record of a heap the caller holds exclusively (on its arena list or in
 /// its index), and no other reference to it is used while this one lives.
 #[inline(always)]
-unsafe fn ar<'a>(p: NonNull<Arena>) -> &'a mut Arena {
+unsafe fn ar<'a>(p: NonNull<HeapArena>) -> &'a mut HeapArena {
     // SAFETY: as the caller promises.
     unsafe { &mut *p.as_ptr() }
 }
@@ -245,7 +245,7 @@ unsafe fn ar<'a>(p: NonNull<Arena>) -> &'a mut Arena {
 ///
 /// As for [`ar`], except that other shared references may coexist; no `&mut` does.
 #[inline(always)]
-unsafe fn arr<'a>(p: NonNull<Arena>) -> &'a Arena {
+unsafe fn arr<'a>(p: NonNull<HeapArena>) -> &'a HeapArena {
     // SAFETY: as the caller promises.
     unsafe { &*p.as_ptr() }
 }
@@ -369,20 +369,20 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
 
     /// The page pointer for `addr` inside `arena`'s mapping (its provenance).
     #[inline(always)]
-    fn at(&self, arena: NonNull<Arena>, addr: usize) -> NonNull<u8> {
+    fn at(&self, arena: NonNull<HeapArena>, addr: usize) -> NonNull<u8> {
         // SAFETY: callers pass addresses inside the arena's mapping.
         unsafe { ptr::with_addr(arr(arena).map_base, addr) }
     }
 
     /// Page index of `addr` in its regular arena.
     #[inline(always)]
-    fn page_of(&self, arena: NonNull<Arena>, addr: usize) -> usize {
+    fn page_of(&self, arena: NonNull<HeapArena>, addr: usize) -> usize {
         // SAFETY: descriptors from the heap's own structures (see `sp`).
         (addr - unsafe { arr(arena) }.start) >> self.shift
     }
 
     /// Points the page map's first and last entries of `p` at it.
-    fn map_span(&self, p: NonNull<Span>) {
+    fn map_span(&self, p: NonNull<SpanDesc>) {
         // SAFETY: descriptors from the heap's own structures (see `sp`).
         let (start, pages, arena) = (unsafe { sp(p) }.start, unsafe { sp(p) }.pages, unsafe { sp(p) }.arena);
         let first = self.page_of(arena, start);
@@ -394,18 +394,24 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     }
 
     /// A new descriptor; `None` when the metadata pool is out of memory.
-    fn new_span(&mut self, start: usize, pages: usize, state: State, arena: NonNull<Arena>) -> Option<NonNull<Span>> {
-        self.span_records.alloc(&self.source, Span::new(start, pages, state, arena))
+    fn new_span(
+        &mut self,
+        start: usize,
+        pages: usize,
+        state: State,
+        arena: NonNull<HeapArena>,
+    ) -> Option<NonNull<SpanDesc>> {
+        self.span_records.alloc(&self.source, SpanDesc::new(start, pages, state, arena))
     }
 
-    fn drop_span(&mut self, p: NonNull<Span>) {
+    fn drop_span(&mut self, p: NonNull<SpanDesc>) {
         // SAFETY: the descriptor is off every structure and unused from here on.
         unsafe { self.span_records.free(p) }
     }
 
     // ---- the scavenger's list ----
 
-    fn dirty_unlink(&mut self, p: NonNull<Span>) -> DirtyPos {
+    fn dirty_unlink(&mut self, p: NonNull<SpanDesc>) -> DirtyPos {
         // SAFETY: descriptors from the heap's own structures (see `sp`).
         if !unsafe { sp(p) }.on_dirty {
             return DirtyPos::Off;
@@ -432,7 +438,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     }
 
     /// Links `p` after `prev` (`None`: at the head).
-    fn dirty_link_after(&mut self, prev: Option<NonNull<Span>>, p: NonNull<Span>) {
+    fn dirty_link_after(&mut self, prev: Option<NonNull<SpanDesc>>, p: NonNull<SpanDesc>) {
         let next = match prev {
             // SAFETY: descriptors from the heap's own structures (see `sp`).
             Some(q) => unsafe { sp(q) }.dirty_next,
@@ -458,14 +464,14 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
 
     /// Whether the free span `p` has dirty pages.
     #[inline]
-    fn has_dirty(&self, p: NonNull<Span>) -> bool {
+    fn has_dirty(&self, p: NonNull<SpanDesc>) -> bool {
         // SAFETY: descriptors from the heap's own structures (see `sp`).
         unsafe { spr(p) }.clean < unsafe { spr(p) }.pages
     }
 
     /// Clean pages of `p`'s arena in `start..start + pages << shift` (0 without looking when
     /// the span they come from has none).
-    fn clean_in(&self, from: NonNull<Span>, start: usize, pages: usize) -> usize {
+    fn clean_in(&self, from: NonNull<SpanDesc>, start: usize, pages: usize) -> usize {
         // SAFETY: descriptors from the heap's own structures (see `sp`).
         if unsafe { spr(from) }.clean == 0 {
             return 0;
@@ -484,7 +490,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     // ---- free structures ----
 
     /// Takes a free span off the free structures and the scavenger's list.
-    fn take_free(&mut self, p: NonNull<Span>) -> DirtyPos {
+    fn take_free(&mut self, p: NonNull<SpanDesc>) -> DirtyPos {
         // SAFETY: descriptors from the heap's own structures (see `sp`).
         unsafe { self.free.remove(p) };
         self.dirty_unlink(p)
@@ -492,7 +498,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
 
     /// Puts the free span `p` back: free structures, page map, and the scavenger's list at `pos`
     /// (or at the tail, as freed now) when it has dirty pages.
-    fn put_free(&mut self, p: NonNull<Span>, pos: Option<DirtyPos>) {
+    fn put_free(&mut self, p: NonNull<SpanDesc>, pos: Option<DirtyPos>) {
         // SAFETY: descriptors from the heap's own structures (see `sp`).
         unsafe { sp(p) }.state = State::Free;
         self.map_span(p);
@@ -511,7 +517,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
 
     /// Splits the free span `p` (already taken off the free structures) so that it keeps its
     /// first `keep` pages, and puts the rest back as a free span at `pos`.
-    fn split_tail(&mut self, p: NonNull<Span>, keep: usize, pos: DirtyPos) -> Result<(), AllocError> {
+    fn split_tail(&mut self, p: NonNull<SpanDesc>, keep: usize, pos: DirtyPos) -> Result<(), AllocError> {
         // SAFETY: descriptors from the heap's own structures (see `sp`).
         let (start, pages, arena, freed_at) =
             (unsafe { sp(p) }.start, unsafe { sp(p) }.pages, unsafe { sp(p) }.arena, unsafe { sp(p) }.freed_at);
@@ -540,7 +546,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
 
     /// Splits the first `head` pages off the free span `p` (off the free structures) as a free
     /// span of their own, put back at `pos`; `p` keeps the rest.
-    fn split_head(&mut self, p: NonNull<Span>, head: usize, pos: DirtyPos) -> Result<(), AllocError> {
+    fn split_head(&mut self, p: NonNull<SpanDesc>, head: usize, pos: DirtyPos) -> Result<(), AllocError> {
         if head == 0 {
             return Ok(());
         }
@@ -577,13 +583,13 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         let need = pages.checked_mul(page).ok_or(AllocError)?;
         // The smallest whole number of granules whose usable part holds `need` bytes.
         let mut total = need.checked_add(GRANULE - 1).ok_or(AllocError)? & !(GRANULE - 1);
-        while total - Arena::meta_bytes(total / page, page) < need {
+        while total - HeapArena::meta_bytes(total / page, page) < need {
             total = total.checked_add(GRANULE).ok_or(AllocError)?;
         }
         let preferred = self.next_arena.max(total).next_multiple_of(GRANULE);
         // The records first (a chunk of metadata is small), so a tight budget fails before the
         // arena is mapped rather than after.
-        let placeholder = Arena {
+        let placeholder = HeapArena {
             map_base: NonNull::dangling(),
             map_len: 0,
             start: 0,
@@ -622,26 +628,27 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         if self.config.huge_pages {
             self.source.prefer_huge_pages(base, size);
         }
-        let meta = Arena::meta_bytes(size / page, page);
+        let meta = HeapArena::meta_bytes(size / page, page);
         if !self.source.maps_zeroed() {
             // SAFETY: the metadata pages of the fresh mapping: an empty page map, no clean page.
             unsafe { base.as_ptr().write_bytes(0, meta) };
         }
         let usable = (size - meta) >> self.shift;
         // SAFETY: descriptors from the heap's own structures (see `sp`).
-        *unsafe { ar(arena) } = Arena {
+        *unsafe { ar(arena) } = HeapArena {
             map_base: base,
             map_len: size,
             start: base.as_ptr() as usize + meta,
             pages: usable,
             page_map: base.as_ptr().cast(),
             // SAFETY: the bitmap follows the page map inside the metadata pages.
-            clean: unsafe { base.as_ptr().add((size / page) * core::mem::size_of::<Option<NonNull<Span>>>()) }.cast(),
+            clean: unsafe { base.as_ptr().add((size / page) * core::mem::size_of::<Option<NonNull<SpanDesc>>>()) }
+                .cast(),
             huge: None,
             next: self.arenas,
         };
         // SAFETY: descriptors from the heap's own structures (see `sp`).
-        *unsafe { sp(span) } = Span::new(unsafe { arr(arena) }.start, usable, State::Free, arena);
+        *unsafe { sp(span) } = SpanDesc::new(unsafe { arr(arena) }.start, usable, State::Free, arena);
         if self.source.maps_zeroed() {
             // SAFETY: `usable` pages of a regular arena.
             let n = unsafe { arr(arena).set_clean(0, usable, true) };
@@ -767,7 +774,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         }
         let base = self.source.map(len, layout.align().max(GRANULE)).ok_or(AllocError)?;
         let start = base.as_ptr() as usize;
-        let record = Arena {
+        let record = HeapArena {
             map_base: base,
             map_len: len,
             start,
@@ -824,7 +831,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     // ---- lookup and misuse ----
 
     /// The span in use that starts at `addr` and that `layout` fits, or what is wrong.
-    fn lookup(&self, addr: usize, layout: Option<Layout>) -> Result<NonNull<Span>, ErrorKind> {
+    fn lookup(&self, addr: usize, layout: Option<Layout>) -> Result<NonNull<SpanDesc>, ErrorKind> {
         let arena = self.index.get(addr).ok_or(ErrorKind::ForeignPointer)?;
         // SAFETY: descriptors from the heap's own structures (see `sp`).
         let a = unsafe { arr(arena) };
@@ -864,7 +871,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     /// What a page-aligned address that starts no span is: inside a span in use (interior), or
     /// in free pages (most likely freed before). Walks the arena's spans: the error path only.
     #[cold]
-    fn classify(&self, arena: NonNull<Arena>, addr: usize) -> ErrorKind {
+    fn classify(&self, arena: NonNull<HeapArena>, addr: usize) -> ErrorKind {
         // SAFETY: descriptors from the heap's own structures (see `sp`).
         let a = unsafe { arr(arena) };
         let mut i = 0;
@@ -884,7 +891,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
 
     /// Usable bytes of the span in use `p`.
     #[inline]
-    fn usable(&self, p: NonNull<Span>) -> usize {
+    fn usable(&self, p: NonNull<SpanDesc>) -> usize {
         // SAFETY: descriptors from the heap's own structures (see `sp`).
         let s = unsafe { spr(p) };
         // SAFETY: descriptors from the heap's own structures (see `sp`).
@@ -897,7 +904,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
 
     // ---- freeing ----
 
-    fn free_span(&mut self, p: NonNull<Span>) {
+    fn free_span(&mut self, p: NonNull<SpanDesc>) {
         let len = self.usable(p);
         self.stats.on_free(len);
         self.live_spans -= 1;
@@ -920,7 +927,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
 
     /// Makes `p` (out of use, off every structure) free: merged with the free spans on both
     /// sides, put back, and the scavenging policy applied.
-    fn release(&mut self, p: NonNull<Span>) {
+    fn release(&mut self, p: NonNull<SpanDesc>) {
         let now = self.now();
         // SAFETY: `p` is a descriptor of this heap (see `sp`), borrowed for these writes only.
         let (arena, start) = unsafe {
@@ -968,7 +975,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         self.scavenge_by_policy(now);
     }
 
-    fn free_huge(&mut self, arena: NonNull<Arena>, p: NonNull<Span>) {
+    fn free_huge(&mut self, arena: NonNull<HeapArena>, p: NonNull<SpanDesc>) {
         // SAFETY: descriptors from the heap's own structures (see `sp`).
         let a = unsafe { arr(arena) };
         let (base, len) = (a.map_base, a.map_len);
@@ -984,7 +991,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         self.stats.on_unmap(len);
     }
 
-    fn unlink_arena(&mut self, arena: NonNull<Arena>) {
+    fn unlink_arena(&mut self, arena: NonNull<HeapArena>) {
         let mut cur = &mut self.arenas;
         while let Some(a) = *cur {
             if a == arena {
@@ -1000,7 +1007,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     // ---- scavenging ----
 
     /// Returns the dirty pages of the free span `p` (on the scavenger's list) to the OS.
-    fn scavenge_span(&mut self, p: NonNull<Span>) {
+    fn scavenge_span(&mut self, p: NonNull<SpanDesc>) {
         self.dirty_unlink(p);
         // SAFETY: descriptors from the heap's own structures (see `sp`).
         let (start, pages, arena, clean) =
@@ -1092,7 +1099,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
     }
 
     /// Unmaps a regular arena whose only span, `whole`, is free.
-    fn unmap_arena(&mut self, arena: NonNull<Arena>, whole: NonNull<Span>) -> usize {
+    fn unmap_arena(&mut self, arena: NonNull<HeapArena>, whole: NonNull<SpanDesc>) -> usize {
         self.take_free(whole);
         // SAFETY: descriptors from the heap's own structures (see `sp`).
         self.clean_free -= unsafe { spr(whole) }.clean;

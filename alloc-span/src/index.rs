@@ -4,7 +4,7 @@
 //! arena first lands in its range, and only the pages of it that hold entries become resident.
 //! Every arena is aligned to the granule, so each granule belongs to at most one arena.
 
-use crate::arena::Arena;
+use crate::arena::HeapArena;
 use alloc_core::source::PageSource;
 use core::ptr::NonNull;
 
@@ -20,9 +20,9 @@ const L1_SHIFT: u32 = if usize::BITS == 64 { 38 } else { 32 };
 const L1_LEN: usize = 1 << (ADDR_BITS - L1_SHIFT);
 const L2_LEN: usize = 1 << (L1_SHIFT - GRANULE_SHIFT);
 /// Bytes of one second-level table.
-pub(crate) const L2_BYTES: usize = L2_LEN * core::mem::size_of::<Option<NonNull<Arena>>>();
+pub(crate) const L2_BYTES: usize = L2_LEN * core::mem::size_of::<Option<NonNull<HeapArena>>>();
 
-type L2 = [Option<NonNull<Arena>>; L2_LEN];
+type L2 = [Option<NonNull<HeapArena>>; L2_LEN];
 
 /// Address to arena.
 pub(crate) struct ArenaIndex {
@@ -49,7 +49,7 @@ impl ArenaIndex {
 
     /// The arena holding `addr`, if any.
     #[inline]
-    pub fn get(&self, addr: usize) -> Option<NonNull<Arena>> {
+    pub fn get(&self, addr: usize) -> Option<NonNull<HeapArena>> {
         let (i, j) = split(addr)?;
         let l2 = self.l1[i]?;
         // SAFETY: second-level tables are mapped while the index lives; j < L2_LEN.
@@ -58,7 +58,13 @@ impl ArenaIndex {
 
     /// Points every granule of `start..start+len` at `arena` (or clears them with `None`);
     /// `false` when a second-level table could not be mapped (nothing is changed then).
-    pub fn set<S: PageSource>(&mut self, source: &S, start: usize, len: usize, arena: Option<NonNull<Arena>>) -> bool {
+    pub fn set<S: PageSource>(
+        &mut self,
+        source: &S,
+        start: usize,
+        len: usize,
+        arena: Option<NonNull<HeapArena>>,
+    ) -> bool {
         let end = start + len;
         // Map every table the range needs first, so a failure leaves the index as it was.
         let mut g = start;

@@ -1,6 +1,6 @@
-//! Span descriptors: one per run of whole pages, in use or free.
+//! Span descriptors (`SpanDesc`, Go's `mspan`): one per run of whole pages, in use or free.
 
-use crate::arena::Arena;
+use crate::arena::HeapArena;
 use core::ptr::NonNull;
 
 /// What a span is doing.
@@ -13,7 +13,7 @@ pub(crate) enum State {
 }
 
 /// A run of whole pages.
-pub(crate) struct Span {
+pub(crate) struct SpanDesc {
     /// Address of the first page.
     pub start: usize,
     /// Pages, the guard page (when the heap keeps one) included.
@@ -22,30 +22,30 @@ pub(crate) struct Span {
     /// look at the bitmap). In use: 0.
     pub clean: usize,
     pub state: State,
-    pub arena: NonNull<Arena>,
+    pub arena: NonNull<HeapArena>,
     /// In use: the size and alignment the block was asked for (or last resized to): what a
     /// free must fit, and what `size_of` answers.
     pub size: usize,
     pub align: usize,
     /// Free: the links of the structure it is on (an exact-size list: previous and next; the
     /// tree: left and right child).
-    pub a: Option<NonNull<Span>>,
-    pub b: Option<NonNull<Span>>,
+    pub a: Option<NonNull<SpanDesc>>,
+    pub b: Option<NonNull<SpanDesc>>,
     /// Free, in the tree: the heap priority (from the address: a treap keyed by pages and
     /// address, balanced in expectation whatever order spans come in).
     pub prio: u32,
     /// Free with dirty pages: the links of the scavenger's list, oldest first, and when the
     /// span was freed (its newest part).
-    pub dirty_prev: Option<NonNull<Span>>,
-    pub dirty_next: Option<NonNull<Span>>,
+    pub dirty_prev: Option<NonNull<SpanDesc>>,
+    pub dirty_next: Option<NonNull<SpanDesc>>,
     pub on_dirty: bool,
     pub freed_at: u64,
 }
 
-impl Span {
+impl SpanDesc {
     /// A fresh descriptor.
-    pub fn new(start: usize, pages: usize, state: State, arena: NonNull<Arena>) -> Self {
-        Span {
+    pub fn new(start: usize, pages: usize, state: State, arena: NonNull<HeapArena>) -> Self {
+        SpanDesc {
             start,
             pages,
             clean: 0,

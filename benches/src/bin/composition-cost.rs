@@ -1,4 +1,4 @@
-//! Does composing layers cost anything? The same allocator two ways: `Segregate<64 KiB>` over
+//! Does composing layers cost anything? The same allocator two ways: `BySize<64 KiB>` over
 //! the segregated bins and the span heap, and a struct that holds both and routes with an `if`
 //! written by hand. Run each under callgrind and compare instructions:
 //!
@@ -8,7 +8,7 @@
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/composition-cost by-hand
 //! ```
 
-use alloc_core::compose::Segregate;
+use alloc_core::compose::BySize;
 use alloc_core::{AllocError, Layer, Layout, MmapSource};
 use alloc_segregated::SegregatedHeap;
 use alloc_span::SpanHeap;
@@ -65,8 +65,8 @@ fn main() {
     let mut live: Vec<(NonNull<u8>, Layout)> = Vec::with_capacity(64);
     match mode.as_str() {
         "composed" => {
-            let mut h: Segregate<SegregatedHeap<MmapSource>, SpanHeap<MmapSource>, LIMIT> =
-                Segregate::new(SegregatedHeap::new(MmapSource::new()), SpanHeap::new(MmapSource::new()));
+            let mut h: BySize<SegregatedHeap<MmapSource>, SpanHeap<MmapSource>, LIMIT> =
+                BySize::new(SegregatedHeap::new(MmapSource::new()), SpanHeap::new(MmapSource::new()));
             for l in sizes() {
                 live.push((black_box(h.allocate(l).unwrap().cast()), l));
                 if live.len() == 64 {
