@@ -59,7 +59,7 @@
 
 use crate::layer::{Corruption, Layer, Owns, SharedLayer, SizeOf, UsableSize, Validate};
 use crate::sync::SpinLock;
-use crate::{ptr, AllocError, Allocator, Layout};
+use crate::{ptr, AllocError, Layout};
 use core::cell::UnsafeCell;
 use core::ptr::NonNull;
 
@@ -249,47 +249,7 @@ macro_rules! shared_front {
 
         // SAFETY: as above; blocks stay valid while `&$ty` is borrowed, since freeing everything
         // at once needs `&mut` (or drop).
-        unsafe impl<$($generics)*> $crate::Allocator for &$ty {
-            #[inline]
-            fn allocate(&self, layout: $crate::Layout) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
-                $crate::front::allocate(&mut &**self, layout)
-            }
-            fn allocate_zeroed(&self, layout: $crate::Layout) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
-                $crate::front::allocate_zeroed(&mut &**self, layout)
-            }
-            #[inline]
-            unsafe fn deallocate(&self, ptr: core::ptr::NonNull<u8>, layout: $crate::Layout) {
-                // SAFETY: forwarded with the caller's guarantees.
-                unsafe { $crate::front::deallocate(&mut &**self, ptr, layout) }
-            }
-            unsafe fn grow(
-                &self,
-                ptr: core::ptr::NonNull<u8>,
-                old: $crate::Layout,
-                new: $crate::Layout,
-            ) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
-                // SAFETY: forwarded with the caller's guarantees.
-                unsafe { $crate::front::reallocate(&mut &**self, ptr, old, new, false) }
-            }
-            unsafe fn grow_zeroed(
-                &self,
-                ptr: core::ptr::NonNull<u8>,
-                old: $crate::Layout,
-                new: $crate::Layout,
-            ) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
-                // SAFETY: forwarded with the caller's guarantees.
-                unsafe { $crate::front::reallocate(&mut &**self, ptr, old, new, true) }
-            }
-            unsafe fn shrink(
-                &self,
-                ptr: core::ptr::NonNull<u8>,
-                old: $crate::Layout,
-                new: $crate::Layout,
-            ) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
-                // SAFETY: forwarded with the caller's guarantees.
-                unsafe { $crate::front::reallocate(&mut &**self, ptr, old, new, false) }
-            }
-        }
+        $crate::__allocator_impl!([$($generics)*] $ty, shared);
     };
 }
 
@@ -397,39 +357,83 @@ impl<L: Layer> Local<L> {
 // dangling zero-size blocks; they stay valid until freed, or until the `Local` is reset through
 // `&mut` or dropped, neither possible while `&Local` is borrowed. Layer calls never re-enter the
 // front.
-unsafe impl<L: Layer> Allocator for &Local<L> {
-    #[inline(always)]
-    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: `allocate` does not re-enter this front.
-        unsafe { self.with(|l| allocate(l, layout)) }
-    }
+crate::__allocator_impl!([L: Layer] Local<L>, local);
 
-    #[inline]
-    fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: as above.
-        unsafe { self.with(|l| allocate_zeroed(l, layout)) }
-    }
+/// The one writing of `allocator_api2`'s six `Allocator` methods for `&$ty`, each through the
+/// fronts' edge handling ([`allocate`], [`deallocate`], [`reallocate`], ...) on the layer that
+/// `$reach` names: `local` (`$ty` is a [`Local`]), `shared` (`$ty` is a [`SharedLayer`]), or
+/// `field NAME` (`$ty` holds a [`Local`] in field `NAME`). The caller's `unsafe impl` promise is
+/// that of the front `$reach` leads to.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __allocator_impl {
+    ([$($generics:tt)*] $ty:ty, $($reach:tt)+) => {
+        // SAFETY: the invoker's promise (above the invocation): the front `$reach` leads to hands
+        // out blocks that keep `Allocator`'s contract while `&$ty` is borrowed.
+        unsafe impl<$($generics)*> $crate::Allocator for &$ty {
+            #[inline(always)]
+            fn allocate(&self, layout: $crate::Layout) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
+                $crate::__reach!($($reach)+, self, |l| $crate::front::allocate(l, layout))
+            }
+            #[inline]
+            fn allocate_zeroed(&self, layout: $crate::Layout) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
+                $crate::__reach!($($reach)+, self, |l| $crate::front::allocate_zeroed(l, layout))
+            }
+            #[inline(always)]
+            unsafe fn deallocate(&self, ptr: core::ptr::NonNull<u8>, layout: $crate::Layout) {
+                // SAFETY: the caller's block and layout (this method's contract).
+                $crate::__reach!($($reach)+, self, |l| unsafe { $crate::front::deallocate(l, ptr, layout) })
+            }
+            unsafe fn grow(
+                &self,
+                ptr: core::ptr::NonNull<u8>,
+                old: $crate::Layout,
+                new: $crate::Layout,
+            ) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
+                // SAFETY: the caller's block and layouts (this method's contract).
+                $crate::__reach!($($reach)+, self, |l| unsafe { $crate::front::reallocate(l, ptr, old, new, false) })
+            }
+            unsafe fn grow_zeroed(
+                &self,
+                ptr: core::ptr::NonNull<u8>,
+                old: $crate::Layout,
+                new: $crate::Layout,
+            ) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
+                // SAFETY: the caller's block and layouts (this method's contract).
+                $crate::__reach!($($reach)+, self, |l| unsafe { $crate::front::reallocate(l, ptr, old, new, true) })
+            }
+            unsafe fn shrink(
+                &self,
+                ptr: core::ptr::NonNull<u8>,
+                old: $crate::Layout,
+                new: $crate::Layout,
+            ) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
+                // SAFETY: the caller's block and layouts (this method's contract).
+                $crate::__reach!($($reach)+, self, |l| unsafe { $crate::front::reallocate(l, ptr, old, new, false) })
+            }
+        }
+    };
+}
 
-    #[inline(always)]
-    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: the caller's block and layout; no re-entry.
-        unsafe { self.with(|l| deallocate(l, ptr, layout)) }
-    }
-
-    unsafe fn grow(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: the caller's block and layout; no re-entry.
-        unsafe { self.with(|l| reallocate(l, ptr, old, new, false)) }
-    }
-
-    unsafe fn grow_zeroed(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: the caller's block and layout; no re-entry.
-        unsafe { self.with(|l| reallocate(l, ptr, old, new, true)) }
-    }
-
-    unsafe fn shrink(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: the caller's block and layout; no re-entry.
-        unsafe { self.with(|l| reallocate(l, ptr, old, new, false)) }
-    }
+/// How [`__allocator_impl`] reaches the layer of `$s` (a `&&Front`) to run `$body` on it as `$l`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __reach {
+    (local, $s:expr, |$l:ident| $body:expr) => {{
+        let body = |$l: &mut _| $body;
+        // SAFETY: the fronts' functions do not re-enter the `Local` (layer calls never call back
+        // into a front), so the `&mut` the closure gets is the only one.
+        unsafe { $s.with(body) }
+    }};
+    (field $f:ident, $s:expr, |$l:ident| $body:expr) => {{
+        let body = |$l: &mut _| $body;
+        // SAFETY: as for `local`, on the `Local` in the field.
+        unsafe { $s.$f.with(body) }
+    }};
+    (shared, $s:expr, |$l:ident| $body:expr) => {{
+        let $l = &mut &**$s;
+        $body
+    }};
 }
 
 /// An exclusive layer behind a lock policy `R` (any `lock_api::RawMutex`; [`SpinLock`] by
@@ -625,47 +629,7 @@ macro_rules! forward_allocator {
         // SAFETY: every call goes to the `Local` front over the layer, which upholds the contract;
         // the wrapper frees everything only through `&mut self` or drop, neither possible while
         // `&Wrapper` is borrowed.
-        unsafe impl<$($generics)*> $crate::Allocator for &$ty {
-            #[inline(always)]
-            fn allocate(&self, layout: $crate::Layout) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
-                (&self.$field).allocate(layout)
-            }
-            fn allocate_zeroed(&self, layout: $crate::Layout) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
-                (&self.$field).allocate_zeroed(layout)
-            }
-            #[inline(always)]
-            unsafe fn deallocate(&self, ptr: core::ptr::NonNull<u8>, layout: $crate::Layout) {
-                // SAFETY: forwarded with the caller's guarantees.
-                unsafe { (&self.$field).deallocate(ptr, layout) }
-            }
-            unsafe fn grow(
-                &self,
-                ptr: core::ptr::NonNull<u8>,
-                old: $crate::Layout,
-                new: $crate::Layout,
-            ) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
-                // SAFETY: forwarded with the caller's guarantees.
-                unsafe { (&self.$field).grow(ptr, old, new) }
-            }
-            unsafe fn grow_zeroed(
-                &self,
-                ptr: core::ptr::NonNull<u8>,
-                old: $crate::Layout,
-                new: $crate::Layout,
-            ) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
-                // SAFETY: forwarded with the caller's guarantees.
-                unsafe { (&self.$field).grow_zeroed(ptr, old, new) }
-            }
-            unsafe fn shrink(
-                &self,
-                ptr: core::ptr::NonNull<u8>,
-                old: $crate::Layout,
-                new: $crate::Layout,
-            ) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
-                // SAFETY: forwarded with the caller's guarantees.
-                unsafe { (&self.$field).shrink(ptr, old, new) }
-            }
-        }
+        $crate::__allocator_impl!([$($generics)*] $ty, field $field);
     };
 }
 
