@@ -9,7 +9,7 @@
 //! its quarantining chunk pool.
 
 use crate::chunk::{Chunk, ChunkHeader, HEADER};
-use alloc_core::layer::{Corruption, Layer, Owns, Reset, Resize, ResizeFn, UsableSize, Validate};
+use alloc_core::layer::{Corruption, Layer, Owns, Reset, ResizeFn, UsableSize, Validate};
 use alloc_core::source::PageSource;
 use alloc_core::stats::{NoStats, StatsPolicy};
 use alloc_core::{ptr, AllocError, Layout};
@@ -459,6 +459,7 @@ unsafe impl<S: PageSource, C: StatsPolicy> Layer for BumpRegion<S, C> {
     /// matches the finger at most and moves nothing. With no chunk yet, an align-1 request gets
     /// the address 1 and a larger alignment maps the first chunk.
     const ZERO_SIZE_OK: bool = true;
+    // The in-place promise stated at `Resize` is kept by `resize_in_place` (its doc says how).
     const RESIZE: Option<ResizeFn<Self>> = Some(Self::resize_in_place);
 
     #[inline(always)]
@@ -504,12 +505,17 @@ unsafe impl<S: PageSource, C: StatsPolicy> Layer for BumpRegion<S, C> {
     }
 }
 
-// SAFETY: the newest block grows or shrinks by moving the finger, within the chunk's limit; any
-// other block can only shrink (its tail is simply not handed out again). Contents are untouched;
-// blocks carry no class, so any alignment the address already has is fine.
-unsafe impl<S: PageSource, C: StatsPolicy> Resize for BumpRegion<S, C> {
+impl<S: PageSource, C: StatsPolicy> BumpRegion<S, C> {
+    /// Resizes the block in place (this layer's [`Layer::RESIZE`]): the newest block grows or
+    /// shrinks by moving the finger, within the chunk's limit; any other block can only shrink (its
+    /// tail is simply not handed out again). Contents are untouched; blocks carry no class, so any
+    /// alignment the address already has is fine.
+    ///
+    /// # Safety
+    ///
+    /// As for [`alloc_core::layer::Resize::resize_in_place`].
     #[inline]
-    unsafe fn resize_in_place(&mut self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<usize, AllocError> {
+    pub unsafe fn resize_in_place(&mut self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<usize, AllocError> {
         let start = ptr.as_ptr() as usize;
         let new_size = new.size();
         if start + old.size() == self.finger && new_size <= self.limit - start {

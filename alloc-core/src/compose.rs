@@ -165,6 +165,11 @@ impl<L, E: ErrorPolicy, const CANARY: bool> Header<L, E, CANARY> {
 unsafe impl<L: Layer + Owns, E: ErrorPolicy, const CANARY: bool> Layer for Header<L, E, CANARY> {
     const ZERO_SIZE_OK: bool = true;
     const PANICS: bool = L::PANICS || E::PANICS;
+    /// `L`'s, around the header: a layer that resizes in place keeps doing so under a header.
+    const RESIZE: Option<ResizeFn<Self>> = match L::RESIZE {
+        Some(_) => Some(header_resize::<L, E, CANARY>),
+        None => None,
+    };
 
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         let outer = Self::outer(layout)?;
@@ -206,6 +211,52 @@ unsafe impl<L: Layer + Owns, E: ErrorPolicy, const CANARY: bool> Layer for Heade
             let outer = Layout::from_size_align_unchecked(size + head + if CANARY { CANARY_BYTES } else { 0 }, head);
             crate::front::deallocate(&mut self.inner, base, outer);
         }
+    }
+}
+
+/// Resizes `L`'s block under the header in place, then records the new size (and moves the
+/// canary). Refuses (`Err`, the block untouched) when the header's length would change (the
+/// alignment, or a size across [`BIG`]) or when the header does not say live with `old`'s size:
+/// the front then moves the block, and the free of the old one reports what is wrong.
+///
+/// # Safety
+///
+/// As for [`crate::layer::Resize::resize_in_place`].
+unsafe fn header_resize<L: Layer + Owns, E: ErrorPolicy, const CANARY: bool>(
+    h: &mut Header<L, E, CANARY>,
+    ptr: NonNull<u8>,
+    old: Layout,
+    new: Layout,
+) -> Result<usize, AllocError> {
+    let Some(resize) = L::RESIZE else { return Err(AllocError) };
+    let head = Header::<L, E, CANARY>::head(old);
+    if Header::<L, E, CANARY>::head(new) != head {
+        return Err(AllocError);
+    }
+    // SAFETY: the caller's live block of this layer: its header words are readable.
+    match unsafe { h.decode(ptr) } {
+        Ok((size, found)) if size == old.size() && found == head => {}
+        _ => return Err(AllocError),
+    }
+    let (outer_old, outer_new) = (Header::<L, E, CANARY>::outer(old)?, Header::<L, E, CANARY>::outer(new)?);
+    // SAFETY: `L`'s block starts `head` bytes before `ptr` with the outer layout of `old` (the
+    // header says so); it stays at that address, aligned to `head` as before.
+    unsafe { resize(&mut h.inner, ptr.sub(head), outer_old, outer_new) }?;
+    let b = ptr.as_ptr() as usize;
+    // SAFETY: the block now holds the header, `new.size()` bytes and the canary.
+    unsafe {
+        ptr.as_ptr().sub(WORDS).cast::<usize>().write(new.size());
+        if CANARY {
+            ptr.as_ptr().add(new.size()).cast::<usize>().write_unaligned(h.canary(b, new.size()));
+        }
+    }
+    Ok(new.size())
+}
+
+impl<L: Layer + Owns + Reset, E: ErrorPolicy, const CANARY: bool> Reset for Header<L, E, CANARY> {
+    /// Resets `L`: every block and its header go at once.
+    fn reset(&mut self) {
+        self.inner.reset();
     }
 }
 

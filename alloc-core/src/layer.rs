@@ -10,8 +10,8 @@
 use crate::{AllocError, Layout};
 use core::ptr::NonNull;
 
-/// In-place resizing of an exclusive layer, as a constant the fronts can test at compile time:
-/// `Some(<Self as Resize>::resize_in_place)` for layers with [`Resize`].
+/// In-place resizing of an exclusive layer, as a constant the fronts can test at compile time
+/// ([`Layer::RESIZE`]; the promise its function keeps is stated at [`Resize`]).
 pub type ResizeFn<L> = unsafe fn(&mut L, NonNull<u8>, Layout, Layout) -> Result<usize, AllocError>;
 
 /// In-place resizing of a shared layer ([`SharedLayer::RESIZE`]).
@@ -41,7 +41,8 @@ pub type SharedResizeFn<L> = unsafe fn(&L, NonNull<u8>, Layout, Layout) -> Resul
 /// ([`crate::error::fatal`]) rather than panic. `GlobalAlloc` must not unwind, so the fronts that
 /// implement it refuse a layer with `PANICS = true` at compile time.
 ///
-/// When [`Layer::RESIZE`] is `Some(f)`, `f` upholds [`Resize`]'s contract.
+/// When [`Layer::RESIZE`] is `Some(f)`, `f` keeps the in-place resize promise stated at
+/// [`Resize`].
 ///
 /// **No method calls back into a front that holds this layer** (its own methods, and those of
 /// the capability traits it implements: [`Validate`], [`Owns`], [`SizeOf`], [`UsableSize`]):
@@ -56,8 +57,9 @@ pub unsafe trait Layer {
     /// cannot sit behind `GlobalAlloc`; the fronts check this at compile time.
     const PANICS: bool = false;
 
-    /// In-place resizing, where the layer has it: set to `Some(Self::resize_in_place)` in layers
-    /// that implement [`Resize`]. `None` (the default) makes every front move blocks on realloc.
+    /// In-place resizing, where the layer has it: `Some(f)`, where `f` keeps the promise stated
+    /// at [`Resize`] (the one place a layer says it resizes in place). `None` (the default) makes
+    /// every front move blocks on realloc.
     const RESIZE: Option<ResizeFn<Self>> = None;
 
     /// Allocates a block that fits `layout`, or reports that it cannot.
@@ -167,21 +169,59 @@ unsafe impl<L: SharedLayer + ?Sized> Layer for &L {
     }
 }
 
-/// Capability: change a block's size (and alignment) without moving it. A layer that has it
-/// advertises it to the fronts with `const RESIZE: Option<ResizeFn<Self>> =
-/// Some(Self::resize_in_place);` in its [`Layer`] impl.
+/// Capability: change a block's size (and alignment) without moving it, on every layer.
 ///
-/// # Safety
+/// A layer says that it resizes in place **once**, in its [`Layer`] impl:
+/// `const RESIZE: Option<ResizeFn<Self>> = Some(its_resize_fn);`. That constant is what the
+/// fronts test at compile time, and this trait, implemented for every layer, calls it: there is
+/// no second statement that could disagree with the first. Where `RESIZE` is `None`,
+/// [`Resize::resize_in_place`] is `Err` and every front moves the block.
 ///
-/// On `Ok(len)` the block, still at `ptr`, is valid for `len >= new.size()` bytes, satisfies
+/// The function named in `RESIZE` keeps the promise below, as part of the `unsafe impl Layer`:
+/// on `Ok(len)` the block, still at `ptr`, is valid for `len >= new.size()` bytes, satisfies
 /// `new`'s alignment, fits `new` (it can be freed or resized with it from then on), and keeps its
-/// first `min(old.size(), new.size())` bytes; on `Err` the block is unchanged.
-pub unsafe trait Resize: Layer {
-    /// Grows or shrinks the block at `ptr` from `old` to `new` in place, returning its new usable
-    /// length, or `Err` when it cannot (the caller then moves the block). A layer whose blocks
-    /// carry their layout (a size class) must check that the block's class under `new` is still
-    /// the block's class: a block kept in place under a layout of another class is freed onto
-    /// that class's list, and the next allocation of that class overlaps a live neighbour.
+/// first `min(old.size(), new.size())` bytes; on `Err` the block is unchanged. A layer whose
+/// blocks carry their layout (a size class) must check that the block's class under `new` is
+/// still the block's class: a block kept in place under a layout of another class is freed onto
+/// that class's list, and the next allocation of that class overlaps a live neighbour.
+///
+/// ```
+/// use alloc_core::layer::{Layer, Resize, ResizeFn};
+/// use alloc_core::{AllocError, Layout};
+/// use core::ptr::NonNull;
+///
+/// /// One fixed 64-byte block that any size up to 64 fits in place.
+/// struct One([u8; 64], bool);
+///
+/// impl One {
+///     unsafe fn resize(&mut self, _: NonNull<u8>, _: Layout, new: Layout) -> Result<usize, AllocError> {
+///         if new.size() <= 64 && new.align() <= 1 { Ok(64) } else { Err(AllocError) }
+///     }
+/// }
+///
+/// // SAFETY: one block, handed out once at a time; `resize` keeps it where it is.
+/// unsafe impl Layer for One {
+///     const RESIZE: Option<ResizeFn<Self>> = Some(Self::resize);
+///     fn allocate(&mut self, l: Layout) -> Result<NonNull<[u8]>, AllocError> {
+///         if self.1 || l.size() > 64 || l.align() > 1 { return Err(AllocError) }
+///         self.1 = true;
+///         Ok(NonNull::from(&mut self.0[..]))
+///     }
+///     unsafe fn deallocate(&mut self, _: NonNull<u8>, _: Layout) { self.1 = false }
+/// }
+///
+/// let mut one = One([0; 64], false);
+/// let p = one.allocate(Layout::new::<u8>()).unwrap().cast::<u8>();
+/// // SAFETY: `p` is live with a layout of one byte.
+/// unsafe {
+///     assert_eq!(one.resize_in_place(p, Layout::new::<u8>(), Layout::new::<[u8; 48]>()), Ok(64));
+///     assert_eq!(one.resize_in_place(p, Layout::new::<[u8; 48]>(), Layout::new::<[u8; 80]>()), Err(AllocError));
+/// }
+/// ```
+pub trait Resize: Layer {
+    /// Grows or shrinks the block at `ptr` from `old` to `new` in place through the layer's
+    /// [`Layer::RESIZE`], returning its new usable length, or `Err` when it cannot (the caller
+    /// then moves the block; always `Err` where `RESIZE` is `None`).
     ///
     /// # Safety
     ///
@@ -189,6 +229,17 @@ pub unsafe trait Resize: Layer {
     /// - `ptr` is aligned to `new.align()`;
     /// - `new.size() > 0`, unless the layer sets [`Layer::ZERO_SIZE_OK`].
     unsafe fn resize_in_place(&mut self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<usize, AllocError>;
+}
+
+impl<L: Layer> Resize for L {
+    #[inline(always)]
+    unsafe fn resize_in_place(&mut self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<usize, AllocError> {
+        match L::RESIZE {
+            // SAFETY: forwarded with the caller's guarantees; `f` keeps the promise of `RESIZE`.
+            Some(f) => unsafe { f(self, ptr, old, new) },
+            None => Err(AllocError),
+        }
+    }
 }
 
 /// Capability: the usable length of a block, which may exceed what was asked for.

@@ -52,7 +52,7 @@
 
 use crate::class::{class_align, class_align_mask, class_of, class_size, CLASSES, MIN_BLOCK};
 use alloc_core::error::{ErrorKind, ErrorPolicy, HeapError};
-use alloc_core::layer::{Corruption, Layer, Resize, ResizeFn, UsableSize, Validate};
+use alloc_core::layer::{Corruption, Layer, ResizeFn, UsableSize, Validate};
 use alloc_core::source::PageSource;
 use alloc_core::stats::{NoStats, StatsPolicy};
 use alloc_core::{ptr, Abort, AllocError, FreeList, Layout, LinkCodec, PlainLinks};
@@ -632,6 +632,7 @@ unsafe impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> Layer f
     /// other: a real, aligned block, freed and resized as usual.
     const ZERO_SIZE_OK: bool = true;
     const PANICS: bool = E::PANICS;
+    // The in-place promise stated at `Resize` is kept by `resize_in_place` (its doc says how).
     const RESIZE: Option<ResizeFn<Self>> = Some(Self::resize_in_place);
 
     // Inlined into every caller natively; one copy in a wasm module, where code size counts.
@@ -727,13 +728,18 @@ unsafe impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> Layer f
     }
 }
 
-// SAFETY: a block keeps its address; it stays in place only while its class under the new layout
-// (size and alignment) is its class, so it is later freed onto the right list; growing into a
-// larger class at the top of the run claims the bytes up to the new class size from the run,
-// which are unused, and only when the block is aligned for the larger class.
-unsafe impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> Resize for SegregatedHeap<S, E, C, L> {
+impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> SegregatedHeap<S, E, C, L> {
+    /// Resizes the block in place (this layer's [`Layer::RESIZE`]): a block keeps its address; it
+    /// stays in place only while its class under the new layout (size and alignment) is its class,
+    /// so it is later freed onto the right list; growing into a larger class at the top of the run
+    /// claims the bytes up to the new class size from the run, which are unused, and only when the
+    /// block is aligned for the larger class.
+    ///
+    /// # Safety
+    ///
+    /// As for [`alloc_core::layer::Resize::resize_in_place`].
     #[inline]
-    unsafe fn resize_in_place(&mut self, p: NonNull<u8>, old: Layout, new: Layout) -> Result<usize, AllocError> {
+    pub unsafe fn resize_in_place(&mut self, p: NonNull<u8>, old: Layout, new: Layout) -> Result<usize, AllocError> {
         let c = class_of(old.size(), old.align());
         let n = class_of(new.size(), new.align());
         if n == c {

@@ -21,7 +21,7 @@ use crate::index::{ArenaIndex, GRANULE};
 use crate::meta::MetaPool;
 use crate::span::{SpanDesc, State};
 use alloc_core::error::{ErrorKind, ErrorPolicy, HeapError};
-use alloc_core::layer::{Corruption, Layer, Owns, Resize, ResizeFn, SizeOf, UsableSize, Validate};
+use alloc_core::layer::{Corruption, Layer, Owns, ResizeFn, SizeOf, UsableSize, Validate};
 use alloc_core::source::{Access, Decommit, PageSource, Protect};
 use alloc_core::stats::{NoStats, StatsPolicy};
 use alloc_core::{ptr, Abort, AllocError, Layout};
@@ -1128,6 +1128,7 @@ unsafe impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPo
     for SpanHeap<S, E, C, G>
 {
     const PANICS: bool = E::PANICS;
+    // The in-place promise stated at `Resize` is kept by `resize_in_place` (its doc says how).
     const RESIZE: Option<ResizeFn<Self>> = Some(Self::resize_in_place);
 
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
@@ -1147,12 +1148,15 @@ unsafe impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPo
     }
 }
 
-// SAFETY: the block keeps its address; shrinking gives whole tail pages back as a free span;
-// growing claims pages of the free span right after it, which nobody uses. Bytes are untouched.
-unsafe impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> Resize
-    for SpanHeap<S, E, C, G>
-{
-    unsafe fn resize_in_place(&mut self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<usize, AllocError> {
+impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> SpanHeap<S, E, C, G> {
+    /// Resizes the block in place (this layer's [`Layer::RESIZE`]): the block keeps its address;
+    /// shrinking gives whole tail pages back as a free span; growing claims pages of the free span
+    /// right after it, which nobody uses. Bytes are untouched.
+    ///
+    /// # Safety
+    ///
+    /// As for [`alloc_core::layer::Resize::resize_in_place`].
+    pub unsafe fn resize_in_place(&mut self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<usize, AllocError> {
         let addr = ptr.as_ptr() as usize;
         let p = match self.lookup(addr, Some(old)) {
             Ok(p) => p,

@@ -3,7 +3,7 @@
 //! alignment check before an in-place resize, and the moving realloc of a layer without
 //! [`alloc_core::Resize`] would never run.
 
-use alloc_core::layer::{Layer, Resize, ResizeFn};
+use alloc_core::layer::{Layer, ResizeFn};
 use alloc_core::source::PageSource;
 use alloc_core::{AllocError, Layout, Limited, MmapSource};
 use core::ptr::NonNull;
@@ -35,7 +35,8 @@ impl<const RESIZE: bool> Pages<RESIZE> {
 // asked; it is unmapped only at its free (with a length computed from a fitting size, which
 // rounds to the same page count). Nothing panics.
 unsafe impl<const RESIZE: bool> Layer for Pages<RESIZE> {
-    const RESIZE: Option<ResizeFn<Self>> = if RESIZE { Some(<Self as Resize>::resize_in_place) } else { None };
+    // The in-place promise stated at `Resize` is kept by `resize_in_place` (its doc says how).
+    const RESIZE: Option<ResizeFn<Self>> = if RESIZE { Some(Self::resize_in_place) } else { None };
 
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         let len = layout.size().checked_next_multiple_of(self.source.page_size()).ok_or(AllocError)?;
@@ -55,10 +56,15 @@ unsafe impl<const RESIZE: bool> Layer for Pages<RESIZE> {
     }
 }
 
-// SAFETY: the block keeps its address and contents; shrinking unmaps only pages past the new
-// length, growing succeeds only within pages the block already has.
-unsafe impl<const RESIZE: bool> Resize for Pages<RESIZE> {
-    unsafe fn resize_in_place(&mut self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<usize, AllocError> {
+impl<const RESIZE: bool> Pages<RESIZE> {
+    /// Resizes the block in place (this layer's [`Layer::RESIZE`]): the block keeps its address and
+    /// contents; shrinking unmaps only pages past the new length, growing succeeds only within
+    /// pages the block already has.
+    ///
+    /// # Safety
+    ///
+    /// As for `alloc_core::layer::Resize::resize_in_place`.
+    pub unsafe fn resize_in_place(&mut self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<usize, AllocError> {
         // The address suits `new`'s alignment: the fronts check that before calling (this layer
         // relies on it, so the check stays tested).
         let (old_len, new_len) = (self.len(old.size()), self.len(new.size()));
