@@ -1,8 +1,8 @@
 //! alloc-bump runs the whole conformance suite, single-threaded and behind the lock.
 
 use alloc_bump::{Bump, BumpRegion, GlobalBump};
-use alloc_core::layer::{Owns, Reset, Validate};
 use alloc_core::compose::Header;
+use alloc_core::layer::{Owns, Reset, Validate};
 use alloc_core::{Abort, Corruption, Counting, Limited, Local, MmapSource, Stats};
 use conformance::{IntrospectSubject, Meter, ResetSubject, SharedSubject, StatsSubject, Subject};
 use core::alloc::Layout;

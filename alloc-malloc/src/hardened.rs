@@ -825,6 +825,19 @@ impl Backend for Hardened {
             LARGE.force_unlock();
         }
     }
+
+    fn alloc_zero_sized(&self) -> Option<NonNull<u8>> {
+        alloc_zero_sized()
+    }
+
+    fn checks_sized_frees(&self) -> bool {
+        true
+    }
+
+    unsafe fn free_sized(&self, ptr: NonNull<u8>, size: usize, align: Option<usize>) {
+        // SAFETY: the caller's pointer; `free` checks it before anything else.
+        unsafe { free(ptr, Some((size, align))) }
+    }
 }
 
 /// Whether `user`'s block is one this preset freed (its state word says so).

@@ -25,14 +25,14 @@
 //! when it exits (the pool's thread-exit hook).
 
 mod hardened;
-mod presets;
+pub mod presets;
 mod trace;
 
 use alloc_core::ErrorKind;
 use core::ffi::{c_char, c_int, c_void};
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use presets::Backend;
+use presets::{Backend, Direct, Preset, PRESETS};
 
 /// The alignment `malloc` guarantees (glibc's on 64-bit targets).
 const MIN_ALIGN: usize = 16;
@@ -42,16 +42,7 @@ const VAR: &[u8] = b"ALLOC_MALLOC_PRESET\0";
 /// The environment variable that names a file to record the program's allocations in.
 const TRACE_VAR: &[u8] = b"ALLOC_MALLOC_TRACE\0";
 
-#[derive(Copy, Clone, PartialEq, Eq, Debug)]
-#[repr(u8)]
-enum Preset {
-    Pool = 1,
-    Segregated = 2,
-    Hardened = 3,
-    Span = 4,
-}
-
-/// 0 until the first call picks a preset.
+/// The chosen preset: 1 + its index in [`PRESETS`]; 0 until the first call picks one.
 static PRESET: AtomicU8 = AtomicU8::new(0);
 
 /// Set once the preset is `general`/`pool` and no trace is recorded: `malloc`, `calloc` and
@@ -63,14 +54,6 @@ static DIRECT: AtomicBool = AtomicBool::new(false);
 /// up once and report whatever is wrong themselves).
 static DIRECT_HARDENED: AtomicBool = AtomicBool::new(false);
 
-const NAMES: [(&[u8], Preset); 5] = [
-    (b"general", Preset::Pool),
-    (b"pool", Preset::Pool),
-    (b"segregated", Preset::Segregated),
-    (b"hardened", Preset::Hardened),
-    (b"span", Preset::Span),
-];
-
 fn write_stderr(parts: &[&[u8]]) {
     for p in parts {
         // SAFETY: writing a valid buffer to fd 2; the result does not matter on the way out.
@@ -79,29 +62,30 @@ fn write_stderr(parts: &[&[u8]]) {
 }
 
 #[cold]
-fn pick() -> Preset {
+fn pick() -> &'static Preset {
     // SAFETY: getenv with a NUL-terminated name; it allocates nothing. The string it returns
     // stays valid while the environment is not changed, which no allocator call does.
     let value = unsafe { libc::getenv(VAR.as_ptr().cast::<c_char>()) };
     let chosen = if value.is_null() {
-        Preset::Pool
+        0
     } else {
         // SAFETY: a NUL-terminated string from getenv.
         let name = unsafe { core::ffi::CStr::from_ptr(value) }.to_bytes();
-        match NAMES.iter().find(|(n, _)| *n == name) {
-            Some(&(_, p)) => p,
+        match PRESETS.iter().position(|p| p.name.as_bytes() == name) {
+            Some(i) => i,
             None => {
-                write_stderr(&[
-                    b"alloc-malloc: unknown preset \"",
-                    name,
-                    b"\" in ALLOC_MALLOC_PRESET (known: general, pool, segregated, hardened, span)\n",
-                ]);
+                write_stderr(&[b"alloc-malloc: unknown preset \"", name, b"\" in ALLOC_MALLOC_PRESET (known:"]);
+                for (i, p) in PRESETS.iter().enumerate() {
+                    write_stderr(&[if i == 0 { b" " } else { b", " }, p.name.as_bytes()]);
+                }
+                write_stderr(&[b")\n"]);
                 // SAFETY: ends the process at once, without running anything that might allocate.
                 unsafe { libc::_exit(2) }
             }
         }
     };
-    if PRESET.compare_exchange(0, chosen as u8, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+    let preset = &PRESETS[chosen];
+    if PRESET.compare_exchange(0, chosen as u8 + 1, Ordering::AcqRel, Ordering::Acquire).is_ok() {
         // SAFETY: the handlers are plain functions that only take and release our locks.
         unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
         // SAFETY: as for the preset's name.
@@ -109,29 +93,28 @@ fn pick() -> Preset {
         if !path.is_null() {
             // SAFETY: a C string from getenv.
             unsafe { trace::start(path) };
-        } else if chosen == Preset::Pool {
+        } else if preset.direct == Direct::Pool {
             DIRECT.store(true, Ordering::Relaxed);
-        } else if chosen == Preset::Hardened {
+        } else if preset.direct == Direct::Hardened {
             DIRECT_HARDENED.store(true, Ordering::Relaxed);
         }
+        return preset;
     }
-    chosen
+    // Another thread picked first (the same name, from the same environment).
+    chosen_preset().unwrap_or(preset)
+}
+
+/// The preset picked, if one is.
+#[inline(always)]
+fn chosen_preset() -> Option<&'static Preset> {
+    PRESETS.get((PRESET.load(Ordering::Acquire) as usize).wrapping_sub(1))
 }
 
 #[inline(always)]
 fn backend() -> &'static dyn Backend {
-    let p = match PRESET.load(Ordering::Acquire) {
-        1 => Preset::Pool,
-        2 => Preset::Segregated,
-        3 => Preset::Hardened,
-        4 => Preset::Span,
-        _ => pick(),
-    };
-    match p {
-        Preset::Pool => &presets::POOL,
-        Preset::Segregated => &presets::SEGREGATED,
-        Preset::Hardened => &hardened::Hardened,
-        Preset::Span => &presets::SPAN,
+    match chosen_preset() {
+        Some(p) => p.backend,
+        None => pick().backend,
     }
 }
 
@@ -168,9 +151,9 @@ fn layout(size: usize, align: usize) -> Option<core::alloc::Layout> {
 }
 
 fn alloc(size: usize, align: usize, zero: bool) -> *mut c_void {
-    if size == 0 && align <= MIN_ALIGN && PRESET.load(Ordering::Relaxed) == Preset::Hardened as u8 {
+    if size == 0 && align <= MIN_ALIGN {
         // `hardened`: a unique address no access may touch.
-        if let Some(p) = hardened::alloc_zero_sized() {
+        if let Some(p) = backend().alloc_zero_sized() {
             trace::alloc(p.as_ptr().cast(), 0);
             return p.as_ptr().cast();
         }
@@ -483,10 +466,10 @@ pub unsafe extern "C" fn malloc_usable_size(ptr: *mut c_void) -> usize {
 /// As for `free`.
 unsafe fn free_checked(ptr: *mut c_void, size: usize, align: Option<usize>) {
     let Some(p) = NonNull::new(ptr.cast::<u8>()) else { return };
-    if PRESET.load(Ordering::Relaxed) == Preset::Hardened as u8 {
+    if backend().checks_sized_frees() {
         trace::free(ptr);
         // SAFETY: the caller's pointer; the preset checks it before anything else.
-        return unsafe { hardened::free(p, Some((size, align.map(|a| a.max(MIN_ALIGN))))) };
+        return unsafe { backend().free_sized(p, size, align.map(|a| a.max(MIN_ALIGN))) };
     }
     // SAFETY: the caller's pointer.
     unsafe { free(ptr) }
@@ -587,7 +570,7 @@ pub unsafe extern "C" fn _ZdaPvmSt11align_val_t(ptr: *mut c_void, size: usize, a
 /// As for `free`.
 unsafe fn free_aligned(ptr: *mut c_void, align: usize) {
     let Some(p) = NonNull::new(ptr.cast::<u8>()) else { return };
-    if PRESET.load(Ordering::Relaxed) == Preset::Hardened as u8 {
+    if backend().checks_sized_frees() {
         // SAFETY: the caller's pointer.
         if let Some(l) = unsafe { backend().layout_of(p) } {
             if l.align() != align.max(MIN_ALIGN) {

@@ -3,7 +3,7 @@
 
 use alloc_core::compose::Header;
 use alloc_core::error::{ErrorKind, ErrorPolicy, HeapError};
-use alloc_core::layer::{Layer, Owns, SizeOf, UsableSize};
+use alloc_core::layer::{Owns, SharedLayer, SizeOf, UsableSize};
 use alloc_core::{front, Abort, DefaultSource, Layout, Locked, SpinLock};
 use alloc_pool_lockfree::Pool;
 use alloc_segregated::SegregatedHeap;
@@ -50,19 +50,81 @@ pub trait Backend: Sync {
     ///
     /// After `lock_for_fork` on this thread.
     unsafe fn unlock_after_fork(&self);
+    /// A unique address for `malloc(0)` that no access may touch, where the allocator gives one
+    /// (`None`: `malloc(0)` gets a one-byte block).
+    fn alloc_zero_sized(&self) -> Option<NonNull<u8>> {
+        None
+    }
+    /// Whether a sized or aligned free (`free_sized`, C++'s sized `operator delete`) is checked
+    /// against the block ([`Backend::free_sized`]); otherwise it is freed as `free` does.
+    fn checks_sized_frees(&self) -> bool {
+        false
+    }
+    /// A sized free, checked: a size (or alignment) that is not the block's is reported. Called
+    /// only where [`Backend::checks_sized_frees`] is true.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is non-null; any address (it is checked).
+    unsafe fn free_sized(&self, ptr: NonNull<u8>, size: usize, align: Option<usize>) {
+        // SAFETY: the caller's pointer, looked up before it is freed.
+        match unsafe { self.layout_of(ptr) } {
+            Some(l) if l.size() == size && align.is_none_or(|a| a == l.align()) => {
+                // SAFETY: a live block with its own layout.
+                unsafe { self.free(ptr, l) }
+            }
+            Some(_) => report(HeapError::new(ErrorKind::SizedMismatch, ptr.as_ptr() as usize)),
+            None => report(self.misuse(ptr)),
+        }
+    }
 }
 
-/// The pool: thread-safe without a lock.
-impl Backend for Pool {
+/// Taking and releasing every lock an allocator has around `fork`, so the child does not
+/// inherit a lock some other thread of the parent held.
+pub trait ForkLocks {
+    /// Takes every lock (before `fork`).
+    fn lock_for_fork(&self);
+    /// Releases them (after `fork`, in parent and child).
+    ///
+    /// # Safety
+    ///
+    /// After `lock_for_fork` on this thread.
+    unsafe fn unlock_after_fork(&self);
+}
+
+impl ForkLocks for Pool {
+    fn lock_for_fork(&self) {
+        Pool::lock_for_fork(self);
+    }
+    unsafe fn unlock_after_fork(&self) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { Pool::unlock_after_fork(self) }
+    }
+}
+
+impl<L: Send, R: lock_api::RawMutex + Sync> ForkLocks for Locked<L, R> {
+    fn lock_for_fork(&self) {
+        Locked::lock_for_fork(self);
+    }
+    unsafe fn unlock_after_fork(&self) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { Locked::unlock_after_fork(self) }
+    }
+}
+
+/// Every shared layer that can find a block's size from its address serves C: the pool, any
+/// layer behind [`Locked`], a composition of alloc-core's combinators, a user's own layer. A C
+/// program may pass any address: the layer is asked whether it owns it before `SizeOf` reads
+/// anything near it.
+impl<T: SharedLayer + Owns + SizeOf + UsableSize + ForkLocks> Backend for T {
     fn alloc(&self, layout: Layout, zero: bool) -> Option<NonNull<u8>> {
         let mut layer = self;
         let r = if zero { front::allocate_zeroed(&mut layer, layout) } else { front::allocate(&mut layer, layout) };
         r.ok().map(NonNull::cast)
     }
     unsafe fn layout_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
-        // SAFETY: the pool's `size_of` takes any address (it finds `ptr` in its segment map or
-        // the span heap's index first), so the free path needs no `owns` before it.
-        unsafe { self.size_of(ptr) }
+        // SAFETY: asked only for an address the layer owns (`SizeOf`'s precondition).
+        self.owns(ptr).then(|| unsafe { self.size_of(ptr) }).flatten()
     }
     unsafe fn free(&self, ptr: NonNull<u8>, layout: Layout) {
         let mut layer = self;
@@ -79,66 +141,55 @@ impl Backend for Pool {
         unsafe { self.usable_size(ptr, layout) }
     }
     fn misuse(&self, ptr: NonNull<u8>) -> HeapError {
-        // SAFETY: any address: the pool checks its segment map and the span heap its index
-        // before reading near `ptr`.
-        unsafe { self.misuse_at(ptr) }
-    }
-    fn lock_for_fork(&self) {
-        Pool::lock_for_fork(self);
-    }
-    unsafe fn unlock_after_fork(&self) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { Pool::unlock_after_fork(self) }
-    }
-}
-
-/// A layer behind a spin lock, any layer that can find a block's size from its address. A C
-/// program may pass any address: the layer is asked whether it owns it before `SizeOf` reads
-/// anything near it.
-impl<L: Layer + Owns + SizeOf + UsableSize + Send> Backend for Locked<L, SpinLock> {
-    fn alloc(&self, layout: Layout, zero: bool) -> Option<NonNull<u8>> {
-        // SAFETY: the guard is used to allocate only; nothing is reset or replaced.
-        let mut l = unsafe { self.lock_exclusive() };
-        let r = if zero { front::allocate_zeroed(&mut *l, layout) } else { front::allocate(&mut *l, layout) };
-        r.ok().map(NonNull::cast)
-    }
-    unsafe fn layout_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
-        let l = self.lock();
-        // SAFETY: asked only for an address the layer owns (`SizeOf`'s precondition).
-        l.owns(ptr).then(|| unsafe { l.size_of(ptr) }).flatten()
-    }
-    unsafe fn free(&self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: the guard frees the caller's block only.
-        let mut l = unsafe { self.lock_exclusive() };
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { front::deallocate(&mut *l, ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Option<NonNull<u8>> {
-        // SAFETY: the guard resizes the caller's block only.
-        let mut l = unsafe { self.lock_exclusive() };
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { front::reallocate(&mut *l, ptr, old, new, false) }.ok().map(NonNull::cast)
-    }
-    unsafe fn usable(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.lock().usable_size(ptr, layout) }
-    }
-    fn misuse(&self, ptr: NonNull<u8>) -> HeapError {
-        let l = self.lock();
-        if !l.owns(ptr) {
+        if !self.owns(ptr) {
             return HeapError::new(ErrorKind::ForeignPointer, ptr.as_ptr() as usize);
         }
         // SAFETY: an address the layer owns.
-        unsafe { l.misuse_at(ptr) }
+        unsafe { self.misuse_at(ptr) }
     }
     fn lock_for_fork(&self) {
-        Locked::lock_for_fork(self);
+        ForkLocks::lock_for_fork(self);
     }
     unsafe fn unlock_after_fork(&self) {
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe { Locked::unlock_after_fork(self) }
+        unsafe { ForkLocks::unlock_after_fork(self) }
     }
 }
+
+/// A preset: the name `ALLOC_MALLOC_PRESET` gives it, and its allocator.
+pub struct Preset {
+    /// The value of `ALLOC_MALLOC_PRESET` that picks it.
+    pub name: &'static str,
+    /// The allocator.
+    pub backend: &'static (dyn Backend + 'static),
+    /// Which direct path `malloc` and `free` may take past the `dyn` call, when no trace is
+    /// recorded.
+    pub direct: Direct,
+}
+
+/// A direct path of the C entry points, for the presets whose speed is the point.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum Direct {
+    /// Every call through [`Backend`].
+    No,
+    /// Straight into [`POOL`]'s fast paths.
+    Pool,
+    /// Straight into the hardened preset's checks.
+    Hardened,
+}
+
+/// Every preset, one line each; the first is the default. Serving another allocator through
+/// the C socket is one more line here (and a `static` of it): any [`SharedLayer`] with
+/// [`Owns`], [`SizeOf`] and [`UsableSize`] is a [`Backend`], for instance a layer of your own
+/// behind `Locked`, or one composed from `alloc_core::compose`
+/// (`static MINE: Locked<Header<MyLayer>> = Locked::new(Header::new(MyLayer::new()));`).
+pub static PRESETS: [Preset; 5] = [
+    Preset { name: "general", backend: &POOL, direct: Direct::Pool },
+    Preset { name: "pool", backend: &POOL, direct: Direct::Pool },
+    Preset { name: "segregated", backend: &SEGREGATED, direct: Direct::No },
+    Preset { name: "hardened", backend: &crate::hardened::Hardened, direct: Direct::Hardened },
+    Preset { name: "span", backend: &SPAN, direct: Direct::No },
+];
 
 /// `general` and `pool`: the lock-free size-class pool with per-thread caches, over the span
 /// heap for large and over-aligned blocks.

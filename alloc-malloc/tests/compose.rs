@@ -164,3 +164,33 @@ fn a_block_s_size_comes_back_from_its_address_on_both_sides_of_the_limit() {
         unsafe { allocator_api2::alloc::Allocator::deallocate(&&heap, p, found) };
     }
 }
+
+/// A composition of the workspace's layers is a C-socket backend as it is (a preset is then one
+/// line in `presets::PRESETS`): blocks come back with their layout from the address alone, the
+/// usable size is exact, and an address the composition never gave out is named as foreign.
+#[test]
+fn a_composed_layer_serves_the_c_socket_through_the_blanket_backend() {
+    use alloc_core::ErrorKind;
+    use alloc_malloc::presets::{Backend, PRESETS};
+    fn serve(b: &dyn Backend) {
+        for size in [24, 4000, 100 << 10] {
+            let layout = Layout::from_size_align(size, 16).unwrap();
+            let p = b.alloc(layout, true).expect("memory");
+            // SAFETY: `p` is live with `layout`; every byte written is inside it.
+            unsafe {
+                assert_eq!(b.layout_of(p).map(|l| l.size()), Some(size), "size from the address");
+                assert_eq!(b.usable(p, layout), size);
+                p.as_ptr().write_bytes(0xee, size);
+                let q = b.realloc(p, layout, Layout::from_size_align(size * 2, 16).unwrap()).expect("memory");
+                assert!(std::slice::from_raw_parts(q.as_ptr(), size).iter().all(|&x| x == 0xee));
+                b.free(q, Layout::from_size_align(size * 2, 16).unwrap());
+            }
+        }
+        let foreign = NonNull::from(&mut [0u64; 4][1]).cast::<u8>();
+        assert_eq!(b.misuse(foreign).kind, ErrorKind::ForeignPointer);
+    }
+    static PAPER: std::sync::LazyLock<Paper> = std::sync::LazyLock::new(|| paper(1 << 30, conformance::new_meter()));
+    serve(&*PAPER);
+    let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
+    assert_eq!(names, ["general", "pool", "segregated", "hardened", "span"]);
+}
