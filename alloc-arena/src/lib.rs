@@ -658,6 +658,36 @@ impl<P: PoolRef + Send, C: StatsPolicy + Send> core::fmt::Debug for SharedArena<
     }
 }
 
+impl<P: PoolRef, C: StatsPolicy> alloc_core::Validate for Arena<P, C> {
+    /// [`Arena::validate`].
+    fn validate(&self) -> Result<(), alloc_core::Corruption> {
+        Arena::validate(self)
+    }
+}
+
+// SAFETY: [`Arena::owns`]: true exactly for addresses in the memory the front's layer manages
+// (its chunks, runs or pages), so a caller that routes frees by it frees into the right heap.
+unsafe impl<P: PoolRef, C: StatsPolicy> alloc_core::Owns for Arena<P, C> {
+    fn owns(&self, ptr: core::ptr::NonNull<u8>) -> bool {
+        Arena::owns(self, ptr)
+    }
+}
+
+impl<P: PoolRef + Send, C: StatsPolicy + Send> alloc_core::Validate for SharedArena<P, C> {
+    /// [`SharedArena::validate`].
+    fn validate(&self) -> Result<(), alloc_core::Corruption> {
+        SharedArena::validate(self)
+    }
+}
+
+// SAFETY: [`SharedArena::owns`]: true exactly for addresses in the memory the front's layer manages
+// (its chunks, runs or pages), so a caller that routes frees by it frees into the right heap.
+unsafe impl<P: PoolRef + Send, C: StatsPolicy + Send> alloc_core::Owns for SharedArena<P, C> {
+    fn owns(&self, ptr: core::ptr::NonNull<u8>) -> bool {
+        SharedArena::owns(self, ptr)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

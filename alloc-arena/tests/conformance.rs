@@ -2,7 +2,7 @@
 //! under the thread stress; free-all (drop) and reset are in the model.
 
 use alloc_arena::{Arena, ChunkPool, PoolConfig, SharedArena};
-use alloc_core::{Corruption, Counting, Limited, MmapSource, Stats};
+use alloc_core::{Counting, Limited, MmapSource, Stats};
 use conformance::{IntrospectSubject, Meter, ResetSubject, SharedSubject, StatsSubject, Subject, TrimSubject};
 use core::alloc::Layout;
 use core::ptr::NonNull;
@@ -24,12 +24,6 @@ impl Subject for LocalArena {
     const MIN_BUDGET: usize = 8 << 20;
     fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
         Arena::with_stats_policy(pool(budget, meter))
-    }
-    fn validate(heap: &Self::Alloc) -> Option<Result<(), Corruption>> {
-        Some(heap.validate())
-    }
-    fn owns(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<bool> {
-        Some(heap.owns(ptr))
     }
 }
 
@@ -64,12 +58,6 @@ impl Subject for Shared {
     const MIN_BUDGET: usize = 8 << 20;
     fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
         SharedArena::with_stats_policy(pool(budget, meter))
-    }
-    fn validate(heap: &Self::Alloc) -> Option<Result<(), Corruption>> {
-        Some(heap.validate())
-    }
-    fn owns(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<bool> {
-        Some(heap.owns(ptr))
     }
 }
 

@@ -254,6 +254,21 @@ pub type BumpSource = alloc_span::SpanSource;
 #[cfg(target_arch = "wasm32")]
 pub type BumpSource = alloc_core::DefaultSource;
 
+impl<S: PageSource, C: StatsPolicy> alloc_core::Validate for Bump<S, C> {
+    /// [`Bump::validate`].
+    fn validate(&self) -> Result<(), alloc_core::Corruption> {
+        Bump::validate(self)
+    }
+}
+
+// SAFETY: [`Bump::owns`]: true exactly for addresses in the memory the front's layer manages
+// (its chunks, runs or pages), so a caller that routes frees by it frees into the right heap.
+unsafe impl<S: PageSource, C: StatsPolicy> alloc_core::Owns for Bump<S, C> {
+    fn owns(&self, ptr: core::ptr::NonNull<u8>) -> bool {
+        Bump::owns(self, ptr)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;

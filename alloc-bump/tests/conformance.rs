@@ -2,8 +2,8 @@
 
 use alloc_bump::{Bump, BumpRegion, GlobalBump};
 use alloc_core::compose::Header;
-use alloc_core::layer::{Owns, Reset, Validate};
-use alloc_core::{Abort, Corruption, Counting, Limited, Local, MmapSource, Stats};
+use alloc_core::layer::Reset;
+use alloc_core::{Abort, Counting, Limited, Local, MmapSource, Stats};
 use conformance::{IntrospectSubject, Meter, ResetSubject, SharedSubject, StatsSubject, Subject};
 use core::alloc::Layout;
 use core::ptr::NonNull;
@@ -20,12 +20,6 @@ impl Subject for LocalBump {
     type Alloc = Bump<Source, Counting>;
     fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
         Bump::with_source(source(budget, meter))
-    }
-    fn validate(heap: &Self::Alloc) -> Option<Result<(), Corruption>> {
-        Some(heap.validate())
-    }
-    fn owns(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<bool> {
-        Some(heap.owns(ptr))
     }
 }
 
@@ -53,12 +47,6 @@ impl Subject for LockedBump {
     type Alloc = GlobalBump<Source, Counting>;
     fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
         GlobalBump::new(BumpRegion::new(source(budget, meter)))
-    }
-    fn validate(heap: &Self::Alloc) -> Option<Result<(), Corruption>> {
-        Some(heap.validate())
-    }
-    fn owns(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<bool> {
-        Some(heap.owns(ptr))
     }
 }
 
@@ -91,12 +79,6 @@ impl Subject for HeaderedBump {
     type Alloc = Headered;
     fn make(budget: usize, meter: &'static Meter) -> Headered {
         Local::new(Header::new(BumpRegion::new(source(budget, meter))))
-    }
-    fn validate(heap: &Headered) -> Option<Result<(), Corruption>> {
-        Some(heap.validate())
-    }
-    fn owns(heap: &Headered, ptr: NonNull<u8>) -> Option<bool> {
-        Some(heap.owns(ptr))
     }
 }
 

@@ -436,6 +436,20 @@ macro_rules! __reach {
     }};
 }
 
+impl<L: Layer + Validate> Validate for Local<L> {
+    /// [`Local::validate`].
+    fn validate(&self) -> Result<(), Corruption> {
+        Local::validate(self)
+    }
+}
+
+// SAFETY: the layer's own answer (its `Owns` promise), read through a shared reference.
+unsafe impl<L: Layer + Owns> Owns for Local<L> {
+    fn owns(&self, ptr: NonNull<u8>) -> bool {
+        Local::owns(self, ptr)
+    }
+}
+
 /// An exclusive layer behind a lock policy `R` (any `lock_api::RawMutex`; [`SpinLock`] by
 /// default): the bridge from [`Layer`] to [`SharedLayer`]. `Sync`, usable as
 /// `#[global_allocator]` and as `allocator_api2::alloc::Allocator` through `&Locked`.

@@ -85,12 +85,6 @@ impl Subject for SegregateAlone {
         let large = SpanHeap::new(Limited::new(MmapSource::new(), budget / 2).metered(meter));
         Locked::new(BySize::new(small, large))
     }
-    fn validate(heap: &Routed) -> Option<Result<(), Corruption>> {
-        Some(alloc_core::Validate::validate(heap))
-    }
-    fn owns(heap: &Routed, ptr: NonNull<u8>) -> Option<bool> {
-        Some(heap.owns(ptr))
-    }
 }
 
 impl SharedSubject for SegregateAlone {
@@ -115,12 +109,6 @@ impl Subject for FallbackAlone {
         let first = SegregatedHeap::new(Limited::new(MmapSource::new(), budget.min(1 << 20)).metered(meter));
         let second = SpanHeap::new(Limited::new(MmapSource::new(), budget).metered(meter));
         Locked::new(Fallback::new(first, second))
-    }
-    fn validate(heap: &TwoTier) -> Option<Result<(), Corruption>> {
-        Some(alloc_core::Validate::validate(heap))
-    }
-    fn owns(heap: &TwoTier, ptr: NonNull<u8>) -> Option<bool> {
-        Some(heap.owns(ptr))
     }
 }
 

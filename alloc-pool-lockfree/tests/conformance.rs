@@ -1,8 +1,8 @@
 //! The pool runs the whole conformance suite: shared by threads, through `GlobalAlloc` too.
 #![cfg(not(loom))]
 
-use alloc_core::layer::{Owns, SizeOf, UsableSize, Validate};
-use alloc_core::{Abort, Corruption, Limited, MmapSource};
+use alloc_core::layer::{SizeOf, UsableSize};
+use alloc_core::{Abort, Limited, MmapSource};
 use alloc_pool_lockfree::Pool;
 use conformance::{IntrospectSubject, Meter, SharedSubject, Subject, TrimSubject};
 use core::alloc::Layout;
@@ -18,12 +18,6 @@ impl Subject for SharedPool {
     const MIN_BUDGET: usize = 32 << 20;
     fn make(budget: usize, meter: &'static Meter) -> Heap {
         Pool::with_source(Limited::new(MmapSource::new(), budget).metered(meter))
-    }
-    fn validate(heap: &Heap) -> Option<Result<(), Corruption>> {
-        Some(heap.validate())
-    }
-    fn owns(heap: &Heap, ptr: NonNull<u8>) -> Option<bool> {
-        Some(heap.owns(ptr))
     }
 }
 

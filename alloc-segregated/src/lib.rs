@@ -137,3 +137,19 @@ pub type GlobalSegregated<S = DefaultSource, E = Abort, C = NoStats, L = PlainLi
 /// ```
 #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 pub type WasmGlobal = alloc_core::front::WasmSingleThread<SegregatedHeap<alloc_core::WasmSource>>;
+
+impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> alloc_core::Validate for Segregated<S, E, C, L> {
+    /// [`Segregated::validate`].
+    fn validate(&self) -> Result<(), alloc_core::Corruption> {
+        Segregated::validate(self)
+    }
+}
+
+// SAFETY: [`Segregated::owns`]: true exactly for addresses in the memory the front's layer manages
+// (its chunks, runs or pages), so a caller that routes frees by it frees into the right heap.
+#[cfg(feature = "run-list")]
+unsafe impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> alloc_core::Owns for Segregated<S, E, C, L> {
+    fn owns(&self, ptr: core::ptr::NonNull<u8>) -> bool {
+        Segregated::owns(self, ptr)
+    }
+}

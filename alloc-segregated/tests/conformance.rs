@@ -3,8 +3,7 @@
 
 #[cfg(feature = "run-list")]
 use alloc_core::layer::Owns;
-use alloc_core::layer::Validate;
-use alloc_core::{Abort, Corruption, Counting, Limited, MmapSource, NoStats, PlainLinks, SafeLinks, Stats};
+use alloc_core::{Abort, Counting, Limited, MmapSource, NoStats, PlainLinks, SafeLinks, Stats};
 use alloc_segregated::class::{class_of, class_size};
 use alloc_segregated::{GlobalSegregated, Segregated, SegregatedHeap};
 use conformance::{IntrospectSubject, Meter, SharedSubject, StatsSubject, Subject, TrimSubject};
@@ -27,19 +26,6 @@ impl Subject for LocalSegregated {
     const LEAVES_PAGES_ON_DROP: bool = LEAVES_PAGES;
     fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
         Segregated::with_source(source(budget, meter))
-    }
-    fn validate(heap: &Self::Alloc) -> Option<Result<(), Corruption>> {
-        Some(heap.validate())
-    }
-    /// The heap answers `owns` with the `run-list` feature only.
-    fn owns(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<bool> {
-        #[cfg(feature = "run-list")]
-        return Some(heap.owns(ptr));
-        #[cfg(not(feature = "run-list"))]
-        {
-            let _ = (heap, ptr);
-            None
-        }
     }
 }
 
@@ -70,9 +56,6 @@ impl Subject for SafeLinked {
     fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
         Segregated::with_source(source(budget, meter))
     }
-    fn validate(heap: &Self::Alloc) -> Option<Result<(), Corruption>> {
-        Some(heap.validate())
-    }
 }
 
 struct LockedSegregated;
@@ -82,9 +65,6 @@ impl Subject for LockedSegregated {
     const LEAVES_PAGES_ON_DROP: bool = LEAVES_PAGES;
     fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
         GlobalSegregated::new(SegregatedHeap::new(source(budget, meter)))
-    }
-    fn validate(heap: &Self::Alloc) -> Option<Result<(), Corruption>> {
-        Some(heap.validate())
     }
     fn owns(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<bool> {
         #[cfg(feature = "run-list")]

@@ -168,3 +168,22 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
 /// assert_eq!(HEAP.lock().span_stats().live_spans, 1);
 /// ```
 pub type GlobalSpan<S = DefaultSource, E = Abort, C = NoStats, G = NoGuards> = Locked<SpanHeap<S, E, C, G>, SpinLock>;
+
+impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> alloc_core::Validate
+    for Span<S, E, C, G>
+{
+    /// [`Span::validate`].
+    fn validate(&self) -> Result<(), alloc_core::Corruption> {
+        Span::validate(self)
+    }
+}
+
+// SAFETY: [`Span::owns`]: true exactly for addresses in the memory the front's layer manages
+// (its chunks, runs or pages), so a caller that routes frees by it frees into the right heap.
+unsafe impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> alloc_core::Owns
+    for Span<S, E, C, G>
+{
+    fn owns(&self, ptr: core::ptr::NonNull<u8>) -> bool {
+        Span::owns(self, ptr)
+    }
+}

@@ -1,7 +1,7 @@
 //! alloc-span runs the whole conformance suite, single-threaded and behind the lock.
 
-use alloc_core::layer::{Owns, SizeOf, Validate};
-use alloc_core::{Abort, Corruption, Counting, Limited, MmapSource, Stats};
+use alloc_core::layer::SizeOf;
+use alloc_core::{Abort, Counting, Limited, MmapSource, Stats};
 use alloc_span::{GlobalSpan, GuardPages, GuardPolicy, NoGuards, Span, SpanConfig, SpanHeap};
 use conformance::{IntrospectSubject, Meter, SharedSubject, StatsSubject, Subject, TrimSubject};
 use core::alloc::Layout;
@@ -20,12 +20,6 @@ impl Subject for LocalSpan {
     const TYPICAL_SIZE: usize = 64 << 10;
     fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
         Span::with_source(source(budget, meter))
-    }
-    fn validate(heap: &Self::Alloc) -> Option<Result<(), Corruption>> {
-        Some(heap.validate())
-    }
-    fn owns(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<bool> {
-        Some(heap.owns(ptr))
     }
 }
 
@@ -61,12 +55,6 @@ impl<G: GuardPolicy<Source> + 'static> Subject for Tight<G> {
     const TYPICAL_SIZE: usize = 64 << 10;
     fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
         Span::with_config(source(budget, meter), TIGHT)
-    }
-    fn validate(heap: &Self::Alloc) -> Option<Result<(), Corruption>> {
-        Some(heap.validate())
-    }
-    fn owns(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<bool> {
-        Some(heap.owns(ptr))
     }
 }
 
@@ -115,12 +103,6 @@ impl Subject for LockedSpan {
     const TYPICAL_SIZE: usize = 64 << 10;
     fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
         GlobalSpan::new(SpanHeap::new(source(budget, meter)))
-    }
-    fn validate(heap: &Self::Alloc) -> Option<Result<(), Corruption>> {
-        Some(heap.validate())
-    }
-    fn owns(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<bool> {
-        Some(heap.owns(ptr))
     }
 }
 

@@ -41,6 +41,8 @@ pub use model::{Failure, Hooks, Machine, Outcome, Parcel, SharedSpans};
 pub use ops::{decode_align, decode_size, op_strategy, Op};
 
 use alloc_core::{Corruption, Stats};
+#[doc(hidden)]
+pub use alloc_core::{Corruption as __Corruption, Stats as __Stats};
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
@@ -181,6 +183,58 @@ pub trait IntrospectSubject: Subject {
     }
 }
 
+/// How [`suite!`] finds an allocator's capabilities through alloc-core's own traits, so a
+/// subject need not restate them. `(&&Probe(heap)).found_validate()` resolves, by method lookup
+/// on the concrete type where `suite!` expands, to [`ValidateFound`] (implemented for
+/// `&Probe<A>` where `A: Validate`: the allocator's answer) when it applies, else one
+/// dereference later to [`ValidateMissing`] (`None`); the same for `Owns`.
+#[doc(hidden)]
+pub mod probe {
+    use alloc_core::{Corruption, Owns, Validate};
+    use core::ptr::NonNull;
+
+    /// An allocator under probe.
+    pub struct Probe<'a, A>(pub &'a A);
+
+    /// The allocator has a validator: its answer.
+    pub trait ValidateFound {
+        /// [`Validate::validate`].
+        fn found_validate(&self) -> Option<Result<(), Corruption>>;
+    }
+    impl<A: Validate> ValidateFound for &Probe<'_, A> {
+        fn found_validate(&self) -> Option<Result<(), Corruption>> {
+            Some(self.0.validate())
+        }
+    }
+    /// It has none.
+    pub trait ValidateMissing {
+        /// `None`.
+        fn found_validate(&self) -> Option<Result<(), Corruption>> {
+            None
+        }
+    }
+    impl<A> ValidateMissing for Probe<'_, A> {}
+
+    /// The allocator can tell its own memory: its answer.
+    pub trait OwnsFound {
+        /// [`Owns::owns`].
+        fn found_owns(&self, ptr: NonNull<u8>) -> Option<bool>;
+    }
+    impl<A: Owns> OwnsFound for &Probe<'_, A> {
+        fn found_owns(&self, ptr: NonNull<u8>) -> Option<bool> {
+            Some(self.0.owns(ptr))
+        }
+    }
+    /// It cannot.
+    pub trait OwnsMissing {
+        /// `None`.
+        fn found_owns(&self, _: NonNull<u8>) -> Option<bool> {
+            None
+        }
+    }
+    impl<A> OwnsMissing for Probe<'_, A> {}
+}
+
 /// Panics with the failure's message; what the generated tests call.
 #[track_caller]
 pub fn check(outcome: Outcome) {
@@ -212,6 +266,10 @@ pub fn isolated(module_path: &str, name: &str, property: impl FnOnce() -> Outcom
 
 /// Emits the conformance tests for one allocator, in a module named after it.
 ///
+/// The allocator's validator and ownership test are found through alloc-core's own traits
+/// ([`alloc_core::Validate`], [`alloc_core::Owns`]) on `Subject::Alloc`: a subject that has them
+/// needs only [`Subject::make`] (its own `validate` or `owns`, where written, comes first).
+///
 /// `suite!(name: SubjectType)` runs every property every allocator owes; add
 /// - `reset` for a [`ResetSubject`] (reset frees, reuses memory and gives mapped bytes back);
 /// - `sync` for a [`SharedSubject`] (cross-thread frees, several threads' models at once);
@@ -226,10 +284,85 @@ macro_rules! suite {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
-            $crate::__properties!($subject);
-            $( $crate::__capability!($cap, $subject); )*
+            /// The subject with the capabilities found through alloc-core's traits.
+            struct Found;
+            impl $crate::Subject for Found {
+                type Alloc = <$subject as $crate::Subject>::Alloc;
+                const TYPICAL_SIZE: usize = <$subject as $crate::Subject>::TYPICAL_SIZE;
+                const MIN_BUDGET: usize = <$subject as $crate::Subject>::MIN_BUDGET;
+                const LEAVES_PAGES_ON_DROP: bool = <$subject as $crate::Subject>::LEAVES_PAGES_ON_DROP;
+                fn make(budget: usize, meter: &'static $crate::Meter) -> Self::Alloc {
+                    <$subject as $crate::Subject>::make(budget, meter)
+                }
+                fn validate(heap: &Self::Alloc) -> Option<Result<(), $crate::__Corruption>> {
+                    #[allow(unused_imports)]
+                    use $crate::probe::{OwnsFound, OwnsMissing, ValidateFound, ValidateMissing};
+                    <$subject as $crate::Subject>::validate(heap)
+                        .or_else(|| (&&$crate::probe::Probe(heap)).found_validate())
+                }
+                fn owns(heap: &Self::Alloc, ptr: core::ptr::NonNull<u8>) -> Option<bool> {
+                    #[allow(unused_imports)]
+                    use $crate::probe::{OwnsFound, OwnsMissing, ValidateFound, ValidateMissing};
+                    <$subject as $crate::Subject>::owns(heap, ptr)
+                        .or_else(|| (&&$crate::probe::Probe(heap)).found_owns(ptr))
+                }
+            }
+            $crate::__properties!(Found);
+            $( $crate::__forward!($cap, $subject); $crate::__capability!($cap, Found); )*
         }
     };
+}
+
+/// Passes one capability trait of the subject on to `Found`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __forward {
+    (reset, $s:ty) => {
+        impl $crate::ResetSubject for Found {
+            fn reset(heap: &mut Self::Alloc) {
+                <$s as $crate::ResetSubject>::reset(heap)
+            }
+        }
+    };
+    (trim, $s:ty) => {
+        impl $crate::TrimSubject for Found {
+            fn trim(heap: &mut Self::Alloc) {
+                <$s as $crate::TrimSubject>::trim(heap)
+            }
+        }
+    };
+    (sync, $s:ty) => {
+        impl $crate::SharedSubject for Found {
+            fn live_bytes(heap: &Self::Alloc) -> usize {
+                <$s as $crate::SharedSubject>::live_bytes(heap)
+            }
+            fn settle(heap: &Self::Alloc) {
+                <$s as $crate::SharedSubject>::settle(heap)
+            }
+        }
+    };
+    (stats, $s:ty) => {
+        impl $crate::StatsSubject for Found {
+            fn stats(heap: &Self::Alloc) -> $crate::__Stats {
+                <$s as $crate::StatsSubject>::stats(heap)
+            }
+        }
+    };
+    (introspect, $s:ty) => {
+        impl $crate::IntrospectSubject for Found {
+            fn usable_size(
+                heap: &Self::Alloc,
+                ptr: core::ptr::NonNull<u8>,
+                layout: core::alloc::Layout,
+            ) -> Option<usize> {
+                <$s as $crate::IntrospectSubject>::usable_size(heap, ptr, layout)
+            }
+            fn size_of(heap: &Self::Alloc, ptr: core::ptr::NonNull<u8>) -> Option<Option<core::alloc::Layout>> {
+                <$s as $crate::IntrospectSubject>::size_of(heap, ptr)
+            }
+        }
+    };
+    ($other:ident, $s:ty) => {};
 }
 
 #[doc(hidden)]
