@@ -688,6 +688,20 @@ unsafe impl<P: PoolRef + Send, C: StatsPolicy + Send> alloc_core::Owns for Share
     }
 }
 
+impl<P: PoolRef> alloc_core::Statistics for Arena<P, Counting> {
+    /// [`Arena::counters`].
+    fn stats(&self) -> alloc_core::Stats {
+        Arena::counters(self)
+    }
+}
+
+impl<P: PoolRef + Send> alloc_core::Statistics for SharedArena<P, Counting> {
+    /// [`SharedArena::counters`].
+    fn stats(&self) -> alloc_core::Stats {
+        SharedArena::counters(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

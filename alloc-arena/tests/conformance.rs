@@ -2,8 +2,8 @@
 //! under the thread stress; free-all (drop) and reset are in the model.
 
 use alloc_arena::{Arena, ChunkPool, PoolConfig, SharedArena};
-use alloc_core::{Counting, Limited, MmapSource, Stats};
-use conformance::{IntrospectSubject, Meter, ResetSubject, SharedSubject, StatsSubject, Subject, TrimSubject};
+use alloc_core::{Counting, Limited, MmapSource};
+use conformance::{IntrospectSubject, Meter, ResetSubject, Subject, TrimSubject};
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
@@ -39,12 +39,6 @@ impl TrimSubject for LocalArena {
     }
 }
 
-impl StatsSubject for LocalArena {
-    fn stats(heap: &Self::Alloc) -> Stats {
-        heap.counters()
-    }
-}
-
 impl IntrospectSubject for LocalArena {
     fn usable_size(_heap: &Self::Alloc, _ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
         Some(layout.size())
@@ -64,18 +58,6 @@ impl Subject for Shared {
 impl ResetSubject for Shared {
     fn reset(heap: &mut Self::Alloc) {
         heap.reset();
-    }
-}
-
-impl SharedSubject for Shared {
-    fn live_bytes(heap: &Self::Alloc) -> usize {
-        heap.counters().bytes_live
-    }
-}
-
-impl StatsSubject for Shared {
-    fn stats(heap: &Self::Alloc) -> Stats {
-        heap.counters()
     }
 }
 

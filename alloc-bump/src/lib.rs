@@ -269,6 +269,13 @@ unsafe impl<S: PageSource, C: StatsPolicy> alloc_core::Owns for Bump<S, C> {
     }
 }
 
+impl<S: PageSource> alloc_core::Statistics for Bump<S, Counting> {
+    /// [`Bump::stats`].
+    fn stats(&self) -> alloc_core::Stats {
+        Bump::stats(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;

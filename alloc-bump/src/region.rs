@@ -649,6 +649,12 @@ impl<S: PageSource, C: StatsPolicy> core::fmt::Debug for BumpRegion<S, C> {
 
 /// Small tests over a fixed buffer, sized so Miri can check the pointer arithmetic and provenance
 /// (`cargo +nightly miri test -p alloc-bump --lib`); the conformance suite covers the rest.
+impl<S: PageSource> alloc_core::Statistics for BumpRegion<S, alloc_core::Counting> {
+    fn stats(&self) -> alloc_core::Stats {
+        self.counters().get()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;

@@ -3,8 +3,8 @@
 use alloc_bump::{Bump, BumpRegion, GlobalBump};
 use alloc_core::compose::Header;
 use alloc_core::layer::Reset;
-use alloc_core::{Abort, Counting, Limited, Local, MmapSource, Stats};
-use conformance::{IntrospectSubject, Meter, ResetSubject, SharedSubject, StatsSubject, Subject};
+use alloc_core::{Abort, Counting, Limited, Local, MmapSource};
+use conformance::{IntrospectSubject, Meter, ResetSubject, Subject};
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
@@ -29,12 +29,6 @@ impl ResetSubject for LocalBump {
     }
 }
 
-impl StatsSubject for LocalBump {
-    fn stats(heap: &Self::Alloc) -> Stats {
-        heap.stats()
-    }
-}
-
 impl IntrospectSubject for LocalBump {
     fn usable_size(_heap: &Self::Alloc, _ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
         Some(layout.size())
@@ -53,18 +47,6 @@ impl Subject for LockedBump {
 impl ResetSubject for LockedBump {
     fn reset(heap: &mut Self::Alloc) {
         heap.get_mut().reset();
-    }
-}
-
-impl SharedSubject for LockedBump {
-    fn live_bytes(heap: &Self::Alloc) -> usize {
-        heap.lock().counters().get().bytes_live
-    }
-}
-
-impl StatsSubject for LockedBump {
-    fn stats(heap: &Self::Alloc) -> Stats {
-        heap.lock().counters().get()
     }
 }
 

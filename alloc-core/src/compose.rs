@@ -687,6 +687,12 @@ unsafe fn counted_resize<L: Layer, C: StatsPolicy>(
     Ok(len)
 }
 
+impl<L> crate::Statistics for Counted<L, crate::Counting> {
+    fn stats(&self) -> crate::Stats {
+        self.counters().get()
+    }
+}
+
 impl<L: Reset, C: StatsPolicy> Reset for Counted<L, C> {
     /// Resets the inner layer; the live counters go back to zero (peaks and mapped bytes stay).
     fn reset(&mut self) {

@@ -450,6 +450,14 @@ unsafe impl<L: Layer + Owns> Owns for Local<L> {
     }
 }
 
+impl<L: Layer + crate::Statistics> crate::Statistics for Local<L> {
+    fn stats(&self) -> crate::Stats {
+        // SAFETY: `Statistics::stats` of a layer only reads its counters; it does not reach a
+        // front (the `Layer` contract).
+        unsafe { self.inspect(|l| l.stats()) }
+    }
+}
+
 /// An exclusive layer behind a lock policy `R` (any `lock_api::RawMutex`; [`SpinLock`] by
 /// default): the bridge from [`Layer`] to [`SharedLayer`]. `Sync`, usable as
 /// `#[global_allocator]` and as `allocator_api2::alloc::Allocator` through `&Locked`.
@@ -599,6 +607,12 @@ unsafe impl<L: Layer + Send, R: lock_api::RawMutex + Sync> SharedLayer for Locke
 }
 
 crate::shared_front!([L: Layer + Send, R: lock_api::RawMutex + Sync] Locked<L, R>);
+
+impl<L: crate::Statistics, R: lock_api::RawMutex> crate::Statistics for Locked<L, R> {
+    fn stats(&self) -> crate::Stats {
+        self.lock().stats()
+    }
+}
 
 impl<L: Validate, R: lock_api::RawMutex> Validate for Locked<L, R> {
     fn validate(&self) -> Result<(), Corruption> {

@@ -89,7 +89,7 @@ pub use source::WasmSource;
 pub use source::{FixedSource, Limited, Meter, PageSource};
 #[cfg(not(loom))]
 pub use stats::AtomicCounting;
-pub use stats::{Counting, NoStats, SharedStatsPolicy, Stats, StatsPolicy};
+pub use stats::{Counting, NoStats, SharedStatsPolicy, Statistics, Stats, StatsPolicy};
 pub use sync::{RemoteList, SpinLock};
 
 /// The page source a native allocator uses unless told otherwise.

@@ -32,6 +32,15 @@ impl Stats {
     }
 }
 
+/// Capability: an allocator that keeps every counter of [`Stats`] (its statistics policy is
+/// [`Counting`]): the counters now. Implemented by the layers and fronts that count, and passed
+/// on by [`crate::Local`], [`crate::Locked`] and [`crate::compose::Counted`], so tools (the
+/// conformance suite, a dashboard) read any of them the same way.
+pub trait Statistics {
+    /// Live bytes and blocks, peaks, mapped and returned bytes.
+    fn stats(&self) -> Stats;
+}
+
 /// The statistics policy slot.
 pub trait StatsPolicy: Default {
     /// The zeroed policy, for `const` constructors of global allocators.

@@ -11,10 +11,10 @@
 //! tail checksum, and `Locked` for the spin lock; `alloc-malloc` is the socket.
 
 use alloc_core::compose::{BySize, Counted, Fallback, Header};
-use alloc_core::{Abort, Corruption, Counting, Limited, Locked, MmapSource, Owns, SizeOf, SpinLock, Stats, UsableSize};
+use alloc_core::{Abort, Corruption, Counting, Limited, Locked, MmapSource, Owns, SizeOf, SpinLock, UsableSize};
 use alloc_segregated::SegregatedHeap;
 use alloc_span::SpanHeap;
-use conformance::{IntrospectSubject, Meter, SharedSubject, StatsSubject, Subject};
+use conformance::{IntrospectSubject, Meter, SharedSubject, Subject};
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
@@ -43,18 +43,6 @@ impl Subject for PaperExample {
         let h = heap.lock();
         let s = h.inner().inner();
         Some(alloc_core::Validate::validate(&s.small).and_then(|()| alloc_core::Validate::validate(&s.large)))
-    }
-}
-
-impl SharedSubject for PaperExample {
-    fn live_bytes(heap: &Paper) -> usize {
-        heap.lock().counters().get().bytes_live
-    }
-}
-
-impl StatsSubject for PaperExample {
-    fn stats(heap: &Paper) -> Stats {
-        heap.lock().counters().get()
     }
 }
 

@@ -887,6 +887,14 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> core::fmt::Deb
 
 /// Small tests over a fixed buffer, sized so Miri can check the free-list links and provenance
 /// (`cargo +nightly miri test -p alloc-segregated --lib`); the conformance suite covers the rest.
+impl<S: PageSource, E: ErrorPolicy, L: LinkCodec> alloc_core::Statistics
+    for SegregatedHeap<S, E, alloc_core::Counting, L>
+{
+    fn stats(&self) -> alloc_core::Stats {
+        self.counters().get()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;

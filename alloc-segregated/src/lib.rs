@@ -153,3 +153,10 @@ unsafe impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> alloc_c
         Segregated::owns(self, ptr)
     }
 }
+
+impl<S: PageSource, E: ErrorPolicy, L: LinkCodec> alloc_core::Statistics for Segregated<S, E, Counting, L> {
+    /// [`Segregated::stats`].
+    fn stats(&self) -> Stats {
+        Segregated::stats(self)
+    }
+}

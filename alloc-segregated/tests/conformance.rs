@@ -3,10 +3,10 @@
 
 #[cfg(feature = "run-list")]
 use alloc_core::layer::Owns;
-use alloc_core::{Abort, Counting, Limited, MmapSource, NoStats, PlainLinks, SafeLinks, Stats};
+use alloc_core::{Abort, Counting, Limited, MmapSource, NoStats, PlainLinks, SafeLinks};
 use alloc_segregated::class::{class_of, class_size};
 use alloc_segregated::{GlobalSegregated, Segregated, SegregatedHeap};
-use conformance::{IntrospectSubject, Meter, SharedSubject, StatsSubject, Subject, TrimSubject};
+use conformance::{IntrospectSubject, Meter, Subject, TrimSubject};
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
@@ -32,12 +32,6 @@ impl Subject for LocalSegregated {
 impl TrimSubject for LocalSegregated {
     fn trim(heap: &mut Self::Alloc) {
         heap.heap().trim();
-    }
-}
-
-impl StatsSubject for LocalSegregated {
-    fn stats(heap: &Self::Alloc) -> Stats {
-        heap.stats()
     }
 }
 
@@ -74,18 +68,6 @@ impl Subject for LockedSegregated {
             let _ = (heap, ptr);
             None
         }
-    }
-}
-
-impl SharedSubject for LockedSegregated {
-    fn live_bytes(heap: &Self::Alloc) -> usize {
-        heap.lock().counters().get().bytes_live
-    }
-}
-
-impl StatsSubject for LockedSegregated {
-    fn stats(heap: &Self::Alloc) -> Stats {
-        heap.lock().counters().get()
     }
 }
 

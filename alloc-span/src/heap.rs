@@ -1442,6 +1442,14 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
 /// Small tests over a fixed buffer, sized so Miri can check the page map, the free structures
 /// and provenance (`cargo +nightly miri test -p alloc-span --lib`); the conformance suite covers
 /// the rest.
+impl<S: PageSource + Decommit, E: ErrorPolicy, G: GuardPolicy<S>> alloc_core::Statistics
+    for SpanHeap<S, E, alloc_core::Counting, G>
+{
+    fn stats(&self) -> alloc_core::Stats {
+        self.counters().get()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;

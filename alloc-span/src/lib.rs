@@ -187,3 +187,10 @@ unsafe impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPo
         Span::owns(self, ptr)
     }
 }
+
+impl<S: PageSource + Decommit, E: ErrorPolicy, G: GuardPolicy<S>> alloc_core::Statistics for Span<S, E, Counting, G> {
+    /// [`Span::stats`].
+    fn stats(&self) -> Stats {
+        Span::stats(self)
+    }
+}

@@ -1,9 +1,9 @@
 //! alloc-span runs the whole conformance suite, single-threaded and behind the lock.
 
 use alloc_core::layer::SizeOf;
-use alloc_core::{Abort, Counting, Limited, MmapSource, Stats};
+use alloc_core::{Abort, Counting, Limited, MmapSource};
 use alloc_span::{GlobalSpan, GuardPages, GuardPolicy, NoGuards, Span, SpanConfig, SpanHeap};
-use conformance::{IntrospectSubject, Meter, SharedSubject, StatsSubject, Subject, TrimSubject};
+use conformance::{IntrospectSubject, Meter, Subject, TrimSubject};
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
@@ -64,12 +64,6 @@ impl<G: GuardPolicy<Source> + 'static> TrimSubject for Tight<G> {
     }
 }
 
-impl StatsSubject for TightSpan {
-    fn stats(heap: &Self::Alloc) -> Stats {
-        heap.stats()
-    }
-}
-
 impl IntrospectSubject for TightSpan {
     fn usable_size(heap: &Self::Alloc, ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
         // SAFETY: the suite asks about live blocks with fitting layouts only.
@@ -77,12 +71,6 @@ impl IntrospectSubject for TightSpan {
     }
     fn size_of(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<Option<Layout>> {
         Some(heap.size_of(ptr))
-    }
-}
-
-impl StatsSubject for LocalSpan {
-    fn stats(heap: &Self::Alloc) -> Stats {
-        heap.stats()
     }
 }
 
@@ -103,18 +91,6 @@ impl Subject for LockedSpan {
     const TYPICAL_SIZE: usize = 64 << 10;
     fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
         GlobalSpan::new(SpanHeap::new(source(budget, meter)))
-    }
-}
-
-impl SharedSubject for LockedSpan {
-    fn live_bytes(heap: &Self::Alloc) -> usize {
-        heap.lock().counters().get().bytes_live
-    }
-}
-
-impl StatsSubject for LockedSpan {
-    fn stats(heap: &Self::Alloc) -> Stats {
-        heap.lock().counters().get()
     }
 }
 

@@ -9,7 +9,7 @@ use alloc_core::{AllocError, Layout, Limited, MmapSource};
 use core::ptr::NonNull;
 
 /// Every block is a run of whole pages of its own from a page source. `RESIZE` says whether it
-/// implements [`Resize`] (shrinking in place by giving the tail pages back, growing in place
+/// sets [`Layer::RESIZE`] (shrinking in place by giving the tail pages back, growing in place
 /// within its last page) or leaves realloc to the fronts.
 pub struct Pages<const RESIZE: bool> {
     source: Limited<MmapSource>,

@@ -185,12 +185,12 @@ pub trait IntrospectSubject: Subject {
 
 /// How [`suite!`] finds an allocator's capabilities through alloc-core's own traits, so a
 /// subject need not restate them. `(&&Probe(heap)).found_validate()` resolves, by method lookup
-/// on the concrete type where `suite!` expands, to [`ValidateFound`] (implemented for
+/// on the concrete type where `suite!` expands, to [`ValidateFound`](probe::ValidateFound) (implemented for
 /// `&Probe<A>` where `A: Validate`: the allocator's answer) when it applies, else one
-/// dereference later to [`ValidateMissing`] (`None`); the same for `Owns`.
+/// dereference later to [`ValidateMissing`](probe::ValidateMissing) (`None`); the same for `Owns`.
 #[doc(hidden)]
 pub mod probe {
-    use alloc_core::{Corruption, Owns, Validate};
+    use alloc_core::{Corruption, Owns, Statistics, Stats, Validate};
     use core::ptr::NonNull;
 
     /// An allocator under probe.
@@ -233,6 +233,83 @@ pub mod probe {
         }
     }
     impl<A> OwnsMissing for Probe<'_, A> {}
+
+    /// A subject under probe: `(&&&Of::<S>::NEW).found_stats(heap)` takes the subject's own
+    /// answer where it states one ([`crate::StatsSubject`]), else the allocator's
+    /// ([`alloc_core::Statistics`]), else `None`; the same for live bytes.
+    pub struct Of<S>(core::marker::PhantomData<S>);
+
+    impl<S> Of<S> {
+        /// The probe.
+        pub const NEW: Self = Of(core::marker::PhantomData);
+    }
+
+    /// The subject states its statistics.
+    pub trait StatsFromSubject<A> {
+        /// [`crate::StatsSubject::stats`].
+        fn found_stats(&self, heap: &A) -> Option<Stats>;
+    }
+    impl<S: crate::StatsSubject> StatsFromSubject<S::Alloc> for &&Of<S> {
+        fn found_stats(&self, heap: &S::Alloc) -> Option<Stats> {
+            Some(S::stats(heap))
+        }
+    }
+    /// The allocator counts.
+    pub trait StatsFromAlloc<A> {
+        /// [`Statistics::stats`].
+        fn found_stats(&self, heap: &A) -> Option<Stats>;
+    }
+    impl<S: crate::Subject<Alloc: Statistics>> StatsFromAlloc<S::Alloc> for &Of<S> {
+        fn found_stats(&self, heap: &S::Alloc) -> Option<Stats> {
+            Some(heap.stats())
+        }
+    }
+    /// Neither.
+    pub trait StatsMissing<A> {
+        /// `None`.
+        fn found_stats(&self, _: &A) -> Option<Stats> {
+            None
+        }
+    }
+    impl<S: crate::Subject> StatsMissing<S::Alloc> for Of<S> {}
+
+    /// The subject states its live bytes (and how to settle).
+    pub trait LiveFromSubject<A> {
+        /// [`crate::SharedSubject::live_bytes`].
+        fn found_live(&self, heap: &A) -> Option<usize>;
+        /// [`crate::SharedSubject::settle`].
+        fn found_settle(&self, heap: &A);
+    }
+    impl<S: crate::SharedSubject> LiveFromSubject<S::Alloc> for &&Of<S> {
+        fn found_live(&self, heap: &S::Alloc) -> Option<usize> {
+            Some(S::live_bytes(heap))
+        }
+        fn found_settle(&self, heap: &S::Alloc) {
+            S::settle(heap)
+        }
+    }
+    /// The allocator counts its live bytes.
+    pub trait LiveFromAlloc<A> {
+        /// [`Stats::bytes_live`] of [`Statistics::stats`].
+        fn found_live(&self, heap: &A) -> Option<usize>;
+        /// Nothing to settle.
+        fn found_settle(&self, _: &A) {}
+    }
+    impl<S: crate::Subject<Alloc: Statistics>> LiveFromAlloc<S::Alloc> for &Of<S> {
+        fn found_live(&self, heap: &S::Alloc) -> Option<usize> {
+            Some(heap.stats().bytes_live)
+        }
+    }
+    /// Neither.
+    pub trait LiveMissing<A> {
+        /// `None`.
+        fn found_live(&self, _: &A) -> Option<usize> {
+            None
+        }
+        /// Nothing to settle.
+        fn found_settle(&self, _: &A) {}
+    }
+    impl<S: crate::Subject> LiveMissing<S::Alloc> for Of<S> {}
 }
 
 /// Panics with the failure's message; what the generated tests call.
@@ -266,16 +343,20 @@ pub fn isolated(module_path: &str, name: &str, property: impl FnOnce() -> Outcom
 
 /// Emits the conformance tests for one allocator, in a module named after it.
 ///
-/// The allocator's validator and ownership test are found through alloc-core's own traits
-/// ([`alloc_core::Validate`], [`alloc_core::Owns`]) on `Subject::Alloc`: a subject that has them
-/// needs only [`Subject::make`] (its own `validate` or `owns`, where written, comes first).
+/// The allocator's validator, ownership test and counters are found through alloc-core's own
+/// traits ([`alloc_core::Validate`], [`alloc_core::Owns`], [`alloc_core::Statistics`]) on
+/// `Subject::Alloc`: a subject that has them needs only [`Subject::make`] (its own answer,
+/// where it states one, comes first).
 ///
 /// `suite!(name: SubjectType)` runs every property every allocator owes; add
 /// - `reset` for a [`ResetSubject`] (reset frees, reuses memory and gives mapped bytes back);
-/// - `sync` for a [`SharedSubject`] (cross-thread frees, several threads' models at once);
+/// - `sync` for an allocator threads share (cross-thread frees, several threads' models at once):
+///   its live bytes come from [`SharedSubject`] where the subject implements it, else from
+///   [`alloc_core::Statistics`];
 /// - `global` when `Alloc: GlobalAlloc` (the `GlobalAlloc` entry points);
 /// - `bounded` for an allocator that reuses freed blocks (steady churn maps no more pages);
-/// - `stats` for a [`StatsSubject`];
+/// - `stats` for an allocator that counts: [`StatsSubject`] where the subject implements it, else
+///   [`alloc_core::Statistics`];
 /// - `introspect` for an [`IntrospectSubject`] (usable size, size from a pointer, ownership);
 /// - `trim` for a [`TrimSubject`] (memory given back between model steps, blocks intact).
 #[macro_export]
@@ -334,17 +415,33 @@ macro_rules! __forward {
     (sync, $s:ty) => {
         impl $crate::SharedSubject for Found {
             fn live_bytes(heap: &Self::Alloc) -> usize {
-                <$s as $crate::SharedSubject>::live_bytes(heap)
+                #[allow(unused_imports)]
+                use $crate::probe::{LiveFromAlloc, LiveFromSubject, LiveMissing};
+                (&&&$crate::probe::Of::<$s>::NEW).found_live(heap).unwrap_or_else(|| {
+                    panic!(
+                        "`sync` needs live bytes: {} implements no SharedSubject, and its allocator no alloc_core::Statistics",
+                        stringify!($s)
+                    )
+                })
             }
             fn settle(heap: &Self::Alloc) {
-                <$s as $crate::SharedSubject>::settle(heap)
+                #[allow(unused_imports)]
+                use $crate::probe::{LiveFromAlloc, LiveFromSubject, LiveMissing};
+                (&&&$crate::probe::Of::<$s>::NEW).found_settle(heap)
             }
         }
     };
     (stats, $s:ty) => {
         impl $crate::StatsSubject for Found {
             fn stats(heap: &Self::Alloc) -> $crate::__Stats {
-                <$s as $crate::StatsSubject>::stats(heap)
+                #[allow(unused_imports)]
+                use $crate::probe::{StatsFromAlloc, StatsFromSubject, StatsMissing};
+                (&&&$crate::probe::Of::<$s>::NEW).found_stats(heap).unwrap_or_else(|| {
+                    panic!(
+                        "`stats` needs counters: {} implements no StatsSubject, and its allocator no alloc_core::Statistics",
+                        stringify!($s)
+                    )
+                })
             }
         }
     };

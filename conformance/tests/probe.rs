@@ -32,3 +32,60 @@ fn the_probe_answers_with_the_trait_where_there_is_one_and_none_otherwise() {
     assert_eq!((&&Probe(&Neither)).found_validate(), None);
     assert_eq!((&&Probe(&Neither)).found_owns(p), None);
 }
+
+/// A subject over a counting allocator (`Counted<Pages>` behind `Locked`: `Statistics`), one
+/// that states its own counters, and one over an allocator that counts nothing.
+mod subjects {
+    use alloc_core::compose::Counted;
+    use alloc_core::{Counting, Limited, Locked, MmapSource, Stats};
+    use conformance::layers::Pages;
+    use conformance::{Meter, StatsSubject, Subject};
+
+    pub struct Counts;
+    impl Subject for Counts {
+        type Alloc = Locked<Counted<Pages<false>, Counting>>;
+        fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
+            Locked::new(Counted::new(Pages::new(Limited::new(MmapSource::new(), budget).metered(meter))))
+        }
+    }
+
+    pub struct SaysItself;
+    impl Subject for SaysItself {
+        type Alloc = Locked<Counted<Pages<false>, Counting>>;
+        fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
+            Counts::make(budget, meter)
+        }
+    }
+    impl StatsSubject for SaysItself {
+        fn stats(_: &Self::Alloc) -> Stats {
+            Stats { allocations: 42, ..Stats::default() }
+        }
+    }
+
+    pub struct Silent;
+    impl Subject for Silent {
+        type Alloc = Locked<Pages<false>>;
+        fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
+            Locked::new(Pages::new(Limited::new(MmapSource::new(), budget).metered(meter)))
+        }
+    }
+}
+
+#[test]
+fn counters_come_from_the_subject_first_then_the_allocator_then_nowhere() {
+    use conformance::probe::{LiveFromAlloc, LiveMissing, Of, StatsFromAlloc, StatsFromSubject, StatsMissing};
+    use conformance::Subject;
+    use subjects::{Counts, SaysItself, Silent};
+
+    let heap = Counts::new();
+    let p = conformance::Heap::allocate(&heap, core::alloc::Layout::new::<[u8; 100]>()).unwrap();
+    let found = (&&&Of::<Counts>::NEW).found_stats(&heap).expect("Statistics through Locked and Counted");
+    assert_eq!((found.bytes_live, found.blocks_live), (100, 1));
+    assert_eq!((&&&Of::<Counts>::NEW).found_live(&heap), Some(100));
+    // SAFETY: `p` is live with this layout.
+    unsafe { conformance::Heap::deallocate(&heap, p.cast(), core::alloc::Layout::new::<[u8; 100]>()) };
+
+    assert_eq!((&&&Of::<SaysItself>::NEW).found_stats(&SaysItself::new()).map(|s| s.allocations), Some(42));
+    assert_eq!((&&&Of::<Silent>::NEW).found_stats(&Silent::new()), None);
+    assert_eq!((&&&Of::<Silent>::NEW).found_live(&Silent::new()), None);
+}
