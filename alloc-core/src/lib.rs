@@ -68,6 +68,11 @@ pub mod compose;
 pub mod error;
 pub mod freelist;
 pub mod front;
+// Rendered by rustdoc only: the guide's examples use the conformance suite and the C socket,
+// which depend on this crate, so alloc-malloc runs them as its doctests.
+#[cfg(all(doc, not(doctest)))]
+#[doc = include_str!("guide.md")]
+pub mod guide {}
 pub mod layer;
 pub mod ptr;
 pub mod secret;

@@ -26,6 +26,13 @@
 
 mod hardened;
 pub mod presets;
+
+/// alloc-core's guide (`alloc_core::guide`), run here as doctests: its examples use the
+/// conformance suite and this crate, which depend on alloc-core. Only in a doctest build of the
+/// workspace (the file lies outside this package).
+#[cfg(doctest)]
+#[doc = include_str!("../../alloc-core/src/guide.md")]
+pub struct AllocCoreGuide;
 mod trace;
 
 use alloc_core::ErrorKind;
