@@ -702,6 +702,27 @@ impl<P: PoolRef + Send> alloc_core::Statistics for SharedArena<P, Counting> {
     }
 }
 
+impl<P: PoolRef, C: StatsPolicy> alloc_core::Reset for Arena<P, C> {
+    /// [`Arena::reset`].
+    fn reset(&mut self) {
+        Arena::reset(self);
+    }
+}
+
+impl<P: PoolRef, C: StatsPolicy> alloc_core::Trim for Arena<P, C> {
+    /// [`Arena::trim_pool`]: the arena's own chunks and blocks stay.
+    fn trim(&mut self) {
+        self.trim_pool();
+    }
+}
+
+impl<P: PoolRef + Send, C: StatsPolicy + Send> alloc_core::Reset for SharedArena<P, C> {
+    /// [`SharedArena::reset`].
+    fn reset(&mut self) {
+        SharedArena::reset(self);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 
 use alloc_arena::{Arena, ChunkPool, PoolConfig, SharedArena};
 use alloc_core::{Counting, Limited, MmapSource};
-use conformance::{IntrospectSubject, Meter, ResetSubject, Subject, TrimSubject};
+use conformance::{IntrospectSubject, Meter, Subject};
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
@@ -27,18 +27,6 @@ impl Subject for LocalArena {
     }
 }
 
-impl ResetSubject for LocalArena {
-    fn reset(heap: &mut Self::Alloc) {
-        heap.reset();
-    }
-}
-
-impl TrimSubject for LocalArena {
-    fn trim(heap: &mut Self::Alloc) {
-        heap.trim_pool();
-    }
-}
-
 impl IntrospectSubject for LocalArena {
     fn usable_size(_heap: &Self::Alloc, _ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
         Some(layout.size())
@@ -52,12 +40,6 @@ impl Subject for Shared {
     const MIN_BUDGET: usize = 8 << 20;
     fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
         SharedArena::with_stats_policy(pool(budget, meter))
-    }
-}
-
-impl ResetSubject for Shared {
-    fn reset(heap: &mut Self::Alloc) {
-        heap.reset();
     }
 }
 

@@ -276,6 +276,13 @@ impl<S: PageSource> alloc_core::Statistics for Bump<S, Counting> {
     }
 }
 
+impl<S: PageSource, C: StatsPolicy> alloc_core::Reset for Bump<S, C> {
+    /// [`Bump::reset`].
+    fn reset(&mut self) {
+        Bump::reset(self);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;

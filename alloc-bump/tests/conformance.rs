@@ -2,9 +2,8 @@
 
 use alloc_bump::{Bump, BumpRegion, GlobalBump};
 use alloc_core::compose::Header;
-use alloc_core::layer::Reset;
 use alloc_core::{Abort, Counting, Limited, Local, MmapSource};
-use conformance::{IntrospectSubject, Meter, ResetSubject, Subject};
+use conformance::{IntrospectSubject, Meter, Subject};
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
@@ -23,12 +22,6 @@ impl Subject for LocalBump {
     }
 }
 
-impl ResetSubject for LocalBump {
-    fn reset(heap: &mut Self::Alloc) {
-        heap.reset();
-    }
-}
-
 impl IntrospectSubject for LocalBump {
     fn usable_size(_heap: &Self::Alloc, _ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
         Some(layout.size())
@@ -44,12 +37,6 @@ impl Subject for LockedBump {
     }
 }
 
-impl ResetSubject for LockedBump {
-    fn reset(heap: &mut Self::Alloc) {
-        heap.get_mut().reset();
-    }
-}
-
 /// The region under `compose::Header` with a canary: the header passes on the region's in-place
 /// resize (the realloc properties grow and shrink the newest block where it is, and every free
 /// checks the moved canary) and its reset.
@@ -61,12 +48,6 @@ impl Subject for HeaderedBump {
     type Alloc = Headered;
     fn make(budget: usize, meter: &'static Meter) -> Headered {
         Local::new(Header::new(BumpRegion::new(source(budget, meter))))
-    }
-}
-
-impl ResetSubject for HeaderedBump {
-    fn reset(heap: &mut Headered) {
-        heap.get_mut().reset();
     }
 }
 

@@ -253,6 +253,12 @@ unsafe fn header_resize<L: Layer + Owns, E: ErrorPolicy, const CANARY: bool>(
     Ok(new.size())
 }
 
+impl<L: crate::Trim, E: ErrorPolicy, const CANARY: bool> crate::Trim for Header<L, E, CANARY> {
+    fn trim(&mut self) {
+        self.inner.trim();
+    }
+}
+
 impl<L: Layer + Owns + Reset, E: ErrorPolicy, const CANARY: bool> Reset for Header<L, E, CANARY> {
     /// Resets `L`: every block and its header go at once.
     fn reset(&mut self) {
@@ -407,6 +413,13 @@ unsafe fn segregate_resize<A: Layer, B: Layer, const LIMIT: usize>(
     }
 }
 
+impl<A: crate::Trim, B: crate::Trim, const LIMIT: usize> crate::Trim for BySize<A, B, LIMIT> {
+    fn trim(&mut self) {
+        self.small.trim();
+        self.large.trim();
+    }
+}
+
 impl<A: Reset, B: Reset, const LIMIT: usize> Reset for BySize<A, B, LIMIT> {
     fn reset(&mut self) {
         self.small.reset();
@@ -551,6 +564,13 @@ unsafe fn fallback_resize<A: Layer + Owns, B: Layer>(
     }
 }
 
+impl<A: crate::Trim, B: crate::Trim> crate::Trim for Fallback<A, B> {
+    fn trim(&mut self) {
+        self.primary.trim();
+        self.secondary.trim();
+    }
+}
+
 impl<A: Layer + Owns + Reset, B: Reset> Reset for Fallback<A, B> {
     fn reset(&mut self) {
         self.primary.reset();
@@ -690,6 +710,12 @@ unsafe fn counted_resize<L: Layer, C: StatsPolicy>(
 impl<L> crate::Statistics for Counted<L, crate::Counting> {
     fn stats(&self) -> crate::Stats {
         self.counters().get()
+    }
+}
+
+impl<L: crate::Trim, C: StatsPolicy> crate::Trim for Counted<L, C> {
+    fn trim(&mut self) {
+        self.inner.trim();
     }
 }
 

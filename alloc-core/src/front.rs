@@ -458,6 +458,18 @@ impl<L: Layer + crate::Statistics> crate::Statistics for Local<L> {
     }
 }
 
+impl<L: Layer + crate::Reset> crate::Reset for Local<L> {
+    fn reset(&mut self) {
+        self.get_mut().reset();
+    }
+}
+
+impl<L: Layer + crate::Trim> crate::Trim for Local<L> {
+    fn trim(&mut self) {
+        self.get_mut().trim();
+    }
+}
+
 /// An exclusive layer behind a lock policy `R` (any `lock_api::RawMutex`; [`SpinLock`] by
 /// default): the bridge from [`Layer`] to [`SharedLayer`]. `Sync`, usable as
 /// `#[global_allocator]` and as `allocator_api2::alloc::Allocator` through `&Locked`.
@@ -607,6 +619,18 @@ unsafe impl<L: Layer + Send, R: lock_api::RawMutex + Sync> SharedLayer for Locke
 }
 
 crate::shared_front!([L: Layer + Send, R: lock_api::RawMutex + Sync] Locked<L, R>);
+
+impl<L: crate::Reset, R: lock_api::RawMutex> crate::Reset for Locked<L, R> {
+    fn reset(&mut self) {
+        self.get_mut().reset();
+    }
+}
+
+impl<L: crate::Trim, R: lock_api::RawMutex> crate::Trim for Locked<L, R> {
+    fn trim(&mut self) {
+        self.get_mut().trim();
+    }
+}
 
 impl<L: crate::Statistics, R: lock_api::RawMutex> crate::Statistics for Locked<L, R> {
     fn stats(&self) -> crate::Stats {

@@ -334,13 +334,22 @@ pub unsafe trait SizeOf {
     unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> crate::HeapError;
 }
 
-/// Capability: free every block at once.
-pub trait Reset: Layer {
+/// Capability: free every block at once. Layers have it, and the fronts over them
+/// ([`crate::Local`], [`crate::Locked`]) and the allocator crates' own fronts pass it on.
+pub trait Reset {
     /// Frees every block. The layer may keep some memory mapped for reuse.
     ///
     /// Taking `&mut self` means no block can be reached through a borrow of the layer any more;
     /// raw pointers still held by the caller dangle afterwards.
     fn reset(&mut self);
+}
+
+/// Capability: give memory back to the page source while blocks stay live (the one verb the
+/// workspace uses for it: free pages, cached chunks, empty runs go back; every live block stays
+/// where it is, intact).
+pub trait Trim {
+    /// Gives back what the allocator may give back now.
+    fn trim(&mut self);
 }
 
 /// What a heap validator found: the first inconsistency in an allocator's own structures.

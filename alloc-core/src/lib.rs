@@ -86,7 +86,7 @@ pub use core::alloc::Layout;
 pub use error::{Abort, Count, ErrorKind, ErrorPolicy, HeapError, Panic};
 pub use freelist::{FreeList, LinkCodec, PlainLinks, SafeLinks};
 pub use front::{Local, Locked, LockedRef};
-pub use layer::{Corruption, Layer, Owns, Reset, Resize, SharedLayer, SizeOf, UsableSize, Validate};
+pub use layer::{Corruption, Layer, Owns, Reset, Resize, SharedLayer, SizeOf, Trim, UsableSize, Validate};
 #[cfg(unix)]
 pub use source::MmapSource;
 #[cfg(target_arch = "wasm32")]

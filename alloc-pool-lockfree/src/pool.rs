@@ -1343,6 +1343,13 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> core:
 /// A test over a buffer instead of mmap, sized so Miri can check the fast paths, the remote list
 /// with a second thread, misuse reports and trim (`cargo +nightly miri test -p
 /// alloc-pool-lockfree --lib`); the conformance suite covers the rest.
+impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> alloc_core::Trim for Pool<S, E> {
+    /// [`Pool::trim`].
+    fn trim(&mut self) {
+        Pool::trim(self);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 use alloc_core::layer::{SizeOf, UsableSize};
 use alloc_core::{Abort, Limited, MmapSource};
 use alloc_pool_lockfree::Pool;
-use conformance::{IntrospectSubject, Meter, SharedSubject, Subject, TrimSubject};
+use conformance::{IntrospectSubject, Meter, SharedSubject, Subject};
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
@@ -44,12 +44,6 @@ impl SharedSubject for SharedPool {
             }
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
-    }
-}
-
-impl TrimSubject for SharedPool {
-    fn trim(heap: &mut Heap) {
-        heap.trim();
     }
 }
 

@@ -895,6 +895,13 @@ impl<S: PageSource, E: ErrorPolicy, L: LinkCodec> alloc_core::Statistics
     }
 }
 
+impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> alloc_core::Trim for SegregatedHeap<S, E, C, L> {
+    /// [`SegregatedHeap::trim`].
+    fn trim(&mut self) {
+        SegregatedHeap::trim(self);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;

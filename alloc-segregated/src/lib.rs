@@ -160,3 +160,10 @@ impl<S: PageSource, E: ErrorPolicy, L: LinkCodec> alloc_core::Statistics for Seg
         Segregated::stats(self)
     }
 }
+
+impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> alloc_core::Trim for Segregated<S, E, C, L> {
+    /// [`SegregatedHeap::trim`] on the heap.
+    fn trim(&mut self) {
+        self.heap().trim();
+    }
+}

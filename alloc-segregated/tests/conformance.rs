@@ -6,7 +6,7 @@ use alloc_core::layer::Owns;
 use alloc_core::{Abort, Counting, Limited, MmapSource, NoStats, PlainLinks, SafeLinks};
 use alloc_segregated::class::{class_of, class_size};
 use alloc_segregated::{GlobalSegregated, Segregated, SegregatedHeap};
-use conformance::{IntrospectSubject, Meter, Subject, TrimSubject};
+use conformance::{IntrospectSubject, Meter, Subject};
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
@@ -26,12 +26,6 @@ impl Subject for LocalSegregated {
     const LEAVES_PAGES_ON_DROP: bool = LEAVES_PAGES;
     fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
         Segregated::with_source(source(budget, meter))
-    }
-}
-
-impl TrimSubject for LocalSegregated {
-    fn trim(heap: &mut Self::Alloc) {
-        heap.heap().trim();
     }
 }
 

@@ -1450,6 +1450,15 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, G: GuardPolicy<S>> alloc_core::St
     }
 }
 
+impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> alloc_core::Trim
+    for SpanHeap<S, E, C, G>
+{
+    /// [`SpanHeap::trim`].
+    fn trim(&mut self) {
+        SpanHeap::trim(self);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;

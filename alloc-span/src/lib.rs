@@ -194,3 +194,12 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, G: GuardPolicy<S>> alloc_core::St
         Span::stats(self)
     }
 }
+
+impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> alloc_core::Trim
+    for Span<S, E, C, G>
+{
+    /// [`Span::trim`].
+    fn trim(&mut self) {
+        Span::trim(self);
+    }
+}

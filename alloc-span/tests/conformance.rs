@@ -3,7 +3,7 @@
 use alloc_core::layer::SizeOf;
 use alloc_core::{Abort, Counting, Limited, MmapSource};
 use alloc_span::{GlobalSpan, GuardPages, GuardPolicy, NoGuards, Span, SpanConfig, SpanHeap};
-use conformance::{IntrospectSubject, Meter, Subject, TrimSubject};
+use conformance::{IntrospectSubject, Meter, Subject};
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
@@ -20,12 +20,6 @@ impl Subject for LocalSpan {
     const TYPICAL_SIZE: usize = 64 << 10;
     fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
         Span::with_source(source(budget, meter))
-    }
-}
-
-impl TrimSubject for LocalSpan {
-    fn trim(heap: &mut Self::Alloc) {
-        heap.trim();
     }
 }
 
@@ -55,12 +49,6 @@ impl<G: GuardPolicy<Source> + 'static> Subject for Tight<G> {
     const TYPICAL_SIZE: usize = 64 << 10;
     fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
         Span::with_config(source(budget, meter), TIGHT)
-    }
-}
-
-impl<G: GuardPolicy<Source> + 'static> TrimSubject for Tight<G> {
-    fn trim(heap: &mut Self::Alloc) {
-        heap.trim();
     }
 }
 

@@ -310,6 +310,44 @@ pub mod probe {
         fn found_settle(&self, _: &A) {}
     }
     impl<S: crate::Subject> LiveMissing<S::Alloc> for Of<S> {}
+
+    /// Generates the three-step probe of one mutating capability: the subject's trait, else the
+    /// allocator's alloc-core trait, else `None`.
+    macro_rules! probe_mut {
+        ($found:ident, $subject_trait:ident, $from_subject:ident, $core_trait:ident, $from_alloc:ident, $missing:ident, $what:literal) => {
+            #[doc = concat!("The subject states how to ", $what, ".")]
+            pub trait $from_subject<A> {
+                #[doc = concat!("[`crate::", stringify!($subject_trait), "`].")]
+                fn $found(&self) -> Option<fn(&mut A)>;
+            }
+            impl<S: crate::$subject_trait> $from_subject<S::Alloc> for &&Of<S> {
+                fn $found(&self) -> Option<fn(&mut S::Alloc)> {
+                    Some(<S as crate::$subject_trait>::$found)
+                }
+            }
+            #[doc = concat!("The allocator can ", $what, " (`alloc_core::", stringify!($core_trait), "`).")]
+            pub trait $from_alloc<A> {
+                #[doc = concat!("[`alloc_core::", stringify!($core_trait), "`].")]
+                fn $found(&self) -> Option<fn(&mut A)>;
+            }
+            impl<S: crate::Subject<Alloc: alloc_core::$core_trait>> $from_alloc<S::Alloc> for &Of<S> {
+                fn $found(&self) -> Option<fn(&mut S::Alloc)> {
+                    Some(|heap| alloc_core::$core_trait::$found(heap))
+                }
+            }
+            /// Neither.
+            pub trait $missing<A> {
+                /// `None`.
+                fn $found(&self) -> Option<fn(&mut A)> {
+                    None
+                }
+            }
+            impl<S: crate::Subject> $missing<S::Alloc> for Of<S> {}
+        };
+    }
+
+    probe_mut!(reset, ResetSubject, ResetFromSubject, Reset, ResetFromAlloc, ResetMissing, "free every block at once");
+    probe_mut!(trim, TrimSubject, TrimFromSubject, Trim, TrimFromAlloc, TrimMissing, "give memory back");
 }
 
 /// Panics with the failure's message; what the generated tests call.
@@ -349,7 +387,8 @@ pub fn isolated(module_path: &str, name: &str, property: impl FnOnce() -> Outcom
 /// where it states one, comes first).
 ///
 /// `suite!(name: SubjectType)` runs every property every allocator owes; add
-/// - `reset` for a [`ResetSubject`] (reset frees, reuses memory and gives mapped bytes back);
+/// - `reset` for an allocator with [`alloc_core::Reset`] (or a [`ResetSubject`]): reset frees,
+///   reuses memory and gives mapped bytes back;
 /// - `sync` for an allocator threads share (cross-thread frees, several threads' models at once):
 ///   its live bytes come from [`SharedSubject`] where the subject implements it, else from
 ///   [`alloc_core::Statistics`];
@@ -358,7 +397,8 @@ pub fn isolated(module_path: &str, name: &str, property: impl FnOnce() -> Outcom
 /// - `stats` for an allocator that counts: [`StatsSubject`] where the subject implements it, else
 ///   [`alloc_core::Statistics`];
 /// - `introspect` for an [`IntrospectSubject`] (usable size, size from a pointer, ownership);
-/// - `trim` for a [`TrimSubject`] (memory given back between model steps, blocks intact).
+/// - `trim` for an allocator with [`alloc_core::Trim`] (or a [`TrimSubject`]): memory given back
+///   between model steps, blocks intact.
 #[macro_export]
 macro_rules! suite {
     ($name:ident : $subject:ty $(, $cap:ident)* $(,)?) => {
@@ -401,14 +441,30 @@ macro_rules! __forward {
     (reset, $s:ty) => {
         impl $crate::ResetSubject for Found {
             fn reset(heap: &mut Self::Alloc) {
-                <$s as $crate::ResetSubject>::reset(heap)
+                #[allow(unused_imports)]
+                use $crate::probe::{ResetFromAlloc, ResetFromSubject, ResetMissing};
+                let reset = (&&&$crate::probe::Of::<$s>::NEW).reset().unwrap_or_else(|| {
+                    panic!(
+                        "`reset` needs a reset: {} implements no ResetSubject, and its allocator no alloc_core::Reset",
+                        stringify!($s)
+                    )
+                });
+                reset(heap)
             }
         }
     };
     (trim, $s:ty) => {
         impl $crate::TrimSubject for Found {
             fn trim(heap: &mut Self::Alloc) {
-                <$s as $crate::TrimSubject>::trim(heap)
+                #[allow(unused_imports)]
+                use $crate::probe::{TrimFromAlloc, TrimFromSubject, TrimMissing};
+                let trim = (&&&$crate::probe::Of::<$s>::NEW).trim().unwrap_or_else(|| {
+                    panic!(
+                        "`trim` needs a trim: {} implements no TrimSubject, and its allocator no alloc_core::Trim",
+                        stringify!($s)
+                    )
+                });
+                trim(heap)
             }
         }
     };
