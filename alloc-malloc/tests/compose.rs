@@ -55,7 +55,7 @@ impl IntrospectSubject for PaperExample {
     }
 }
 
-conformance::suite!(paper_example: PaperExample, sync, global, stats, introspect);
+conformance::suite!(paper_example: PaperExample, sync, global, stats, introspect, trim);
 
 /// `BySize` alone, with a limit that is no class size (1000 bytes: blocks of the 1024-byte
 /// class report 1000 usable bytes so a free with their length still routes to the small side).
@@ -82,7 +82,7 @@ impl SharedSubject for SegregateAlone {
     }
 }
 
-conformance::suite!(segregate_alone: SegregateAlone, sync, global);
+conformance::suite!(segregate_alone: SegregateAlone, sync, global, trim);
 
 /// `Fallback` alone: the segregated bins over a 1 MiB budget first, the span heap when they run
 /// out, so the suite's blocks come from both layers and every free is routed by `Owns`.
@@ -107,7 +107,7 @@ impl SharedSubject for FallbackAlone {
     }
 }
 
-conformance::suite!(fallback_alone: FallbackAlone, sync, global);
+conformance::suite!(fallback_alone: FallbackAlone, sync, global, trim);
 
 /// Both layers of the fallback really serve: a mebibyte of small blocks fills the first.
 #[test]
