@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use std::sync::Mutex;
 
 /// A block in flight between threads.
-struct Parcel {
+struct Handoff {
     ptr: NonNull<u8>,
     layout: Layout,
     tag: u8,
@@ -17,7 +17,7 @@ struct Parcel {
 }
 
 // SAFETY: a parcel is the only handle to its block; whoever holds it owns the block.
-unsafe impl Send for Parcel {}
+unsafe impl Send for Handoff {}
 
 /// Outcome of a stress run.
 pub(crate) struct Report {
@@ -42,11 +42,11 @@ pub(crate) fn mail_ring<A: Heap + Sync>(
     per_round: usize,
 ) -> Result<Report, crate::Failure> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
-    let boxes: Vec<Mutex<Vec<Parcel>>> = (0..tasks).map(|_| Mutex::new(Vec::new())).collect();
+    let boxes: Vec<Mutex<Vec<Handoff>>> = (0..tasks).map(|_| Mutex::new(Vec::new())).collect();
     let cross = std::sync::atomic::AtomicUsize::new(0);
     let blocks = std::sync::atomic::AtomicUsize::new(0);
 
-    let free_parcels = |parcels: Vec<Parcel>| -> Outcome {
+    let free_parcels = |parcels: Vec<Handoff>| -> Outcome {
         let me = std::thread::current().id();
         for p in parcels {
             // SAFETY: the parcel's block is live and ours; it was filled with `tag`.
@@ -90,7 +90,7 @@ pub(crate) fn mail_ring<A: Heap + Sync>(
                     let tag = (seed >> 16) as u8 | 1;
                     // SAFETY: a fresh block of at least `size` bytes.
                     unsafe { ptr.as_ptr().write_bytes(tag, size) };
-                    out.push(Parcel { ptr, layout, tag, from: me });
+                    out.push(Handoff { ptr, layout, tag, from: me });
                 }
                 blocks.fetch_add(per_round, std::sync::atomic::Ordering::Relaxed);
                 let inbox = std::mem::take(&mut *boxes[t].lock().unwrap());
