@@ -384,35 +384,29 @@ macro_rules! __allocator_impl {
                 // SAFETY: the caller's block and layout (this method's contract).
                 $crate::__reach!($($reach)+, self, |l| unsafe { $crate::front::deallocate(l, ptr, layout) })
             }
-            unsafe fn grow(
-                &self,
-                ptr: core::ptr::NonNull<u8>,
-                old: $crate::Layout,
-                new: $crate::Layout,
-            ) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
-                // SAFETY: the caller's block and layouts (this method's contract).
-                $crate::__reach!($($reach)+, self, |l| unsafe { $crate::front::reallocate(l, ptr, old, new, false) })
-            }
-            unsafe fn grow_zeroed(
-                &self,
-                ptr: core::ptr::NonNull<u8>,
-                old: $crate::Layout,
-                new: $crate::Layout,
-            ) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
-                // SAFETY: the caller's block and layouts (this method's contract).
-                $crate::__reach!($($reach)+, self, |l| unsafe { $crate::front::reallocate(l, ptr, old, new, true) })
-            }
-            unsafe fn shrink(
-                &self,
-                ptr: core::ptr::NonNull<u8>,
-                old: $crate::Layout,
-                new: $crate::Layout,
-            ) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
-                // SAFETY: the caller's block and layouts (this method's contract).
-                $crate::__reach!($($reach)+, self, |l| unsafe { $crate::front::reallocate(l, ptr, old, new, false) })
-            }
+            $crate::__allocator_resize!([$($reach)+] grow false, grow_zeroed true, shrink false);
         }
     };
+}
+
+/// `Allocator::grow`, `grow_zeroed` and `shrink` for [`__allocator_impl`]: each is the fronts'
+/// [`reallocate`], zeroing the new tail or not.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __allocator_resize {
+    ([$($reach:tt)+] $method:ident $zeroed:literal $(, $more:ident $more_zeroed:literal)*) => {
+        unsafe fn $method(
+            &self,
+            ptr: core::ptr::NonNull<u8>,
+            old: $crate::Layout,
+            new: $crate::Layout,
+        ) -> Result<core::ptr::NonNull<[u8]>, $crate::AllocError> {
+            // SAFETY: the caller's block and layouts (this method's contract).
+            $crate::__reach!($($reach)+, self, |l| unsafe { $crate::front::reallocate(l, ptr, old, new, $zeroed) })
+        }
+        $crate::__allocator_resize!([$($reach)+] $($more $more_zeroed),*);
+    };
+    ([$($reach:tt)+]) => {};
 }
 
 /// How [`__allocator_impl`] reaches the layer of `$s` (a `&&Front`) to run `$body` on it as `$l`.
