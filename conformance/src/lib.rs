@@ -434,21 +434,35 @@ macro_rules! suite {
     };
 }
 
-/// Passes one capability trait of the subject on to `Found`.
+/// The subject's answer to one capability, else the allocator's through alloc-core's trait;
+/// a test that needs it and finds neither fails, naming both.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __found {
+    ($word:literal, $s:ty, $subject_trait:literal, $core_trait:literal, [$($probe:ident),+] $m:ident($($arg:expr),*)) => {{
+        #[allow(unused_imports)]
+        use $crate::probe::{$($probe),+};
+        (&&&$crate::probe::Of::<$s>::NEW).$m($($arg),*).unwrap_or_else(|| {
+            panic!(
+                "`{}` needs it: {} implements no {}, and its allocator no alloc_core::{}",
+                $word,
+                stringify!($s),
+                $subject_trait,
+                $core_trait
+            )
+        })
+    }};
+}
+
+/// Passes one capability of the subject (or of its allocator) on to `Found`.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __forward {
     (reset, $s:ty) => {
         impl $crate::ResetSubject for Found {
             fn reset(heap: &mut Self::Alloc) {
-                #[allow(unused_imports)]
-                use $crate::probe::{ResetFromAlloc, ResetFromSubject, ResetMissing};
-                let reset = (&&&$crate::probe::Of::<$s>::NEW).reset().unwrap_or_else(|| {
-                    panic!(
-                        "`reset` needs a reset: {} implements no ResetSubject, and its allocator no alloc_core::Reset",
-                        stringify!($s)
-                    )
-                });
+                let reset = $crate::__found!("reset", $s, "ResetSubject", "Reset",
+                    [ResetFromAlloc, ResetFromSubject, ResetMissing] reset());
                 reset(heap)
             }
         }
@@ -456,14 +470,8 @@ macro_rules! __forward {
     (trim, $s:ty) => {
         impl $crate::TrimSubject for Found {
             fn trim(heap: &mut Self::Alloc) {
-                #[allow(unused_imports)]
-                use $crate::probe::{TrimFromAlloc, TrimFromSubject, TrimMissing};
-                let trim = (&&&$crate::probe::Of::<$s>::NEW).trim().unwrap_or_else(|| {
-                    panic!(
-                        "`trim` needs a trim: {} implements no TrimSubject, and its allocator no alloc_core::Trim",
-                        stringify!($s)
-                    )
-                });
+                let trim = $crate::__found!("trim", $s, "TrimSubject", "Trim",
+                    [TrimFromAlloc, TrimFromSubject, TrimMissing] trim());
                 trim(heap)
             }
         }
@@ -471,14 +479,8 @@ macro_rules! __forward {
     (sync, $s:ty) => {
         impl $crate::SharedSubject for Found {
             fn live_bytes(heap: &Self::Alloc) -> usize {
-                #[allow(unused_imports)]
-                use $crate::probe::{LiveFromAlloc, LiveFromSubject, LiveMissing};
-                (&&&$crate::probe::Of::<$s>::NEW).found_live(heap).unwrap_or_else(|| {
-                    panic!(
-                        "`sync` needs live bytes: {} implements no SharedSubject, and its allocator no alloc_core::Statistics",
-                        stringify!($s)
-                    )
-                })
+                $crate::__found!("sync", $s, "SharedSubject", "Statistics",
+                    [LiveFromAlloc, LiveFromSubject, LiveMissing] found_live(heap))
             }
             fn settle(heap: &Self::Alloc) {
                 #[allow(unused_imports)]
@@ -490,14 +492,8 @@ macro_rules! __forward {
     (stats, $s:ty) => {
         impl $crate::StatsSubject for Found {
             fn stats(heap: &Self::Alloc) -> $crate::__Stats {
-                #[allow(unused_imports)]
-                use $crate::probe::{StatsFromAlloc, StatsFromSubject, StatsMissing};
-                (&&&$crate::probe::Of::<$s>::NEW).found_stats(heap).unwrap_or_else(|| {
-                    panic!(
-                        "`stats` needs counters: {} implements no StatsSubject, and its allocator no alloc_core::Statistics",
-                        stringify!($s)
-                    )
-                })
+                $crate::__found!("stats", $s, "StatsSubject", "Statistics",
+                    [StatsFromAlloc, StatsFromSubject, StatsMissing] found_stats(heap))
             }
         }
     };
