@@ -681,31 +681,34 @@ fn free_large(user: usize, sized: Option<(usize, Option<usize>)>) {
     state.store(freed_word(user, m.len), Ordering::Relaxed);
     // SAFETY: the whole mapping is this block's; from now on every access to it faults.
     unsafe { libc::mprotect(m.base as *mut libc::c_void, m.len, libc::PROT_NONE) };
-    // Into the quarantine; what leaves it (the oldest, while over either bound) is unmapped.
-    let mut unmap = [EMPTY; 2];
+    // Into the quarantine; what leaves it (the oldest, while over either bound) goes to the
+    // cache or is unmapped. The ring is in age order from `next` (oldest) round to `at` (this
+    // block), with empty slots before it fills: over the byte bound, the oldest entries go until
+    // it holds, this block last of all (it stays even alone over the bound).
+    let mut unmap = [EMPTY; LARGE_QUARANTINE];
+    let mut n = 0;
     let at = large.next;
     let old = core::mem::replace(&mut large.quarantine[at], m);
     large.next = (at + 1) % LARGE_QUARANTINE;
     large.quarantined_bytes += m.len;
-    if old.user != 0 {
-        large.quarantined_bytes -= old.len;
-        if let Some(o) = large.cache(old) {
-            unmap[0] = o;
-        }
-    }
-    if large.quarantined_bytes > LARGE_QUARANTINE_BYTES {
-        // Over the byte bound: the oldest other entry goes too.
-        let j = large.next;
-        let o = core::mem::replace(&mut large.quarantine[j], EMPTY);
-        if o.user != 0 {
-            large.quarantined_bytes -= o.len;
-            if let Some(o) = large.cache(o) {
-                unmap[1] = o;
+    let mut leaving = old;
+    let mut j = large.next;
+    loop {
+        if leaving.user != 0 {
+            large.quarantined_bytes -= leaving.len;
+            if let Some(o) = large.cache(leaving) {
+                unmap[n] = o;
+                n += 1;
             }
         }
+        if large.quarantined_bytes <= LARGE_QUARANTINE_BYTES || j == at {
+            break;
+        }
+        leaving = core::mem::replace(&mut large.quarantine[j], EMPTY);
+        j = (j + 1) % LARGE_QUARANTINE;
     }
     drop(large);
-    for o in unmap.iter().filter(|o| o.user != 0) {
+    for o in &unmap[..n] {
         // SAFETY: a mapping of this preset, freed and out of the quarantine.
         unsafe { libc::munmap(o.base as *mut libc::c_void, o.len) };
     }
