@@ -723,6 +723,14 @@ impl<P: PoolRef + Send, C: StatsPolicy + Send> alloc_core::Reset for SharedArena
     }
 }
 
+// SAFETY: the region's answer (the size asked for, which the block holds).
+unsafe impl<P: PoolRef, C: StatsPolicy> alloc_core::UsableSize for Arena<P, C> {
+    unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { alloc_core::UsableSize::usable_size(&self.region, ptr, layout) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

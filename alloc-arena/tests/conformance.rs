@@ -3,9 +3,7 @@
 
 use alloc_arena::{Arena, ChunkPool, PoolConfig, SharedArena};
 use alloc_core::{Counting, Limited, MmapSource};
-use conformance::{IntrospectSubject, Meter, Subject};
-use core::alloc::Layout;
-use core::ptr::NonNull;
+use conformance::{Meter, Subject};
 
 type Pool = ChunkPool<Limited<MmapSource>>;
 
@@ -24,12 +22,6 @@ impl Subject for LocalArena {
     const MIN_BUDGET: usize = 8 << 20;
     fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
         Arena::with_stats_policy(pool(budget, meter))
-    }
-}
-
-impl IntrospectSubject for LocalArena {
-    fn usable_size(_heap: &Self::Alloc, _ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
-        Some(layout.size())
     }
 }
 

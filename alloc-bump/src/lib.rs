@@ -283,6 +283,14 @@ impl<S: PageSource, C: StatsPolicy> alloc_core::Reset for Bump<S, C> {
     }
 }
 
+// SAFETY: the region's answer (the size asked for, which the block holds).
+unsafe impl<S: PageSource, C: StatsPolicy> alloc_core::UsableSize for Bump<S, C> {
+    unsafe fn usable_size(&self, ptr: core::ptr::NonNull<u8>, layout: Layout) -> usize {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { alloc_core::UsableSize::usable_size(&self.region, ptr, layout) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;

@@ -3,9 +3,8 @@
 use alloc_bump::{Bump, BumpRegion, GlobalBump};
 use alloc_core::compose::Header;
 use alloc_core::{Abort, Counting, Limited, Local, MmapSource};
-use conformance::{IntrospectSubject, Meter, Subject};
+use conformance::{Meter, Subject};
 use core::alloc::Layout;
-use core::ptr::NonNull;
 
 type Source = Limited<MmapSource>;
 
@@ -19,12 +18,6 @@ impl Subject for LocalBump {
     type Alloc = Bump<Source, Counting>;
     fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
         Bump::with_source(source(budget, meter))
-    }
-}
-
-impl IntrospectSubject for LocalBump {
-    fn usable_size(_heap: &Self::Alloc, _ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
-        Some(layout.size())
     }
 }
 

@@ -452,6 +452,27 @@ impl<L: Layer + crate::Statistics> crate::Statistics for Local<L> {
     }
 }
 
+// SAFETY: the layer's own answer (its `UsableSize` promise), read through a shared reference.
+unsafe impl<L: Layer + crate::UsableSize> crate::UsableSize for Local<L> {
+    unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
+        // SAFETY: only reads the layer (the `Layer` contract: no call back into the front); the
+        // caller's block and layout.
+        unsafe { self.inspect(|l| l.usable_size(ptr, layout)) }
+    }
+}
+
+// SAFETY: the layer's own answers (its `SizeOf` promise), read through a shared reference.
+unsafe impl<L: Layer + crate::SizeOf> crate::SizeOf for Local<L> {
+    unsafe fn size_of(&self, ptr: NonNull<u8>) -> Option<Layout> {
+        // SAFETY: as above; the caller's guarantees.
+        unsafe { self.inspect(|l| l.size_of(ptr)) }
+    }
+    unsafe fn misuse_at(&self, ptr: NonNull<u8>) -> crate::HeapError {
+        // SAFETY: as above.
+        unsafe { self.inspect(|l| l.misuse_at(ptr)) }
+    }
+}
+
 impl<L: Layer + crate::Reset> crate::Reset for Local<L> {
     fn reset(&mut self) {
         self.get_mut().reset();

@@ -11,10 +11,10 @@
 //! tail checksum, and `Locked` for the spin lock; `alloc-malloc` is the socket.
 
 use alloc_core::compose::{BySize, Counted, Fallback, Header};
-use alloc_core::{Abort, Corruption, Counting, Limited, Locked, MmapSource, Owns, SizeOf, SpinLock, UsableSize};
+use alloc_core::{Abort, Counting, Limited, Locked, MmapSource, Owns, SizeOf, SpinLock};
 use alloc_segregated::SegregatedHeap;
 use alloc_span::SpanHeap;
-use conformance::{IntrospectSubject, Meter, SharedSubject, Subject};
+use conformance::{Meter, SharedSubject, Subject};
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
@@ -39,22 +39,11 @@ impl Subject for PaperExample {
     fn make(budget: usize, meter: &'static Meter) -> Paper {
         paper(budget, meter)
     }
-    fn validate(heap: &Paper) -> Option<Result<(), Corruption>> {
-        let h = heap.lock();
-        let s = h.inner().inner();
-        Some(alloc_core::Validate::validate(&s.small).and_then(|()| alloc_core::Validate::validate(&s.large)))
-    }
 }
 
-/// Usable sizes and sizes from pointers through the header: the introspection property writes
-/// every usable byte, so a usable size that reached into the canary would abort at the free.
-impl IntrospectSubject for PaperExample {
-    fn usable_size(heap: &Paper, ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
-        // SAFETY: the suite asks about live blocks with fitting layouts only.
-        Some(unsafe { heap.usable_size(ptr, layout) })
-    }
-}
-
+// Usable sizes through the header (found through `UsableSize` down the composition): the
+// introspection property writes every usable byte, so a usable size that reached into the
+// canary would abort at the free.
 conformance::suite!(paper_example: PaperExample, sync, global, stats, introspect, trim);
 
 /// `BySize` alone, with a limit that is no class size (1000 bytes: blocks of the 1024-byte

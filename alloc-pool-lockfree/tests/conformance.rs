@@ -1,12 +1,10 @@
 //! The pool runs the whole conformance suite: shared by threads, through `GlobalAlloc` too.
 #![cfg(not(loom))]
 
-use alloc_core::layer::{SizeOf, UsableSize};
 use alloc_core::{Abort, Limited, MmapSource};
 use alloc_pool_lockfree::Pool;
-use conformance::{IntrospectSubject, Meter, SharedSubject, Subject};
+use conformance::{Meter, SharedSubject, Subject};
 use core::alloc::Layout;
-use core::ptr::NonNull;
 
 type Heap = Pool<Limited<MmapSource>, Abort>;
 
@@ -44,17 +42,6 @@ impl SharedSubject for SharedPool {
             }
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
-    }
-}
-
-impl IntrospectSubject for SharedPool {
-    fn usable_size(heap: &Heap, ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
-        // SAFETY: the suite asks about live blocks with fitting layouts only.
-        Some(unsafe { heap.usable_size(ptr, layout) })
-    }
-    fn size_of(heap: &Heap, ptr: NonNull<u8>) -> Option<Option<Layout>> {
-        // SAFETY: the pool checks its segment map before reading anything near `ptr`.
-        Some(unsafe { heap.size_of(ptr) })
     }
 }
 

@@ -167,3 +167,13 @@ impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> alloc_core::Tr
         self.heap().trim();
     }
 }
+
+// SAFETY: the heap's answer (its class size, which every size up to it shares).
+unsafe impl<S: PageSource, E: ErrorPolicy, C: StatsPolicy, L: LinkCodec> alloc_core::UsableSize
+    for Segregated<S, E, C, L>
+{
+    unsafe fn usable_size(&self, ptr: core::ptr::NonNull<u8>, layout: alloc_core::Layout) -> usize {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { alloc_core::UsableSize::usable_size(&self.heap, ptr, layout) }
+    }
+}

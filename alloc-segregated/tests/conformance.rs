@@ -4,10 +4,8 @@
 #[cfg(feature = "run-list")]
 use alloc_core::layer::Owns;
 use alloc_core::{Abort, Counting, Limited, MmapSource, NoStats, PlainLinks, SafeLinks};
-use alloc_segregated::class::{class_of, class_size};
 use alloc_segregated::{GlobalSegregated, Segregated, SegregatedHeap};
-use conformance::{IntrospectSubject, Meter, Subject};
-use core::alloc::Layout;
+use conformance::{Meter, Subject};
 use core::ptr::NonNull;
 
 type Source = Limited<MmapSource>;
@@ -26,12 +24,6 @@ impl Subject for LocalSegregated {
     const LEAVES_PAGES_ON_DROP: bool = LEAVES_PAGES;
     fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
         Segregated::with_source(source(budget, meter))
-    }
-}
-
-impl IntrospectSubject for LocalSegregated {
-    fn usable_size(_heap: &Self::Alloc, _ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
-        Some(class_size(class_of(layout.size(), layout.align())))
     }
 }
 

@@ -190,7 +190,7 @@ pub trait IntrospectSubject: Subject {
 /// dereference later to [`ValidateMissing`](probe::ValidateMissing) (`None`); the same for `Owns`.
 #[doc(hidden)]
 pub mod probe {
-    use alloc_core::{Corruption, Owns, Statistics, Stats, Validate};
+    use alloc_core::{Corruption, Layout, Owns, SizeOf, Statistics, Stats, UsableSize, Validate};
     use core::ptr::NonNull;
 
     /// An allocator under probe.
@@ -345,6 +345,91 @@ pub mod probe {
             impl<S: crate::Subject> $missing<S::Alloc> for Of<S> {}
         };
     }
+
+    /// The allocator says how many bytes of a block are usable.
+    pub trait UsableFound {
+        /// [`UsableSize::usable_size`].
+        ///
+        /// # Safety
+        ///
+        /// As for [`UsableSize::usable_size`].
+        unsafe fn found_usable(&self, ptr: NonNull<u8>, layout: Layout) -> Option<usize>;
+    }
+    impl<A: UsableSize> UsableFound for &Probe<'_, A> {
+        unsafe fn found_usable(&self, ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
+            // SAFETY: the caller's guarantees.
+            Some(unsafe { self.0.usable_size(ptr, layout) })
+        }
+    }
+    /// It does not.
+    pub trait UsableMissing {
+        /// `None`.
+        ///
+        /// # Safety
+        ///
+        /// None needed; `unsafe` to match [`UsableFound`].
+        unsafe fn found_usable(&self, _: NonNull<u8>, _: Layout) -> Option<usize> {
+            None
+        }
+    }
+    impl<A> UsableMissing for Probe<'_, A> {}
+
+    /// The allocator finds a block's layout from its address.
+    pub trait SizeOfFound {
+        /// [`SizeOf::size_of`].
+        ///
+        /// # Safety
+        ///
+        /// As for [`SizeOf::size_of`].
+        unsafe fn found_size_of(&self, ptr: NonNull<u8>) -> Option<Option<Layout>>;
+    }
+    impl<A: SizeOf> SizeOfFound for &Probe<'_, A> {
+        unsafe fn found_size_of(&self, ptr: NonNull<u8>) -> Option<Option<Layout>> {
+            // SAFETY: the caller's guarantees.
+            Some(unsafe { self.0.size_of(ptr) })
+        }
+    }
+    /// It does not.
+    pub trait SizeOfMissing {
+        /// `None`.
+        ///
+        /// # Safety
+        ///
+        /// None needed; `unsafe` to match [`SizeOfFound`].
+        unsafe fn found_size_of(&self, _: NonNull<u8>) -> Option<Option<Layout>> {
+            None
+        }
+    }
+    impl<A> SizeOfMissing for Probe<'_, A> {}
+
+    /// The subject answers introspection itself (its [`crate::IntrospectSubject`] answers come
+    /// first; `None` from it falls through to the allocator's traits).
+    pub trait IntrospectFromSubject<A> {
+        /// [`crate::IntrospectSubject::usable_size`].
+        fn subject_usable(&self, heap: &A, ptr: NonNull<u8>, layout: Layout) -> Option<usize>;
+        /// [`crate::IntrospectSubject::size_of`].
+        fn subject_size_of(&self, heap: &A, ptr: NonNull<u8>) -> Option<Option<Layout>>;
+    }
+    impl<S: crate::IntrospectSubject> IntrospectFromSubject<S::Alloc> for &Of<S> {
+        fn subject_usable(&self, heap: &S::Alloc, ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
+            S::usable_size(heap, ptr, layout)
+        }
+        fn subject_size_of(&self, heap: &S::Alloc, ptr: NonNull<u8>) -> Option<Option<Layout>> {
+            S::size_of(heap, ptr)
+        }
+    }
+    /// It does not.
+    pub trait IntrospectMissing<A> {
+        /// `None`.
+        fn subject_usable(&self, _: &A, _: NonNull<u8>, _: Layout) -> Option<usize> {
+            None
+        }
+        /// `None`.
+        fn subject_size_of(&self, _: &A, _: NonNull<u8>) -> Option<Option<Layout>> {
+            None
+        }
+    }
+    impl<S: crate::Subject> IntrospectMissing<S::Alloc> for Of<S> {}
 
     probe_mut!(reset, ResetSubject, ResetFromSubject, Reset, ResetFromAlloc, ResetMissing, "free every block at once");
     probe_mut!(trim, TrimSubject, TrimFromSubject, Trim, TrimFromAlloc, TrimMissing, "give memory back");
@@ -504,10 +589,20 @@ macro_rules! __forward {
                 ptr: core::ptr::NonNull<u8>,
                 layout: core::alloc::Layout,
             ) -> Option<usize> {
-                <$s as $crate::IntrospectSubject>::usable_size(heap, ptr, layout)
+                #[allow(unused_imports)]
+                use $crate::probe::{IntrospectFromSubject, IntrospectMissing, UsableFound, UsableMissing};
+                (&&$crate::probe::Of::<$s>::NEW)
+                    .subject_usable(heap, ptr, layout)
+                    // SAFETY: the suite asks about live blocks with layouts that fit them only.
+                    .or_else(|| unsafe { (&&$crate::probe::Probe(heap)).found_usable(ptr, layout) })
             }
             fn size_of(heap: &Self::Alloc, ptr: core::ptr::NonNull<u8>) -> Option<Option<core::alloc::Layout>> {
-                <$s as $crate::IntrospectSubject>::size_of(heap, ptr)
+                #[allow(unused_imports)]
+                use $crate::probe::{IntrospectFromSubject, IntrospectMissing, SizeOfFound, SizeOfMissing};
+                (&&$crate::probe::Of::<$s>::NEW)
+                    .subject_size_of(heap, ptr)
+                    // SAFETY: the suite asks about the starts of live blocks only.
+                    .or_else(|| unsafe { (&&$crate::probe::Probe(heap)).found_size_of(ptr) })
             }
         }
     };
