@@ -481,7 +481,8 @@ pub fn isolated(module_path: &str, name: &str, property: impl FnOnce() -> Outcom
 /// - `bounded` for an allocator that reuses freed blocks (steady churn maps no more pages);
 /// - `stats` for an allocator that counts: [`StatsSubject`] where the subject implements it, else
 ///   [`alloc_core::Statistics`];
-/// - `introspect` for an [`IntrospectSubject`] (usable size, size from a pointer, ownership);
+/// - `introspect` for an allocator with [`alloc_core::UsableSize`] or [`alloc_core::SizeOf`] (or
+///   an [`IntrospectSubject`]): usable size, size from a pointer, ownership;
 /// - `trim` for an allocator with [`alloc_core::Trim`] (or a [`TrimSubject`]): memory given back
 ///   between model steps, blocks intact.
 #[macro_export]
