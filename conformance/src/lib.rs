@@ -491,8 +491,11 @@ macro_rules! suite {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
-            /// The subject with the capabilities found through alloc-core's traits.
-            struct Found;
+            /// The subject as the suite runs it: with the capabilities found through
+            /// alloc-core's traits. Visible where `suite!` is written, so a property can be
+            /// run on it by hand.
+            #[allow(dead_code)]
+            pub(super) struct Found;
             impl $crate::Subject for Found {
                 type Alloc = <$subject as $crate::Subject>::Alloc;
                 const TYPICAL_SIZE: usize = <$subject as $crate::Subject>::TYPICAL_SIZE;
