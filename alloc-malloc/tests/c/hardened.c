@@ -42,6 +42,16 @@ static void *on_thread(void *arg) {
  * written before it is freed (gcc drops such a pair at -O1). */
 char *volatile sink;
 
+/* The process's address space in MiB (the first field of /proc/self/statm, in pages); -1 when
+ * it cannot be read. */
+static long address_space_mib(void) {
+    unsigned long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    int ok = f && fscanf(f, "%lu", &pages) == 1;
+    if (f) fclose(f);
+    return ok ? (long)(pages * 4096 >> 20) : -1;
+}
+
 static void *free_shared(void *arg) {
     (void)arg;
     pthread_barrier_wait(&gate);
@@ -213,20 +223,14 @@ static int run_case(const char *c) {
         /* 300 large blocks of 1 MiB, each freed before the next: the quarantine (64 blocks) and
          * the cache behind it (emptied again by each malloc) stay bounded, so the address space
          * grows by about 65 MiB, not 300. Prints the growth in MiB. */
-        unsigned long before = 0, after = 0;
-        FILE *f = fopen("/proc/self/statm", "r");
-        if (!f || fscanf(f, "%lu", &before) != 1) return 1;
-        fclose(f);
+        long before = address_space_mib();
         for (int i = 0; i < 300; i++) {
             char *b = malloc(1 << 20);
             sink = b; /* escapes: the compiler may not drop the malloc and free */
             b[0] = 1;
             free(sink);
         }
-        f = fopen("/proc/self/statm", "r");
-        if (!f || fscanf(f, "%lu", &after) != 1) return 1;
-        fclose(f);
-        printf("%lu\n", (after - before) * 4096 >> 20);
+        printf("%ld\n", address_space_mib() - before);
     } else if (!strcmp(c, "large-cache-bytes-bounded")) {
         /* The quarantine of large blocks holds at most 256 MiB, and the cache of mappings out of
          * it at most 64 MiB, also after a mapping was taken back out of it: 60 blocks of 8 MiB
@@ -236,10 +240,7 @@ static int run_case(const char *c) {
          * whatever their bytes grew to about 570; a cache that lost count of its bytes when one
          * was taken keeps 13 mappings, about 370. */
         enum { MIB8 = 8 << 20 };
-        unsigned long before = 0, after = 0;
-        FILE *f = fopen("/proc/self/statm", "r");
-        if (!f || fscanf(f, "%lu", &before) != 1) return 1;
-        fclose(f);
+        long before = address_space_mib();
         for (int i = 0; i < 60; i++) {
             char *b = calloc(1, MIB8);
             sink = b;
@@ -255,10 +256,7 @@ static int run_case(const char *c) {
             b[0] = 1;
             free(sink);
         }
-        f = fopen("/proc/self/statm", "r");
-        if (!f || fscanf(f, "%lu", &after) != 1) return 1;
-        fclose(f);
-        printf("%lu\n", (after - before) * 4096 >> 20);
+        printf("%ld\n", address_space_mib() - before);
         free(kept);
     } else if (!strcmp(c, "many-large")) {
         /* Two thousand large blocks live at once (each a mapping in the live table, where some
