@@ -1,12 +1,9 @@
 //! alloc-segregated runs the whole conformance suite: single-threaded, with encoded free-list
 //! links, and behind the lock.
 
-#[cfg(feature = "run-list")]
-use alloc_core::layer::Owns;
 use alloc_core::{Abort, Counting, Limited, MmapSource, NoStats, PlainLinks, SafeLinks};
 use alloc_segregated::{GlobalSegregated, Segregated, SegregatedHeap};
 use conformance::{Meter, Subject};
-use core::ptr::NonNull;
 
 type Source = Limited<MmapSource>;
 
@@ -45,15 +42,6 @@ impl Subject for LockedSegregated {
     const LEAVES_PAGES_ON_DROP: bool = LEAVES_PAGES;
     fn make(budget: usize, meter: &'static Meter) -> Self::Alloc {
         GlobalSegregated::new(SegregatedHeap::new(source(budget, meter)))
-    }
-    fn owns(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<bool> {
-        #[cfg(feature = "run-list")]
-        return Some(heap.owns(ptr));
-        #[cfg(not(feature = "run-list"))]
-        {
-            let _ = (heap, ptr);
-            None
-        }
     }
 }
 
