@@ -416,13 +416,15 @@ macro_rules! __reach {
     (local, $s:expr, |$l:ident| $body:expr) => {{
         let body = |$l: &mut _| $body;
         // SAFETY: the fronts' functions do not re-enter the `Local` (layer calls never call back
-        // into a front), so the `&mut` the closure gets is the only one.
-        unsafe { $s.with(body) }
+        // into a front), so the `&mut` the closure gets is the only one. Called by path, so
+        // `$s` must be a `Local`: no other type's `with` can stand in for it.
+        unsafe { $crate::front::Local::with(*$s, body) }
     }};
     (field $f:ident, $s:expr, |$l:ident| $body:expr) => {{
         let body = |$l: &mut _| $body;
-        // SAFETY: as for `local`, on the `Local` in the field.
-        unsafe { $s.$f.with(body) }
+        // SAFETY: as for `local`, on the `Local` in the field (by path: the field must be a
+        // `Local`, so `forward_allocator!`, a safe macro, cannot call some other `with`).
+        unsafe { $crate::front::Local::with(&$s.$f, body) }
     }};
     (shared, $s:expr, |$l:ident| $body:expr) => {{
         let $l = &mut &**$s;
@@ -690,6 +692,22 @@ unsafe impl<L: UsableSize, R: lock_api::RawMutex> UsableSize for Locked<L, R> {
 /// the [`Local`] front in one of its fields. Used by the allocator crates' own front types.
 ///
 /// `forward_allocator!([S: PageSource] Bump<S> => region);`
+///
+/// The field must be a [`Local`]: the generated code reaches the layer through `Local`'s
+/// `unsafe` access by path, so a field of another type with a method of the same name is refused.
+///
+/// ```compile_fail,E0308
+/// struct Lookalike;
+/// impl Lookalike {
+///     unsafe fn with<R>(&self, f: impl FnOnce(&mut Lookalike) -> R) -> R {
+///         unimplemented!()
+///     }
+/// }
+/// struct Wrapper {
+///     heap: Lookalike,
+/// }
+/// alloc_core::forward_allocator!([] Wrapper => heap);
+/// ```
 #[macro_export]
 macro_rules! forward_allocator {
     ([$($generics:tt)*] $ty:ty => $field:ident) => {

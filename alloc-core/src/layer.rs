@@ -45,7 +45,8 @@ pub type SharedResizeFn<L> = unsafe fn(&L, NonNull<u8>, Layout, Layout) -> Resul
 /// [`Resize`].
 ///
 /// **No method calls back into a front that holds this layer** (its own methods, and those of
-/// the capability traits it implements: [`Validate`], [`Owns`], [`SizeOf`], [`UsableSize`]):
+/// the capability traits it implements: [`Validate`], [`Owns`], [`SizeOf`], [`UsableSize`],
+/// [`crate::Statistics`]):
 /// the fronts hand a layer `&mut self` or `&self` without a lock of their own on the strength of
 /// this, and a call back would make a second reference to the layer while the first is live.
 pub unsafe trait Layer {

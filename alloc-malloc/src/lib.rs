@@ -61,6 +61,10 @@ static DIRECT: AtomicBool = AtomicBool::new(false);
 /// up once and report whatever is wrong themselves).
 static DIRECT_HARDENED: AtomicBool = AtomicBool::new(false);
 
+/// Set once the picked preset checks sized and aligned frees (`Backend::checks_sized_frees`,
+/// asked once here instead of through the `dyn` backend on every C++ `delete`).
+static CHECKS_SIZED: AtomicBool = AtomicBool::new(false);
+
 fn write_stderr(parts: &[&[u8]]) {
     for p in parts {
         // SAFETY: writing a valid buffer to fd 2; the result does not matter on the way out.
@@ -92,6 +96,9 @@ fn pick() -> &'static Preset {
         }
     };
     let preset = &PRESETS[chosen];
+    // Before the preset is published: a thread that sees it sees whether sized frees are checked
+    // (every thread picks the same preset from the same environment).
+    CHECKS_SIZED.store(preset.backend.checks_sized_frees(), Ordering::Relaxed);
     if PRESET.compare_exchange(0, chosen as u8 + 1, Ordering::AcqRel, Ordering::Acquire).is_ok() {
         // SAFETY: the handlers are plain functions that only take and release our locks.
         unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
@@ -100,9 +107,10 @@ fn pick() -> &'static Preset {
         if !path.is_null() {
             // SAFETY: a C string from getenv.
             unsafe { trace::start(path) };
-        } else if preset.direct == Direct::Pool {
+        }
+        if path.is_null() && preset.direct == Direct::Pool {
             DIRECT.store(true, Ordering::Relaxed);
-        } else if preset.direct == Direct::Hardened {
+        } else if path.is_null() && preset.direct == Direct::Hardened {
             DIRECT_HARDENED.store(true, Ordering::Relaxed);
         }
         return preset;
@@ -473,7 +481,7 @@ pub unsafe extern "C" fn malloc_usable_size(ptr: *mut c_void) -> usize {
 /// As for `free`.
 unsafe fn free_checked(ptr: *mut c_void, size: usize, align: Option<usize>) {
     let Some(p) = NonNull::new(ptr.cast::<u8>()) else { return };
-    if backend().checks_sized_frees() {
+    if CHECKS_SIZED.load(Ordering::Relaxed) {
         trace::free(ptr);
         // SAFETY: the caller's pointer; the preset checks it before anything else.
         return unsafe { backend().free_sized(p, size, align.map(|a| a.max(MIN_ALIGN))) };
@@ -577,7 +585,7 @@ pub unsafe extern "C" fn _ZdaPvmSt11align_val_t(ptr: *mut c_void, size: usize, a
 /// As for `free`.
 unsafe fn free_aligned(ptr: *mut c_void, align: usize) {
     let Some(p) = NonNull::new(ptr.cast::<u8>()) else { return };
-    if backend().checks_sized_frees() {
+    if CHECKS_SIZED.load(Ordering::Relaxed) {
         // SAFETY: the caller's pointer.
         if let Some(l) = unsafe { backend().layout_of(p) } {
             if l.align() != align.max(MIN_ALIGN) {
