@@ -53,21 +53,21 @@ impl<G: GuardPolicy<Source> + 'static> Subject for Tight<G> {
 }
 
 impl IntrospectSubject for TightSpan {
-    fn usable_size(heap: &Self::Alloc, ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
-        // SAFETY: the suite asks about live blocks with fitting layouts only.
+    unsafe fn usable_size(heap: &Self::Alloc, ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
+        // SAFETY: the caller's guarantee: a live block, a layout that fits it.
         Some(unsafe { heap.usable_size(ptr, layout) })
     }
-    fn size_of(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<Option<Layout>> {
+    unsafe fn size_of(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<Option<Layout>> {
         Some(heap.size_of(ptr))
     }
 }
 
 impl IntrospectSubject for LocalSpan {
-    fn usable_size(heap: &Self::Alloc, ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
-        // SAFETY: the suite asks about live blocks with fitting layouts only.
+    unsafe fn usable_size(heap: &Self::Alloc, ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
+        // SAFETY: the caller's guarantee: a live block, a layout that fits it.
         Some(unsafe { heap.usable_size(ptr, layout) })
     }
-    fn size_of(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<Option<Layout>> {
+    unsafe fn size_of(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<Option<Layout>> {
         Some(heap.size_of(ptr))
     }
 }
@@ -83,8 +83,8 @@ impl Subject for LockedSpan {
 }
 
 impl IntrospectSubject for LockedSpan {
-    fn size_of(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<Option<Layout>> {
-        // SAFETY: the heap reads only its own metadata after finding `ptr` in its index.
+    unsafe fn size_of(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<Option<Layout>> {
+        // SAFETY: the caller's guarantee: the heap owns `ptr`.
         Some(unsafe { heap.size_of(ptr) })
     }
 }

@@ -495,7 +495,7 @@ impl<const D: u8> crate::StatsSubject for FaultySubject<D> {
 }
 
 impl<const D: u8> crate::IntrospectSubject for FaultySubject<D> {
-    fn usable_size(heap: &Faulty<D>, ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
+    unsafe fn usable_size(heap: &Faulty<D>, ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
         let asked = heap.state.borrow().asked.get(&(ptr.as_ptr() as usize)).copied().unwrap_or(layout.size());
         let len = class_size(class_of(asked, layout.align()));
         Some(if D == USABLE_TOO_LARGE { len + 16 } else { len })

@@ -170,14 +170,28 @@ pub trait StatsSubject: Subject {
 }
 
 /// An allocator that can say how large a block is from its address, or how much of it is usable.
+///
+/// Both answers come from the allocator's metadata near `ptr`, which is only there to read for
+/// the addresses the allocator's own `unsafe` traits allow, so both are `unsafe` to call (the
+/// suite calls them on its live blocks only) and an implementation may rely on that.
 pub trait IntrospectSubject: Subject {
     /// `UsableSize::usable_size`, where the allocator has it.
-    fn usable_size(heap: &Self::Alloc, ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
+    ///
+    /// # Safety
+    ///
+    /// As for [`alloc_core::UsableSize::usable_size`]: `ptr` is a block currently allocated from
+    /// `heap` and `layout` fits it.
+    unsafe fn usable_size(heap: &Self::Alloc, ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
         let _ = (heap, ptr, layout);
         None
     }
     /// `SizeOf::size_of`, where the allocator has it: `Some(answer)`.
-    fn size_of(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<Option<Layout>> {
+    ///
+    /// # Safety
+    ///
+    /// As for [`alloc_core::SizeOf::size_of`]: `heap` owns `ptr` (the suite asks about the
+    /// starts of its live blocks and one byte into them).
+    unsafe fn size_of(heap: &Self::Alloc, ptr: NonNull<u8>) -> Option<Option<Layout>> {
         let _ = (heap, ptr);
         None
     }
@@ -406,26 +420,44 @@ pub mod probe {
     /// first; `None` from it falls through to the allocator's traits).
     pub trait IntrospectFromSubject<A> {
         /// [`crate::IntrospectSubject::usable_size`].
-        fn subject_usable(&self, heap: &A, ptr: NonNull<u8>, layout: Layout) -> Option<usize>;
+        ///
+        /// # Safety
+        ///
+        /// As for [`crate::IntrospectSubject::usable_size`].
+        unsafe fn subject_usable(&self, heap: &A, ptr: NonNull<u8>, layout: Layout) -> Option<usize>;
         /// [`crate::IntrospectSubject::size_of`].
-        fn subject_size_of(&self, heap: &A, ptr: NonNull<u8>) -> Option<Option<Layout>>;
+        ///
+        /// # Safety
+        ///
+        /// As for [`crate::IntrospectSubject::size_of`].
+        unsafe fn subject_size_of(&self, heap: &A, ptr: NonNull<u8>) -> Option<Option<Layout>>;
     }
     impl<S: crate::IntrospectSubject> IntrospectFromSubject<S::Alloc> for &Of<S> {
-        fn subject_usable(&self, heap: &S::Alloc, ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
-            S::usable_size(heap, ptr, layout)
+        unsafe fn subject_usable(&self, heap: &S::Alloc, ptr: NonNull<u8>, layout: Layout) -> Option<usize> {
+            // SAFETY: the caller's guarantees.
+            unsafe { S::usable_size(heap, ptr, layout) }
         }
-        fn subject_size_of(&self, heap: &S::Alloc, ptr: NonNull<u8>) -> Option<Option<Layout>> {
-            S::size_of(heap, ptr)
+        unsafe fn subject_size_of(&self, heap: &S::Alloc, ptr: NonNull<u8>) -> Option<Option<Layout>> {
+            // SAFETY: the caller's guarantees.
+            unsafe { S::size_of(heap, ptr) }
         }
     }
     /// It does not.
     pub trait IntrospectMissing<A> {
         /// `None`.
-        fn subject_usable(&self, _: &A, _: NonNull<u8>, _: Layout) -> Option<usize> {
+        ///
+        /// # Safety
+        ///
+        /// None needed; `unsafe` to match [`IntrospectFromSubject`].
+        unsafe fn subject_usable(&self, _: &A, _: NonNull<u8>, _: Layout) -> Option<usize> {
             None
         }
         /// `None`.
-        fn subject_size_of(&self, _: &A, _: NonNull<u8>) -> Option<Option<Layout>> {
+        ///
+        /// # Safety
+        ///
+        /// None needed; `unsafe` to match [`IntrospectFromSubject`].
+        unsafe fn subject_size_of(&self, _: &A, _: NonNull<u8>) -> Option<Option<Layout>> {
             None
         }
     }
@@ -588,25 +620,31 @@ macro_rules! __forward {
     };
     (introspect, $s:ty) => {
         impl $crate::IntrospectSubject for Found {
-            fn usable_size(
+            unsafe fn usable_size(
                 heap: &Self::Alloc,
                 ptr: core::ptr::NonNull<u8>,
                 layout: core::alloc::Layout,
             ) -> Option<usize> {
                 #[allow(unused_imports)]
                 use $crate::probe::{IntrospectFromSubject, IntrospectMissing, UsableFound, UsableMissing};
-                (&&$crate::probe::Of::<$s>::NEW)
-                    .subject_usable(heap, ptr, layout)
-                    // SAFETY: the suite asks about live blocks with layouts that fit them only.
-                    .or_else(|| unsafe { (&&$crate::probe::Probe(heap)).found_usable(ptr, layout) })
+                // SAFETY: the caller's guarantees (a live block, a layout that fits it), which are
+                // what both the subject's and the allocator's answers need.
+                unsafe {
+                    (&&$crate::probe::Of::<$s>::NEW)
+                        .subject_usable(heap, ptr, layout)
+                        .or_else(|| (&&$crate::probe::Probe(heap)).found_usable(ptr, layout))
+                }
             }
-            fn size_of(heap: &Self::Alloc, ptr: core::ptr::NonNull<u8>) -> Option<Option<core::alloc::Layout>> {
+            unsafe fn size_of(heap: &Self::Alloc, ptr: core::ptr::NonNull<u8>) -> Option<Option<core::alloc::Layout>> {
                 #[allow(unused_imports)]
                 use $crate::probe::{IntrospectFromSubject, IntrospectMissing, SizeOfFound, SizeOfMissing};
-                (&&$crate::probe::Of::<$s>::NEW)
-                    .subject_size_of(heap, ptr)
-                    // SAFETY: the suite asks about the starts of live blocks only.
-                    .or_else(|| unsafe { (&&$crate::probe::Probe(heap)).found_size_of(ptr) })
+                // SAFETY: the caller's guarantee (the heap owns `ptr`), which is what both the
+                // subject's and the allocator's answers need.
+                unsafe {
+                    (&&$crate::probe::Of::<$s>::NEW)
+                        .subject_size_of(heap, ptr)
+                        .or_else(|| (&&$crate::probe::Probe(heap)).found_size_of(ptr))
+                }
             }
         }
     };

@@ -731,7 +731,7 @@ pub fn introspection_agrees_with_the_model<S: IntrospectSubject>() -> Outcome {
     for (ptr, l, len) in &blocks {
         let addr = ptr.as_ptr() as usize;
         // SAFETY: the block is live with a layout that fits it.
-        if let Some(u) = S::usable_size(heap, *ptr, *l) {
+        if let Some(u) = unsafe { S::usable_size(heap, *ptr, *l) } {
             answered = true;
             if u < l.size() {
                 return fail!("usable_size of block {addr:#x} ({} bytes asked) is only {u}", l.size());
@@ -750,7 +750,8 @@ pub fn introspection_agrees_with_the_model<S: IntrospectSubject>() -> Outcome {
                 unsafe { ptr.as_ptr().add(i).write(0xa5) };
             }
         }
-        if let Some(found) = S::size_of(heap, *ptr) {
+        // SAFETY: the start of a live block of this heap, which owns it.
+        if let Some(found) = unsafe { S::size_of(heap, *ptr) } {
             answered = true;
             match found {
                 // A layout that fits: a size from the one asked for to the one returned, an
@@ -772,7 +773,8 @@ pub fn introspection_agrees_with_the_model<S: IntrospectSubject>() -> Outcome {
             if *len > 1 {
                 // SAFETY: one byte into the block, which is at least two bytes long.
                 let inside = unsafe { NonNull::new_unchecked(ptr.as_ptr().add(1)) };
-                if let Some(Some(f)) = S::size_of(heap, inside) {
+                // SAFETY: an address inside a live block of this heap, which owns it.
+                if let Some(Some(f)) = unsafe { S::size_of(heap, inside) } {
                     return fail!("size_of of the interior address {:#x} gave {f:?}", addr + 1);
                 }
             }
