@@ -688,6 +688,23 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     }
 }
 
+/// What a free off the common path has left to do ([`Pool::slow_free`]): a constant
+/// parameter, so that each kind is its own function called from its own place.
+mod slow {
+    /// Report a pointer that is not a block start in one of the pool's slabs.
+    pub const BAD_POINTER: u8 = 0;
+    /// A layout of another class than the block's.
+    pub const OTHER_LAYOUT: u8 = 1;
+    /// The block's state bits refused the free: it is free already.
+    pub const ALREADY_FREE: u8 = 2;
+    /// The block's state bits refused the free: no block in use starts there.
+    pub const NOT_IN_USE: u8 = 3;
+    /// A block this thread's first cached heap does not own.
+    pub const REMOTE: u8 = 4;
+    /// Not in a pool segment: a large block, or a foreign pointer.
+    pub const LARGE: u8 = 5;
+}
+
 impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<S, E> {
     #[inline(always)]
     fn small(layout: Layout) -> bool {
@@ -702,7 +719,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     fn free_small(&self, ptr: NonNull<u8>, layout: Option<Layout>) {
         let addr = ptr.as_ptr() as usize;
         let Some(seg) = any_segment(Segment::of(addr)) else {
-            return self.slow_free(addr, |inner| self.bad_pointer(inner, ptr));
+            return self.slow_free::<{ slow::BAD_POINTER }>(ptr);
         };
         self.free_in(seg, ptr, layout)
     }
@@ -710,12 +727,26 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     /// A free off the common path, with the pool's state; a free into a pool never made is of
     /// a pointer it never gave out (the fast path does not ask whether the pool is made: a pool
     /// not made has an id no thread's cache holds).
+    ///
+    /// The pointer travels by value, in a register, and what to do is a constant: a closure
+    /// capturing them by reference (as this took until 2026-12-01) made every free spill the
+    /// pointer to the stack three times and set up a stack frame, on the common path too; one
+    /// function taking the kind as an argument had the common path load each kind's number
+    /// before its branch.
     #[cold]
     #[inline(never)]
-    fn slow_free(&self, addr: usize, f: impl FnOnce(&PoolInner<S, E>)) {
-        match self.inner_if_made() {
-            Some(inner) => f(inner),
-            None => E::INIT.report(HeapError::new(ErrorKind::ForeignPointer, addr)),
+    fn slow_free<const WHAT: u8>(&self, ptr: NonNull<u8>) {
+        let addr = ptr.as_ptr() as usize;
+        let Some(inner) = self.inner_if_made() else {
+            return E::INIT.report(HeapError::new(ErrorKind::ForeignPointer, addr));
+        };
+        match WHAT {
+            slow::BAD_POINTER => self.bad_pointer(inner, ptr),
+            slow::OTHER_LAYOUT => self.free_other_layout(inner, addr),
+            slow::ALREADY_FREE => self.refused(inner, addr, Refused::AlreadyFree),
+            slow::NOT_IN_USE => self.refused(inner, addr, Refused::NotInUse),
+            slow::REMOTE => self.free_remote(inner, addr),
+            _ => self.free_large_unsized(inner, ptr),
         }
     }
 
@@ -736,21 +767,23 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         let addr = ptr.as_ptr() as usize;
         let idx = segment::slab_index(addr);
         if !addr.is_multiple_of(GRANULE) {
-            return self.slow_free(addr, |inner| self.bad_pointer(inner, ptr));
+            return self.slow_free::<{ slow::BAD_POINTER }>(ptr);
         }
         let slab = &seg.slabs[idx];
         // The header slabs serve no class: a pointer into them is refused here too.
-        let Some(c) = slab.class() else { return self.slow_free(addr, |inner| self.bad_pointer(inner, ptr)) };
+        let Some(c) = slab.class() else { return self.slow_free::<{ slow::BAD_POINTER }>(ptr) };
         if let Some(l) = layout {
             if !slab.fits(l.size()) {
-                return self.slow_free(addr, |inner| self.free_other_layout(inner, addr));
+                return self.slow_free::<{ slow::OTHER_LAYOUT }>(ptr);
             }
         }
         let (w, bit) = slab.bits(addr);
         match tls::lookup_first(self.id()) {
             Some(h) if owned_by(&seg.owner, h) => {
-                if let Err(why) = w.free_owner(bit) {
-                    return self.slow_free(addr, |inner| self.refused(inner, addr, why));
+                match w.free_owner(bit) {
+                    Ok(()) => {}
+                    Err(Refused::AlreadyFree) => return self.slow_free::<{ slow::ALREADY_FREE }>(ptr),
+                    Err(Refused::NotInUse) => return self.slow_free::<{ slow::NOT_IN_USE }>(ptr),
                 }
                 // The segment's provenance, not the caller's (which may cover less than the
                 // first word, where the free list links).
@@ -759,7 +792,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
                 // SAFETY: this thread's heap owns the slab, and it won the block.
                 unsafe { (*h).free_local(NonNull::from(slab), b, c) }
             }
-            _ => self.slow_free(addr, |inner| self.free_remote(inner, addr)),
+            _ => self.slow_free::<{ slow::REMOTE }>(ptr),
         }
     }
 
@@ -887,7 +920,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         if let Some(seg) = any_segment(Segment::of(addr)) {
             return self.free_in(seg, ptr, None);
         }
-        self.slow_free(addr, |inner| self.free_large_unsized(inner, ptr))
+        self.slow_free::<{ slow::LARGE }>(ptr)
     }
 
     /// The block size of the slab `ptr` lies in, when it is a 16-aligned address in one of this
