@@ -47,7 +47,6 @@ use alloc_core::error::{ErrorKind, ErrorPolicy, HeapError};
 use alloc_core::layer::{SharedLayer, SizeOf};
 use alloc_core::{Abort, Layout, SpinLock};
 use alloc_pool_lockfree::Pool;
-use core::cell::UnsafeCell;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -105,19 +104,49 @@ fn secret() -> usize {
     }
 }
 
-fn live_word(user: usize) -> usize {
-    secret() ^ user ^ 0x11
+/// The words and canaries derived from the secret. The hot paths take the secret once
+/// ([`Key::now`]) and derive all three from it: each `secret()` is an atomic load and a test
+/// that the compiler does not merge, five per `malloc` + `free` pair until 2026-12-01.
+#[derive(Copy, Clone)]
+struct Key(usize);
+
+impl Key {
+    #[inline(always)]
+    fn now() -> Key {
+        Key(secret())
+    }
+
+    /// The state word of a live block.
+    #[inline(always)]
+    fn live(self, user: usize) -> usize {
+        self.0 ^ user ^ 0x11
+    }
+
+    /// The state word of a freed block. It names the block's length too: a slab the pool
+    /// starts on another class puts blocks over old ones, and a new block whose header lands on
+    /// an old freed word of another length is fresh memory, not a block to check for zeroes.
+    #[inline(always)]
+    fn freed(self, user: usize, len: usize) -> usize {
+        self.0.rotate_left(17) ^ user ^ len.rotate_left(40) ^ 0x22
+    }
+
+    /// The canary at `at`.
+    #[inline(always)]
+    fn canary(self, at: usize) -> u64 {
+        ((self.0 ^ at) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1
+    }
 }
 
-/// The freed word names the block's length too: a slab the pool starts on another class puts
-/// blocks over old ones, and a new block whose header lands on an old freed word of another
-/// length is fresh memory, not a block to check for zeroes.
+fn live_word(user: usize) -> usize {
+    Key::now().live(user)
+}
+
 fn freed_word(user: usize, len: usize) -> usize {
-    secret().rotate_left(17) ^ user ^ len.rotate_left(40) ^ 0x22
+    Key::now().freed(user, len)
 }
 
 fn canary(at: usize) -> u64 {
-    ((secret() ^ at) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1
+    Key::now().canary(at)
 }
 
 fn pack(size: usize, align: usize) -> usize {
@@ -199,19 +228,37 @@ fn alloc_zero() -> Option<NonNull<u8>> {
 /// # Safety
 ///
 /// The range is readable.
+#[inline(always)]
 unsafe fn first_nonzero(p: *const u8, len: usize) -> Option<usize> {
+    // The common answer, none, from all the words or-ed together: no branch per word (a branch
+    // per word until 2026-12-01), and the loop vectorises.
     let words = len / 8;
+    let mut any = 0u64;
     for i in 0..words {
         // SAFETY: inside the range; read unaligned (the range starts 16-aligned anyway).
-        if unsafe { p.cast::<u64>().add(i).read_unaligned() } != 0 {
-            return (0..8).map(|k| i * 8 + k).find(|&k| {
-                // SAFETY: inside the range.
-                unsafe { *p.add(k) != 0 }
-            });
-        }
+        any |= unsafe { p.cast::<u64>().add(i).read_unaligned() };
     }
-    // SAFETY: as above.
-    (words * 8..len).find(|&k| unsafe { *p.add(k) } != 0)
+    for k in words * 8..len {
+        // SAFETY: inside the range.
+        any |= u64::from(unsafe { *p.add(k) });
+    }
+    if any == 0 {
+        return None;
+    }
+    // SAFETY: the caller's range.
+    unsafe { find_nonzero(p, len) }
+}
+
+/// The first byte at `p .. p + len` that is not zero, byte by byte (a write after free was found).
+///
+/// # Safety
+///
+/// The range is readable.
+#[cold]
+#[inline(never)]
+unsafe fn find_nonzero(p: *const u8, len: usize) -> Option<usize> {
+    // SAFETY: inside the range.
+    (0..len).find(|&k| unsafe { *p.add(k) } != 0)
 }
 
 fn alloc_small(size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
@@ -225,10 +272,11 @@ fn alloc_small(size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
         }
     };
     let user = q as usize + HDR;
+    let k = Key::now();
     // SAFETY: a block the pool just handed out, `len` bytes: its header words are ours.
     let (size_word, state) = unsafe { header(user) };
     let mut clean = false;
-    if state.load(Ordering::Relaxed) == freed_word(user, len) {
+    if state.load(Ordering::Relaxed) == k.freed(user, len) {
         // Freed by this preset before, zeroed then: it must still be zero.
         // SAFETY: the block's bytes after the header.
         if unsafe { first_nonzero(q.add(HDR), len - HDR) }.is_some() {
@@ -237,13 +285,13 @@ fn alloc_small(size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
         clean = true;
     }
     size_word.store(pack(size, align), Ordering::Relaxed);
-    state.store(live_word(user), Ordering::Relaxed);
+    state.store(k.live(user), Ordering::Relaxed);
     // SAFETY: the canary lies inside the block (size + 16 + 8 <= len).
     unsafe {
         if zero && !clean {
             q.add(HDR).write_bytes(0, size);
         }
-        q.add(HDR + size).cast::<u64>().write_unaligned(canary(user + size));
+        q.add(HDR + size).cast::<u64>().write_unaligned(k.canary(user + size));
         Some(NonNull::new_unchecked(q.add(HDR)))
     }
 }
@@ -267,15 +315,16 @@ unsafe fn free_small(user: usize, sized: Option<(usize, Option<usize>)>) {
     // its two words are readable, and only a block of this preset has the live word there (it
     // is keyed by the secret and the address).
     let (size_word, state) = unsafe { header(user) };
-    let freed = freed_word(user, len);
-    if let Err(w) = state.compare_exchange(live_word(user), freed, Ordering::AcqRel, Ordering::Relaxed) {
+    let k = Key::now();
+    let freed = k.freed(user, len);
+    if let Err(w) = state.compare_exchange(k.live(user), freed, Ordering::AcqRel, Ordering::Relaxed) {
         let kind = if w == freed { ErrorKind::DoubleFree } else { small_misuse(user) };
         return report(kind, user);
     }
     let (size, align) = unpack(size_word.load(Ordering::Relaxed));
     let p = core::ptr::with_exposed_provenance_mut::<u8>(q);
     // SAFETY: the canary written at allocation, inside the block.
-    if unsafe { p.add(HDR + size).cast::<u64>().read_unaligned() } != canary(user + size) {
+    if unsafe { p.add(HDR + size).cast::<u64>().read_unaligned() } != k.canary(user + size) {
         return report(ErrorKind::CanaryCorrupted, user + size);
     }
     check_sized(user, size, align, sized);
@@ -327,24 +376,8 @@ struct Quarantine {
     head: usize,
     ring: [usize; RING],
     reserve: [[usize; RESERVE]; RESERVED_CLASSES],
-    /// The thread's xorshift state; 0 until the thread's first use.
+    /// The thread's xorshift state (never 0: seeded when the quarantine is made).
     rng: u64,
-}
-
-/// Seeds the generator and arms the exit hook, on the thread's first use, with no reference to
-/// the thread's state alive: arming the hook may allocate (glibc past its first 32 keys), and
-/// that allocation comes back into this preset and its state. Seeded first, so such an
-/// allocation does not arm it again.
-fn start(cell: &UnsafeCell<Quarantine>) {
-    let q = cell.get();
-    // SAFETY: the calling thread's own state, one field read or written at a time.
-    if unsafe { (*q).rng } != 0 {
-        return;
-    }
-    // SAFETY: as above.
-    unsafe { (*q).rng = (secret() ^ (q as usize)) as u64 | 1 };
-    // Without a key the thread's blocks stay with it when it exits (see `hook::arm`).
-    let _ = hook::arm();
 }
 
 impl Quarantine {
@@ -357,21 +390,129 @@ impl Quarantine {
     }
 }
 
-std::thread_local! {
-    static QUARANTINE: UnsafeCell<Quarantine> = const {
-        UnsafeCell::new(Quarantine {
-            fifo: [0; FIFO],
-            head: 0,
-            ring: [0; RING],
-            reserve: [[0; RESERVE]; RESERVED_CLASSES],
-            rng: 0,
-        })
-    };
+/// The calling thread's quarantine: a word of thread-local storage that holds 0 before the
+/// thread's first use, [`slot::GONE`] once its exit hook ran, else the address of its
+/// [`Quarantine`] (a pool block). One word, so that on x86_64 Linux it can be a symbol of the
+/// *initial-exec* TLS model, read as `fs:0` plus an offset (the pool's thread cache does the
+/// same, see alloc-pool-lockfree's `tls.rs`): Rust's `thread_local!` in this shared library is
+/// a `__tls_get_addr` call per access, two per `malloc` + `free` pair, which was a tenth of the
+/// preset's instructions on cfrac. A 3 KiB quarantine in static TLS would not fit glibc's
+/// reserve for libraries loaded with `dlopen`; a word does.
+mod slot {
+    /// The thread's exit hook ran: no quarantine (frees go straight to the pool).
+    pub const GONE: usize = 1;
+
+    #[cfg(all(target_os = "linux", target_arch = "x86_64", not(miri)))]
+    mod ie {
+        macro_rules! name {
+            () => {
+                "alloc_malloc_hardened_quarantine_v0_1"
+            };
+        }
+
+        core::arch::global_asm!(
+            ".pushsection .tbss.alloc_malloc_hardened,\"awT\",@nobits",
+            ".p2align 3",
+            concat!(".globl ", name!()),
+            concat!(".hidden ", name!()),
+            concat!(".type ", name!(), ",@object"),
+            concat!(".size ", name!(), ", 8"),
+            concat!(name!(), ":"),
+            ".zero 8",
+            ".popsection",
+        );
+
+        /// The calling thread's word.
+        #[inline(always)]
+        pub fn word() -> *mut usize {
+            let p: *mut usize;
+            // SAFETY: reads the thread pointer (`fs:0` holds its own address on x86_64 Linux)
+            // and adds the symbol's offset from the GOT; nothing is written. The result points
+            // at this thread's copy of the 8-byte, 8-aligned symbol, zero when the thread starts.
+            unsafe {
+                core::arch::asm!(
+                    "mov {p}, qword ptr fs:[0]",
+                    concat!("add {p}, qword ptr [rip + ", name!(), "@GOTTPOFF]"),
+                    p = out(reg) p,
+                    options(pure, readonly, nostack),
+                );
+            }
+            p
+        }
+    }
+
+    /// The word now.
+    #[cfg(all(target_os = "linux", target_arch = "x86_64", not(miri)))]
+    #[inline(always)]
+    pub fn get() -> usize {
+        // SAFETY: the thread's own word (see `ie`), read by this thread only.
+        unsafe { *ie::word() }
+    }
+
+    /// Sets the word.
+    #[cfg(all(target_os = "linux", target_arch = "x86_64", not(miri)))]
+    #[inline(always)]
+    pub fn set(v: usize) {
+        // SAFETY: as in `get`.
+        unsafe { *ie::word() = v }
+    }
+
+    #[cfg(not(all(target_os = "linux", target_arch = "x86_64", not(miri))))]
+    std::thread_local! {
+        static WORD: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+    }
+
+    /// The word now ([`GONE`] while the thread's thread-locals are being destroyed).
+    #[cfg(not(all(target_os = "linux", target_arch = "x86_64", not(miri))))]
+    pub fn get() -> usize {
+        WORD.try_with(|w| w.get()).unwrap_or(GONE)
+    }
+
+    /// Sets the word.
+    #[cfg(not(all(target_os = "linux", target_arch = "x86_64", not(miri))))]
+    pub fn set(v: usize) {
+        let _ = WORD.try_with(|w| w.set(v));
+    }
+}
+
+/// Runs `f` on the calling thread's quarantine, made on its first use; `None` once the thread's
+/// exit hook ran, or when the pool has no memory for it (the caller then goes without).
+#[inline(always)]
+fn with_quarantine<R>(f: impl FnOnce(&mut Quarantine) -> R) -> Option<R> {
+    let mut q = slot::get();
+    if q == 0 {
+        q = start()?;
+    }
+    if q == slot::GONE {
+        return None;
+    }
+    // SAFETY: the thread's own quarantine (a pool block only this thread names, live until its
+    // exit hook frees it and sets the word to GONE); nothing else borrows it during `f` (the
+    // pool, which `f` may call, never calls back into this preset).
+    Some(f(unsafe { &mut *core::ptr::with_exposed_provenance_mut::<Quarantine>(q) }))
+}
+
+/// Makes the calling thread's quarantine: a zeroed pool block, its generator seeded, stored in
+/// the thread's word before the exit hook is armed (arming may allocate: glibc past its first 32
+/// keys; that allocation comes back into this preset and finds the quarantine made).
+#[cold]
+#[inline(never)]
+fn start() -> Option<usize> {
+    let b = SharedLayer::allocate_zeroed(&POOL, Layout::new::<Quarantine>()).ok()?;
+    let q = b.cast::<Quarantine>().as_ptr();
+    // SAFETY: a fresh zeroed block sized and aligned for a Quarantine (all zeros is its empty
+    // value: every slot empty, head 0); only the generator needs a value.
+    unsafe { (*q).rng = (secret() ^ (q as usize)) as u64 | 1 };
+    slot::set(q.expose_provenance());
+    // Without a key the thread's blocks stay with it when it exits (see `hook::arm`).
+    let _ = hook::arm();
+    Some(q as usize)
 }
 
 /// A pool block for layout `l` taken at random from the calling thread's reserve of its class,
 /// refilled from the pool; `None` for classes without a reserve, when the pool is out of memory,
-/// or while the thread's storage is going away (the caller then asks the pool itself).
+/// or once the thread's exit hook ran (the caller then asks the pool itself).
+#[inline(always)]
 fn from_reserve(l: Layout) -> Option<(*mut u8, usize)> {
     let c = <Classes as alloc_core::SizeClasses>::class_of(l.size());
     if c >= RESERVED_CLASSES {
@@ -379,61 +520,73 @@ fn from_reserve(l: Layout) -> Option<(*mut u8, usize)> {
     }
     let len = <Classes as alloc_core::SizeClasses>::size(c);
     let fresh = || SharedLayer::allocate(&POOL, l).ok().map(|b| b.cast::<u8>().as_ptr() as usize);
-    QUARANTINE
-        .try_with(|t| {
-            start(t);
-            // SAFETY: the calling thread's own state; nothing else borrows it now (the pool,
-            // called below, never calls back into this preset).
-            let t = unsafe { &mut *t.get() };
-            let slot = (t.next() % RESERVE as u64) as usize;
-            for b in t.reserve[c].iter_mut().filter(|b| **b == 0usize) {
-                *b = fresh()?;
-            }
-            let out = core::mem::replace(&mut t.reserve[c][slot], fresh()?);
-            debug_assert_eq!(
-                // SAFETY: a block of the pool, live.
-                unsafe { POOL.slab_block_size(NonNull::new_unchecked(out as *mut u8)) },
-                Some(len)
-            );
-            Some((core::ptr::with_exposed_provenance_mut::<u8>(out), len))
-        })
-        .ok()
-        .flatten()
+    with_quarantine(|t| {
+        let slot = (t.next() % RESERVE as u64) as usize;
+        let row = &mut t.reserve[c];
+        if row[slot] == 0 {
+            // The class's first use on this thread (or a refill cut short by out of memory):
+            // the whole row, so every pick from now on is among RESERVE blocks. Only the slot
+            // picked is looked at otherwise (every allocation scanned the row until 2026-12-01).
+            fill(row, fresh)?;
+        }
+        let out = core::mem::replace(&mut row[slot], fresh()?);
+        debug_assert_eq!(
+            // SAFETY: a block of the pool, live.
+            unsafe { POOL.slab_block_size(NonNull::new_unchecked(core::ptr::with_exposed_provenance_mut(out))) },
+            Some(len)
+        );
+        Some((core::ptr::with_exposed_provenance_mut::<u8>(out), len))
+    })
+    .flatten()
+}
+
+/// Fills the empty slots of a reserve row with fresh blocks.
+#[cold]
+#[inline(never)]
+fn fill(row: &mut [usize; RESERVE], fresh: impl Fn() -> Option<usize>) -> Option<()> {
+    for b in row.iter_mut().filter(|b| **b == 0) {
+        *b = fresh()?;
+    }
+    Some(())
 }
 
 /// Puts block `q` in the calling thread's quarantine; returns the block that leaves it, to free.
+#[inline(always)]
 fn quarantine(q: usize) -> Option<usize> {
-    QUARANTINE
-        .try_with(|c| {
-            start(c);
-            // SAFETY: the calling thread's own quarantine; nothing else borrows it now.
-            let c = unsafe { &mut *c.get() };
-            let out = core::mem::replace(&mut c.fifo[c.head], q);
-            c.head = (c.head + 1) % FIFO;
-            if out == 0 {
-                return None;
-            }
-            let slot = (c.next() % RING as u64) as usize;
-            let back = core::mem::replace(&mut c.ring[slot], out);
-            (back != 0).then_some(back)
-        })
-        // The thread's storage is going away: no quarantine.
-        .unwrap_or(Some(q))
+    with_quarantine(|c| {
+        let out = core::mem::replace(&mut c.fifo[c.head], q);
+        c.head = (c.head + 1) % FIFO;
+        if out == 0 {
+            return None;
+        }
+        let slot = (c.next() % RING as u64) as usize;
+        let back = core::mem::replace(&mut c.ring[slot], out);
+        (back != 0).then_some(back)
+    })
+    // The thread's exit hook ran (or no quarantine could be made): no quarantine.
+    .unwrap_or(Some(q))
 }
 
-/// Frees every block of the calling thread's quarantine and reserve (at thread exit).
+/// Frees every block of the calling thread's quarantine and reserve, and the quarantine itself
+/// (at thread exit); frees after this go straight to the pool.
 fn flush_quarantine() {
-    let _ = QUARANTINE.try_with(|c| {
-        // SAFETY: as in `quarantine`.
-        let c = unsafe { &mut *c.get() };
-        for q in c.fifo.iter_mut().chain(c.ring.iter_mut()).chain(c.reserve.iter_mut().flatten()) {
-            let b = core::mem::replace(q, 0);
-            if let Some(b) = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(b)) {
-                // SAFETY: a block this preset freed into the quarantine.
-                unsafe { POOL.free_unsized(b) };
-            }
+    let q = slot::get();
+    slot::set(slot::GONE);
+    let Some(p) = NonNull::new(core::ptr::with_exposed_provenance_mut::<Quarantine>(q)).filter(|_| q != slot::GONE)
+    else {
+        return;
+    };
+    // SAFETY: the thread's own quarantine, which no one else names; the word no longer does.
+    let c = unsafe { &mut *p.as_ptr() };
+    for q in c.fifo.iter_mut().chain(c.ring.iter_mut()).chain(c.reserve.iter_mut().flatten()) {
+        let b = core::mem::replace(q, 0);
+        if let Some(b) = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(b)) {
+            // SAFETY: a block this preset freed into the quarantine or held in the reserve.
+            unsafe { POOL.free_unsized(b) };
         }
-    });
+    }
+    // SAFETY: the pool block the quarantine lived in, made by `start`; nothing refers to it now.
+    unsafe { POOL.free_unsized(p.cast()) };
 }
 
 mod hook {
@@ -739,6 +892,7 @@ fn in_pool(addr: usize) -> bool {
 /// # Safety
 ///
 /// `ptr` is what the C caller passed.
+#[inline(never)]
 pub unsafe fn free(ptr: NonNull<u8>, sized: Option<(usize, Option<usize>)>) {
     let user = ptr.as_ptr() as usize;
     if in_zero_region(user) {
@@ -854,7 +1008,7 @@ fn quarantined(user: usize) -> bool {
 }
 
 /// `malloc(size)` (size above 0) under this preset.
-#[inline]
+#[inline(never)]
 pub fn malloc(size: usize) -> Option<NonNull<u8>> {
     if size <= SMALL {
         alloc_small(size, 16, false)

@@ -232,6 +232,14 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
             return b.as_ptr().cast();
         }
     }
+    // The hardened preset is called from here, not from the cold path below: that one inlines
+    // the trace and the generic path, whose stack frame cost each hardened `malloc` + `free`
+    // pair about 30 instructions (callgrind on cfrac) until 2026-12-01.
+    if DIRECT_HARDENED.load(Ordering::Relaxed) && size != 0 {
+        if let Some(p) = hardened::malloc(size) {
+            return p.as_ptr().cast();
+        }
+    }
     malloc_slow(size)
 }
 
@@ -239,11 +247,6 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
 #[cold]
 #[inline(never)]
 fn malloc_slow(size: usize) -> *mut c_void {
-    if DIRECT_HARDENED.load(Ordering::Relaxed) && size != 0 {
-        if let Some(p) = hardened::malloc(size) {
-            return p.as_ptr().cast();
-        }
-    }
     alloc(size, MIN_ALIGN, false)
 }
 
@@ -262,6 +265,14 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
         }
         return;
     }
+    // As in `malloc`: the hardened preset's call is here, not on the cold path.
+    if DIRECT_HARDENED.load(Ordering::Relaxed) {
+        if let Some(p) = NonNull::new(ptr.cast::<u8>()) {
+            // SAFETY: the caller's pointer; the preset checks it before anything else.
+            unsafe { hardened::free(p, None) };
+        }
+        return;
+    }
     // SAFETY: the caller's pointer.
     unsafe { free_slow(ptr) }
 }
@@ -274,13 +285,6 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
 #[cold]
 #[inline(never)]
 unsafe fn free_slow(ptr: *mut c_void) {
-    if DIRECT_HARDENED.load(Ordering::Relaxed) {
-        if let Some(p) = NonNull::new(ptr.cast::<u8>()) {
-            // SAFETY: the caller's pointer; the preset checks it before anything else.
-            unsafe { hardened::free(p, None) };
-        }
-        return;
-    }
     // SAFETY: the caller's pointer.
     if let Some((p, l)) = unsafe { live(ptr, Use::Free) } {
         // Recorded before the block can be handed to another thread.
