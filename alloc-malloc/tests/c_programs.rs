@@ -308,6 +308,22 @@ fn the_hardened_preset_catches_what_the_strictest_hardened_mallocs_catch() {
     expect_abort_in(&exe, "hardened", "foreign-with-large-live", "free of a pointer this allocator never allocated", 0);
     // A header forged inside a live block does not let a free through.
     expect_abort_in(&exe, "hardened", "forged-header", "free of an interior or misaligned pointer", 0);
+    expect_abort_in(&exe, "hardened", "forged-zero-header", "free of an interior or misaligned pointer", 0);
+    // The canaries are keyed by the process secret and the address: none is zero, two blocks'
+    // differ, and a second run's differ from the first's (a constant canary, or one that is 0 or
+    // 1, passes every overflow test that writes other bytes).
+    let canaries = || {
+        let out = text(&run_case(&exe, "hardened", "canaries").stdout);
+        let v: Vec<String> = out.split_whitespace().take(2).map(str::to_string).collect();
+        assert_eq!(v.len(), 2, "hardened canaries: {out}");
+        v
+    };
+    let (first, second) = (canaries(), canaries());
+    for c in first.iter().chain(&second) {
+        assert!(u64::from_str_radix(c, 16).is_ok_and(|c| c > 1), "hardened: a canary of {c}");
+    }
+    assert_ne!(first[0], first[1], "hardened: two blocks have the same canary");
+    assert_ne!(first, second, "hardened: two runs have the same canaries");
     // 2. A freed large block's pages fault; 3. so does any access to a zero-size block.
     for case in ["large-read-after-free", "large-write-after-free", "zero-size-read", "zero-size-write"] {
         let out = run_case(&exe, "hardened", case);

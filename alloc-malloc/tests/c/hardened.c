@@ -216,6 +216,24 @@ static int run_case(const char *c) {
         char *fake = (char *)p + 80;
         announce(fake);
         free(fake);
+    } else if (!strcmp(c, "forged-zero-header")) {
+        /* The same with the forgery fresh memory gives for free: a size word and a state word
+         * of zero (calloc's block). */
+        uintptr_t *p = calloc(1, 256);
+        char *fake = (char *)p + 80;
+        announce(fake);
+        free(fake);
+    } else if (!strcmp(c, "canaries")) {
+        /* Prints the 8 bytes right after two live 24-byte blocks (white box: where the canary
+         * is), so the test can check they are keyed: not zero, not equal to each other, not the
+         * same in two runs. */
+        unsigned char *a = malloc(24), *b = malloc(24);
+        uint64_t ca, cb;
+        memcpy(&ca, a + 24, 8);
+        memcpy(&cb, b + 24, 8);
+        printf("%016llx %016llx\n", (unsigned long long)ca, (unsigned long long)cb);
+        free(a);
+        free(b);
     } else if (!strcmp(c, "many-keys")) {
         /* Forty pthread keys taken before the allocator takes its own: arming its per-thread
          * exit hook on a thread's first use then makes the C library allocate (keys past the
