@@ -357,6 +357,12 @@ fn the_hardened_preset_catches_what_the_strictest_hardened_mallocs_catch() {
         (40..150).contains(&grown),
         "hardened: 300 freed 1 MiB blocks left {grown} MiB of address space (the quarantine keeps 64)"
     );
+    //    Under churn, long after the quarantine filled, a block is reused only after the 32
+    //    frees its FIFO holds it for (measured: 34; 3 with the FIFO's index stuck at 0, a
+    //    mutant that "delayed-reuse" lets through because it frees nothing after its block).
+    let out = text(&run_case(&exe, "hardened", "reuse-distance").stdout);
+    let fewest: i64 = out.lines().next().and_then(|l| l.trim().parse().ok()).expect("the fewest frees");
+    assert!(fewest >= 32, "hardened: a block came back after {fewest} frees, not at least 32");
     //    A thread's quarantine, reserves and the quarantine itself go back to the pool when it
     //    exits: 400 threads that each leave about 20 KiB behind grow the resident memory by a
     //    few hundred KiB (measured: 150), not the 10 MiB of an exit hook that gives nothing

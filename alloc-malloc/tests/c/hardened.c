@@ -194,6 +194,39 @@ static int run_case(const char *c) {
                 return 1;
             }
         puts("OK");
+    } else if (!strcmp(c, "reuse-distance")) {
+        /* 20,000 steps of freeing one of 64 live 40-byte blocks at random and allocating
+         * another, long after the quarantine filled: prints the fewest frees (by this thread)
+         * between a block's free and its reuse. The quarantine's FIFO keeps each block for the
+         * next 32 frees, so it is at least 32; "delayed-reuse" above, which frees nothing after
+         * its block, cannot tell a FIFO of 32 from one of 1. */
+        enum { LIVE = 64, SLOTS = 1 << 16 };
+        static uintptr_t addr[SLOTS];
+        static long freed_at[SLOTS];
+        char *live[LIVE];
+        uint64_t seed = 12345;
+        long frees = 0, fewest = -1;
+        for (int i = 0; i < LIVE; i++) live[i] = malloc(40);
+        for (int step = 0; step < 20000; step++) {
+            seed = seed * 6364136223846793005u + 1442695040888963407u;
+            int i = (int)(seed >> 58);
+            uintptr_t gone = (uintptr_t)live[i];
+            free(live[i]);
+            frees++;
+            size_t h = (gone >> 4) % SLOTS;
+            while (addr[h] && addr[h] != gone) h = (h + 1) % SLOTS;
+            addr[h] = gone;
+            freed_at[h] = frees;
+            live[i] = malloc(40);
+            uintptr_t got = (uintptr_t)live[i];
+            h = (got >> 4) % SLOTS;
+            while (addr[h] && addr[h] != got) h = (h + 1) % SLOTS;
+            if (addr[h] == got && freed_at[h] && (fewest < 0 || frees - freed_at[h] < fewest))
+                fewest = frees - freed_at[h];
+            if (addr[h] == got) freed_at[h] = 0;
+        }
+        for (int i = 0; i < LIVE; i++) free(live[i]);
+        printf("%ld\n", fewest);
     } else if (!strcmp(c, "reuse-order")) {
         /* Free 64 blocks, then allocate 64: print the order in which the freed ones come back
          * (the harness checks two runs differ). */
