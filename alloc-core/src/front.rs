@@ -700,7 +700,7 @@ unsafe impl<L: UsableSize, R: lock_api::RawMutex> UsableSize for Locked<L, R> {
 /// struct Lookalike;
 /// impl Lookalike {
 ///     unsafe fn with<R>(&self, f: impl FnOnce(&mut Lookalike) -> R) -> R {
-///         unimplemented!()
+///         f(&mut Lookalike)
 ///     }
 /// }
 /// struct Wrapper {

@@ -173,7 +173,16 @@ pub trait StatsSubject: Subject {
 ///
 /// Both answers come from the allocator's metadata near `ptr`, which is only there to read for
 /// the addresses the allocator's own `unsafe` traits allow, so both are `unsafe` to call (the
-/// suite calls them on its live blocks only) and an implementation may rely on that.
+/// suite calls them on its live blocks only) and an implementation may rely on that. Safe code
+/// cannot hand them an arbitrary address:
+///
+/// ```compile_fail,E0133
+/// use conformance::IntrospectSubject;
+/// fn ask<S: IntrospectSubject>(heap: &S::Alloc) -> Option<usize> {
+///     let anywhere = core::ptr::NonNull::<u8>::dangling();
+///     S::usable_size(heap, anywhere, core::alloc::Layout::new::<u8>())
+/// }
+/// ```
 pub trait IntrospectSubject: Subject {
     /// `UsableSize::usable_size`, where the allocator has it.
     ///
