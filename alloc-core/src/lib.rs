@@ -79,6 +79,7 @@ pub mod secret;
 pub mod source;
 pub mod stats;
 pub mod sync;
+pub mod tls;
 
 pub use allocator_api2::alloc::{AllocError, Allocator};
 pub use class::{PowerOfTwo, Primes, Quarters, SizeClasses};

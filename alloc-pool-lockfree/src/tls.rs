@@ -60,43 +60,9 @@ fn with_cache<R>(f: impl FnOnce(&UnsafeCell<Cache>) -> R) -> Option<R> {
 mod ie {
     use super::Cache;
 
-    macro_rules! name {
-        () => {
-            "alloc_pool_lockfree_tls_cache_v0_1"
-        };
-    }
-
-    core::arch::global_asm!(
-        ".pushsection .tbss.alloc_pool_lockfree,\"awT\",@nobits",
-        ".p2align 3",
-        concat!(".globl ", name!()),
-        concat!(".hidden ", name!()),
-        concat!(".type ", name!(), ",@object"),
-        concat!(".size ", name!(), ", {size}"),
-        concat!(name!(), ":"),
-        ".zero {size}",
-        ".popsection",
-        size = const core::mem::size_of::<Cache>(),
-    );
-
-    const _: () = assert!(core::mem::align_of::<Cache>() <= 8);
-
-    /// The calling thread's cache.
-    #[inline(always)]
-    pub fn cache() -> *mut Cache {
-        let p: *mut Cache;
-        // SAFETY: reads the thread pointer (`fs:0` holds its own address on x86_64 Linux) and
-        // adds the symbol's offset from the GOT; nothing is written. The result points at this
-        // thread's copy of the symbol, sized and aligned for a `Cache` (above).
-        unsafe {
-            core::arch::asm!(
-                "mov {p}, qword ptr fs:[0]",
-                concat!("add {p}, qword ptr [rip + ", name!(), "@GOTTPOFF]"),
-                p = out(reg) p,
-                options(pure, readonly, nostack),
-            );
-        }
-        p
+    alloc_core::initial_exec_tls! {
+        /// The calling thread's cache.
+        pub fn cache() -> *mut Cache = "alloc_pool_lockfree_tls_cache_v0_1";
     }
 }
 
