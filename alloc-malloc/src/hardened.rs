@@ -406,40 +406,9 @@ mod slot {
 
     #[cfg(all(target_os = "linux", target_arch = "x86_64", not(miri)))]
     mod ie {
-        macro_rules! name {
-            () => {
-                "alloc_malloc_hardened_quarantine_v0_1"
-            };
-        }
-
-        core::arch::global_asm!(
-            ".pushsection .tbss.alloc_malloc_hardened,\"awT\",@nobits",
-            ".p2align 3",
-            concat!(".globl ", name!()),
-            concat!(".hidden ", name!()),
-            concat!(".type ", name!(), ",@object"),
-            concat!(".size ", name!(), ", 8"),
-            concat!(name!(), ":"),
-            ".zero 8",
-            ".popsection",
-        );
-
-        /// The calling thread's word.
-        #[inline(always)]
-        pub fn word() -> *mut usize {
-            let p: *mut usize;
-            // SAFETY: reads the thread pointer (`fs:0` holds its own address on x86_64 Linux)
-            // and adds the symbol's offset from the GOT; nothing is written. The result points
-            // at this thread's copy of the 8-byte, 8-aligned symbol, zero when the thread starts.
-            unsafe {
-                core::arch::asm!(
-                    "mov {p}, qword ptr fs:[0]",
-                    concat!("add {p}, qword ptr [rip + ", name!(), "@GOTTPOFF]"),
-                    p = out(reg) p,
-                    options(pure, readonly, nostack),
-                );
-            }
-            p
+        alloc_core::initial_exec_tls! {
+            /// The calling thread's word.
+            pub fn word() -> *mut usize = "alloc_malloc_hardened_quarantine_v0_1";
         }
     }
 
@@ -459,22 +428,27 @@ mod slot {
         unsafe { *ie::word() = v }
     }
 
+    /// Elsewhere (and under Miri) the word is a `thread_local!`.
     #[cfg(not(all(target_os = "linux", target_arch = "x86_64", not(miri))))]
-    std::thread_local! {
-        static WORD: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+    mod fallback {
+        std::thread_local! {
+            static WORD: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+        }
+
+        /// The word now ([`GONE`](super::GONE) while the thread's thread-locals are being
+        /// destroyed).
+        pub fn get() -> usize {
+            WORD.try_with(|w| w.get()).unwrap_or(super::GONE)
+        }
+
+        /// Sets the word.
+        pub fn set(v: usize) {
+            let _ = WORD.try_with(|w| w.set(v));
+        }
     }
 
-    /// The word now ([`GONE`] while the thread's thread-locals are being destroyed).
     #[cfg(not(all(target_os = "linux", target_arch = "x86_64", not(miri))))]
-    pub fn get() -> usize {
-        WORD.try_with(|w| w.get()).unwrap_or(GONE)
-    }
-
-    /// Sets the word.
-    #[cfg(not(all(target_os = "linux", target_arch = "x86_64", not(miri))))]
-    pub fn set(v: usize) {
-        let _ = WORD.try_with(|w| w.set(v));
-    }
+    pub use fallback::{get, set};
 }
 
 /// Runs `f` on the calling thread's quarantine, made on its first use; `None` once the thread's
@@ -507,7 +481,7 @@ fn start() -> Option<usize> {
     unsafe { (*q).rng = (secret() ^ (q as usize)) as u64 | 1 };
     slot::set(q.expose_provenance());
     // Without a key the thread's blocks stay with it when it exits (see `hook::arm`).
-    let _ = hook::arm();
+    hook::arm();
     Some(q as usize)
 }
 
@@ -607,16 +581,16 @@ mod hook {
         (k - 1) as libc::pthread_key_t
     }
 
-    /// Arms the calling thread's exit hook; false when no key is available (the quarantine's
-    /// and the reserve's blocks then stay with the exited thread: at most `FIFO + RING` and
-    /// `RESERVE` per size class it used).
-    pub fn arm() -> bool {
+    /// Arms the calling thread's exit hook. Without a key (all taken) it is not armed: the
+    /// quarantine's and the reserve's blocks then stay with the exited thread, at most `FIFO +
+    /// RING` and `RESERVE` per size class it used.
+    pub fn arm() {
         let k = match KEY.load(Ordering::Relaxed) {
             0 => {
                 let mut k: libc::pthread_key_t = 0;
                 // SAFETY: a fresh key with our destructor.
                 if unsafe { libc::pthread_key_create(&mut k, Some(destructor)) } != 0 {
-                    return false;
+                    return;
                 }
                 match KEY.compare_exchange(0, k as usize + 1, Ordering::Relaxed, Ordering::Relaxed) {
                     Ok(_) => k,
@@ -631,14 +605,14 @@ mod hook {
         };
         // SAFETY: any non-null value arms the destructor (glibc keeps the first 32 keys' values
         // without allocating).
-        unsafe { libc::pthread_setspecific(k, core::ptr::dangling::<libc::c_void>()) == 0 }
+        unsafe { libc::pthread_setspecific(k, core::ptr::dangling::<libc::c_void>()) };
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Large blocks
 
-#[derive(Copy, Clone)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
 struct Mapping {
     /// The caller's address (0: empty; 1: removed).
     user: usize,
@@ -705,6 +679,13 @@ impl Large {
         self.live[i] = m;
         self.count += 1;
         true
+    }
+
+    /// Takes entry `i` out of the live table, leaving a tombstone that lookups probe past and
+    /// insertions reuse (its `base` and `len` stay, unread).
+    fn remove(&mut self, i: usize) {
+        self.live[i].user = REMOVED;
+        self.count -= 1;
     }
 
     /// What is wrong with `user`, which is no live large block's start.
@@ -831,8 +812,7 @@ fn free_large(user: usize, sized: Option<(usize, Option<usize>)>) {
             return report(ErrorKind::SizedMismatch, user);
         }
     }
-    large.live[i].user = REMOVED;
-    large.count -= 1;
+    large.remove(i);
     state.store(freed_word(user, m.len), Ordering::Relaxed);
     // SAFETY: the whole mapping is this block's; from now on every access to it faults.
     unsafe { libc::mprotect(m.base as *mut libc::c_void, m.len, libc::PROT_NONE) };
@@ -1022,4 +1002,168 @@ pub fn malloc(size: usize) -> Option<NonNull<u8>> {
 /// `malloc(0)` under this preset: a unique, inaccessible address.
 pub fn alloc_zero_sized() -> Option<NonNull<u8>> {
     alloc_zero()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The large-block table, the mapping cache and the generator, tested as data structures:
+    //! the C programs reach them only through timing and capacity (a table that probes badly,
+    //! a cache that never gives a mapping back, a generator with a short cycle all still pass
+    //! every misuse case), which mutation testing showed (`conformance/README.md`).
+
+    use super::*;
+    use std::boxed::Box;
+    use std::vec::Vec;
+
+    const MIB: usize = 1 << 20;
+
+    fn table() -> Box<Large> {
+        // SAFETY: all zeros is an empty `Large`: every entry EMPTY, every count 0.
+        unsafe { Box::<Large>::new_zeroed().assume_init() }
+    }
+
+    /// A mapping whose block starts one header in, as `alloc_large` lays it out.
+    fn mapping(base: usize, len: usize) -> Mapping {
+        Mapping { user: base + HDR, base, len }
+    }
+
+    /// `n` block addresses, 16 apart from `from` on, that all hash to the table slot `want`.
+    fn colliding(want: usize, from: usize, n: usize) -> Vec<usize> {
+        (0..).map(|i| from + 16 * i).filter(|&u| slot(u) == want).take(n).collect()
+    }
+
+    #[test]
+    fn generator_is_marsaglias_xorshift64() {
+        // The first outputs from the seed of Marsaglia's "Xorshift RNGs" (2003), section 3.
+        // SAFETY: all zeros is an empty quarantine.
+        let mut q = unsafe { Box::<Quarantine>::new_zeroed().assume_init() };
+        q.rng = 88_172_645_463_325_252;
+        assert_eq!(
+            [q.next(), q.next(), q.next()],
+            [8_748_534_153_485_358_512, 3_040_900_993_826_735_515, 3_453_997_556_048_239_312]
+        );
+    }
+
+    #[test]
+    fn slots_spread_blocks_a_page_apart() {
+        // Large blocks start 16 bytes into a page: 4096 of them in a row take 4096 slots.
+        let base = 0x7f12_3456_7000;
+        let mut seen: Vec<usize> = (0..4096).map(|i| slot(base + i * 4096 + HDR)).collect();
+        assert!(seen.iter().all(|&s| s < TABLE));
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), 4096);
+    }
+
+    #[test]
+    fn colliding_blocks_probe_past_each_other_and_tombstones() {
+        let mut t = table();
+        let users = colliding(12_345, 0x7000_0000_0010, 4);
+        for (k, &u) in users[..3].iter().enumerate() {
+            assert!(t.insert(Mapping { user: u, base: u - HDR, len: 4096 }));
+            assert_eq!(t.count, k + 1);
+        }
+        let at: Vec<usize> = users[..3].iter().map(|&u| t.find(u).unwrap()).collect();
+        assert_eq!(at, [12_345, 12_346, 12_347], "linear probing from the home slot");
+        assert_eq!(t.find(users[3]), None);
+        t.remove(at[1]);
+        assert_eq!(t.count, 2);
+        assert_eq!(t.find(users[1]), None);
+        assert_eq!(t.find(users[2]), Some(at[2]), "a lookup probes past a tombstone");
+        assert!(t.insert(Mapping { user: users[3], base: users[3] - HDR, len: 4096 }));
+        assert_eq!(t.find(users[3]), Some(at[1]), "an insertion reuses the first tombstone");
+        assert_eq!(t.count, 3);
+    }
+
+    #[test]
+    fn probing_wraps_round_the_table_end() {
+        let mut t = table();
+        let users = colliding(TABLE - 1, 0x7000_0000_0010, 3);
+        for &u in &users {
+            assert!(t.insert(Mapping { user: u, base: u - HDR, len: 4096 }));
+        }
+        let at: Vec<usize> = users.iter().map(|&u| t.find(u).unwrap()).collect();
+        assert_eq!(at, [TABLE - 1, 0, 1]);
+    }
+
+    #[test]
+    fn the_table_holds_three_quarters_of_its_slots() {
+        let mut t = table();
+        let user = |i: usize| 0x7100_0000_0000 + i * 4096 + HDR;
+        for i in 0..TABLE / 4 * 3 {
+            assert!(t.insert(Mapping { user: user(i), base: user(i) - HDR, len: 4096 }), "insert {i}");
+        }
+        assert_eq!(t.count, TABLE / 4 * 3);
+        assert!(!t.insert(mapping(user(TABLE), 4096)), "past the load factor");
+        let i = t.find(user(7)).unwrap();
+        t.remove(i);
+        assert_eq!(t.count, TABLE / 4 * 3 - 1);
+        assert!(t.insert(mapping(user(TABLE), 4096)), "room again");
+        assert_eq!(t.count, TABLE / 4 * 3);
+        assert!(t.find(user(TABLE) + HDR).is_some());
+        assert!(t.find(user(TABLE / 2)).is_some());
+    }
+
+    #[test]
+    fn misuse_names_what_the_address_was() {
+        let mut t = table();
+        let live = mapping(0x7200_0000_0000, 4 * MIB);
+        let freed = mapping(0x7300_0000_0000, 2 * MIB);
+        let cached = mapping(0x7400_0000_0000, MIB);
+        assert!(t.insert(live));
+        assert!(t.insert(freed));
+        t.remove(t.find(freed.user).unwrap());
+        t.quarantine[0] = freed;
+        assert!(t.cache(cached).is_none());
+
+        assert_eq!(t.misuse(live.user + 8), ErrorKind::InteriorPointer);
+        assert_eq!(t.misuse(live.base), ErrorKind::InteriorPointer);
+        assert_eq!(t.misuse(live.base + live.len - 1), ErrorKind::InteriorPointer);
+        assert_eq!(t.misuse(live.base + live.len), ErrorKind::ForeignPointer, "one past the end");
+        assert_eq!(t.misuse(live.base - 1), ErrorKind::ForeignPointer);
+        assert_eq!(t.misuse(freed.user), ErrorKind::DoubleFree);
+        assert_eq!(t.misuse(freed.user + 64), ErrorKind::UseAfterFree, "the tombstone is no live block");
+        assert_eq!(t.misuse(freed.base + freed.len), ErrorKind::ForeignPointer);
+        assert_eq!(t.misuse(cached.user), ErrorKind::DoubleFree);
+        assert_eq!(t.misuse(cached.user + 64), ErrorKind::UseAfterFree);
+        assert_eq!(t.misuse(0x7500_0000_0000), ErrorKind::ForeignPointer);
+    }
+
+    #[test]
+    fn the_cache_gives_back_mappings_of_about_the_size_asked() {
+        let mut t = table();
+        let m = mapping(0x7600_0000_0000, 5 * MIB);
+        assert!(t.cache(m).is_none());
+        assert_eq!(t.cached_bytes, 5 * MIB);
+        assert_eq!(t.take_cached(5 * MIB + 4096), None, "smaller than asked");
+        assert_eq!(t.take_cached(4 * MIB - 4096), None, "over a quarter larger than asked");
+        assert_eq!(t.take_cached(4 * MIB), Some(m), "exactly a quarter larger");
+        assert_eq!(t.cached_bytes, 0);
+        assert_eq!(t.take_cached(4 * MIB), None, "taken out");
+        assert!(t.cache(m).is_none());
+        assert_eq!(t.take_cached(5 * MIB), Some(m));
+        assert_eq!(t.cached_bytes, 0);
+    }
+
+    #[test]
+    fn the_cache_is_bounded_in_bytes_and_in_mappings() {
+        let mut t = table();
+        let at = |i: usize| 0x7700_0000_0000 + i * 64 * MIB;
+        for i in 0..15 {
+            assert!(t.cache(mapping(at(i), 4 * MIB)).is_none());
+        }
+        assert!(t.cache(mapping(at(15), 4 * MIB)).is_none(), "exactly at the byte bound");
+        assert_eq!(t.cached_bytes, LARGE_CACHE_BYTES);
+        let over = mapping(at(16), 4096);
+        assert_eq!(t.cache(over), Some(over), "over the byte bound");
+        assert_eq!(t.cached_bytes, LARGE_CACHE_BYTES);
+
+        let mut t = table();
+        for i in 0..LARGE_CACHE {
+            assert!(t.cache(mapping(at(i), 4096)).is_none());
+        }
+        let more = mapping(at(LARGE_CACHE), 4096);
+        assert_eq!(t.cache(more), Some(more), "no slot left");
+        assert_eq!(t.cached_bytes, LARGE_CACHE * 4096);
+    }
 }
