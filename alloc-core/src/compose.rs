@@ -817,6 +817,26 @@ mod tests {
         assert_eq!(Fallback::new(stub(false), stub(false)).validate(), Ok(()));
     }
 
+    /// A canary is one-to-one in the block's address and in its size: an overflow that copies
+    /// a neighbour's canary, or a block freed with another size, does not find its own value
+    /// there. (A canary that ORs instead of XORs is the same for many blocks: it passed every
+    /// other test.)
+    #[test]
+    fn canaries_differ_between_blocks_and_sizes() {
+        let mut h = Header::<_, Abort, true>::new(stub(false));
+        for secret in [0x0123_4567_89ab_cdef, usize::MAX, 0x5a5a_5a5a_5a5a_5a5a] {
+            h.secret = secret;
+            let base = 0x7f00_1234_5000;
+            let mut by_block: std::vec::Vec<usize> = (0..4096).map(|i| h.canary(base + 16 * i, 48)).collect();
+            let mut by_size: std::vec::Vec<usize> = (0..4096).map(|n| h.canary(base, n)).collect();
+            for v in [&mut by_block, &mut by_size] {
+                v.sort_unstable();
+                v.dedup();
+                assert_eq!(v.len(), 4096, "secret {secret:#x}");
+            }
+        }
+    }
+
     /// A combinator may panic when any part may: it cannot sit behind `GlobalAlloc` then.
     #[test]
     fn a_part_that_may_panic_makes_the_combinator_panic() {
