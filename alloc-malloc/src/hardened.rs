@@ -40,7 +40,8 @@
 //! (`PROT_NONE`) and kept in a quarantine of [`LARGE_QUARANTINE`] blocks or
 //! [`LARGE_QUARANTINE_BYTES`]: a read or write through a stale pointer faults. A mapping that
 //! leaves the quarantine stays inaccessible in a cache of 16 mappings / 64 MiB, from which a
-//! later large `malloc` of about its size (not `calloc`) takes it back with one `mprotect`;
+//! later large `malloc` (not `calloc`) of half its size or more takes it back with one
+//! `mprotect` of the pages it needs (the rest stay inaccessible, a guard after the block);
 //! the rest are unmapped. `malloc(0)` returns a unique address in a reserved `PROT_NONE` region: any
 //! access faults, and `free` of it does nothing.
 
@@ -703,9 +704,10 @@ impl Large {
         }
     }
 
-    /// A cached mapping of `len` to `len + len / 4` bytes, taken out of the cache.
+    /// The smallest cached mapping of `len` to `2 * len` bytes, taken out of the cache.
     fn take_cached(&mut self, len: usize) -> Option<Mapping> {
-        let i = self.cache.iter().position(|m| m.user != 0 && m.len >= len && m.len - len <= len / 4)?;
+        let fits = |m: &Mapping| m.user != 0 && m.len >= len && m.len - len <= len;
+        let i = (0..LARGE_CACHE).filter(|&i| fits(&self.cache[i])).min_by_key(|&i| self.cache[i].len)?;
         let m = core::mem::replace(&mut self.cache[i], EMPTY);
         self.cached_bytes -= m.len;
         Some(m)
@@ -728,14 +730,16 @@ impl Large {
     }
 }
 
-/// A mapping of `len` bytes, readable and writable: a cached one of about that size made
-/// accessible again, else a fresh one.
+/// A mapping whose first `len` bytes are readable and writable, and its whole length: a cached
+/// one of `len` to `2 * len` bytes with its first `len` made accessible again (the rest stays
+/// `PROT_NONE`, a guard after the block), else a fresh one of `len`.
 fn map_large(len: usize, zero: bool) -> Option<(usize, usize)> {
     if !zero {
         let cached = LARGE.lock().take_cached(len);
         if let Some(m) = cached {
-            // SAFETY: a mapping of this preset, out of its quarantine, nobody's now.
-            if unsafe { libc::mprotect(m.base as *mut libc::c_void, m.len, libc::PROT_READ | libc::PROT_WRITE) } == 0 {
+            // SAFETY: a mapping of this preset, out of its quarantine, nobody's now; `len` is a
+            // whole number of pages, at most its length.
+            if unsafe { libc::mprotect(m.base as *mut libc::c_void, len, libc::PROT_READ | libc::PROT_WRITE) } == 0 {
                 return Some((m.base, m.len));
             }
             // SAFETY: as above.
@@ -814,8 +818,14 @@ fn free_large(user: usize, sized: Option<(usize, Option<usize>)>) {
     }
     large.remove(i);
     state.store(freed_word(user, m.len), Ordering::Relaxed);
+    // The mapping is in no list now: nothing can hand it out again, so it is made inaccessible
+    // without the lock, which a `mprotect` (a TLB shootdown on every core the process runs on)
+    // held for microseconds until 2026-12-01. Until it is back under the lock in the
+    // quarantine, a second free of it is reported as a foreign pointer, not a double free.
+    drop(large);
     // SAFETY: the whole mapping is this block's; from now on every access to it faults.
     unsafe { libc::mprotect(m.base as *mut libc::c_void, m.len, libc::PROT_NONE) };
+    let mut large = LARGE.lock();
     // Into the quarantine; what leaves it (the oldest, while over either bound) goes to the
     // cache or is unmapped. The ring is in age order from `next` (oldest) round to `at` (this
     // block), with empty slots before it fills: over the byte bound, the oldest entries go until
@@ -1136,13 +1146,24 @@ mod tests {
         assert!(t.cache(m).is_none());
         assert_eq!(t.cached_bytes, 5 * MIB);
         assert_eq!(t.take_cached(5 * MIB + 4096), None, "smaller than asked");
-        assert_eq!(t.take_cached(4 * MIB - 4096), None, "over a quarter larger than asked");
-        assert_eq!(t.take_cached(4 * MIB), Some(m), "exactly a quarter larger");
+        assert_eq!(t.take_cached(5 * MIB / 2 - 4096), None, "over twice as large as asked");
+        assert_eq!(t.take_cached(5 * MIB / 2), Some(m), "exactly twice as large");
         assert_eq!(t.cached_bytes, 0);
-        assert_eq!(t.take_cached(4 * MIB), None, "taken out");
+        assert_eq!(t.take_cached(5 * MIB / 2), None, "taken out");
         assert!(t.cache(m).is_none());
         assert_eq!(t.take_cached(5 * MIB), Some(m));
         assert_eq!(t.cached_bytes, 0);
+
+        // The smallest that fits, wherever it is in the cache.
+        let big = mapping(0x7610_0000_0000, 8 * MIB);
+        let small = mapping(0x7620_0000_0000, 6 * MIB);
+        let smaller = mapping(0x7630_0000_0000, 3 * MIB);
+        for c in [big, small, smaller] {
+            assert!(t.cache(c).is_none());
+        }
+        assert_eq!(t.take_cached(4 * MIB), Some(small));
+        assert_eq!(t.take_cached(4 * MIB), Some(big));
+        assert_eq!(t.cached_bytes, 3 * MIB);
     }
 
     #[test]
