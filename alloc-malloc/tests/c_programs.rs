@@ -311,9 +311,22 @@ fn the_hardened_preset_catches_what_the_strictest_hardened_mallocs_catch() {
     expect_abort_in(&exe, "hardened", "forged-zero-header", "free of an interior or misaligned pointer", 0);
     // The canaries are keyed by the process secret and the address: none is zero, two blocks'
     // differ, and a second run's differ from the first's (a constant canary, or one that is 0 or
-    // 1, passes every overflow test that writes other bytes).
+    // 1, passes every overflow test that writes other bytes). The runs have address-space
+    // randomisation turned off where the system lets a process do that (`setarch -R`), so that
+    // a secret that is no secret (a constant) gives both runs the same addresses and canaries:
+    // with randomisation on, the addresses alone made the canaries differ.
     let canaries = || {
-        let out = text(&run_case(&exe, "hardened", "canaries").stdout);
+        let mut cmd = Command::new(&exe);
+        cmd.arg("canaries");
+        // SAFETY: between fork and exec, only the async-signal-safe `personality` is called.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::personality(libc::ADDR_NO_RANDOMIZE as libc::c_ulong);
+                Ok(())
+            });
+        }
+        let out = text(&run(cmd, Some("hardened")).stdout);
         let v: Vec<String> = out.split_whitespace().take(2).map(str::to_string).collect();
         assert_eq!(v.len(), 2, "hardened canaries: {out}");
         v
