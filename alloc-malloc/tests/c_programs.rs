@@ -125,17 +125,35 @@ fn fork_in_a_threaded_program_works_under_every_preset() {
 
 /// Runs misuse.c's `case` and asserts it aborts with `what` at the last announced address.
 fn expect_report(preset: &str, case: &str, what: &str, offset: usize) {
+    expect_abort(misuse_program(), preset, case, what, offset, false);
+}
+
+/// As [`expect_report`], with a trace being recorded (`ALLOC_MALLOC_TRACE`): every call then
+/// takes the library's generic path instead of the preset's direct one.
+fn expect_report_traced(preset: &str, case: &str, what: &str) {
+    expect_abort(misuse_program(), preset, case, what, 0, true);
+}
+
+fn misuse_program() -> PathBuf {
     // -O0: at -O1 gcc drops a store into a block that is freed right after.
-    let exe = build("misuse.c", "gcc", &["-O0", "-Wno-free-nonheap-object"]);
-    expect_abort_in(&exe, preset, case, what, offset);
+    build("misuse.c", "gcc", &["-O0", "-Wno-free-nonheap-object"])
 }
 
 /// Runs `exe case` under `preset` and asserts it aborts with `what` at the last announced
 /// address (plus `offset`).
 fn expect_abort_in(exe: &Path, preset: &str, case: &str, what: &str, offset: usize) {
+    expect_abort(exe.to_path_buf(), preset, case, what, offset, false);
+}
+
+fn expect_abort(exe: PathBuf, preset: &str, case: &str, what: &str, offset: usize, traced: bool) {
     let mut cmd = Command::new(exe);
     cmd.arg(case);
+    let trace = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("misuse-{preset}-{case}.trace"));
+    if traced {
+        cmd.env("ALLOC_MALLOC_TRACE", &trace);
+    }
     let out = run(cmd, Some(preset));
+    let _ = std::fs::remove_file(&trace);
     let stdout = text(&out.stdout);
     assert!(!stdout.contains("NOT-DETECTED"), "{preset} {case}: not detected");
     let addr = stdout.lines().filter_map(|l| l.strip_prefix("MISUSE-ADDRESS ")).next_back().expect("an address");
@@ -151,6 +169,7 @@ fn expect_abort_in(exe: &Path, preset: &str, case: &str, what: &str, offset: usi
 fn the_hardened_preset_reports_bad_frees_and_overflows() {
     expect_report("hardened", "double-free", "double free", 0);
     expect_report("hardened", "overflow", "canary corrupted (overflow past the end of the block)", 40);
+    expect_report("hardened", "overflow-large", "canary corrupted (overflow past the end of the block)", 100_000);
     expect_report("hardened", "foreign", "free of a pointer this allocator never allocated", 0);
     expect_report("hardened", "interior", "free of an interior or misaligned pointer", 0);
 }
@@ -175,6 +194,12 @@ fn every_preset_names_the_misuse() {
         expect_report(preset, "realloc-freed", "use after free", 0);
         expect_report(preset, "realloc-interior", "free of an interior or misaligned pointer", 0);
         expect_report(preset, "usable-size-freed", "use after free", 0);
+        // The same through the generic path a recorded trace takes (the hardened preset's
+        // direct `free` finds a double free from its state word; the generic one asks the
+        // preset what is wrong with a block that is no live one).
+        expect_report_traced(preset, "double-free", "double free");
+        expect_report_traced(preset, "realloc-freed", "use after free");
+        expect_report_traced(preset, "interior", "free of an interior or misaligned pointer");
     }
 }
 
@@ -294,7 +319,17 @@ fn the_hardened_preset_catches_what_the_strictest_hardened_mallocs_catch() {
     let exe = hardened_program();
     // 1. Freed small memory reads as zero, and a write after free is caught when the slot is
     //    handed out again.
-    for case in ["freed-reads-zero", "zero-size", "sized-ok", "delayed-reuse", "large-reuse", "many-large"] {
+    for case in [
+        "freed-reads-zero",
+        "small-large-boundary",
+        "zero-size",
+        "sized-ok",
+        "delayed-reuse",
+        "large-reuse",
+        "large-aligned",
+        "large-calloc-zero",
+        "many-large",
+    ] {
         let out = run_case(&exe, "hardened", case);
         assert!(
             out.status.success() && text(&out.stdout).lines().any(|l| l == "OK"),
@@ -327,16 +362,22 @@ fn the_hardened_preset_catches_what_the_strictest_hardened_mallocs_catch() {
             });
         }
         let out = text(&run(cmd, Some("hardened")).stdout);
-        let v: Vec<String> = out.split_whitespace().take(2).map(str::to_string).collect();
-        assert_eq!(v.len(), 2, "hardened canaries: {out}");
+        let v: Vec<String> = out.split_whitespace().take(5).map(str::to_string).collect();
+        assert_eq!(v.len(), 5, "hardened canaries: {out}");
         v
     };
+    // Two small blocks' canaries, a large block's, two large blocks' state words.
     let (first, second) = (canaries(), canaries());
     for c in first.iter().chain(&second) {
-        assert!(u64::from_str_radix(c, 16).is_ok_and(|c| c > 1), "hardened: a canary of {c}");
+        assert!(u64::from_str_radix(c, 16).is_ok_and(|c| c > 1), "hardened: a canary or state word of {c}");
     }
     assert_ne!(first[0], first[1], "hardened: two blocks have the same canary");
-    assert_ne!(first, second, "hardened: two runs have the same canaries");
+    assert_ne!(first[3], first[4], "hardened: two large blocks have the same state word");
+    for (i, what) in
+        ["small canary", "small canary", "large canary", "large state word", "large state word"].iter().enumerate()
+    {
+        assert_ne!(first[i], second[i], "hardened: two runs have the same {what}");
+    }
     // 2. A freed large block's pages fault (and a reused mapping's pages past its block); 3. so
     //    does any access to a zero-size block.
     for case in

@@ -2,6 +2,7 @@
  * must abort prints the address the report must name first ("MISUSE-ADDRESS"); a case that must
  * fault does the bad access and prints "NOT-FAULTED" if it survives; a case that checks a
  * property prints "OK" when it holds. */
+#include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -101,16 +102,61 @@ int main(int argc, char **argv) {
 
 static int run_case(const char *c) {
     if (!strcmp(c, "freed-reads-zero")) {
-        /* Freed small memory reads as zero (it waits in the quarantine, still mapped). */
-        unsigned char *p = malloc(64);
-        memset(p, 0xab, 64);
-        free(p);
-        volatile unsigned char *v = p;
-        for (int i = 0; i < 64; i++)
-            if (v[i] != 0) {
-                printf("byte %d is %d\n", i, v[i]);
+        /* Freed small memory reads as zero (it waits in the quarantine, still mapped), up to
+         * the largest small request (16 KiB less the 16-byte header and 8-byte canary). */
+        static const size_t sizes[] = {64, 1000, 16000, 16360};
+        for (int k = 0; k < 4; k++) {
+            size_t n = sizes[k];
+            unsigned char *p = malloc(n);
+            memset(p, 0xab, n);
+            free(p);
+            volatile unsigned char *v = p;
+            for (size_t i = 0; i < n; i++)
+                if (v[i] != 0) {
+                    printf("size %zu: byte %zu is %d\n", n, i, v[i]);
+                    return 1;
+                }
+        }
+        puts("OK");
+    } else if (!strcmp(c, "small-large-boundary")) {
+        /* Requests on both sides of the largest small one are whole, usable exactly, and free
+         * cleanly. */
+        for (size_t n = 16350; n < 16380; n++) {
+            unsigned char *p = malloc(n);
+            memset(p, 0x5a, n);
+            if (malloc_usable_size(p) != n) {
+                printf("usable size of %zu: %zu\n", n, malloc_usable_size(p));
                 return 1;
             }
+            free(p);
+        }
+        puts("OK");
+    } else if (!strcmp(c, "large-aligned")) {
+        /* Large blocks aligned past a page: aligned, whole, and freed cleanly. */
+        static const size_t aligns[] = {8192, 65536, 1 << 20};
+        for (int k = 0; k < 3; k++) {
+            void *p = NULL;
+            if (posix_memalign(&p, aligns[k], 100000) || (uintptr_t)p % aligns[k]) return 1;
+            memset(p, 0x11, 100000);
+            free(p);
+        }
+        puts("OK");
+    } else if (!strcmp(c, "large-calloc-zero")) {
+        /* calloc of a large block is zeros even after dirty mappings of its size went through
+         * the quarantine into the cache (calloc never takes from there). */
+        for (int i = 0; i < 70; i++) {
+            unsigned char *b = malloc(1 << 20);
+            memset(b, 0xaa, 1 << 20);
+            sink = (char *)b;
+            free(sink);
+        }
+        unsigned char *z = calloc(1, 1 << 20);
+        for (size_t i = 0; i < (1 << 20); i++)
+            if (z[i]) {
+                printf("byte %zu is %d\n", i, z[i]);
+                return 1;
+            }
+        free(z);
         puts("OK");
     } else if (!strcmp(c, "write-after-free")) {
         /* A write into a freed block, then allocations of its size until it is reused. */
@@ -184,9 +230,12 @@ static int run_case(const char *c) {
         return 2;
     } else if (!strcmp(c, "sized-ok")) {
         char *a = malloc(100), *b = malloc(200000), *d = aligned_alloc(64, 192);
+        char *e = aligned_alloc(16, 48), *f = aligned_alloc(8, 40);
         free_sized(a, 100);
         free_sized(b, 200000);
         free_aligned_sized(d, 64, 192);
+        free_aligned_sized(e, 16, 48);
+        free_aligned_sized(f, 8, 40);
         free_sized(NULL, 5);
         puts("OK");
     } else if (!strcmp(c, "sized-mismatch")) {
@@ -276,14 +325,23 @@ static int run_case(const char *c) {
     } else if (!strcmp(c, "canaries")) {
         /* Prints the 8 bytes right after two live 24-byte blocks (white box: where the canary
          * is), so the test can check they are keyed: not zero, not equal to each other, not the
-         * same in two runs. */
+         * same in two runs; the same for large blocks' canary and state word. */
         unsigned char *a = malloc(24), *b = malloc(24);
-        uint64_t ca, cb;
-        memcpy(&ca, a + 24, 8);
-        memcpy(&cb, b + 24, 8);
-        printf("%016llx %016llx\n", (unsigned long long)ca, (unsigned long long)cb);
+        unsigned char *big = malloc(100000), *big2 = malloc(100000);
+        uint64_t w[5];
+        memcpy(&w[0], a + 24, 8);
+        memcpy(&w[1], b + 24, 8);
+        /* A large block's canary, and the state words (the 8 bytes before the block) of two
+         * live large blocks. */
+        memcpy(&w[2], big + 100000, 8);
+        memcpy(&w[3], big - 8, 8);
+        memcpy(&w[4], big2 - 8, 8);
+        for (int i = 0; i < 5; i++) printf("%016llx ", (unsigned long long)w[i]);
+        puts("");
         free(a);
         free(b);
+        free(big);
+        free(big2);
     } else if (!strcmp(c, "many-keys")) {
         /* Forty pthread keys taken before the allocator takes its own: arming its per-thread
          * exit hook on a thread's first use then makes the C library allocate (keys past the

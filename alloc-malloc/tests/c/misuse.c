@@ -36,6 +36,12 @@ int main(int argc, char **argv) {
         free(big);
         free(big);
         free(big_keep);
+    } else if (!strcmp(argv[1], "overflow-large")) {
+        char *big = malloc(100000);
+        printf("MISUSE-ADDRESS %p\n", (void *)big);
+        fflush(stdout);
+        memset(big, 'x', 100001); /* one byte past the block */
+        free(big);
     } else if (!strcmp(argv[1], "interior-large")) {
         char *big = malloc(1 << 20);
         printf("MISUSE-ADDRESS %p\n", (void *)(big + 4096));
