@@ -380,9 +380,14 @@ fn the_hardened_preset_catches_what_the_strictest_hardened_mallocs_catch() {
     }
     // 2. A freed large block's pages fault (and a reused mapping's pages past its block); 3. so
     //    does any access to a zero-size block.
-    for case in
-        ["large-read-after-free", "large-write-after-free", "large-reused-tail", "zero-size-read", "zero-size-write"]
-    {
+    for case in [
+        "large-read-after-free",
+        "large-write-after-free",
+        "large-aligned-write-after-free",
+        "large-reused-tail",
+        "zero-size-read",
+        "zero-size-write",
+    ] {
         let out = run_case(&exe, "hardened", case);
         assert!(!text(&out.stdout).contains("NOT-FAULTED"), "hardened {case}: the access did not fault");
         assert!(
