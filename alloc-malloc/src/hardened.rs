@@ -144,10 +144,6 @@ fn live_word(user: usize) -> usize {
     Key::now().live(user)
 }
 
-fn freed_word(user: usize, len: usize) -> usize {
-    Key::now().freed(user, len)
-}
-
 fn canary(at: usize) -> u64 {
     Key::now().canary(at)
 }
@@ -766,19 +762,22 @@ fn map_large(len: usize, zero: bool) -> Option<(usize, usize)> {
 
 fn alloc_large(size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
     let page = alloc_core::source::page_size();
-    let slack = if align > page { align } else { 0 };
+    // The block starts `off` bytes into the mapping at most: the mapping starts on a page, so
+    // the first multiple of the alignment past its header lies at most one alignment in (the
+    // alignment is a power of two, a multiple of the page once it is past one).
     let off = round_up(HDR, align.max(16))?;
-    let len = round_up(off.checked_add(size)?.checked_add(CANARY)?.checked_add(slack)?, page)?;
-    let (base, len) = map_large(len, zero)?;
+    let need = round_up(off.checked_add(size)?.checked_add(CANARY)?, page)?;
+    let (base, len) = map_large(need, zero)?;
     let user = round_up(base + HDR, align.max(16))?;
+    debug_assert!(user - HDR >= base && user + size + CANARY <= base + need);
     let m = Mapping { user, base, len };
     if !LARGE.lock().insert(m) {
         // SAFETY: our mapping, never handed out.
         unsafe { libc::munmap(base as *mut libc::c_void, len) };
         return None;
     }
-    // SAFETY: the header and canary lie in the fresh mapping (user - 16 >= base; user + size +
-    // 8 <= base + len).
+    // SAFETY: the header and canary lie in the accessible part of the mapping (user - 16 >= base;
+    // user + size + 8 <= base + need).
     unsafe {
         let (size_word, state) = header(user);
         size_word.store(pack(size, align), Ordering::Relaxed);
@@ -817,7 +816,6 @@ fn free_large(user: usize, sized: Option<(usize, Option<usize>)>) {
         }
     }
     large.remove(i);
-    state.store(freed_word(user, m.len), Ordering::Relaxed);
     // The mapping is in no list now: nothing can hand it out again, so it is made inaccessible
     // without the lock, which a `mprotect` (a TLB shootdown on every core the process runs on)
     // held for microseconds until 2026-12-01. Until it is back under the lock in the
@@ -951,11 +949,9 @@ impl Backend for Hardened {
         let kind = if in_zero_region(user) {
             ErrorKind::InteriorPointer
         } else if in_pool(user) {
-            // A block freed into the quarantine is still the pool's live block.
-            match small_layout(user) {
-                None if user.is_multiple_of(16) && quarantined(user) => ErrorKind::DoubleFree,
-                _ => small_misuse(user),
-            }
+            // A block freed into the quarantine is still the pool's live block, which the pool
+            // names a double free (as it does any block start it carved).
+            small_misuse(user)
         } else {
             LARGE.lock().misuse(user)
         };
@@ -987,16 +983,6 @@ impl Backend for Hardened {
         // SAFETY: the caller's pointer; `free` checks it before anything else.
         unsafe { free(ptr, Some((size, align))) }
     }
-}
-
-/// Whether `user`'s block is one this preset freed (its state word says so).
-fn quarantined(user: usize) -> bool {
-    let Some(q) = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(user.wrapping_sub(HDR))) else {
-        return false;
-    };
-    // SAFETY: any address (see `free_small`); the header is read only for a live pool block.
-    unsafe { POOL.size_of(q) }
-        .is_some_and(|b| unsafe { header(user) }.1.load(Ordering::Relaxed) == freed_word(user, b.size()))
 }
 
 /// `malloc(size)` (size above 0) under this preset.
