@@ -454,3 +454,72 @@ fn a_large_block_freed_on_its_own_goes_straight_back_for_reuse() {
     assert_eq!(s.quarantined, 0, "{s:?}");
     assert!(addrs.iter().all(|&a| a == addrs[0]), "the span heap hands the same run out again: {addrs:x?}");
 }
+
+/// An arena's view of its pool is the pool's own: the statistics it reports are the pool's, and
+/// a trim through it gives back what the pool's lists hold.
+#[test]
+fn an_arena_reports_and_trims_its_pool() {
+    let pool = own_pool(PoolConfig::DEFAULT);
+    let mut arena = Arena::in_pool(&pool);
+    arena.alloc([7u64; 1000]);
+    {
+        let other = Arena::in_pool(&pool);
+        other.alloc([1u64; 1000]);
+    }
+    let seen = arena.pool_stats();
+    assert_eq!(seen, pool.stats());
+    assert!(seen.mapped >= 2 * CHUNK, "{seen:?}");
+    assert!(seen.reusable + seen.ready >= CHUNK, "the dropped arena's chunk waits on a list: {seen:?}");
+    let trimmed = arena.trim_pool();
+    assert!(trimmed >= CHUNK, "trimmed {trimmed} bytes");
+    let after = arena.pool_stats();
+    assert_eq!(after.reusable + after.ready, 0, "{after:?}");
+    assert_eq!(after, pool.stats());
+    assert_eq!(arena.validate(), Ok(()));
+}
+
+/// A shared arena owns what it handed out and nothing else, and its `Debug` shows its
+/// statistics.
+#[test]
+fn a_shared_arena_owns_its_blocks_only_and_shows_its_stats() {
+    let pool = own_pool(PoolConfig::DEFAULT);
+    let arena = SharedArena::in_pool(&pool);
+    let x = arena.alloc(5u64);
+    assert!(arena.owns(std::ptr::NonNull::from(&*x).cast()));
+    let local = 0u64;
+    assert!(!arena.owns(std::ptr::NonNull::from(&local).cast()));
+    assert!(arena.stats().allocated >= 8 && arena.stats().chunks == 1, "{:?}", arena.stats());
+    let shown = format!("{arena:?}");
+    assert!(shown.starts_with("SharedArena") && shown.contains("allocated"), "{shown}");
+}
+
+/// `alloc_core::Trim` on an arena trims its pool, as `trim_pool` does.
+#[test]
+fn trim_through_the_capability_trims_the_pool() {
+    let pool = own_pool(PoolConfig::DEFAULT);
+    let mut arena = Arena::in_pool(&pool);
+    arena.alloc(1u8);
+    drop(Arena::in_pool(&pool).alloc([1u64; 1000]).len());
+    {
+        let other = Arena::in_pool(&pool);
+        other.alloc([1u64; 1000]);
+    }
+    assert!(pool.stats().reusable + pool.stats().ready >= CHUNK, "{:?}", pool.stats());
+    alloc_core::Trim::trim(&mut arena);
+    assert_eq!(pool.stats().reusable + pool.stats().ready, 0, "{:?}", pool.stats());
+}
+
+/// A block over a quarter of a chunk that does not fit the chunk being filled gets a run of
+/// its own: the arena does not start a fresh chunk for it (Go's arenas do the same).
+#[test]
+fn a_block_over_a_quarter_chunk_gets_a_dedicated_run() {
+    let pool = own_pool(PoolConfig::DEFAULT);
+    let arena = Arena::in_pool(&pool);
+    let first = arena.alloc_slice_fill_with(800 << 10, |i| i as u8);
+    assert_eq!((first.len(), arena.stats().chunks), (800 << 10, 1));
+    let big = arena.alloc_slice_fill_with(300 << 10, |i| i as u8);
+    assert_eq!(big.len(), 300 << 10);
+    let s = arena.stats();
+    assert_eq!(s.chunks, 2, "{s:?}");
+    assert!(s.capacity < 2 * CHUNK, "a run of the block's size, not a second chunk: {s:?}");
+}
