@@ -19,6 +19,12 @@
 /// the process: put the crate's name and version in it. Only for x86_64 Linux (gate the call
 /// with `#[cfg(all(target_os = "linux", target_arch = "x86_64", not(miri)))]`).
 ///
+/// The function is safe: it only computes an address. Reading or writing through the pointer is
+/// up to the caller's `unsafe` block, which must know that all-zero bytes are a valid `$t` (the
+/// macro cannot check it), that no other reference to the object is live, and that the pointer
+/// is used on its own thread while that thread runs (another thread's copy is another object,
+/// freed when that thread exits).
+///
 /// ```
 /// #[cfg(all(target_os = "linux", target_arch = "x86_64", not(miri)))]
 /// alloc_core::initial_exec_tls! {

@@ -41,7 +41,8 @@
 //! [`LARGE_QUARANTINE_BYTES`]: a read or write through a stale pointer faults. A mapping that
 //! leaves the quarantine stays inaccessible in a cache of 16 mappings / 64 MiB, from which a
 //! later large `malloc` (not `calloc`) of half its size or more takes it back with one
-//! `mprotect` of the pages it needs (the rest stay inaccessible, a guard after the block);
+//! `mprotect` of the pages it needs (the rest stay inaccessible, a guard after the block, and
+//! go back to the OS when over a quarter of the block's size);
 //! the rest are unmapped. `malloc(0)` returns a unique address in a reserved `PROT_NONE` region: any
 //! access faults, and `free` of it does nothing.
 
@@ -736,6 +737,14 @@ fn map_large(len: usize, zero: bool) -> Option<(usize, usize)> {
             // SAFETY: a mapping of this preset, out of its quarantine, nobody's now; `len` is a
             // whole number of pages, at most its length.
             if unsafe { libc::mprotect(m.base as *mut libc::c_void, len, libc::PROT_READ | libc::PROT_WRITE) } == 0 {
+                if m.len - len > len / 4 {
+                    // The pages past the block stay inaccessible but would stay resident too
+                    // (a larger block touched them): past a quarter of the block they go back
+                    // to the OS, so a live block holds at most 1.25 times the memory it needs
+                    // (the bound of the cache's old window, which took no larger mapping).
+                    // SAFETY: the mapping's tail, inaccessible and unused: no data anyone needs.
+                    unsafe { libc::madvise((m.base + len) as *mut libc::c_void, m.len - len, libc::MADV_DONTNEED) };
+                }
                 return Some((m.base, m.len));
             }
             // SAFETY: as above.
