@@ -18,19 +18,22 @@
 //!   (`write after free detected`, at the block's address).
 //! - **Delayed, randomised reuse**: a freed block waits in its thread's quarantine, first in a
 //!   FIFO of [`FIFO`] blocks, then in a ring of [`RING`] slots where it lands on a slot picked at
-//!   random, pushing that slot's block back to the pool. So a block is reused after at least
-//!   [`FIFO`] further frees by the same thread (on average `FIFO + RING`), and which block goes
-//!   back on each free is one of [`RING`] (6 bits of entropy); the pool then hands blocks out
-//!   newest first, so the order of reuse follows that random order.
+//!   random, pushing that slot's block out. So a block is reused after at least [`FIFO`]
+//!   further frees by the same thread (on average `FIFO + RING`), and which block leaves on each
+//!   free is one of [`RING`] (6 bits of entropy). A block that leaves goes to the thread's
+//!   spares of its class (up to [`SPARE`], for classes with a reserve, below), which refill the
+//!   reserve before the pool does; the rest go back to the pool, which hands blocks out newest
+//!   first. Either way the order of reuse follows the random order, and the placement below adds
+//!   its own pick.
 //! - **Unpredictable placement**: a thread holds back [`RESERVE`] pool blocks of each size class
 //!   up to [`RESERVE_MAX`] bytes, and each allocation takes one of them chosen at random (3 bits
 //!   of entropy per allocation, from a per-thread xorshift generator seeded with the process
-//!   secret), putting a fresh pool block in its place. Two allocations in a row are neighbours
-//!   only by chance (1 in [`RESERVE`]), not because the pool carves blocks in address order.
-//!   It costs each thread at most [`RESERVE`] blocks per size class it uses (under 64 KiB for
-//!   the classes up to 1 KiB). The quarantine and the reserve's slots are one pool block per
-//!   thread (under 3 KiB), named by one initial-exec thread-local word on x86_64 Linux, and
-//!   given back with their blocks by the thread's exit hook.
+//!   secret), putting a spare or a fresh pool block in its place. Two allocations in a row are
+//!   neighbours only by chance (1 in [`RESERVE`]), not because the pool carves blocks in address
+//!   order. It costs each thread at most [`RESERVE`] + [`SPARE`] blocks per size class it uses
+//!   (under 128 KiB for the classes up to 1 KiB). The quarantine, the reserve's and the spares'
+//!   slots are one pool block per thread (under 5 KiB), named by one initial-exec thread-local
+//!   word on x86_64 Linux, and given back with their blocks by the thread's exit hook.
 //! - **Sized deallocation** (`free_sized`, `free_aligned_sized`, C++'s sized and aligned
 //!   `operator delete`): a size or alignment other than the block's is a `sized deallocation
 //!   mismatch`.
@@ -72,6 +75,10 @@ pub const RESERVE: usize = 8;
 /// The largest block size whose class is placed at random (held-back blocks of larger classes
 /// would cost too much memory per thread).
 pub const RESERVE_MAX: usize = 4096;
+/// Blocks past the quarantine a thread keeps per class with a reserve, to refill it from
+/// (freed, zeroed and checked again at reuse like any freed block), before it gives them back to
+/// the pool.
+pub const SPARE: usize = 8;
 /// The pool's size classes, which the reserve is indexed by.
 type Classes = alloc_core::Quarters<14>;
 /// Classes with a reserve.
@@ -261,15 +268,13 @@ unsafe fn find_nonzero(p: *const u8, len: usize) -> Option<usize> {
     (0..len).find(|&k| unsafe { *p.add(k) } != 0)
 }
 
+#[inline(always)]
 fn alloc_small(size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
     // SAFETY: at most MAX_SMALL bytes, aligned to 16.
     let l = unsafe { Layout::from_size_align_unchecked(size + HDR + CANARY, 16) };
     let (q, len) = match from_reserve(l) {
         Some(b) => b,
-        None => {
-            let b = SharedLayer::allocate(&POOL, l).ok()?;
-            (b.cast::<u8>().as_ptr(), b.len())
-        }
+        None => from_pool(l)?,
     };
     let user = q as usize + HDR;
     let k = Key::now();
@@ -296,21 +301,30 @@ fn alloc_small(size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
     }
 }
 
+/// The length of the pool block whose caller's bytes would start at `user`, if a slab of the
+/// pool serving a class holds `user - 16` (a small block's header; any other address gives
+/// `None` or, inside a slab, a length the header check then refuses).
+///
+/// # Safety
+///
+/// `user` is what a C caller frees or asks about: a block of this preset's pool that is live
+/// (or quarantined or spare, which the pool still counts as live), so its segment stays; any
+/// other address is the caller's misuse, looked up in the pool's maps before anything is read.
+#[inline(always)]
+unsafe fn small_len(user: usize) -> Option<usize> {
+    let q = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(user.wrapping_sub(HDR)))?;
+    // SAFETY: as the caller promises.
+    unsafe { POOL.slab_block_size(q) }
+}
+
 /// Frees a small block: header, canary and sized checks, zeroing, quarantine.
 ///
 /// # Safety
 ///
-/// `user` is an address in the preset's pool (its segment map says so).
-unsafe fn free_small(user: usize, sized: Option<(usize, Option<usize>)>) {
+/// `len` is what [`small_len`] found for `user`.
+#[inline(always)]
+unsafe fn free_small(user: usize, len: usize, sized: Option<(usize, Option<usize>)>) {
     let q = user.wrapping_sub(HDR);
-    // SAFETY: `user` is what a C caller frees: a block of this preset's pool that is live (or
-    // quarantined, which the pool still counts as live), so its segment stays; any other
-    // address is the caller's misuse, which is reported here if its segment is mapped.
-    let Some(len) =
-        NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(q)).and_then(|q| unsafe { POOL.slab_block_size(q) })
-    else {
-        return report(small_misuse(user), user);
-    };
     // SAFETY: q lies in a slab of the pool (mapped while blocks of it can be named), 16-aligned:
     // its two words are readable, and only a block of this preset has the live word there (it
     // is keyed by the secret and the address).
@@ -330,10 +344,30 @@ unsafe fn free_small(user: usize, sized: Option<(usize, Option<usize>)>) {
     check_sized(user, size, align, sized);
     // SAFETY: the block's bytes after the header are ours until it goes back to the pool.
     unsafe { p.add(HDR).write_bytes(0, len - HDR) };
-    if let Some(out) = quarantine(q) {
+    if let Some(out) = quarantine(q, len) {
         // SAFETY: a block of the pool this preset freed, past its quarantine.
-        unsafe { POOL.free_unsized(NonNull::new_unchecked(core::ptr::with_exposed_provenance_mut(out))) };
+        unsafe { to_pool(out) }
     }
+}
+
+/// Gives a block past the quarantine back to the pool: out of line, since most stay with the
+/// thread as spares (the pool's inlined free path made every free's stack frame larger).
+///
+/// # Safety
+///
+/// `b` is a block of [`POOL`] this preset freed.
+#[cold]
+#[inline(never)]
+unsafe fn to_pool(b: usize) {
+    // SAFETY: as the caller promises.
+    unsafe { POOL.free_unsized(NonNull::new_unchecked(core::ptr::with_exposed_provenance_mut(b))) }
+}
+
+/// A fresh pool block of layout `l`, out of line for the same reason as [`to_pool`].
+#[cold]
+#[inline(never)]
+fn from_pool(l: Layout) -> Option<(*mut u8, usize)> {
+    SharedLayer::allocate(&POOL, l).ok().map(|b| (b.cast::<u8>().as_ptr(), b.len()))
 }
 
 fn check_sized(user: usize, size: usize, align: usize, sized: Option<(usize, Option<usize>)>) {
@@ -376,9 +410,16 @@ struct Quarantine {
     head: usize,
     ring: [usize; RING],
     reserve: [[usize; RESERVE]; RESERVED_CLASSES],
+    /// Blocks past the quarantine kept for the reserve's refills, per class (a stack of
+    /// `spares[c]`), instead of a round trip through the pool on each free and allocation.
+    spare: [[usize; SPARE]; RESERVED_CLASSES],
+    spares: [u8; RESERVED_CLASSES],
     /// The thread's xorshift state (never 0: seeded when the quarantine is made).
     rng: u64,
 }
+
+// A pool block (up to 16 KiB) holds it; the module's documentation says under 5 KiB.
+const _: () = assert!(core::mem::size_of::<Quarantine>() < 5 << 10);
 
 impl Quarantine {
     /// The next number of the thread's xorshift generator.
@@ -396,7 +437,7 @@ impl Quarantine {
 /// *initial-exec* TLS model, read as `fs:0` plus an offset (the pool's thread cache does the
 /// same, see alloc-pool-lockfree's `tls.rs`): Rust's `thread_local!` in this shared library is
 /// a `__tls_get_addr` call per access, two per `malloc` + `free` pair, which was a tenth of the
-/// preset's instructions on cfrac. A 3 KiB quarantine in static TLS would not fit glibc's
+/// preset's instructions on cfrac. A 5 KiB quarantine in static TLS would not fit glibc's
 /// reserve for libraries loaded with `dlopen`; a word does.
 mod slot {
     /// The thread's exit hook ran: no quarantine (frees go straight to the pool).
@@ -493,17 +534,25 @@ fn from_reserve(l: Layout) -> Option<(*mut u8, usize)> {
         return None;
     }
     let len = <Classes as alloc_core::SizeClasses>::size(c);
-    let fresh = || SharedLayer::allocate(&POOL, l).ok().map(|b| b.cast::<u8>().as_ptr() as usize);
+    let fresh = || from_pool(l).map(|(b, _)| b as usize);
     with_quarantine(|t| {
         let slot = (t.next() % RESERVE as u64) as usize;
-        let row = &mut t.reserve[c];
-        if row[slot] == 0 {
+        if t.reserve[c][slot] == 0 {
             // The class's first use on this thread (or a refill cut short by out of memory):
             // the whole row, so every pick from now on is among RESERVE blocks. Only the slot
             // picked is looked at otherwise (every allocation scanned the row until 2026-12-01).
-            fill(row, fresh)?;
+            fill(&mut t.reserve[c], fresh)?;
         }
-        let out = core::mem::replace(&mut row[slot], fresh()?);
+        // The refill: a block past the quarantine if the thread kept one of this class, else
+        // the pool's (a pool allocation and a pool free per pair until 2026-12-01).
+        let refill = match t.spares[c] {
+            0 => fresh()?,
+            n => {
+                t.spares[c] = n - 1;
+                t.spare[c][n as usize - 1]
+            }
+        };
+        let out = core::mem::replace(&mut t.reserve[c][slot], refill);
         debug_assert_eq!(
             // SAFETY: a block of the pool, live.
             unsafe { POOL.slab_block_size(NonNull::new_unchecked(core::ptr::with_exposed_provenance_mut(out))) },
@@ -524,18 +573,36 @@ fn fill(row: &mut [usize; RESERVE], fresh: impl Fn() -> Option<usize>) -> Option
     Some(())
 }
 
-/// Puts block `q` in the calling thread's quarantine; returns the block that leaves it, to free.
+/// The bit a quarantined block's entry keeps its class from (plus one; 0: a class without a
+/// reserve) above: pool blocks lie below 2^48 (the pool's segment map covers no more).
+const TAG_SHIFT: u32 = 48;
+
+/// Puts block `q` (`len` bytes) in the calling thread's quarantine; returns the block that
+/// leaves it when it is to go back to the pool (a block of a class with a reserve is kept as a
+/// spare for it while there is room).
 #[inline(always)]
-fn quarantine(q: usize) -> Option<usize> {
-    with_quarantine(|c| {
-        let out = core::mem::replace(&mut c.fifo[c.head], q);
-        c.head = (c.head + 1) % FIFO;
+fn quarantine(q: usize, len: usize) -> Option<usize> {
+    let c = <Classes as alloc_core::SizeClasses>::class_of(len);
+    let tag = if c < RESERVED_CLASSES { (c + 1) << TAG_SHIFT } else { 0 };
+    with_quarantine(|t| {
+        let out = core::mem::replace(&mut t.fifo[t.head], q | tag);
+        t.head = (t.head + 1) % FIFO;
         if out == 0 {
             return None;
         }
-        let slot = (c.next() % RING as u64) as usize;
-        let back = core::mem::replace(&mut c.ring[slot], out);
-        (back != 0).then_some(back)
+        let slot = (t.next() % RING as u64) as usize;
+        let back = core::mem::replace(&mut t.ring[slot], out);
+        let (b, tag) = (back & ((1 << TAG_SHIFT) - 1), back >> TAG_SHIFT);
+        if tag != 0 {
+            let c = tag - 1;
+            let n = t.spares[c] as usize;
+            if n < SPARE {
+                t.spare[c][n] = b;
+                t.spares[c] = n as u8 + 1;
+                return None;
+            }
+        }
+        (b != 0).then_some(b)
     })
     // The thread's exit hook ran (or no quarantine could be made): no quarantine.
     .unwrap_or(Some(q))
@@ -552,8 +619,9 @@ fn flush_quarantine() {
     };
     // SAFETY: the thread's own quarantine, which no one else names; the word no longer does.
     let c = unsafe { &mut *p.as_ptr() };
-    for q in c.fifo.iter_mut().chain(c.ring.iter_mut()).chain(c.reserve.iter_mut().flatten()) {
-        let b = core::mem::replace(q, 0);
+    let spares = c.spare.iter_mut().zip(c.spares).flat_map(|(row, n)| &mut row[..n as usize]);
+    for q in c.fifo.iter_mut().chain(c.ring.iter_mut()).chain(c.reserve.iter_mut().flatten()).chain(spares) {
+        let b = core::mem::replace(q, 0) & ((1 << TAG_SHIFT) - 1);
         if let Some(b) = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(b)) {
             // SAFETY: a block this preset freed into the quarantine or held in the reserve.
             unsafe { POOL.free_unsized(b) };
@@ -894,6 +962,21 @@ fn in_pool(addr: usize) -> bool {
 #[inline(never)]
 pub unsafe fn free(ptr: NonNull<u8>, sized: Option<(usize, Option<usize>)>) {
     let user = ptr.as_ptr() as usize;
+    // One lookup in the pool's maps for a small block (`in_pool` and then the block's length
+    // were two until 2026-12-01); everything else takes the path below.
+    // SAFETY: the caller's pointer (see `small_len`).
+    match unsafe { small_len(user) } {
+        // SAFETY: the length just found.
+        Some(len) => unsafe { free_small(user, len, sized) },
+        None => free_not_small(user, sized),
+    }
+}
+
+/// `free` of anything but a small block's start: a `malloc(0)` address, a large block, or
+/// misuse (an address in the pool that is no small block's start is reported here).
+#[cold]
+#[inline(never)]
+fn free_not_small(user: usize, sized: Option<(usize, Option<usize>)>) {
     if in_zero_region(user) {
         if !user.is_multiple_of(16) {
             report(ErrorKind::InteriorPointer, user);
@@ -903,8 +986,7 @@ pub unsafe fn free(ptr: NonNull<u8>, sized: Option<(usize, Option<usize>)>) {
         return;
     }
     if in_pool(user) {
-        // SAFETY: an address in the pool.
-        unsafe { free_small(user, sized) }
+        report(small_misuse(user), user)
     } else {
         free_large(user, sized)
     }
@@ -1035,6 +1117,30 @@ mod tests {
     /// `n` block addresses, 16 apart from `from` on, that all hash to the table slot `want`.
     fn colliding(want: usize, from: usize, n: usize) -> Vec<usize> {
         (0..).map(|i| from + 16 * i).filter(|&u| slot(u) == want).take(n).collect()
+    }
+
+    /// Once the quarantine is full, a `malloc` + `free` churn of one size runs on the thread's
+    /// spares alone (no pool allocation), and the thread's exit gives every block back.
+    #[test]
+    fn blocks_past_the_quarantine_refill_the_reserve_without_the_pool() {
+        let live = POOL.stats().small_live;
+        std::thread::spawn(|| {
+            let churn = |n: usize| {
+                for _ in 0..n {
+                    let p = malloc(40).unwrap();
+                    // SAFETY: a live block of this preset.
+                    unsafe { free(p, None) };
+                }
+            };
+            // Enough frees to fill the FIFO and every ring slot (a random slot each time).
+            churn(FIFO + 2000);
+            let before = POOL.stats().small_allocations;
+            churn(1000);
+            assert_eq!(POOL.stats().small_allocations, before, "the pool was asked for blocks");
+        })
+        .join()
+        .unwrap();
+        assert_eq!(POOL.stats().small_live, live, "blocks kept after the thread's exit");
     }
 
     #[test]
