@@ -308,6 +308,11 @@ mod tests {
         bump.region().corrupt_current_chunk_for_test(usize::MAX);
         assert_eq!(got, Some("limit is not the current chunk's end"));
         assert_eq!(bump.validate(), Ok(()));
+        // The trait's `validate` (what generic code and the conformance suite call) is the same.
+        bump.region().corrupt_current_chunk_for_test(1);
+        let got = alloc_core::Validate::validate(&bump).err().map(|c| c.what);
+        bump.region().corrupt_current_chunk_for_test(usize::MAX);
+        assert_eq!(got, Some("limit is not the current chunk's end"));
         let text = std::format!("{bump:?}");
         assert!(text.starts_with("Bump { stats: BumpStats {") && text.contains("allocated: 8"), "{text}");
     }

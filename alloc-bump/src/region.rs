@@ -771,7 +771,7 @@ mod tests {
         assert_eq!(s.allocated, 14 * 1000 + 3000);
         assert_eq!(s.capacity, r.capacity);
         assert_eq!(s.overhead(), s.capacity - s.allocated);
-        assert!(s.chunks >= 4, "{s:?}");
+        assert_eq!(s.chunks, 5, "two regular, one dedicated, two spare: {s:?}");
         // Freeing the dedicated block gives its chunk back to the source.
         let big = r.large.map(|h| Chunk(h).data_start()).unwrap();
         let mut r = r;
@@ -779,6 +779,111 @@ mod tests {
         unsafe { r.deallocate(NonNull::new(r.base.as_ptr().with_addr(big)).unwrap(), l(3000, 8)) };
         let s = r.bump_stats();
         assert!(s.returned > 0 && s.returned == r.returned, "{s:?}");
+    }
+
+    /// The rest of what `validate` checks, each broken alone and put back: a finger with no
+    /// chunk, a finger outside the current chunk, a spare chunk that is not whole pages, chunk
+    /// creation numbers out of order; and what it must not read (the current chunk's stale
+    /// `used`, which the finger replaces).
+    #[test]
+    fn validate_names_the_finger_the_spares_and_the_order() {
+        let mut buf = vec![0u8; 64 << 10];
+        let mut r: BumpRegion<FixedSource<'_>, Counting> = BumpRegion::new(FixedSource::new(&mut buf));
+        r.limit = 2;
+        let got = r.validate().err().map(|c| c.what);
+        r.limit = 1;
+        assert_eq!(got, Some("finger or limit set with no chunk"));
+
+        let mut buf = vec![0u8; 256 << 10];
+        let mut r = region_with_every_list(&mut buf);
+        let named = |r: &BumpRegion<FixedSource<'_>, Counting>| r.validate().err().map_or("nothing", |c| c.what);
+        let finger = r.finger;
+        r.finger = Chunk(r.current.unwrap()).data_start() - 1;
+        let got = named(&r);
+        r.finger = finger;
+        assert_eq!(got, "finger outside the current chunk");
+        // Chunk headers of the region this test alone uses, mapped while it lives, read or
+        // written one field at a time through the raw pointer.
+        let (current, spare) = (r.current.unwrap().as_ptr(), r.spare.unwrap().as_ptr());
+        // SAFETY: as just said.
+        let older = unsafe { (*current).prev.unwrap().as_ptr() };
+        // SAFETY: as above (each field put back before the assertion).
+        let got = unsafe {
+            (*spare).size += 1;
+            let got = named(&r);
+            (*spare).size -= 1;
+            got
+        };
+        assert_eq!(got, "spare chunk is not whole pages");
+        // SAFETY: as above.
+        let got = unsafe {
+            let seq = (*older).seq;
+            (*older).seq = (*current).seq;
+            let got = named(&r);
+            (*older).seq = seq;
+            got
+        };
+        assert_eq!(got, "chunk creation numbers out of order");
+        // SAFETY: as above.
+        let got = unsafe {
+            let used = (*current).used;
+            (*current).used = usize::MAX;
+            let got = named(&r);
+            (*current).used = used;
+            got
+        };
+        assert_eq!(got, "nothing");
+        assert_eq!(r.validate(), Ok(()));
+        assert_eq!(r.current_chunk(), Some(r.base), "the current chunk starts at the base pointer");
+        let text = std::format!("{r:?}");
+        assert!(text.starts_with("BumpRegion { finger: 0x") && text.contains("stats: BumpStats {"), "{text}");
+    }
+
+    /// Chunk sizes at the boundaries: a request whose header, alignment padding and bytes make
+    /// exactly the chunk size gets a regular chunk of that size, not a dedicated one, and so
+    /// does one of exactly `dedicated_above` bytes; one that makes exactly 8 KiB gets a dedicated
+    /// chunk of 8 KiB, not one more page. The end of the newest chunk is not the region's.
+    #[test]
+    fn chunk_sizes_are_exact_at_page_boundaries() {
+        let exact = 8192 - HEADER - 7;
+        let mut buf = vec![0u8; 256 << 10];
+        let config = BumpConfig { first_chunk: 8192, max_chunk: 8192, dedicated_above: 1 << 20, keep_chunks: false };
+        let mut r: BumpRegion<FixedSource<'_>, Counting> = BumpRegion::with_config(FixedSource::new(&mut buf), config);
+        r.allocate(l(exact, 8)).unwrap();
+        assert!(r.large.is_none(), "a regular chunk fits it exactly");
+        assert_eq!(r.bump_stats().capacity, 8192);
+        let end = r.base.as_ptr().with_addr(r.limit);
+        assert!(!r.owns(NonNull::new(end).unwrap()), "one past the newest chunk");
+        let config = BumpConfig { first_chunk: 8192, max_chunk: 8192, dedicated_above: 2048, keep_chunks: false };
+        let mut buf = vec![0u8; 256 << 10];
+        let mut r: BumpRegion<FixedSource<'_>, Counting> = BumpRegion::with_config(FixedSource::new(&mut buf), config);
+        r.allocate(l(2048, 8)).unwrap();
+        assert!(r.large.is_none(), "a block of exactly dedicated_above bytes is a regular one");
+        let before = r.bump_stats().capacity;
+        r.allocate(l(8192 - HEADER - 7, 8)).unwrap();
+        assert!(r.large.is_some(), "above dedicated_above");
+        assert_eq!(r.bump_stats().capacity - before, 8192, "not a page more");
+    }
+
+    /// A chunk list that loops is named, not walked for ever: after 2^24 chunks (a spare chunk
+    /// made its own predecessor; spare chunks carry no order to trip first). Not under Miri (16
+    /// million steps).
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn validate_names_a_chunk_list_that_loops() {
+        let mut buf = vec![0u8; 256 << 10];
+        let r = region_with_every_list(&mut buf);
+        let spare = r.spare.unwrap();
+        // SAFETY: the spare chunk's header, mapped while the region lives, one field at a time;
+        // put back before the assertion.
+        let got = unsafe {
+            let prev = (*spare.as_ptr()).prev;
+            (*spare.as_ptr()).prev = Some(spare);
+            let got = r.validate().err().map(|c| c.what);
+            (*spare.as_ptr()).prev = prev;
+            got
+        };
+        assert_eq!(got, Some("chunk list loops"));
     }
 
     #[test]
