@@ -1199,6 +1199,24 @@ mod tests {
         assert_eq!(h.validate(), Ok(()));
     }
 
+    /// A link that decodes to the heap's end (one past its last run, aligned for every class)
+    /// is refused like any address outside it.
+    #[test]
+    fn a_link_to_the_heap_end_is_refused() {
+        let mut h: Checked = SegregatedHeap::new(alloc_core::MmapSource::new());
+        let x = h.allocate(l(64, 8)).unwrap().cast::<u8>();
+        // SAFETY: a live block with its layout.
+        unsafe { h.deallocate(x, l(64, 8)) };
+        let end = NonNull::new(x.as_ptr().with_addr(h.hi)).unwrap();
+        // SAFETY: x is a free block of the heap: its first word is its link.
+        unsafe { h.links().write(x, Some(end)) };
+        assert_eq!(h.allocate(l(64, 8)).unwrap().cast::<u8>(), x);
+        assert_eq!(h.errors().last().map(|e| e.kind), Some(ErrorKind::CorruptedFreeList));
+        let next = h.allocate(l(64, 8)).unwrap().cast::<u8>();
+        assert_ne!(next, end, "followed a link to the heap's end");
+        assert_eq!(h.validate(), Ok(()));
+    }
+
     /// A corrupted link in one large class drops that list; the idle bytes are counted again
     /// from what stays on the other lists (the validator checks the count).
     #[test]

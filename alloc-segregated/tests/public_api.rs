@@ -73,3 +73,30 @@ fn a_double_free_is_counted_and_named() {
     assert_eq!(named, Some((alloc_core::ErrorKind::DoubleFree, p.as_ptr() as usize)));
     assert_eq!(heap.validate(), Ok(()));
 }
+
+/// The front's `validate` is the heap's: a free block's link overwritten (the use after free a
+/// plain list cannot stop) is named, and is fine again once put back. Debug names the type.
+#[test]
+fn validate_and_debug_reach_the_heap() {
+    use allocator_api2::alloc::Allocator;
+    let heap: Segregated<DefaultSource, Count, Counting, PlainLinks> = Segregated::with_source(DefaultSource::new());
+    assert_eq!(format!("{heap:?}"), "Segregated { .. }");
+    let l = core::alloc::Layout::from_size_align(64, 8).unwrap();
+    let keep = (&heap).allocate(l).unwrap().cast::<u8>();
+    let p = (&heap).allocate(l).unwrap().cast::<u8>();
+    // SAFETY: `p` is live with `l`; once freed its first word is its free-list link, which this
+    // test overwrites (the misuse under test) and puts back before the heap is used again.
+    let got = unsafe {
+        (&heap).deallocate(p, l);
+        let link = p.as_ptr().cast::<usize>();
+        let was = link.read();
+        link.write(0x1234_5671);
+        let got = heap.validate();
+        link.write(was);
+        got
+    };
+    assert!(got.is_err(), "a link to an unaligned address outside the heap passed");
+    assert_eq!(heap.validate(), Ok(()));
+    // SAFETY: live with `l`.
+    unsafe { (&heap).deallocate(keep, l) };
+}
