@@ -913,6 +913,23 @@ mod tests {
         Layout::from_size_align(size, align).unwrap()
     }
 
+    /// The padding an aligned block leaves below it is carved into free blocks (with `carve`):
+    /// the next small request is served from that gap, not from above the aligned block.
+    #[test]
+    fn the_gap_below_an_aligned_block_serves_the_next_requests() {
+        let mut buf = vec![0u8; 256 << 10];
+        let mut h: SegregatedHeap<FixedSource<'_>, Count> = SegregatedHeap::new(FixedSource::new(&mut buf));
+        let a = h.allocate(l(16, 16)).unwrap().cast::<u8>().as_ptr() as usize;
+        let page = h.allocate(l(16, 4096)).unwrap().cast::<u8>().as_ptr() as usize;
+        assert!(page > a + 16, "the aligned block leaves a gap: {a:#x} {page:#x}");
+        let next = h.allocate(l(16, 16)).unwrap().cast::<u8>().as_ptr() as usize;
+        if CARVE {
+            assert!(next > a && next < page, "{next:#x} is not in the gap {a:#x}..{page:#x}");
+            assert!(h.free_blocks().iter().sum::<usize>() > 0, "the rest of the gap waits on lists");
+        }
+        assert_eq!(h.validate(), Ok(()));
+    }
+
     #[test]
     fn classes_reuse_carve_and_grow_over_a_buffer() {
         let mut buf = vec![0u8; 256 << 10];
@@ -1218,30 +1235,64 @@ mod tests {
     }
 
     /// A corrupted link in one large class drops that list; the idle bytes are counted again
-    /// from what stays on the other lists (the validator checks the count).
+    /// from what stays on the other lists (the validator checks the count): the block dropped
+    /// behind the corrupted one no longer counts, both blocks of the other list still do.
     #[test]
     fn dropping_a_corrupted_large_list_recounts_the_idle_bytes() {
         let mut h: Checked = SegregatedHeap::new(alloc_core::MmapSource::new());
         let (small, big) = (l(64 << 10, 8), l(128 << 10, 8));
+        let a1 = h.allocate(small).unwrap().cast::<u8>();
         let a = h.allocate(small).unwrap().cast::<u8>();
+        let b1 = h.allocate(big).unwrap().cast::<u8>();
         let b = h.allocate(big).unwrap().cast::<u8>();
         let keep = h.allocate(l(16, 8)).unwrap();
-        // SAFETY: live blocks with their layouts, freed once; both stay resident (under the
-        // default retain limit).
+        // SAFETY: live blocks with their layouts, freed once; all stay resident (under the
+        // default retain limit). `a` heads its list, `a1` behind it.
         unsafe {
+            h.deallocate(a1, small);
             h.deallocate(a, small);
+            h.deallocate(b1, big);
             h.deallocate(b, big);
         }
         let idle = h.idle_bytes();
-        assert!(idle >= (64 << 10) + (128 << 10), "{idle}");
+        assert_eq!(idle, 2 * (64 << 10) + 2 * (128 << 10));
         // SAFETY: a is a free block of the heap: its first word is its link.
         unsafe { a.as_ptr().cast::<usize>().write(0x1234_5678) };
         let _ = h.allocate(small);
         assert_eq!(h.errors().last().map(|e| e.kind), Some(ErrorKind::CorruptedFreeList));
-        assert!(h.idle_bytes() >= 128 << 10, "b is still idle on its list: {}", h.idle_bytes());
+        assert_eq!(h.idle_bytes(), 2 * (128 << 10), "b and b1 are still idle on their list, a1 dropped");
         assert_eq!(h.validate(), Ok(()));
         // SAFETY: a live block with its layout.
         unsafe { h.deallocate(keep.cast(), l(16, 8)) };
+    }
+
+    /// The recount after a corrupted large list walks the other large lists with a bound: a
+    /// list made cyclic (the undetected double free a plain list allows) cannot hold it for
+    /// ever, and the validator names the cycle.
+    #[test]
+    fn the_idle_recount_stops_on_a_cyclic_list() {
+        let mut h: Checked = SegregatedHeap::new(alloc_core::MmapSource::new());
+        let (small, big) = (l(64 << 10, 8), l(256 << 10, 8));
+        let a = h.allocate(small).unwrap().cast::<u8>();
+        let x1 = h.allocate(big).unwrap().cast::<u8>();
+        let x2 = h.allocate(big).unwrap().cast::<u8>();
+        // SAFETY: live blocks with their layouts, freed once: `x2` heads its list, `x1` behind.
+        unsafe {
+            h.deallocate(a, small);
+            h.deallocate(x1, big);
+            h.deallocate(x2, big);
+        }
+        // SAFETY: free blocks of the heap: their first words are their links. `x1` now leads
+        // back to `x2` (a cycle of two), and `a`'s link is garbage.
+        unsafe {
+            h.links().write(x1, Some(x2));
+            a.as_ptr().cast::<usize>().write(0x1234_5678);
+        }
+        let _ = h.allocate(small);
+        assert_eq!(h.errors().last().map(|e| e.kind), Some(ErrorKind::CorruptedFreeList));
+        assert!(h.validate().is_err(), "a cyclic list passed the validator");
+        // SAFETY: as above: the cycle undone (the heap is dropped without walking its lists).
+        unsafe { h.links().write(x1, None) };
     }
 
     /// The validator names a run top below the run's header and a run header whose length
@@ -1270,6 +1321,16 @@ mod tests {
             let got = h.validate().err().map(|c| c.what);
             // SAFETY: as above.
             unsafe { (*run).len -= 1 << 40 };
+            assert_eq!(got, Some("run list inconsistent"));
+            // A run whose length ends inside its own header (the header lies after the block).
+            // SAFETY: as above.
+            let got = unsafe {
+                let (len, b, at) = ((*run).len, (*run).base.as_ptr() as usize, run as usize);
+                (*run).len = at - b + RUN_HEADER / 2;
+                let got = h.validate().err().map(|c| c.what);
+                (*run).len = len;
+                got
+            };
             assert_eq!(got, Some("run list inconsistent"));
             // SAFETY: a live block with its layout.
             unsafe { h.deallocate(own.cast(), l(4 << 20, 8)) };

@@ -96,7 +96,41 @@ fn validate_and_debug_reach_the_heap() {
         got
     };
     assert!(got.is_err(), "a link to an unaligned address outside the heap passed");
+    // The trait's `validate` (what generic code and the conformance suite call) is the same.
+    // SAFETY: as above: overwritten, asked, put back.
+    let got = unsafe {
+        let link = p.as_ptr().cast::<usize>();
+        let was = link.read();
+        link.write(0x1234_5671);
+        let got = alloc_core::Validate::validate(&heap);
+        link.write(was);
+        got
+    };
+    assert!(got.is_err(), "the trait's validate passed it");
     assert_eq!(heap.validate(), Ok(()));
     // SAFETY: live with `l`.
     unsafe { (&heap).deallocate(keep, l) };
+}
+
+/// `Trim` through alloc-core's trait, on the front and on the heap: idle large free blocks
+/// (resident after their free) are given back.
+#[test]
+fn trim_through_the_trait_gives_idle_large_blocks_back() {
+    use allocator_api2::alloc::Allocator;
+    let mut heap: Segregated<DefaultSource, Count, Counting, PlainLinks> =
+        Segregated::with_source(DefaultSource::new());
+    let l = core::alloc::Layout::from_size_align(128 << 10, 8).unwrap();
+    for round in 0..2 {
+        let p = (&heap).allocate(l).unwrap().cast::<u8>();
+        // SAFETY: live with `l`, freed once.
+        unsafe { (&heap).deallocate(p, l) };
+        assert!(heap.heap().idle_bytes() >= 128 << 10, "round {round}");
+        if round == 0 {
+            alloc_core::Trim::trim(&mut heap);
+        } else {
+            alloc_core::Trim::trim(heap.heap());
+        }
+        assert_eq!(heap.heap().idle_bytes(), 0, "round {round}");
+    }
+    assert_eq!(alloc_core::Validate::validate(&heap), Ok(()));
 }
