@@ -325,6 +325,8 @@ fn bad_frees_inside_a_segment_are_told_apart() {
         (p.as_ptr() as usize + 8, ErrorKind::InteriorPointer),
         (p.as_ptr() as usize + 24, ErrorKind::InteriorPointer),
         (segment_base + 64, ErrorKind::ForeignPointer),
+        // The next block of the slab, not carved yet: never given out (one carved before it).
+        (p.as_ptr() as usize + 64, ErrorKind::ForeignPointer),
     ];
     for (addr, kind) in cases {
         let q = core::ptr::NonNull::new(p.as_ptr().with_addr(addr)).unwrap();
@@ -344,7 +346,7 @@ fn bad_frees_inside_a_segment_are_told_apart() {
     assert!(holds(p, 64, 0x3c), "the block is untouched");
     // SAFETY: the live block with its layout.
     unsafe { (&pool).deallocate(p, l) };
-    assert_eq!(pool.errors().unwrap().detected(), 6);
+    assert_eq!(pool.errors().unwrap().detected(), 8);
     assert_eq!(pool.validate(), Ok(()));
 }
 
@@ -368,4 +370,44 @@ fn free_unsized_takes_large_blocks_back_and_reports_foreign_ones() {
     let e = pool.errors().unwrap().last().unwrap();
     assert_eq!((e.kind, e.addr), (ErrorKind::ForeignPointer, p.as_ptr() as usize));
     assert_eq!(pool.validate(), Ok(()));
+}
+
+/// Every allocation is counted once, on whichever thread's heap made it; a thread that uses two
+/// pools in turn keeps one heap in each (the second pool's entry is found behind the first),
+/// and dropping one pool leaves the thread's heap of the other in place.
+#[test]
+fn allocations_are_counted_and_two_pools_keep_one_heap_each() {
+    let a: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+    let b: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+    let l = layout(48);
+    let mut kept = Vec::new();
+    for _ in 0..10 {
+        kept.push(((&a).allocate(l).unwrap().cast::<u8>(), true));
+        kept.push(((&b).allocate(l).unwrap().cast::<u8>(), false));
+    }
+    let heaps = |p: &Pool<MmapSource, Count>| (p.stats().heaps, p.stats().free_heaps);
+    assert_eq!((heaps(&a), heaps(&b)), ((1, 0), (1, 0)), "one heap each, found again every time");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..7 {
+                let p = (&a).allocate(l).unwrap().cast::<u8>();
+                // SAFETY: a live block with its layout.
+                unsafe { (&a).deallocate(p, l) };
+            }
+        });
+    });
+    assert_eq!(a.stats().small_allocations, 17, "10 here and 7 on the other thread");
+    assert_eq!(b.stats().small_allocations, 10);
+    for (p, in_a) in kept.drain(..) {
+        // SAFETY: live blocks with their layouts, each freed into its own pool.
+        unsafe { (&(if in_a { &a } else { &b })).deallocate(p, l) };
+    }
+    let heaps = a.stats().heaps;
+    drop(b);
+    let p = (&a).allocate(l).unwrap().cast::<u8>();
+    // SAFETY: a live block with its layout.
+    unsafe { (&a).deallocate(p, l) };
+    assert_eq!(a.stats().heaps, heaps, "a heap made again for a pool the thread already had");
+    assert_eq!(a.errors().unwrap().detected(), 0);
+    assert_eq!(a.validate(), Ok(()));
 }
