@@ -411,3 +411,22 @@ fn allocations_are_counted_and_two_pools_keep_one_heap_each() {
     assert_eq!(a.errors().unwrap().detected(), 0);
     assert_eq!(a.validate(), Ok(()));
 }
+
+/// What the pool names a freed large block (the span heap's answer: a double free), as
+/// `SizeOf::misuse_at` reports it for the C socket, and an address of no heap (foreign).
+#[test]
+fn misuse_at_names_a_freed_large_block_and_a_foreign_address() {
+    let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+    let l = layout(1 << 20);
+    let p = (&pool).allocate(l).unwrap().cast::<u8>();
+    // SAFETY: a live block with its layout, freed once.
+    unsafe { (&pool).deallocate(p, l) };
+    // SAFETY: any address: the pool checks its maps and the span heap's before reading.
+    let kind = unsafe { alloc_core::layer::SizeOf::misuse_at(&pool, p) }.kind;
+    assert_eq!(kind, ErrorKind::DoubleFree, "a freed large block");
+    let local = 0u64;
+    let foreign = core::ptr::NonNull::from(&local).cast::<u8>();
+    // SAFETY: as above.
+    let kind = unsafe { alloc_core::layer::SizeOf::misuse_at(&pool, foreign) }.kind;
+    assert_eq!(kind, ErrorKind::ForeignPointer);
+}
