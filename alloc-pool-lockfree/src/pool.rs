@@ -1572,6 +1572,49 @@ mod tests {
         }
     }
 
+    /// Two frees of one block at once, by its owner and by another thread, that both got past
+    /// the state bits (the other thread loaded the allocated bit before the owner's free cleared
+    /// it): the block is on the owner's local list and on the slab's remote list. The owner's
+    /// next hand-out of it refuses it, the pool reports a double free at its address, and the
+    /// block is handed out once, not to two callers.
+    #[test]
+    fn a_double_free_raced_by_the_owner_and_another_thread_is_reported_once() {
+        let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+        let size = l(48);
+        let a = pool.allocate(size).unwrap().cast::<u8>();
+        let keep = pool.allocate(size).unwrap().cast::<u8>();
+        let addr = a.as_ptr() as usize;
+        // The other thread's free, first half: the block is in use.
+        // SAFETY: the block is live, in a segment of this pool.
+        let seg = unsafe { segment_at(Segment::of(addr)) };
+        let slab = &seg.slabs[segment::slab_index(addr)];
+        let (w, bit) = slab.bits(addr);
+        assert!(w.in_use(bit));
+        // The owner's free, whole: onto its local list.
+        // SAFETY: a live block with its layout.
+        unsafe { pool.deallocate(a, size) };
+        assert_eq!(pool.errors().unwrap().detected(), 0);
+        // The other thread's free, second half: the remote bit, and the block on the remote list.
+        assert_eq!(w.set_remote_late(bit), Ok(()));
+        // SAFETY: the emulated thread won the remote bit; it gives the block up to the slab.
+        unsafe { slab.lists.push_remote(seg.at(addr).cast()) };
+        // The next allocations of the class: the block comes off the local list first, and is
+        // refused there; the double free is reported at its address.
+        let next: Vec<_> = (0..4).map(|_| pool.allocate(size).unwrap().cast::<u8>()).collect();
+        let errors = pool.errors().unwrap();
+        assert_eq!(errors.detected(), 1);
+        assert_eq!(errors.last().map(|e| (e.kind, e.addr)), Some((ErrorKind::DoubleFree, addr)));
+        let handed = next.iter().filter(|p| p.as_ptr() as usize == addr).count();
+        assert!(handed <= 1, "the block was handed out {handed} times");
+        assert_eq!(pool.validate(), Ok(()));
+        for p in next.into_iter().chain([keep]) {
+            // SAFETY: live blocks with their layout.
+            unsafe { pool.deallocate(p, size) };
+        }
+        assert_eq!(pool.errors().unwrap().detected(), 1);
+        assert_eq!(pool.validate(), Ok(()));
+    }
+
     /// A pool over memory that is not zero (a buffer full of 0xff, as a page source may hand
     /// out recycled memory): everything the pool relies on is written when a segment or slab
     /// starts, not assumed zero.

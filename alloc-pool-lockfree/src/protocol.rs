@@ -95,6 +95,17 @@ impl StateBits {
         Ok(())
     }
 
+    /// Tests: the second half of [`StateBits::free_other`] alone, as a non-owner that loaded the
+    /// allocated bit before the owner's own free and sets the remote bit after it (the race the
+    /// heap reports on the block's next hand-out or take-back), which no test can time.
+    #[cfg(test)]
+    pub fn set_remote_late(&self, bit: u64) -> Result<(), Refused> {
+        if self.remote.fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+            return Err(Refused::AlreadyFree);
+        }
+        Ok(())
+    }
+
     /// Owner: takes back a block it found on the remote list. `Err(AlreadyFree)` when the owner
     /// had freed it too (the two frees raced): it is on the local list already and must not be
     /// put there again.
