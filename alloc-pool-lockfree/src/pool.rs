@@ -1615,6 +1615,47 @@ mod tests {
         assert_eq!(pool.validate(), Ok(()));
     }
 
+    /// A segment given back clears its own bit in the map every pool's free path reads (a free
+    /// into it must not read a header that is gone), and only its own: the pool's other segment, in the same word of the map (the buffer is
+    /// aligned to the 256 MiB a word covers), still takes its blocks back.
+    #[test]
+    fn a_segment_given_back_leaves_its_neighbours_marked() {
+        let layout = Layout::from_size_align(64 << 20, 256 << 20).unwrap();
+        // SAFETY: a non-zero size.
+        let raw = unsafe { std::alloc::alloc_zeroed(layout) };
+        assert!(!raw.is_null());
+        // SAFETY: 64 MiB just allocated, zeroed, freed below after the pool is dropped.
+        let buf: &'static mut [u8] = unsafe { core::slice::from_raw_parts_mut(raw, 64 << 20) };
+        let pool: Pool<Shared, Count> = Pool::with_source(Shared(std::sync::Mutex::new(FixedSource::new(buf))));
+        let size = l(MAX_SMALL);
+        // More 16 KiB blocks than one 4 MiB segment holds.
+        let blocks: Vec<_> = (0..300).map(|_| pool.allocate(size).unwrap().cast::<u8>()).collect();
+        let seg = |p: &NonNull<u8>| Segment::of(p.as_ptr() as usize);
+        let first = seg(&blocks[0]);
+        let (kept, rest): (Vec<_>, Vec<_>) = blocks.into_iter().partition(|p| seg(p) == first);
+        assert!(!rest.is_empty() && rest.iter().all(|p| (seg(p) ^ first) >> 28 == 0), "one word of the map");
+        let second = seg(&rest[0]);
+        for p in rest {
+            // SAFETY: live blocks with their layout.
+            unsafe { pool.deallocate(p, size) };
+        }
+        assert_eq!(pool.stats().segments, 2);
+        pool.trim();
+        assert_eq!(pool.stats().segments, 1, "the empty segment went back");
+        assert!(!any_pools(second), "the segment given back is no longer marked");
+        assert!(any_pools(first), "the other segment is still marked");
+        for p in kept {
+            // SAFETY: live blocks with their layout.
+            unsafe { pool.deallocate(p, size) };
+        }
+        assert_eq!(pool.errors().unwrap().detected(), 0, "{:?}", pool.errors().unwrap().last());
+        assert_eq!(pool.live_bytes(), 0);
+        assert_eq!(pool.validate(), Ok(()));
+        drop(pool);
+        // SAFETY: the pool is gone; allocated above with this layout.
+        unsafe { std::alloc::dealloc(raw, layout) };
+    }
+
     /// A pool over memory that is not zero (a buffer full of 0xff, as a page source may hand
     /// out recycled memory): everything the pool relies on is written when a segment or slab
     /// starts, not assumed zero.
