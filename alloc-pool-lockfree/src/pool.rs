@@ -1656,6 +1656,54 @@ mod tests {
         unsafe { std::alloc::dealloc(raw, layout) };
     }
 
+    /// A slab whose every block was freed by another thread, while the owner had moved on to a
+    /// newer slab, is used again when that one is spent: its remote list makes it usable, and
+    /// the owner takes the blocks back instead of carving a new slab.
+    #[test]
+    fn a_slab_freed_remotely_is_used_again_before_a_new_one() {
+        let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+        let size = l(MAX_SMALL);
+        let slab_of = |p: &NonNull<u8>| p.as_ptr() as usize >> segment::SLAB_SHIFT;
+        // Fill the first slab; the block after it starts the second.
+        let mut first = vec![pool.allocate(size).unwrap().cast::<u8>()];
+        let second = loop {
+            let p = pool.allocate(size).unwrap().cast::<u8>();
+            if slab_of(&p) != slab_of(&first[0]) {
+                break vec![p];
+            }
+            first.push(p);
+        };
+        let mut second = second;
+        // Another thread frees the whole first slab.
+        let theirs: Vec<usize> = first.iter().map(|p| p.as_ptr() as usize).collect();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for &a in &theirs {
+                    // SAFETY: live blocks with their layout, handed to this thread.
+                    unsafe { pool.deallocate(NonNull::new(a as *mut u8).unwrap(), size) };
+                }
+            });
+        });
+        // The second slab runs out; the next blocks are the first slab's again.
+        while second.len() < first.len() {
+            second.push(pool.allocate(size).unwrap().cast::<u8>());
+        }
+        assert!(second.iter().all(|p| slab_of(p) == slab_of(&second[0])));
+        let mut again: Vec<usize> =
+            (0..first.len()).map(|_| pool.allocate(size).unwrap().as_ptr().cast::<u8>() as usize).collect();
+        again.sort_unstable();
+        let mut theirs = theirs;
+        theirs.sort_unstable();
+        assert_eq!(again, theirs, "the remotely freed slab is reused");
+        assert_eq!(pool.errors().unwrap().detected(), 0);
+        for a in again.into_iter().chain(second.iter().map(|p| p.as_ptr() as usize)) {
+            // SAFETY: live blocks with their layout.
+            unsafe { pool.deallocate(NonNull::new(a as *mut u8).unwrap(), size) };
+        }
+        assert_eq!(pool.live_bytes(), 0);
+        assert_eq!(pool.validate(), Ok(()));
+    }
+
     /// A pool over memory that is not zero (a buffer full of 0xff, as a page source may hand
     /// out recycled memory): everything the pool relies on is written when a segment or slab
     /// starts, not assumed zero.
