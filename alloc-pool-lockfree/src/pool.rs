@@ -1574,13 +1574,9 @@ mod tests {
 
     /// Two frees of one block at once, by its owner and by another thread, that both got past
     /// the state bits (the other thread loaded the allocated bit before the owner's free cleared
-    /// it): the block is on the owner's local list and on the slab's remote list. The owner's
-    /// next hand-out of it refuses it, the pool reports a double free at its address, and the
-    /// block is handed out once, not to two callers.
-    #[test]
-    fn a_double_free_raced_by_the_owner_and_another_thread_is_reported_once() {
-        let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
-        let size = l(48);
+    /// it), emulated step by step: the block ends on the owner's local list and on the slab's
+    /// remote list. Returns its address and another live block of the slab.
+    fn free_twice_at_once(pool: &Pool<MmapSource, Count>, size: Layout) -> (usize, NonNull<u8>) {
         let a = pool.allocate(size).unwrap().cast::<u8>();
         let keep = pool.allocate(size).unwrap().cast::<u8>();
         let addr = a.as_ptr() as usize;
@@ -1598,12 +1594,13 @@ mod tests {
         assert_eq!(w.set_remote_late(bit), Ok(()));
         // SAFETY: the emulated thread won the remote bit; it gives the block up to the slab.
         unsafe { slab.lists.push_remote(seg.at(addr).cast()) };
-        // The next allocations of the class: the block comes off the local list first, and is
-        // refused there; the double free is reported at its address.
+        (addr, keep)
+    }
+
+    /// Allocates `n` blocks of `size`, checks `addr` is among them at most once, frees them and
+    /// `keep`, and checks the pool reported exactly one misuse, a double free at `addr`.
+    fn hand_out_once_and_free(pool: &Pool<MmapSource, Count>, size: Layout, addr: usize, keep: NonNull<u8>) {
         let next: Vec<_> = (0..4).map(|_| pool.allocate(size).unwrap().cast::<u8>()).collect();
-        let errors = pool.errors().unwrap();
-        assert_eq!(errors.detected(), 1);
-        assert_eq!(errors.last().map(|e| (e.kind, e.addr)), Some((ErrorKind::DoubleFree, addr)));
         let handed = next.iter().filter(|p| p.as_ptr() as usize == addr).count();
         assert!(handed <= 1, "the block was handed out {handed} times");
         assert_eq!(pool.validate(), Ok(()));
@@ -1611,8 +1608,39 @@ mod tests {
             // SAFETY: live blocks with their layout.
             unsafe { pool.deallocate(p, size) };
         }
-        assert_eq!(pool.errors().unwrap().detected(), 1);
+        let errors = pool.errors().unwrap();
+        assert_eq!(errors.detected(), 1);
+        assert_eq!(errors.last().map(|e| (e.kind, e.addr)), Some((ErrorKind::DoubleFree, addr)));
+        assert_eq!(pool.live_bytes(), 0);
         assert_eq!(pool.validate(), Ok(()));
+    }
+
+    /// The raced double free, found when the owner hands the block out again (it comes off the
+    /// local list first): refused there, reported at its address, handed out once.
+    #[test]
+    fn a_double_free_raced_by_the_owner_and_another_thread_is_reported_at_hand_out() {
+        let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+        let size = l(48);
+        let (addr, keep) = free_twice_at_once(&pool, size);
+        // The next allocation of the class pops the block and refuses it (the copy on the remote
+        // list is then taken back once, and may be this very allocation).
+        let p = pool.allocate(size).unwrap().cast::<u8>();
+        assert_eq!(pool.errors().unwrap().last().map(|e| (e.kind, e.addr)), Some((ErrorKind::DoubleFree, addr)));
+        // SAFETY: a live block with its layout.
+        unsafe { pool.deallocate(p, size) };
+        hand_out_once_and_free(&pool, size, addr, keep);
+    }
+
+    /// The raced double free, found when the owner takes its remote list back first (a trim
+    /// collects every slab's): the second copy is refused there and reported at its address.
+    #[test]
+    fn a_double_free_raced_by_the_owner_and_another_thread_is_reported_at_take_back() {
+        let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+        let size = l(48);
+        let (addr, keep) = free_twice_at_once(&pool, size);
+        pool.trim();
+        assert_eq!(pool.errors().unwrap().last().map(|e| (e.kind, e.addr)), Some((ErrorKind::DoubleFree, addr)));
+        hand_out_once_and_free(&pool, size, addr, keep);
     }
 
     /// A segment given back clears its own bit in the map every pool's free path reads (a free
