@@ -953,6 +953,19 @@ fn in_pool(addr: usize) -> bool {
     NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(addr)).is_some_and(|p| alloc_core::Owns::owns(&POOL, p))
 }
 
+/// C's `free(ptr)` with every check: [`free`] with no size, out of line, so that `free`'s
+/// entry point passes the pointer alone (an `Option` passed by reference made it set up a
+/// stack frame on every preset's path).
+///
+/// # Safety
+///
+/// `ptr` is what the C caller passed.
+#[inline(never)]
+pub unsafe fn free_unsized(ptr: NonNull<u8>) {
+    // SAFETY: as the caller promises.
+    unsafe { free(ptr, None) }
+}
+
 /// Frees `ptr` with every check; `sized` is the size (and alignment) a sized deallocation
 /// passed.
 ///

@@ -225,13 +225,39 @@ unsafe fn live(ptr: *mut c_void, how: Use) -> Option<(NonNull<u8>, core::alloc::
 #[no_mangle]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
     if DIRECT.load(Ordering::Relaxed) && size <= alloc_pool_lockfree::MAX_SMALL {
-        // SAFETY: at most MAX_SMALL bytes, aligned to 16: a valid layout (the pool gives 0 bytes
-        // its smallest block, a unique pointer as `malloc(0)` must be).
-        let l = unsafe { core::alloc::Layout::from_size_align_unchecked(size, MIN_ALIGN) };
-        if let Ok(b) = alloc_core::SharedLayer::allocate(&presets::POOL, l) {
-            return b.as_ptr().cast();
+        // The pool's fast path alone (0 bytes get its smallest block, a unique pointer as
+        // `malloc(0)` must be); everything else, the pool's slow path included, is a tail call,
+        // so this path makes no call and needs no stack frame (it saved and restored a register
+        // for the calls after it until 2026-12-02).
+        return match presets::POOL.allocate_small_fast(size) {
+            Some(p) => p.as_ptr().cast(),
+            None => malloc_small_slow(size),
+        };
+    }
+    malloc_not_direct(size)
+}
+
+/// `malloc` of a small block under `general` when the pool's fast path had none: the pool's
+/// slow path (which reports a misuse the fast path found, before anything else is handed out).
+#[cold]
+#[inline(never)]
+extern "C" fn malloc_small_slow(size: usize) -> *mut c_void {
+    match presets::POOL.allocate_small_slow(size) {
+        Ok(b) => b.as_ptr().cast(),
+        Err(_) => {
+            set_errno(libc::ENOMEM);
+            ptr::null_mut()
         }
     }
+}
+
+/// `malloc` of every preset but `general`'s small blocks: out of line, so that `malloc`'s
+/// direct path makes no call (with the hardened call inline, `malloc` saved and restored a
+/// register on every call, 3 instructions of `general`'s pair; hardened pays a jump instead).
+/// `extern "C"`, as `malloc_slow` is: a call that cannot unwind can be a tail call out of
+/// `malloc` (which must not unwind), and `malloc` then needs no stack frame.
+#[inline(never)]
+extern "C" fn malloc_not_direct(size: usize) -> *mut c_void {
     // The hardened preset is called from here, not from the cold path below: that one inlines
     // the trace and the generic path, whose stack frame cost each hardened `malloc` + `free`
     // pair about 30 instructions (callgrind on cfrac) until 2026-12-01.
@@ -246,7 +272,7 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
 /// `malloc` through the preset chosen (and the trace, when one is recorded).
 #[cold]
 #[inline(never)]
-fn malloc_slow(size: usize) -> *mut c_void {
+extern "C" fn malloc_slow(size: usize) -> *mut c_void {
     alloc(size, MIN_ALIGN, false)
 }
 
@@ -265,11 +291,22 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
         }
         return;
     }
+    // SAFETY: the caller's pointer.
+    unsafe { free_not_direct(ptr) }
+}
+
+/// `free` under every preset but `general`: out of line, as `malloc_not_direct` is.
+///
+/// # Safety
+///
+/// As for `free`.
+#[inline(never)]
+unsafe fn free_not_direct(ptr: *mut c_void) {
     // As in `malloc`: the hardened preset's call is here, not on the cold path.
     if DIRECT_HARDENED.load(Ordering::Relaxed) {
         if let Some(p) = NonNull::new(ptr.cast::<u8>()) {
             // SAFETY: the caller's pointer; the preset checks it before anything else.
-            unsafe { hardened::free(p, None) };
+            unsafe { hardened::free_unsized(p) };
         }
         return;
     }

@@ -923,6 +923,35 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         self.slow_free::<{ slow::LARGE }>(ptr)
     }
 
+    /// `allocate`'s fast path alone, for `size` bytes (at most [`MAX_SMALL`]) aligned to 16: a
+    /// block of the calling thread's current slab of the size's class, or `None` wherever
+    /// `allocate` would do more (the pool's or the thread's first use, a slab run dry, a block
+    /// refused at hand-out), where the caller goes on with [`Pool::allocate_small_slow`]. With
+    /// no call out on this path, a caller that tail-calls its slow path needs no stack frame
+    /// (alloc-malloc's `malloc`).
+    #[inline(always)]
+    pub fn allocate_small_fast(&self, size: usize) -> Option<NonNull<u8>> {
+        debug_assert!(size <= MAX_SMALL);
+        let heap = tls::lookup_first(self.id())?;
+        if size <= DIRECT_MAX {
+            // SAFETY: the calling thread's heap.
+            unsafe { (*heap).alloc_direct(size) }.map(|(p, _)| p)
+        } else {
+            // SAFETY: as above.
+            unsafe { (*heap).alloc_fast(Classes::class_of(size)) }
+        }
+    }
+
+    /// What `allocate` does for `size` bytes aligned to 16 once [`Pool::allocate_small_fast`]
+    /// gave `None`: the pool's or the thread's first use, a slab refilled, a misuse found at
+    /// hand-out reported.
+    #[cold]
+    #[inline(never)]
+    pub fn allocate_small_slow(&self, size: usize) -> Result<NonNull<[u8]>, AllocError> {
+        let layout = Layout::from_size_align(size, MAX_ALIGN).map_err(|_| AllocError)?;
+        self.allocate_slow(layout)
+    }
+
     /// The block size of the slab `ptr` lies in, when it is a 16-aligned address in one of this
     /// pool's slabs that serves a class (whether a block in use starts there is not checked:
     /// [`SizeOf::size_of`] does that). For a layer on top that keeps its own per-block state
@@ -1641,6 +1670,41 @@ mod tests {
         pool.trim();
         assert_eq!(pool.errors().unwrap().last().map(|e| (e.kind, e.addr)), Some((ErrorKind::DoubleFree, addr)));
         hand_out_once_and_free(&pool, size, addr, keep);
+    }
+
+    /// `allocate`'s two halves as a front end calls them: the fast path alone has nothing
+    /// before the thread's first use, takes freed blocks (it carves none) and refuses a block
+    /// its hand-out finds freed twice; the
+    /// slow path after it gives a block and reports what the fast path found, at its address.
+    #[test]
+    fn the_fast_path_alone_then_the_slow_path_report_what_the_fast_one_found() {
+        let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+        assert!(pool.allocate_small_fast(48).is_none(), "no heap before the first use");
+        let mut live = Vec::new();
+        for size in [48, 5000] {
+            let first = pool.allocate_small_slow(size).unwrap();
+            assert_eq!(first.len(), crate::block_size(Classes::class_of(size)));
+            // Blocks are carved on the slow path; the fast one takes freed blocks.
+            assert!(pool.allocate_small_fast(size).is_none());
+            // SAFETY: a live block with a layout of its class.
+            unsafe { pool.deallocate(first.cast(), l(size)) };
+            let again = pool.allocate_small_fast(size).expect("the block just freed");
+            assert_eq!(again, first.cast());
+            live.push((again, size));
+        }
+        let (addr, keep) = free_twice_at_once(&pool, l(48));
+        assert!(pool.allocate_small_fast(48).is_none(), "the block freed twice is refused");
+        assert_eq!(pool.errors().unwrap().detected(), 0, "not reported yet");
+        let p = pool.allocate_small_slow(48).unwrap().cast::<u8>();
+        assert_eq!(pool.errors().unwrap().last().map(|e| (e.kind, e.addr)), Some((ErrorKind::DoubleFree, addr)));
+        live.extend([(p, 48), (keep, 48)]);
+        for (p, size) in live {
+            // SAFETY: live blocks; a layout of their class.
+            unsafe { pool.deallocate(p, l(size)) };
+        }
+        assert_eq!(pool.errors().unwrap().detected(), 1);
+        assert_eq!(pool.live_bytes(), 0);
+        assert_eq!(pool.validate(), Ok(()));
     }
 
     /// A segment given back clears its own bit in the map every pool's free path reads (a free
