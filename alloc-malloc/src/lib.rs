@@ -286,13 +286,29 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
     if DIRECT.load(Ordering::Relaxed) {
         if let Some(p) = NonNull::new(ptr.cast::<u8>()) {
             // SAFETY: the caller's block; the pool reports (and aborts on) any other pointer,
-            // with the same line as the path below.
-            unsafe { presets::POOL.free_unsized(p) };
+            // with the same line as the path below. Its common path makes no call; the rest
+            // is a tail call (as in `malloc`: no stack frame, 2 instructions).
+            if let Err(left) = unsafe { presets::POOL.free_unsized_fast(p) } {
+                // SAFETY: as above.
+                unsafe { free_rest(p, left) };
+            }
         }
         return;
     }
     // SAFETY: the caller's pointer.
     unsafe { free_not_direct(ptr) }
+}
+
+/// What the pool's common free path left (another thread's block, a large one, a misuse).
+///
+/// # Safety
+///
+/// As for `free`; `left` is what the pool's fast path said of `p`.
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn free_rest(p: NonNull<u8>, left: alloc_pool_lockfree::FreeLeft) {
+    // SAFETY: as the caller promises.
+    unsafe { presets::POOL.free_unsized_rest(p, left) }
 }
 
 /// `free` under every preset but `general`: out of line, as `malloc_not_direct` is.
@@ -301,7 +317,7 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
 ///
 /// As for `free`.
 #[inline(never)]
-unsafe fn free_not_direct(ptr: *mut c_void) {
+unsafe extern "C" fn free_not_direct(ptr: *mut c_void) {
     // As in `malloc`: the hardened preset's call is here, not on the cold path.
     if DIRECT_HARDENED.load(Ordering::Relaxed) {
         if let Some(p) = NonNull::new(ptr.cast::<u8>()) {

@@ -478,9 +478,35 @@ impl ThreadHeap {
     /// This heap owns the slab, and the caller won the block (its state bits said so).
     #[inline(always)]
     pub unsafe fn free_local(&mut self, s: NonNull<Slab>, b: NonNull<u8>, c: usize) {
+        // SAFETY: as the caller promises.
+        if unsafe { self.free_local_push(s, b, c) } {
+            self.release_slab(c, s);
+        }
+    }
+
+    /// [`ThreadHeap::free_local`] but the release: true when the slab is left with no block in
+    /// use and is not its class's current one, for the caller to [`ThreadHeap::release_empty`]
+    /// it (off the common path, which then makes no call).
+    ///
+    /// # Safety
+    ///
+    /// As for [`ThreadHeap::free_local`].
+    #[inline(always)]
+    pub unsafe fn free_local_push(&mut self, s: NonNull<Slab>, b: NonNull<u8>, c: usize) -> bool {
         // SAFETY: the block is ours again (the caller won it).
         let left = unsafe { sl(s).lists.push_local(b.cast()) };
-        if left == 0 && self.bins[c].current != Some(s) {
+        if left != 0 {
+            return false;
+        }
+        // `min`: no bounds-check panic on this path (a slab's class is always below the count).
+        self.bins[c.min(Classes::COUNT - 1)].current != Some(s)
+    }
+
+    /// Releases slab `s` of class `c` if it still has no block in use and is not current: what
+    /// [`ThreadHeap::free_local_push`] asked for.
+    pub fn release_empty(&mut self, s: NonNull<Slab>, c: usize) {
+        // SAFETY: this heap owns the slab.
+        if unsafe { sl(s).lists.used() } == 0 && self.bins[c].current != Some(s) {
             self.release_slab(c, s);
         }
     }

@@ -688,6 +688,12 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     }
 }
 
+/// What a free left for its out-of-line part ([`Pool::free_unsized_fast`] returns it,
+/// [`Pool::free_unsized_rest`] takes it).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(transparent)]
+pub struct FreeLeft(u8);
+
 /// What a free off the common path has left to do ([`Pool::slow_free`]): a constant
 /// parameter, so that each kind is its own function called from its own place.
 mod slow {
@@ -703,6 +709,8 @@ mod slow {
     pub const REMOTE: u8 = 4;
     /// Not in a pool segment: a large block, or a foreign pointer.
     pub const LARGE: u8 = 5;
+    /// Done, but the block's slab is left with no block in use: release it.
+    pub const RELEASE: u8 = 6;
 }
 
 impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<S, E> {
@@ -721,7 +729,24 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         let Some(seg) = any_segment(Segment::of(addr)) else {
             return self.slow_free::<{ slow::BAD_POINTER }>(ptr);
         };
-        self.free_in(seg, ptr, layout)
+        if let Err(left) = self.free_in(seg, ptr, layout) {
+            self.free_rest(ptr, left)
+        }
+    }
+
+    /// Hands a free to the out-of-line function for what [`Pool::free_in`] left. Each kind's
+    /// call is its own (the kind is a constant wherever `free_in` is inlined).
+    #[inline(always)]
+    fn free_rest(&self, ptr: NonNull<u8>, left: FreeLeft) {
+        match left.0 {
+            slow::BAD_POINTER => self.slow_free::<{ slow::BAD_POINTER }>(ptr),
+            slow::OTHER_LAYOUT => self.slow_free::<{ slow::OTHER_LAYOUT }>(ptr),
+            slow::ALREADY_FREE => self.slow_free::<{ slow::ALREADY_FREE }>(ptr),
+            slow::NOT_IN_USE => self.slow_free::<{ slow::NOT_IN_USE }>(ptr),
+            slow::REMOTE => self.slow_free::<{ slow::REMOTE }>(ptr),
+            slow::RELEASE => self.slow_free::<{ slow::RELEASE }>(ptr),
+            _ => self.slow_free::<{ slow::LARGE }>(ptr),
+        }
     }
 
     /// A free off the common path, with the pool's state; a free into a pool never made is of
@@ -746,6 +771,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
             slow::ALREADY_FREE => self.refused(inner, addr, Refused::AlreadyFree),
             slow::NOT_IN_USE => self.refused(inner, addr, Refused::NotInUse),
             slow::REMOTE => self.free_remote(inner, addr),
+            slow::RELEASE => self.release_emptied(addr),
             _ => self.free_large_unsized(inner, ptr),
         }
     }
@@ -763,18 +789,18 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     /// pool, and the thread's cache entry is checked against this pool's id); every other path
     /// compares the segment's pool id before it writes anything.
     #[inline(always)]
-    fn free_in(&self, seg: &Segment, ptr: NonNull<u8>, layout: Option<Layout>) {
+    fn free_in(&self, seg: &Segment, ptr: NonNull<u8>, layout: Option<Layout>) -> Result<(), FreeLeft> {
         let addr = ptr.as_ptr() as usize;
         let idx = segment::slab_index(addr);
         if !addr.is_multiple_of(GRANULE) {
-            return self.slow_free::<{ slow::BAD_POINTER }>(ptr);
+            return Err(FreeLeft(slow::BAD_POINTER));
         }
         let slab = &seg.slabs[idx];
         // The header slabs serve no class: a pointer into them is refused here too.
-        let Some(c) = slab.class() else { return self.slow_free::<{ slow::BAD_POINTER }>(ptr) };
+        let Some(c) = slab.class() else { return Err(FreeLeft(slow::BAD_POINTER)) };
         if let Some(l) = layout {
             if !slab.fits(l.size()) {
-                return self.slow_free::<{ slow::OTHER_LAYOUT }>(ptr);
+                return Err(FreeLeft(slow::OTHER_LAYOUT));
             }
         }
         let (w, bit) = slab.bits(addr);
@@ -782,17 +808,32 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
             Some(h) if owned_by(&seg.owner, h) => {
                 match w.free_owner(bit) {
                     Ok(()) => {}
-                    Err(Refused::AlreadyFree) => return self.slow_free::<{ slow::ALREADY_FREE }>(ptr),
-                    Err(Refused::NotInUse) => return self.slow_free::<{ slow::NOT_IN_USE }>(ptr),
+                    Err(Refused::AlreadyFree) => return Err(FreeLeft(slow::ALREADY_FREE)),
+                    Err(Refused::NotInUse) => return Err(FreeLeft(slow::NOT_IN_USE)),
                 }
                 // The segment's provenance, not the caller's (which may cover less than the
                 // first word, where the free list links).
                 let b = seg.at(addr);
                 crate::sanitize::freed(b, crate::block_size(c));
                 // SAFETY: this thread's heap owns the slab, and it won the block.
-                unsafe { (*h).free_local(NonNull::from(slab), b, c) }
+                if unsafe { (*h).free_local_push(NonNull::from(slab), b, c) } {
+                    return Err(FreeLeft(slow::RELEASE));
+                }
+                Ok(())
             }
-            _ => self.slow_free::<{ slow::REMOTE }>(ptr),
+            _ => Err(FreeLeft(slow::REMOTE)),
+        }
+    }
+
+    /// The slab of the block this thread just freed at `addr` has no block in use left and is
+    /// not current: it goes back to its segment.
+    #[cold]
+    #[inline(never)]
+    fn release_emptied(&self, addr: usize) {
+        let (seg, idx, c) = block_at(addr);
+        if let Some(h) = tls::lookup_first(self.id()) {
+            // SAFETY: this thread's heap, which owns the slab (it just freed a block of it).
+            unsafe { (*h).release_empty(NonNull::from(&seg.slabs[idx]), c) }
         }
     }
 
@@ -916,11 +957,37 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     /// misuse reported (through the error policy). No reference to the block's memory lives on.
     #[inline(always)]
     pub unsafe fn free_unsized(&self, ptr: NonNull<u8>) {
-        let addr = ptr.as_ptr() as usize;
-        if let Some(seg) = any_segment(Segment::of(addr)) {
-            return self.free_in(seg, ptr, None);
+        // SAFETY: as the caller promises.
+        if let Err(left) = unsafe { self.free_unsized_fast(ptr) } {
+            self.free_rest(ptr, left)
         }
-        self.slow_free::<{ slow::LARGE }>(ptr)
+    }
+
+    /// [`Pool::free_unsized`]'s common path alone (a small block of this thread's heap, freed
+    /// once): `Err` says what is left for [`Pool::free_unsized_rest`] (another thread's block,
+    /// a large block, a misuse to report). With no call out on this path, a caller that
+    /// tail-calls the rest needs no stack frame (alloc-malloc's `free`).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Pool::free_unsized`].
+    #[inline(always)]
+    pub unsafe fn free_unsized_fast(&self, ptr: NonNull<u8>) -> Result<(), FreeLeft> {
+        match any_segment(Segment::of(ptr.as_ptr() as usize)) {
+            Some(seg) => self.free_in(seg, ptr, None),
+            None => Err(FreeLeft(slow::LARGE)),
+        }
+    }
+
+    /// The rest of a free [`Pool::free_unsized_fast`] did not finish, with what it said was left.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Pool::free_unsized`]; `left` is what `free_unsized_fast(ptr)` just returned.
+    #[cold]
+    #[inline(never)]
+    pub unsafe fn free_unsized_rest(&self, ptr: NonNull<u8>, left: FreeLeft) {
+        self.free_rest(ptr, left)
     }
 
     /// `allocate`'s fast path alone, for `size` bytes (at most [`MAX_SMALL`]) aligned to 16: a
