@@ -412,6 +412,41 @@ fn allocations_are_counted_and_two_pools_keep_one_heap_each() {
     assert_eq!(a.validate(), Ok(()));
 }
 
+/// A thread that uses more pools than its cache remembers (8) gives the heap it forgets back
+/// to that heap's pool at once, and gets a heap again when it comes back to the pool.
+#[test]
+fn a_heap_pushed_out_of_a_threads_cache_goes_back_to_its_pool() {
+    let pools: Vec<Pool<MmapSource, Count>> = (0..9).map(|_| Pool::with_source(MmapSource::new())).collect();
+    let l = layout(48);
+    let churn = |p: &Pool<MmapSource, Count>| {
+        let b = p.allocate(l).unwrap().cast::<u8>();
+        // SAFETY: a live block with its layout.
+        unsafe { p.deallocate(b, l) };
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for p in &pools {
+                churn(p);
+            }
+            // The first pool's heap was pushed out by the ninth: back with its pool, which
+            // made no other.
+            let first = pools[0].stats();
+            assert_eq!((first.heaps, first.free_heaps), (1, 1), "{first:?}");
+            for p in &pools[1..] {
+                assert_eq!((p.stats().heaps, p.stats().free_heaps), (1, 0));
+            }
+            // Coming back takes the record it gave back.
+            churn(&pools[0]);
+            let first = pools[0].stats();
+            assert_eq!((first.heaps, first.free_heaps), (1, 0), "{first:?}");
+        });
+    });
+    for p in &pools {
+        assert_eq!(p.errors().unwrap().detected(), 0);
+        assert_eq!(p.validate(), Ok(()));
+    }
+}
+
 /// What the pool names a freed large block (the span heap's answer: a double free), as
 /// `SizeOf::misuse_at` reports it for the C socket, and an address of no heap (foreign).
 #[test]
