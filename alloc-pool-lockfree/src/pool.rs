@@ -1626,8 +1626,21 @@ mod tests {
         // SAFETY: as above.
         unsafe { link.write(addr + 8) };
         named("free block off its slab's block boundaries");
+        // ... or to the first block the slab has not carved (on a block boundary, past the part
+        // carved).
+        let uncarved = blocks[3].as_ptr() as usize + 64;
+        // SAFETY: as above.
+        unsafe { link.write(uncarved) };
+        named("free block off its slab's block boundaries");
         // SAFETY: as above.
         unsafe { link.write(old) };
+        assert_eq!(pool.validate(), Ok(()));
+        // An allocated bit set for that uncarved block.
+        let (w, bit) = slab.bits(uncarved);
+        w.hand_out(bit).unwrap();
+        let got = pool.validate().err().map_or("nothing", |c| c.what);
+        w.free_owner(bit).unwrap();
+        assert_eq!(got, "a state bit is set off the carved blocks' starts");
         assert_eq!(pool.validate(), Ok(()));
         // SAFETY: live blocks with their layout.
         unsafe {

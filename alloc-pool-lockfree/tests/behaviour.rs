@@ -447,6 +447,80 @@ fn a_heap_pushed_out_of_a_threads_cache_goes_back_to_its_pool() {
     }
 }
 
+/// A block freed by another thread and then by its owner, before the owner took it back: the
+/// second free is a double free (the block's remote bit says so), reported at its address, and
+/// the block comes back once.
+#[test]
+fn a_block_freed_by_another_thread_then_by_its_owner_is_a_double_free() {
+    let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+    let l = layout(48);
+    let p = (&pool).allocate(l).unwrap().cast::<u8>();
+    let keep = (&pool).allocate(l).unwrap().cast::<u8>();
+    let addr = p.as_ptr() as usize;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: a live block with its layout, handed to this thread.
+            unsafe { (&pool).deallocate(core::ptr::NonNull::new(addr as *mut u8).unwrap(), l) };
+        });
+    });
+    assert_eq!(pool.errors().unwrap().detected(), 0);
+    // SAFETY: the misuse under test (Count: reported only).
+    unsafe { (&pool).deallocate(p, l) };
+    let errors = pool.errors().unwrap();
+    assert_eq!(errors.last().map(|e| (e.kind, e.addr)), Some((ErrorKind::DoubleFree, addr)));
+    // The same through the C-style free with no layout.
+    // SAFETY: as above.
+    unsafe { pool.free_unsized(p) };
+    assert_eq!(errors.detected(), 2);
+    assert_eq!(errors.last().map(|e| (e.kind, e.addr)), Some((ErrorKind::DoubleFree, addr)));
+    let again: Vec<usize> = (0..3).map(|_| (&pool).allocate(l).unwrap().as_ptr().cast::<u8>() as usize).collect();
+    assert_eq!(again.iter().filter(|&&a| a == addr).count(), 1, "the block comes back once: {again:x?}");
+    for a in again.into_iter().chain([keep.as_ptr() as usize]) {
+        // SAFETY: live blocks with their layout.
+        unsafe { (&pool).deallocate(core::ptr::NonNull::new(a as *mut u8).unwrap(), l) };
+    }
+    assert_eq!(pool.live_bytes(), 0);
+    assert_eq!(pool.validate(), Ok(()));
+}
+
+/// `Trim` through alloc-core's trait does what `Pool::trim` does: empty segments go back.
+#[test]
+fn trim_through_the_trait_gives_empty_segments_back() {
+    let mut pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+    let l = layout(1000);
+    let blocks: Vec<_> = (0..100).map(|_| (&pool).allocate(l).unwrap().cast::<u8>()).collect();
+    for b in blocks {
+        // SAFETY: live blocks with their layout.
+        unsafe { (&pool).deallocate(b, l) };
+    }
+    assert!(pool.stats().segments >= 1);
+    alloc_core::Trim::trim(&mut pool);
+    assert_eq!(pool.stats().segments, 0, "{:?}", pool.stats());
+}
+
+/// A pool of more than 64 segments (the 65 segments' indices cannot all differ in their low 6
+/// bits): its segment map keeps one bit per segment, which the validator counts.
+#[test]
+fn a_pool_of_65_segments_keeps_one_map_bit_each() {
+    let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+    let l = layout(alloc_pool_lockfree::MAX_SMALL);
+    let mut blocks = Vec::new();
+    // (`stats` walks the pool's maps: asked once per 256 blocks, about a segment's worth.)
+    while pool.stats().segments < 65 {
+        for _ in 0..256 {
+            blocks.push((&pool).allocate(l).unwrap().cast::<u8>());
+        }
+    }
+    assert_eq!(pool.validate(), Ok(()));
+    for b in blocks {
+        // SAFETY: live blocks with their layout.
+        unsafe { (&pool).deallocate(b, l) };
+    }
+    pool.trim();
+    assert_eq!(pool.stats().segments, 0);
+    assert_eq!(pool.validate(), Ok(()));
+}
+
 /// What the pool names a freed large block (the span heap's answer: a double free), as
 /// `SizeOf::misuse_at` reports it for the C socket, and an address of no heap (foreign).
 #[test]
