@@ -802,6 +802,170 @@ mod tests {
         Stub { broken }
     }
 
+    /// A stub that takes zero-size requests and says it resizes in place (it has nothing to
+    /// resize).
+    struct Able;
+
+    // SAFETY: it never hands out a block.
+    unsafe impl Layer for Able {
+        const ZERO_SIZE_OK: bool = true;
+        const RESIZE: Option<ResizeFn<Self>> = Some(able_resize);
+        fn allocate(&mut self, _: Layout) -> Result<NonNull<[u8]>, AllocError> {
+            Err(AllocError)
+        }
+        unsafe fn deallocate(&mut self, _: NonNull<u8>, _: Layout) {}
+    }
+
+    /// # Safety
+    ///
+    /// None needed: it touches nothing.
+    unsafe fn able_resize(_: &mut Able, _: NonNull<u8>, _: Layout, _: Layout) -> Result<usize, AllocError> {
+        Err(AllocError)
+    }
+
+    // SAFETY: it owns nothing.
+    unsafe impl Owns for Able {
+        fn owns(&self, _: NonNull<u8>) -> bool {
+            false
+        }
+    }
+
+    /// A layer over the system allocator that remembers its blocks (for `owns`), hands out
+    /// blocks up to `max` bytes, and counts the trims and resets it is asked for.
+    struct Sys {
+        max: usize,
+        live: std::vec::Vec<(usize, Layout)>,
+        trims: usize,
+        resets: usize,
+    }
+
+    fn sys(max: usize) -> Sys {
+        Sys { max, live: std::vec::Vec::new(), trims: 0, resets: 0 }
+    }
+
+    // SAFETY: blocks of the system allocator with the layout asked, each handed out once.
+    unsafe impl Layer for Sys {
+        fn allocate(&mut self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+            if layout.size() > self.max || layout.size() == 0 {
+                return Err(AllocError);
+            }
+            // SAFETY: a layout of non-zero size.
+            let p = NonNull::new(unsafe { std::alloc::alloc(layout) }).ok_or(AllocError)?;
+            self.live.push((p.as_ptr() as usize, layout));
+            Ok(crate::ptr::block(p, layout.size()))
+        }
+        unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout) {
+            let i = self.live.iter().position(|&(a, _)| a == ptr.as_ptr() as usize).expect("a block of this layer");
+            assert_eq!(self.live.swap_remove(i).1, layout);
+            // SAFETY: allocated above with this layout.
+            unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) };
+        }
+    }
+
+    // SAFETY: the blocks it handed out and has not taken back.
+    unsafe impl Owns for Sys {
+        fn owns(&self, ptr: NonNull<u8>) -> bool {
+            let a = ptr.as_ptr() as usize;
+            self.live.iter().any(|&(b, l)| (b..b + l.size()).contains(&a))
+        }
+    }
+
+    impl crate::Trim for Sys {
+        fn trim(&mut self) {
+            self.trims += 1;
+        }
+    }
+
+    impl Reset for Sys {
+        fn reset(&mut self) {
+            for (a, l) in self.live.drain(..) {
+                // SAFETY: blocks allocated above with these layouts, all forgotten now.
+                unsafe { std::alloc::dealloc(a as *mut u8, l) };
+            }
+            self.resets += 1;
+        }
+    }
+
+    fn l(size: usize) -> Layout {
+        Layout::from_size_align(size, 8).unwrap()
+    }
+
+    /// What a combinator takes from its parts: zero-size requests only when every part takes
+    /// them, in-place resizing when any part resizes.
+    #[test]
+    fn capabilities_combine_from_the_parts() {
+        type N = Stub<false>;
+        let zero = [
+            <BySize<Able, Able, 64> as Layer>::ZERO_SIZE_OK,
+            <BySize<Able, N, 64> as Layer>::ZERO_SIZE_OK,
+            <BySize<N, Able, 64> as Layer>::ZERO_SIZE_OK,
+            <Fallback<Able, Able> as Layer>::ZERO_SIZE_OK,
+            <Fallback<Able, N> as Layer>::ZERO_SIZE_OK,
+            <Fallback<N, Able> as Layer>::ZERO_SIZE_OK,
+        ];
+        assert_eq!(zero, [true, false, false, true, false, false]);
+        let resize = [
+            <BySize<N, N, 64> as Layer>::RESIZE.is_some(),
+            <BySize<Able, N, 64> as Layer>::RESIZE.is_some(),
+            <BySize<N, Able, 64> as Layer>::RESIZE.is_some(),
+            <Fallback<N, N> as Layer>::RESIZE.is_some(),
+            <Fallback<Able, N> as Layer>::RESIZE.is_some(),
+            <Fallback<N, Able> as Layer>::RESIZE.is_some(),
+        ];
+        assert_eq!(resize, [false, true, true, false, true, true]);
+    }
+
+    /// Every combinator answers `owns` for the blocks of each part (and for nothing else), and
+    /// passes `trim` and `reset` to every part; `Counted` counts what went through it; `Header`
+    /// keys its words with a secret drawn at its first allocation.
+    #[test]
+    fn owns_trim_and_reset_reach_every_part() {
+        let outside = NonNull::from(&0u64).cast::<u8>();
+        // BySize: one block from each side.
+        let mut by = BySize::<_, _, 64>::new(sys(64), sys(4096));
+        let (s, b) = (by.allocate(l(32)).unwrap().cast::<u8>(), by.allocate(l(1000)).unwrap().cast::<u8>());
+        assert!(by.small.owns(s) && by.large.owns(b));
+        assert_eq!([by.owns(s), by.owns(b), by.owns(outside)], [true, true, false]);
+        crate::Trim::trim(&mut by);
+        by.reset();
+        assert_eq!([by.small.trims, by.large.trims, by.small.resets, by.large.resets], [1; 4]);
+        // Fallback: the primary takes up to 64 bytes, the secondary the rest.
+        let mut fb = Fallback::new(sys(64), sys(4096));
+        let (s, b) = (fb.allocate(l(32)).unwrap().cast::<u8>(), fb.allocate(l(1000)).unwrap().cast::<u8>());
+        assert!(fb.primary.owns(s) && fb.secondary.owns(b));
+        assert_eq!([fb.owns(s), fb.owns(b), fb.owns(outside)], [true, true, false]);
+        crate::Trim::trim(&mut fb);
+        fb.reset();
+        assert_eq!([fb.primary.trims, fb.secondary.trims, fb.primary.resets, fb.secondary.resets], [1; 4]);
+        // Counted.
+        let mut c = Counted::<_, crate::Counting>::new(sys(4096));
+        let p = c.allocate(l(100)).unwrap().cast::<u8>();
+        assert_eq!([c.owns(p), c.owns(outside)], [true, false]);
+        let st = crate::Statistics::stats(&c);
+        assert_eq!((st.allocations, st.blocks_live, st.bytes_live), (1, 1, 100));
+        crate::Trim::trim(&mut c);
+        c.reset();
+        assert_eq!((c.inner.trims, c.inner.resets), (1, 1));
+        assert_eq!(crate::Statistics::stats(&c).blocks_live, 0);
+        // Header.
+        let mut h = Header::<_, Abort, true>::new(sys(4096));
+        assert_eq!(h.secret, 0);
+        let p = h.allocate(l(100)).unwrap().cast::<u8>();
+        assert_ne!(h.secret, 0, "a secret drawn at the first allocation");
+        let zeroed = h.allocate_zeroed(l(100)).unwrap().cast::<u8>();
+        assert_eq!([h.owns(p), h.owns(zeroed), h.owns(outside)], [true, true, false]);
+        crate::Trim::trim(&mut h);
+        h.reset();
+        assert_eq!((h.inner.trims, h.inner.resets), (1, 1));
+        // A header's secret drawn by `allocate_zeroed` too.
+        let mut z = Header::<_, Abort, false>::new(sys(4096));
+        let q = z.allocate_zeroed(l(100)).unwrap().cast::<u8>();
+        assert_ne!(z.secret, 0);
+        // SAFETY: a live block of this layer with its layout.
+        unsafe { z.deallocate(q, l(100)) };
+        assert!(z.inner.live.is_empty());
+    }
+
     /// Every combinator's validator is its parts': a broken part is reported through it.
     #[test]
     fn a_broken_part_is_reported_through_every_combinator() {
