@@ -926,6 +926,9 @@ mod tests {
         let (s, b) = (by.allocate(l(32)).unwrap().cast::<u8>(), by.allocate(l(1000)).unwrap().cast::<u8>());
         assert!(by.small.owns(s) && by.large.owns(b));
         assert_eq!([by.owns(s), by.owns(b), by.owns(outside)], [true, true, false]);
+        let (zs, zb) =
+            (by.allocate_zeroed(l(64)).unwrap().cast::<u8>(), by.allocate_zeroed(l(65)).unwrap().cast::<u8>());
+        assert!(by.small.owns(zs) && by.large.owns(zb), "zeroed blocks routed by size too");
         crate::Trim::trim(&mut by);
         by.reset();
         assert_eq!([by.small.trims, by.large.trims, by.small.resets, by.large.resets], [1; 4]);
@@ -948,10 +951,19 @@ mod tests {
         assert_eq!((c.inner.trims, c.inner.resets), (1, 1));
         assert_eq!(crate::Statistics::stats(&c).blocks_live, 0);
         // Header.
-        let mut h = Header::<_, Abort, true>::new(sys(4096));
+        let mut h = Header::<_, Abort, true>::new(sys(1 << 20));
         assert_eq!(h.secret, 0);
         let p = h.allocate(l(100)).unwrap().cast::<u8>();
         assert_ne!(h.secret, 0, "a secret drawn at the first allocation");
+        // What the header asks of its layer: two words before the block (four from 16 KiB on),
+        // aligned to their length, and the canary word after it.
+        let big = h.allocate(l(16 << 10)).unwrap().cast::<u8>();
+        let asked: std::vec::Vec<Layout> = h.inner.live.iter().map(|&(_, l)| l).collect();
+        let w = core::mem::size_of::<usize>();
+        let expect = |size, head| Layout::from_size_align(size + head + w, head).unwrap();
+        assert_eq!(asked, [expect(100, 2 * w), expect(16 << 10, 4 * w)]);
+        // SAFETY: a live block of this layer with its layout.
+        unsafe { h.deallocate(big, l(16 << 10)) };
         let zeroed = h.allocate_zeroed(l(100)).unwrap().cast::<u8>();
         assert_eq!([h.owns(p), h.owns(zeroed), h.owns(outside)], [true, true, false]);
         crate::Trim::trim(&mut h);
