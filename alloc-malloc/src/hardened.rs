@@ -953,15 +953,15 @@ fn in_pool(addr: usize) -> bool {
     NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(addr)).is_some_and(|p| alloc_core::Owns::owns(&POOL, p))
 }
 
-/// C's `free(ptr)` with every check: [`free`] with no size, out of line, so that `free`'s
-/// entry point passes the pointer alone (an `Option` passed by reference made it set up a
-/// stack frame on every preset's path).
+/// C's `free(ptr)` with every check: [`free`] with no size, out of line and `extern "C"`, so
+/// that `free`'s entry point passes the pointer alone (an `Option` passed by reference made it
+/// set up a stack frame on every preset's path) in a tail call (a call that cannot unwind).
 ///
 /// # Safety
 ///
 /// `ptr` is what the C caller passed.
 #[inline(never)]
-pub unsafe fn free_unsized(ptr: NonNull<u8>) {
+pub unsafe extern "C" fn free_unsized(ptr: NonNull<u8>) {
     // SAFETY: as the caller promises.
     unsafe { free(ptr, None) }
 }
@@ -972,7 +972,7 @@ pub unsafe fn free_unsized(ptr: NonNull<u8>) {
 /// # Safety
 ///
 /// `ptr` is what the C caller passed.
-#[inline(never)]
+#[inline(always)]
 pub unsafe fn free(ptr: NonNull<u8>, sized: Option<(usize, Option<usize>)>) {
     let user = ptr.as_ptr() as usize;
     // One lookup in the pool's maps for a small block (`in_pool` and then the block's length
@@ -1089,8 +1089,9 @@ impl Backend for Hardened {
     }
 }
 
-/// `malloc(size)` (size above 0) under this preset.
-#[inline(never)]
+/// `malloc(size)` (size above 0) under this preset (inline: alloc-malloc's `malloc_hardened`
+/// is the one function around it).
+#[inline]
 pub fn malloc(size: usize) -> Option<NonNull<u8>> {
     if size <= SMALL {
         alloc_small(size, 16, false)

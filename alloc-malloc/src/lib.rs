@@ -234,7 +234,10 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
             None => malloc_small_slow(size),
         };
     }
-    malloc_not_direct(size)
+    if DIRECT_HARDENED.load(Ordering::Relaxed) && size != 0 {
+        return malloc_hardened(size);
+    }
+    malloc_slow(size)
 }
 
 /// `malloc` of a small block under `general` when the pool's fast path had none: the pool's
@@ -251,22 +254,17 @@ extern "C" fn malloc_small_slow(size: usize) -> *mut c_void {
     }
 }
 
-/// `malloc` of every preset but `general`'s small blocks: out of line, so that `malloc`'s
-/// direct path makes no call (with the hardened call inline, `malloc` saved and restored a
-/// register on every call, 3 instructions of `general`'s pair; hardened pays a jump instead).
-/// `extern "C"`, as `malloc_slow` is: a call that cannot unwind can be a tail call out of
-/// `malloc` (which must not unwind), and `malloc` then needs no stack frame.
+/// `malloc` under `hardened` (size above 0): the preset's whole path in one function, whose
+/// fallback is a tail call. `extern "C"`, as `malloc_slow` is: a call that cannot unwind can be
+/// a tail call out of `malloc` (which must not unwind), so `malloc` keeps no stack frame for
+/// any preset (until 2026-12-02 the hardened call sat in `malloc`, whose frame then cost
+/// `general` 3 instructions a call; a wrapper of its own cost `hardened` 11).
 #[inline(never)]
-extern "C" fn malloc_not_direct(size: usize) -> *mut c_void {
-    // The hardened preset is called from here, not from the cold path below: that one inlines
-    // the trace and the generic path, whose stack frame cost each hardened `malloc` + `free`
-    // pair about 30 instructions (callgrind on cfrac) until 2026-12-01.
-    if DIRECT_HARDENED.load(Ordering::Relaxed) && size != 0 {
-        if let Some(p) = hardened::malloc(size) {
-            return p.as_ptr().cast();
-        }
+extern "C" fn malloc_hardened(size: usize) -> *mut c_void {
+    match hardened::malloc(size) {
+        Some(p) => p.as_ptr().cast(),
+        None => malloc_slow(size),
     }
-    malloc_slow(size)
 }
 
 /// `malloc` through the preset chosen (and the trace, when one is recorded).
@@ -295,8 +293,16 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
         }
         return;
     }
+    // As in `malloc`: the hardened preset's call is here, a tail call, not on the cold path.
+    if DIRECT_HARDENED.load(Ordering::Relaxed) {
+        if let Some(p) = NonNull::new(ptr.cast::<u8>()) {
+            // SAFETY: the caller's pointer; the preset checks it before anything else.
+            unsafe { hardened::free_unsized(p) };
+        }
+        return;
+    }
     // SAFETY: the caller's pointer.
-    unsafe { free_not_direct(ptr) }
+    unsafe { free_slow(ptr) }
 }
 
 /// What the pool's common free path left (another thread's block, a large one, a misuse).
@@ -311,25 +317,6 @@ unsafe extern "C" fn free_rest(p: NonNull<u8>, left: alloc_pool_lockfree::FreeLe
     unsafe { presets::POOL.free_unsized_rest(p, left) }
 }
 
-/// `free` under every preset but `general`: out of line, as `malloc_not_direct` is.
-///
-/// # Safety
-///
-/// As for `free`.
-#[inline(never)]
-unsafe extern "C" fn free_not_direct(ptr: *mut c_void) {
-    // As in `malloc`: the hardened preset's call is here, not on the cold path.
-    if DIRECT_HARDENED.load(Ordering::Relaxed) {
-        if let Some(p) = NonNull::new(ptr.cast::<u8>()) {
-            // SAFETY: the caller's pointer; the preset checks it before anything else.
-            unsafe { hardened::free_unsized(p) };
-        }
-        return;
-    }
-    // SAFETY: the caller's pointer.
-    unsafe { free_slow(ptr) }
-}
-
 /// `free` through the preset chosen (and the trace, when one is recorded).
 ///
 /// # Safety
@@ -337,7 +324,7 @@ unsafe extern "C" fn free_not_direct(ptr: *mut c_void) {
 /// As for `free`.
 #[cold]
 #[inline(never)]
-unsafe fn free_slow(ptr: *mut c_void) {
+unsafe extern "C" fn free_slow(ptr: *mut c_void) {
     // SAFETY: the caller's pointer.
     if let Some((p, l)) = unsafe { live(ptr, Use::Free) } {
         // Recorded before the block can be handed to another thread.
