@@ -250,6 +250,15 @@ unsafe fn arr<'a>(p: NonNull<HeapArena>) -> &'a HeapArena {
     unsafe { &*p.as_ptr() }
 }
 
+#[cfg(test)]
+impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> SpanHeap<S, E, C, G> {
+    /// Tests: the count of live spans, to throw it off (and put it back) where a validator
+    /// must see it.
+    pub(crate) fn live_spans_mut(&mut self) -> &mut usize {
+        &mut self.live_spans
+    }
+}
+
 impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>> SpanHeap<S, E, C, G> {
     /// An empty heap with the default configuration; maps nothing until the first allocation.
     pub const fn new(source: S) -> Self {
@@ -1323,7 +1332,7 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
             if let Some(h) = r.huge {
                 // SAFETY: an arena's huge span is a live descriptor; read only.
                 let span = unsafe { spr(h) };
-                if span.state != State::InUse || span.start != r.start || span.arena != a {
+                if span.state != State::InUse || span.start != r.start || span.arena != a || span.pages != r.pages {
                     return bad("huge arena's span is inconsistent", r.start);
                 }
                 huge += r.map_len;
@@ -1515,6 +1524,65 @@ mod tests {
         assert_eq!(h.validate(), Ok(()));
     }
 
+    /// Arenas come in the sizes the configuration says: the first is `first_arena` bytes, and
+    /// a span larger than what is left gets an arena that holds it (its metadata included), not
+    /// a runaway one.
+    #[test]
+    #[cfg_attr(miri, ignore = "maps 54 MiB of arenas and walks their page maps")]
+    fn arenas_are_as_large_as_the_configuration_and_the_request_say() {
+        use alloc_core::MmapSource;
+        let mut h: SpanHeap<MmapSource, Count> = SpanHeap::new(MmapSource::new());
+        let first = SpanConfig::DEFAULT.first_arena;
+        // 1 MiB blocks until a second arena is needed: it is twice the first.
+        let mib = l(1 << 20, 8);
+        let mut blocks = std::vec![h.allocate(mib).unwrap().cast::<u8>()];
+        assert_eq!((h.span_stats().arenas, h.arena_bytes), (1, first));
+        while h.span_stats().arenas == 1 {
+            blocks.push(h.allocate(mib).unwrap().cast::<u8>());
+        }
+        assert_eq!(h.arena_bytes, first + 2 * first, "arenas double from the first");
+        // A span larger than the next arena would be: an arena that holds it, not a runaway one.
+        let big = 40 << 20;
+        let before = h.arena_bytes;
+        let p = h.allocate(l(big, 8)).unwrap().cast::<u8>();
+        let grown = h.arena_bytes - before;
+        assert!(grown >= big && grown <= big + (2 << 20), "a 40 MiB span in an arena of {grown} bytes");
+        assert_eq!(h.validate(), Ok(()));
+        // SAFETY: live blocks with their layouts.
+        unsafe {
+            h.deallocate(p, l(big, 8));
+            for b in blocks {
+                h.deallocate(b, mib);
+            }
+        }
+    }
+
+    /// Free pages beyond `retain` bytes go back at a free; exactly `retain` bytes of them stay.
+    #[test]
+    fn exactly_the_retained_pages_stay_resident() {
+        use alloc_core::MmapSource;
+        let page = 4096;
+        let config = SpanConfig { retain: 8 * page, delay_ns: u64::MAX, ..SpanConfig::DEFAULT };
+        let mut h: SpanHeap<MmapSource, Count> = SpanHeap::with_config(MmapSource::new(), config);
+        assert_eq!(h.source().page_size(), page);
+        let a = h.allocate(l(8 * page, 8)).unwrap().cast::<u8>();
+        let keep = h.allocate(l(page, 8)).unwrap().cast::<u8>();
+        // SAFETY: the block's 8 pages are ours: made dirty.
+        unsafe { a.as_ptr().write_bytes(1, 8 * page) };
+        // SAFETY: a live block with its layout.
+        unsafe { h.deallocate(a, l(8 * page, 8)) };
+        assert_eq!(h.span_stats().idle, 8 * page, "8 dirty free pages: at the limit, kept");
+        let b = h.allocate(l(page, 8)).unwrap().cast::<u8>();
+        // SAFETY: as above.
+        unsafe { b.as_ptr().write_bytes(1, page) };
+        // SAFETY: live blocks with their layouts.
+        unsafe {
+            h.deallocate(b, l(page, 8));
+            h.deallocate(keep, l(page, 8));
+        }
+        assert!(h.span_stats().idle <= 8 * page, "past the limit, the oldest go back");
+    }
+
     /// The validator names a huge arena whose span record disagrees with it, and a page map
     /// entry missing at a span's first page (with that page's address); each broken alone on a
     /// live heap, then put back.
@@ -1539,6 +1607,40 @@ mod tests {
         // SAFETY: as above.
         unsafe { sp(hs) }.start -= page;
         assert_eq!(got.map(|(w, _)| w), Some("huge arena's span is inconsistent"));
+        // ... or one page longer than its mapping.
+        // SAFETY: as above.
+        unsafe { sp(hs) }.pages += 1;
+        let got = what(&h);
+        // SAFETY: as above.
+        unsafe { sp(hs) }.pages -= 1;
+        assert_eq!(got.map(|(w, _)| w), Some("huge arena's span is inconsistent"));
+        // A live span's descriptor naming no arena it lies in.
+        let s0 = h.lookup(small.as_ptr() as usize, None).unwrap();
+        // SAFETY: as above.
+        let arena = unsafe { sp(s0) }.arena;
+        // SAFETY: as above.
+        unsafe { sp(s0) }.arena = NonNull::dangling();
+        let got = what(&h);
+        // SAFETY: as above.
+        unsafe { sp(s0) }.arena = arena;
+        assert_eq!(got, Some(("span does not start where the previous one ended", small.as_ptr() as usize)));
+        // The heap's counters, each off by one alone.
+        h.live_spans += 1;
+        let got = what(&h);
+        h.live_spans -= 1;
+        assert_eq!(got.map(|(w, _)| w), Some("page counters disagree with the arenas"));
+        h.huge_bytes += page;
+        let got = what(&h);
+        h.huge_bytes -= page;
+        assert_eq!(got.map(|(w, _)| w), Some("page counters disagree with the arenas"));
+        // An address in an arena's mapping but before its first page (its metadata) is no
+        // block of the heap: foreign, not looked up in the page map.
+        let a = h.index.get(small.as_ptr() as usize).unwrap();
+        // SAFETY: as above.
+        let (meta, start) = (unsafe { arr(a) }.map_base, unsafe { arr(a) }.start);
+        assert!((meta.as_ptr() as usize) < start);
+        // SAFETY: an address the index maps to the heap's arena; only metadata is read.
+        assert_eq!(unsafe { SizeOf::misuse_at(&h, meta) }.kind, ErrorKind::ForeignPointer);
         // The page map entry of the first page of `after`.
         let addr = after.as_ptr() as usize;
         let a = h.index.get(addr).unwrap();

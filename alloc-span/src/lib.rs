@@ -203,3 +203,26 @@ impl<S: PageSource + Decommit, E: ErrorPolicy, C: StatsPolicy, G: GuardPolicy<S>
         Span::trim(self);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc_core::Allocator;
+
+    /// `Validate` through alloc-core's trait is the heap's validator: a miscounted heap is
+    /// named through it.
+    #[test]
+    fn validate_through_the_trait_is_the_heaps() {
+        let mut span: Span = Span::new();
+        let l = Layout::from_size_align(3 * 4096, 16).unwrap();
+        let p = (&span).allocate(l).unwrap().cast::<u8>();
+        assert_eq!(alloc_core::Validate::validate(&span), Ok(()));
+        *span.heap.get_mut().live_spans_mut() += 1;
+        let got = alloc_core::Validate::validate(&span).map_err(|c| c.what);
+        *span.heap.get_mut().live_spans_mut() -= 1;
+        assert_eq!(got, Err("page counters disagree with the arenas"));
+        // SAFETY: a live block with its layout.
+        unsafe { (&span).deallocate(p, l) };
+        assert_eq!(alloc_core::Validate::validate(&span), Ok(()));
+    }
+}

@@ -55,4 +55,21 @@ fn a_write_past_a_block_hits_the_guard_page() {
     });
 }
 
+#[test]
+fn a_write_past_a_huge_block_hits_the_guard_page() {
+    expect_fault("a_write_past_a_huge_block_hits_the_guard_page", || {
+        // Blocks from 1 MiB on get a mapping of their own; this one leaves most of its last
+        // 2 MiB granule past the block, where the guard page must be.
+        let config = alloc_span::SpanConfig { huge: 1 << 20, ..alloc_span::SpanConfig::DEFAULT };
+        let heap: Span<MmapSource, alloc_core::Abort, alloc_core::NoStats, GuardPages> =
+            Span::with_config(MmapSource::new(), config);
+        let size = (1 << 20) + 4096;
+        let p = (&heap).allocate(Layout::from_size_align(size, 16).unwrap()).unwrap().cast::<u8>();
+        // SAFETY: the last byte of the block is ours.
+        unsafe { p.as_ptr().add(size - 1).write_volatile(1) };
+        // SAFETY: deliberately violated: one byte past the block, on its guard page.
+        unsafe { p.as_ptr().add(size).write_volatile(1) };
+    });
+}
+
 conformance::misuse_suite!(span: Span::new(), 4 * 4096, delayed, foreign);
