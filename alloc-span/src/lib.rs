@@ -225,4 +225,20 @@ mod tests {
         unsafe { (&span).deallocate(p, l) };
         assert_eq!(alloc_core::Validate::validate(&span), Ok(()));
     }
+
+    /// The old name `scavenge` is `trim`: free dirty pages go back, and the bytes are counted.
+    #[test]
+    #[allow(deprecated)]
+    fn scavenge_is_trim_by_its_old_name() {
+        let mut span: Span = Span::new();
+        let l = Layout::from_size_align(8 * 4096, 16).unwrap();
+        let p = (&span).allocate(l).unwrap().cast::<u8>();
+        // SAFETY: the block's bytes are ours: made dirty, then freed.
+        unsafe {
+            p.as_ptr().write_bytes(1, l.size());
+            (&span).deallocate(p, l);
+        }
+        assert!(span.scavenge() >= l.size());
+        assert_eq!(span.scavenge(), 0, "nothing left to give back");
+    }
 }
