@@ -1524,6 +1524,27 @@ mod tests {
         assert_eq!(h.validate(), Ok(()));
     }
 
+    /// With guard pages, a span in use holds one page less than it spans: a size that reaches
+    /// into the guard page is named.
+    #[test]
+    fn validate_names_a_size_reaching_into_the_guard_page() {
+        use alloc_core::MmapSource;
+        let mut h: SpanHeap<MmapSource, Count, NoStats, GuardPages> = SpanHeap::new(MmapSource::new());
+        let page = h.source().page_size();
+        let p = h.allocate(l(3 * page, 8)).unwrap().cast::<u8>();
+        assert_eq!(h.validate(), Ok(()));
+        let s = h.lookup(p.as_ptr() as usize, None).unwrap();
+        // SAFETY: the live heap's own descriptor; nothing else runs on it now.
+        unsafe { sp(s) }.size = 3 * page + 1;
+        let got = h.validate().err().map(|c| c.what);
+        // SAFETY: as above.
+        unsafe { sp(s) }.size = 3 * page;
+        assert_eq!(got, Some("span in use records a size it cannot hold"));
+        // SAFETY: a live block with its layout.
+        unsafe { h.deallocate(p, l(3 * page, 8)) };
+        assert_eq!(h.validate(), Ok(()));
+    }
+
     /// Arenas come in the sizes the configuration says: the first is `first_arena` bytes, and
     /// a span larger than what is left gets an arena that holds it (its metadata included), not
     /// a runaway one.
@@ -1624,6 +1645,27 @@ mod tests {
         // SAFETY: as above.
         unsafe { sp(s0) }.arena = arena;
         assert_eq!(got, Some(("span does not start where the previous one ended", small.as_ptr() as usize)));
+        // A span in use recording a size past its pages, or an alignment that is no power of
+        // two, each alone.
+        // SAFETY: as above.
+        let (size, align) = (unsafe { sp(s0) }.size, unsafe { sp(s0) }.align);
+        // SAFETY: as above.
+        unsafe { sp(s0) }.size = 3 * page + 1;
+        let got = what(&h);
+        // SAFETY: as above.
+        unsafe { sp(s0) }.size = size;
+        assert_eq!(got.map(|(w, _)| w), Some("span in use records a size it cannot hold"));
+        // SAFETY: as above.
+        unsafe { sp(s0) }.align = 3;
+        let got = what(&h);
+        // SAFETY: as above.
+        unsafe { sp(s0) }.align = align;
+        assert_eq!(got.map(|(w, _)| w), Some("span in use records a size it cannot hold"));
+        // The free structures' span count, alone.
+        h.free.count += 1;
+        let got = what(&h);
+        h.free.count -= 1;
+        assert_eq!(got.map(|(w, _)| w), Some("free span count or pages disagree with the arenas"));
         // The heap's counters, each off by one alone.
         h.live_spans += 1;
         let got = what(&h);
