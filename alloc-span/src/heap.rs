@@ -1675,6 +1675,14 @@ mod tests {
         let got = what(&h);
         h.huge_bytes -= page;
         assert_eq!(got.map(|(w, _)| w), Some("page counters disagree with the arenas"));
+        h.in_use_pages += 1;
+        let got = what(&h);
+        h.in_use_pages -= 1;
+        assert_eq!(got.map(|(w, _)| w), Some("page counters disagree with the arenas"));
+        h.clean_free += 1;
+        let got = what(&h);
+        h.clean_free -= 1;
+        assert_eq!(got.map(|(w, _)| w), Some("page counters disagree with the arenas"));
         // An address in an arena's mapping but before its first page (its metadata) is no
         // block of the heap: foreign, not looked up in the page map.
         let a = h.index.get(small.as_ptr() as usize).unwrap();
