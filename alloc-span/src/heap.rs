@@ -1545,6 +1545,44 @@ mod tests {
         assert_eq!(h.validate(), Ok(()));
     }
 
+    /// The scavenger's list: a span whose link back disagrees with the list is named alone
+    /// (its other facts right). And `Debug` shows the heap's statistics.
+    #[test]
+    fn validate_names_a_broken_link_back_in_the_scavengers_list() {
+        use alloc_core::MmapSource;
+        let mut h: SpanHeap<MmapSource, Count> = SpanHeap::new(MmapSource::new());
+        let page = h.source().page_size();
+        let blocks: Vec<_> = (0..4).map(|_| h.allocate(l(2 * page, 8)).unwrap().cast::<u8>()).collect();
+        for &b in &blocks[..3] {
+            // SAFETY: the block is ours: made dirty, then freed below.
+            unsafe { b.as_ptr().write_bytes(1, 2 * page) };
+        }
+        // Two dirty free spans, apart (the second block stays live between them).
+        // SAFETY: live blocks with their layout.
+        unsafe {
+            h.deallocate(blocks[0], l(2 * page, 8));
+            h.deallocate(blocks[2], l(2 * page, 8));
+        }
+        assert_eq!(h.validate(), Ok(()));
+        let head = h.dirty_head.unwrap();
+        // SAFETY: the live heap's own descriptor; nothing else runs on it now.
+        let second = unsafe { sp(head) }.dirty_next.expect("two spans on the list");
+        // SAFETY: as above.
+        unsafe { sp(second) }.dirty_prev = Some(second);
+        let got = h.validate().err().map(|c| c.what);
+        // SAFETY: as above.
+        unsafe { sp(second) }.dirty_prev = Some(head);
+        assert_eq!(got, Some("scavenger's list is broken"));
+        assert_eq!(h.validate(), Ok(()));
+        let shown = std::format!("{h:?}");
+        assert!(shown.starts_with("SpanHeap") && shown.contains("in_use"), "{shown}");
+        // SAFETY: live blocks with their layout.
+        unsafe {
+            h.deallocate(blocks[1], l(2 * page, 8));
+            h.deallocate(blocks[3], l(2 * page, 8));
+        }
+    }
+
     /// Arenas come in the sizes the configuration says: the first is `first_arena` bytes, and
     /// a span larger than what is left gets an arena that holds it (its metadata included), not
     /// a runaway one.
