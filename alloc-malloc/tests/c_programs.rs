@@ -211,6 +211,8 @@ fn same_output(name: &str, make: impl Fn() -> Command) {
         let out = run(make(), Some(preset));
         assert!(out.status.success(), "{name} under {preset}: {:?} {}", out.status, text(&out.stderr));
         assert!(out.stdout == plain.stdout, "{name} under {preset}: output differs");
+        // The library says nothing when nothing is wrong.
+        assert!(out.stderr == plain.stderr, "{name} under {preset}: stderr {}", text(&out.stderr));
     }
 }
 
@@ -277,6 +279,8 @@ fn a_recorded_trace_replays_in_the_conformance_format() {
     std::fs::write(&input, (0..20_000).rev().map(|i| format!("line {i}\n")).collect::<String>()).unwrap();
     for preset in ["general", "hardened"] {
         let file = dir.join(format!("sort-{preset}.trace"));
+        // A file left by an earlier run would pass for this run's trace.
+        let _ = std::fs::remove_file(&file);
         let mut cmd = Command::new("sort");
         cmd.arg(&input).env("ALLOC_MALLOC_TRACE", &file);
         let out = run(cmd, Some(preset));
@@ -289,6 +293,7 @@ fn a_recorded_trace_replays_in_the_conformance_format() {
     // 200,000 blocks live at once: every free is matched to its allocation (the recorder's table
     // of live addresses probes past slots that collide).
     let file = dir.join("many-small.trace");
+    let _ = std::fs::remove_file(&file);
     let mut cmd = Command::new(hardened_program());
     cmd.arg("many-small").env("ALLOC_MALLOC_TRACE", &file);
     let out = run(cmd, Some("general"));
