@@ -1634,12 +1634,16 @@ mod tests {
         let b = h.allocate(l(page, 8)).unwrap().cast::<u8>();
         // SAFETY: as above.
         unsafe { b.as_ptr().write_bytes(1, page) };
-        // SAFETY: live blocks with their layouts.
-        unsafe {
-            h.deallocate(b, l(page, 8));
-            h.deallocate(keep, l(page, 8));
-        }
+        // SAFETY: a live block with its layout.
+        unsafe { h.deallocate(b, l(page, 8)) };
         assert!(h.span_stats().idle <= 8 * page, "past the limit, the oldest go back");
+        // A trim gives back every free page: all of them released, none idle.
+        h.trim();
+        let st = h.span_stats();
+        assert_eq!((st.idle, st.released), (0, h.free.pages * page), "{st:?}");
+        assert!(st.released > 0);
+        // SAFETY: as above.
+        unsafe { h.deallocate(keep, l(page, 8)) };
     }
 
     /// The validator names a huge arena whose span record disagrees with it, and a page map
