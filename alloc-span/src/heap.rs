@@ -1583,6 +1583,44 @@ mod tests {
         }
     }
 
+    /// An over-aligned block taken from a hole just its size splits off a head of most of the
+    /// hole: the piece put back keeps an exact count of its clean pages (the validator compares
+    /// it with the bitmap), counted from the smaller part.
+    #[test]
+    fn an_aligned_block_in_a_clean_hole_leaves_an_exact_clean_count() {
+        use alloc_core::MmapSource;
+        let mut h: SpanHeap<MmapSource, Count> = SpanHeap::new(MmapSource::new());
+        let page = h.source().page_size();
+        let align = 16 * page;
+        // Single pages until the next block would start one page past a 16-page boundary.
+        let mut fill = std::vec![h.allocate(l(page, 8)).unwrap().cast::<u8>()];
+        while (fill.last().unwrap().as_ptr() as usize + page) % align != page {
+            fill.push(h.allocate(l(page, 8)).unwrap().cast::<u8>());
+        }
+        let hole = h.allocate(l(16 * page, 8)).unwrap().cast::<u8>();
+        assert_eq!(hole.as_ptr() as usize % align, page);
+        let after = h.allocate(l(page, 8)).unwrap().cast::<u8>();
+        // SAFETY: a live block with its layout.
+        unsafe { h.deallocate(hole, l(16 * page, 8)) };
+        // The hole's pages go back to the OS: clean.
+        h.trim();
+        assert_eq!(h.validate(), Ok(()));
+        // One page aligned to 16 needs 16 pages: the hole, with its first 15 split off.
+        let a = Layout::from_size_align(page, align).unwrap();
+        let p = h.allocate(a).unwrap().cast::<u8>();
+        assert_eq!(p.as_ptr() as usize, hole.as_ptr() as usize + 15 * page);
+        assert_eq!(h.validate(), Ok(()));
+        // SAFETY: live blocks with their layouts.
+        unsafe {
+            h.deallocate(p, a);
+            h.deallocate(after, l(page, 8));
+            for b in fill {
+                h.deallocate(b, l(page, 8));
+            }
+        }
+        assert_eq!(h.validate(), Ok(()));
+    }
+
     /// Arenas come in the sizes the configuration says: the first is `first_arena` bytes, and
     /// a span larger than what is left gets an arena that holds it (its metadata included), not
     /// a runaway one.
