@@ -1621,6 +1621,35 @@ mod tests {
         assert_eq!(h.validate(), Ok(()));
     }
 
+    /// What a bad free inside the heap's pages is: inside a live span (on any of its pages,
+    /// the last one too, which the page map also names) an interior pointer; inside free pages
+    /// past a live span a double free.
+    #[test]
+    fn misuse_inside_spans_is_named_by_the_span_it_falls_in() {
+        use alloc_core::MmapSource;
+        let mut h: SpanHeap<MmapSource, Count> = SpanHeap::new(MmapSource::new());
+        let page = h.source().page_size();
+        let first = h.allocate(l(2 * page, 8)).unwrap().cast::<u8>();
+        let freed = h.allocate(l(4 * page, 8)).unwrap().cast::<u8>();
+        let live = h.allocate(l(4 * page, 8)).unwrap().cast::<u8>();
+        // SAFETY: a live block with its layout.
+        unsafe { h.deallocate(freed, l(4 * page, 8)) };
+        let kind = |h: &SpanHeap<MmapSource, Count>, p: NonNull<u8>, pages: usize| {
+            // SAFETY: an address in the heap's pages; only metadata is read.
+            unsafe { SizeOf::misuse_at(h, p.map_addr(|a| a.checked_add(pages * page).unwrap())) }.kind
+        };
+        assert_eq!(kind(&h, live, 3), ErrorKind::InteriorPointer, "the last page of a live span");
+        assert_eq!(kind(&h, live, 1), ErrorKind::InteriorPointer);
+        assert_eq!(kind(&h, freed, 1), ErrorKind::DoubleFree, "free pages after the first span");
+        assert_eq!(kind(&h, freed, 0), ErrorKind::DoubleFree);
+        assert_eq!(kind(&h, first, 1), ErrorKind::InteriorPointer);
+        // SAFETY: live blocks with their layouts.
+        unsafe {
+            h.deallocate(first, l(2 * page, 8));
+            h.deallocate(live, l(4 * page, 8));
+        }
+    }
+
     /// Arenas come in the sizes the configuration says: the first is `first_arena` bytes, and
     /// a span larger than what is left gets an arena that holds it (its metadata included), not
     /// a runaway one.
