@@ -205,6 +205,48 @@ fn pages_free_longer_than_the_delay_go_back() {
     assert_eq!(h.validate(), Ok(()));
 }
 
+static NOW_EXACT: AtomicU64 = AtomicU64::new(1);
+
+fn exact_clock() -> Option<u64> {
+    Some(NOW_EXACT.load(Ordering::Relaxed))
+}
+
+/// Free for exactly the delay is old enough: the pages go back.
+#[test]
+fn pages_free_for_exactly_the_delay_go_back() {
+    let h = heap_with(SpanConfig { delay_ns: 1_000, clock: exact_clock, ..BASE });
+    let l = Layout::from_size_align(2 << 20, 8).unwrap();
+    let a = alloc(&h, l);
+    let b = alloc(&h, l);
+    let _fence = alloc(&h, pages(1));
+    touch(a, 2 << 20);
+    touch(b, 2 << 20);
+    free(&h, a, l);
+    NOW_EXACT.store(1 + 1_000, Ordering::Relaxed);
+    free(&h, b, l);
+    assert_eq!(resident_pages(a, 2 << 20), 0, "free for exactly the delay: given back");
+    assert_eq!(h.validate(), Ok(()));
+}
+
+/// The bytes counted as scavenged are the dirty pages given back, no more: a free span of
+/// dirty pages among clean ones goes back one run of dirty pages at a time.
+#[test]
+fn scavenged_bytes_are_the_dirty_pages_given_back() {
+    let mut h = heap();
+    let _keep = alloc(&h, pages(1));
+    let a = alloc(&h, pages(4));
+    let fence = alloc(&h, pages(1));
+    touch(a, 4 * 4096);
+    touch(fence, 4096);
+    free(&h, a, pages(4));
+    free(&h, fence, pages(1));
+    // One free span: five dirty pages, then the arena's clean rest.
+    let before = h.span_stats().scavenged;
+    h.trim();
+    assert_eq!(h.span_stats().scavenged - before, 5 * 4096, "{:?}", h.span_stats());
+    assert_eq!(h.validate(), Ok(()));
+}
+
 #[test]
 fn huge_blocks_have_their_own_mapping() {
     let h = heap_with(SpanConfig { huge: 8 << 20, ..BASE });
