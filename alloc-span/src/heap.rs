@@ -1588,28 +1588,35 @@ mod tests {
     /// it with the bitmap), counted from the smaller part.
     #[test]
     fn an_aligned_block_in_a_clean_hole_leaves_an_exact_clean_count() {
+        // The hole starts 1 or 4 pages past a 16-page boundary: a head of 15 or 12 pages.
+        for past in [1, 4] {
+            aligned_block_in_a_clean_hole(past);
+        }
+    }
+
+    fn aligned_block_in_a_clean_hole(past: usize) {
         use alloc_core::MmapSource;
         let mut h: SpanHeap<MmapSource, Count> = SpanHeap::new(MmapSource::new());
         let page = h.source().page_size();
         let align = 16 * page;
-        // Single pages until the next block would start one page past a 16-page boundary.
+        // Single pages until the next block would start `past` pages past a 16-page boundary.
         let mut fill = std::vec![h.allocate(l(page, 8)).unwrap().cast::<u8>()];
-        while (fill.last().unwrap().as_ptr() as usize + page) % align != page {
+        while (fill.last().unwrap().as_ptr() as usize + page) % align != past * page {
             fill.push(h.allocate(l(page, 8)).unwrap().cast::<u8>());
         }
         let hole = h.allocate(l(16 * page, 8)).unwrap().cast::<u8>();
-        assert_eq!(hole.as_ptr() as usize % align, page);
+        assert_eq!(hole.as_ptr() as usize % align, past * page);
         let after = h.allocate(l(page, 8)).unwrap().cast::<u8>();
         // SAFETY: a live block with its layout.
         unsafe { h.deallocate(hole, l(16 * page, 8)) };
         // The hole's pages go back to the OS: clean.
         h.trim();
         assert_eq!(h.validate(), Ok(()));
-        // One page aligned to 16 needs 16 pages: the hole, with its first 15 split off.
+        // One page aligned to 16 needs 16 pages: the hole, with its first 16 - past split off.
         let a = Layout::from_size_align(page, align).unwrap();
         let p = h.allocate(a).unwrap().cast::<u8>();
-        assert_eq!(p.as_ptr() as usize, hole.as_ptr() as usize + 15 * page);
-        assert_eq!(h.validate(), Ok(()));
+        assert_eq!(p.as_ptr() as usize, hole.as_ptr() as usize + (16 - past) * page);
+        assert_eq!(h.validate(), Ok(()), "a head of {} pages", 16 - past);
         // SAFETY: live blocks with their layouts.
         unsafe {
             h.deallocate(p, a);
@@ -1619,6 +1626,20 @@ mod tests {
             }
         }
         assert_eq!(h.validate(), Ok(()));
+    }
+
+    /// With guard pages, a block's usable size is its pages but the guard.
+    #[test]
+    fn usable_size_stops_before_the_guard_page() {
+        use alloc_core::MmapSource;
+        let mut h: SpanHeap<MmapSource, Count, NoStats, GuardPages> = SpanHeap::new(MmapSource::new());
+        let page = h.source().page_size();
+        let layout = l(3 * page - 100, 8);
+        let p = h.allocate(layout).unwrap().cast::<u8>();
+        // SAFETY: a live block of this heap with its layout.
+        assert_eq!(unsafe { UsableSize::usable_size(&h, p, layout) }, 3 * page);
+        // SAFETY: as above.
+        unsafe { h.deallocate(p, layout) };
     }
 
     /// What a bad free inside the heap's pages is: inside a live span (on any of its pages,

@@ -55,6 +55,20 @@ fn a_write_past_a_block_hits_the_guard_page() {
     });
 }
 
+/// A huge block's mapping past the block (up to its 2 MiB granule) is guard, all of it.
+#[test]
+fn a_write_far_past_a_huge_block_hits_the_guard_pages() {
+    expect_fault("a_write_far_past_a_huge_block_hits_the_guard_pages", || {
+        let config = alloc_span::SpanConfig { huge: 1 << 20, ..alloc_span::SpanConfig::DEFAULT };
+        let heap: Span<MmapSource, alloc_core::Abort, alloc_core::NoStats, GuardPages> =
+            Span::with_config(MmapSource::new(), config);
+        let size = (1 << 20) + 4096;
+        let p = (&heap).allocate(Layout::from_size_align(size, 16).unwrap()).unwrap().cast::<u8>();
+        // SAFETY: deliberately violated: 64 KiB past the block, in the mapping's guarded tail.
+        unsafe { p.as_ptr().add(size + (64 << 10)).write_volatile(1) };
+    });
+}
+
 #[test]
 fn a_write_past_a_huge_block_hits_the_guard_page() {
     expect_fault("a_write_past_a_huge_block_hits_the_guard_page", || {
