@@ -998,7 +998,11 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     /// (alloc-malloc's `malloc`).
     #[inline(always)]
     pub fn allocate_small_fast(&self, size: usize) -> Option<NonNull<u8>> {
-        debug_assert!(size <= MAX_SMALL);
+        // A safe function: a larger size gets no block (not a smaller class's), in release
+        // builds too. alloc-malloc's caller tests the same bound first, so this folds away there.
+        if size > MAX_SMALL {
+            return None;
+        }
         let heap = tls::lookup_first(self.id())?;
         if size <= DIRECT_MAX {
             // SAFETY: the calling thread's heap.
@@ -1772,6 +1776,7 @@ mod tests {
             assert_eq!(again, first.cast());
             live.push((again, size));
         }
+        assert!(pool.allocate_small_fast(MAX_SMALL + 1).is_none(), "past the small sizes: no block");
         let (addr, keep) = free_twice_at_once(&pool, l(48));
         assert!(pool.allocate_small_fast(48).is_none(), "the block freed twice is refused");
         assert_eq!(pool.errors().unwrap().detected(), 0, "not reported yet");
