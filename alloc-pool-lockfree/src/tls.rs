@@ -100,9 +100,28 @@ pub(crate) fn lookup_first(id: u64) -> Option<*mut ThreadHeap> {
     .flatten()
 }
 
+/// Whether the calling thread has a heap for pool `id` anywhere in its cache. A thread that
+/// has no heap at all (one that only frees) finds out with one compare: the entries in use
+/// come first (see [`forget`]).
+#[inline]
+pub(crate) fn holds(id: u64) -> bool {
+    with_cache(|c| {
+        // SAFETY: the cache is this thread's own; nothing else borrows it during this call.
+        let c = unsafe { &*c.get() };
+        position(c, id).is_some()
+    })
+    .unwrap_or(false)
+}
+
+/// Where pool `id`'s entry is, looking no further than the entries in use.
+#[inline(always)]
+fn position(c: &Cache, id: u64) -> Option<usize> {
+    c.entries.iter().take_while(|e| e.id != 0).position(|e| e.id == id)
+}
+
 #[cold]
 fn lookup_slow(c: &mut Cache, id: u64) -> Option<*mut ThreadHeap> {
-    let i = c.entries.iter().position(|e| e.id == id)?;
+    let i = position(c, id)?;
     c.entries[..=i].rotate_right(1);
     Some(c.entries[0].heap)
 }
@@ -136,8 +155,11 @@ pub(crate) fn forget(id: u64) {
     with_cache(|c| {
         // SAFETY: as above.
         let c = unsafe { &mut *c.get() };
-        for e in c.entries.iter_mut().filter(|e| e.id == id) {
-            *e = EMPTY;
+        // The entries after it move up: the entries in use stay first, so a lookup stops at
+        // the first empty one.
+        if let Some(i) = position(c, id) {
+            c.entries[i..].rotate_left(1);
+            c.entries[ENTRIES - 1] = EMPTY;
         }
     });
 }

@@ -284,6 +284,50 @@ fn the_owners_freed_block_is_the_next_one_handed_out() {
     assert_eq!(pool.live_bytes(), 0);
 }
 
+/// The same when the thread used another pool since: the pool's heap is not the first in the
+/// thread's cache, and the free still finds it there (it is not taken for another thread's).
+#[test]
+fn the_owners_freed_block_is_the_next_one_handed_out_with_two_pools() {
+    let a: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+    let b: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+    let l = layout(64);
+    let x = (&a).allocate(l).unwrap().cast::<u8>();
+    let y = (&b).allocate(l).unwrap().cast::<u8>();
+    for free in [true, false] {
+        // A block on `a`'s local list already, freed while `a` was the front entry.
+        let w = (&a).allocate(l).unwrap().cast::<u8>();
+        // SAFETY: a live block with its layout, freed once.
+        unsafe { (&a).deallocate(w, l) };
+        // `b` was used last: its heap is the front entry of this thread's cache.
+        let z = (&b).allocate(l).unwrap().cast::<u8>();
+        // SAFETY: a live block with its layout, freed once.
+        unsafe {
+            if free {
+                a.free_unsized(x)
+            } else {
+                (&a).deallocate(x, l)
+            }
+        };
+        // SAFETY: as above.
+        unsafe { (&b).deallocate(z, l) };
+        // Onto the local list, in front of `w` (the remote list would be taken only once
+        // the local list ran dry).
+        assert_eq!((&a).allocate(l).unwrap().cast::<u8>(), x);
+        let again = (&a).allocate(l).unwrap().cast::<u8>();
+        assert_eq!(again, w);
+        // SAFETY: as above.
+        unsafe { (&a).deallocate(again, l) };
+    }
+    // SAFETY: live blocks with their layout.
+    unsafe {
+        (&a).deallocate(x, l);
+        (&b).deallocate(y, l);
+    }
+    assert_eq!(a.stats().heaps, 1);
+    assert_eq!((a.live_bytes(), b.live_bytes()), (0, 0));
+    assert_eq!((a.errors().unwrap().detected(), b.errors().unwrap().detected()), (0, 0));
+}
+
 /// Blocks freed in older slabs of a class are handed out again before any new slab is carved:
 /// after filling four slabs and freeing every other block of the first two (so neither slab is
 /// empty and given up whole), as many new requests all land in the freed blocks.
@@ -481,6 +525,59 @@ fn a_block_freed_by_another_thread_then_by_its_owner_is_a_double_free() {
     }
     assert_eq!(pool.live_bytes(), 0);
     assert_eq!(pool.validate(), Ok(()));
+}
+
+/// A thread with no heap of its own (one that only frees, as xmalloc-test's consumers do)
+/// frees through the quick remote path: the block goes back to its owner once, and every
+/// misuse is still reported with its kind and address (a second free, a pointer inside a block,
+/// another pool's block, each with and without a layout).
+#[test]
+fn a_thread_that_only_frees_gives_blocks_back_and_reports_misuse() {
+    let a: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+    let b: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+    let l = layout(48);
+    let p = (&a).allocate(l).unwrap().cast::<u8>();
+    let q = (&a).allocate(l).unwrap().cast::<u8>();
+    let mine = (&b).allocate(l).unwrap().cast::<u8>();
+    let (pa, qa) = (p.as_ptr() as usize, q.as_ptr() as usize);
+    let at = |a: usize| core::ptr::NonNull::new(a as *mut u8).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let last = |pool: &Pool<MmapSource, Count>| pool.errors().unwrap().last().map(|e| (e.kind, e.addr));
+            // SAFETY: a live block of `a`, handed to this thread, freed once.
+            unsafe { a.free_unsized(at(pa)) };
+            assert_eq!(a.errors().unwrap().detected(), 0);
+            // SAFETY: the misuses under test (Count: reported only).
+            unsafe { a.free_unsized(at(pa)) };
+            assert_eq!(last(&a), Some((ErrorKind::DoubleFree, pa)));
+            // SAFETY: as above.
+            unsafe { (&a).deallocate(at(pa), l) };
+            assert_eq!(last(&a), Some((ErrorKind::DoubleFree, pa)));
+            // SAFETY: as above.
+            unsafe { a.free_unsized(at(qa + 16)) };
+            assert_eq!(last(&a), Some((ErrorKind::InteriorPointer, qa + 16)));
+            // SAFETY: as above.
+            unsafe { b.free_unsized(at(qa)) };
+            assert_eq!(last(&b), Some((ErrorKind::ForeignPointer, qa)));
+            // SAFETY: as above.
+            unsafe { (&b).deallocate(at(qa), l) };
+            assert_eq!(last(&b), Some((ErrorKind::ForeignPointer, qa)));
+            assert_eq!((a.errors().unwrap().detected(), b.errors().unwrap().detected()), (3, 2));
+            assert_eq!(a.stats().heaps, 1, "freeing made this thread no heap");
+        });
+    });
+    let again: Vec<usize> = (0..3).map(|_| (&a).allocate(l).unwrap().as_ptr().cast::<u8>() as usize).collect();
+    assert_eq!(again.iter().filter(|&&x| x == pa).count(), 1, "the block comes back once: {again:x?}");
+    for x in again.into_iter().chain([qa]) {
+        // SAFETY: live blocks of `a` with their layout.
+        unsafe { (&a).deallocate(at(x), l) };
+    }
+    // SAFETY: as above, of `b`.
+    unsafe { (&b).deallocate(mine, l) };
+    assert_eq!((a.live_bytes(), b.live_bytes()), (0, 0));
+    assert_eq!((a.errors().unwrap().detected(), b.errors().unwrap().detected()), (3, 2));
+    assert_eq!(a.validate(), Ok(()));
+    assert_eq!(b.validate(), Ok(()));
 }
 
 /// `Trim` through alloc-core's trait does what `Pool::trim` does: empty segments go back.
