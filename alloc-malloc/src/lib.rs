@@ -49,17 +49,25 @@ const VAR: &[u8] = b"ALLOC_MALLOC_PRESET\0";
 /// The environment variable that names a file to record the program's allocations in.
 const TRACE_VAR: &[u8] = b"ALLOC_MALLOC_TRACE\0";
 
-/// The chosen preset: 1 + its index in [`PRESETS`]; 0 until the first call picks one.
+/// The chosen preset: 1 + its index in [`PRESETS`] (or [`TRACED_INDEX`]); 0 until the first
+/// call picks one.
 static PRESET: AtomicU8 = AtomicU8::new(0);
 
-/// Set once the preset is `general`/`pool` and no trace is recorded: `malloc`, `calloc` and
-/// `free` then call the pool directly (no preset match, no `dyn` call, no second lookup of the
-/// block on `free`). Relaxed: it only chooses between two paths that reach the same pool.
-static DIRECT: AtomicBool = AtomicBool::new(false);
-
-/// The same for `hardened`: `malloc` and `free` go straight to its checks (which look the block
-/// up once and report whatever is wrong themselves).
-static DIRECT_HARDENED: AtomicBool = AtomicBool::new(false);
+/// Which direct path the C entry points take past the pool's fast paths: [`VIA_PRESET`] until
+/// a preset is picked and for the presets served through [`Backend`] (or any preset while a
+/// trace is recorded), [`POOL_DIRECT`] for `general`/`pool` (`malloc`, `calloc` and `free` call
+/// the pool directly: no preset match, no `dyn` call, no second lookup of the block on `free`),
+/// [`HARDENED_DIRECT`] for `hardened` (`malloc` and `free` go straight to its checks, which look
+/// the block up once and report whatever is wrong themselves). One byte, so the presets that
+/// `malloc`'s and `free`'s pool fast paths fall through for pay one load to find their way.
+/// Relaxed: it only chooses between paths that reach the same allocator.
+static DIRECT: AtomicU8 = AtomicU8::new(VIA_PRESET);
+/// [`DIRECT`]: through the preset's [`Backend`].
+const VIA_PRESET: u8 = 0;
+/// [`DIRECT`]: straight to `presets::POOL`.
+const POOL_DIRECT: u8 = 1;
+/// [`DIRECT`]: straight to the hardened preset's checks.
+const HARDENED_DIRECT: u8 = 2;
 
 /// Set once the picked preset checks sized and aligned frees (`Backend::checks_sized_frees`,
 /// asked once here instead of through the `dyn` backend on every C++ `delete`).
@@ -95,23 +103,27 @@ fn pick() -> &'static Preset {
             }
         }
     };
-    let preset = &PRESETS[chosen];
+    // SAFETY: as for the preset's name.
+    let path = unsafe { libc::getenv(TRACE_VAR.as_ptr().cast::<c_char>()) };
+    let (chosen, preset) = if !path.is_null() && PRESETS[chosen].direct == Direct::Pool {
+        (TRACED_INDEX, &presets::TRACED)
+    } else {
+        (chosen, &PRESETS[chosen])
+    };
     // Before the preset is published: a thread that sees it sees whether sized frees are checked
     // (every thread picks the same preset from the same environment).
     CHECKS_SIZED.store(preset.backend.checks_sized_frees(), Ordering::Relaxed);
     if PRESET.compare_exchange(0, chosen as u8 + 1, Ordering::AcqRel, Ordering::Acquire).is_ok() {
         // SAFETY: the handlers are plain functions that only take and release our locks.
         unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
-        // SAFETY: as for the preset's name.
-        let path = unsafe { libc::getenv(TRACE_VAR.as_ptr().cast::<c_char>()) };
         if !path.is_null() {
             // SAFETY: a C string from getenv.
             unsafe { trace::start(path) };
         }
         if path.is_null() && preset.direct == Direct::Pool {
-            DIRECT.store(true, Ordering::Relaxed);
+            DIRECT.store(POOL_DIRECT, Ordering::Relaxed);
         } else if path.is_null() && preset.direct == Direct::Hardened {
-            DIRECT_HARDENED.store(true, Ordering::Relaxed);
+            DIRECT.store(HARDENED_DIRECT, Ordering::Relaxed);
         }
         return preset;
     }
@@ -122,8 +134,14 @@ fn pick() -> &'static Preset {
 /// The preset picked, if one is.
 #[inline(always)]
 fn chosen_preset() -> Option<&'static Preset> {
-    PRESETS.get((PRESET.load(Ordering::Acquire) as usize).wrapping_sub(1))
+    match (PRESET.load(Ordering::Acquire) as usize).wrapping_sub(1) {
+        TRACED_INDEX => Some(&presets::TRACED),
+        i => PRESETS.get(i),
+    }
 }
+
+/// [`PRESET`]'s index for [`presets::TRACED`], past the table.
+const TRACED_INDEX: usize = PRESETS.len();
 
 #[inline(always)]
 fn backend() -> &'static dyn Backend {
@@ -224,27 +242,48 @@ unsafe fn live(ptr: *mut c_void, how: Use) -> Option<(NonNull<u8>, core::alloc::
 /// Always safe to call; the result is freed with `free`.
 #[no_mangle]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
-    if DIRECT.load(Ordering::Relaxed) && size <= alloc_pool_lockfree::MAX_SMALL {
+    if size <= alloc_pool_lockfree::MAX_SMALL {
         // The pool's fast path alone (0 bytes get its smallest block, a unique pointer as
         // `malloc(0)` must be); everything else, the pool's slow path included, is a tail call,
         // so this path makes no call and needs no stack frame (it saved and restored a register
-        // for the calls after it until 2026-12-02).
+        // for the calls after it until 2026-12-02). It is tried before the preset is looked at
+        // (since 2026-12-02; 3 instructions a call less): it finds a block only on a thread with
+        // a heap of `POOL`, which no other preset makes (a traced `general` has a pool of its
+        // own, `presets::POOL_TRACED`); everywhere else `malloc_small_slow` picks the path.
         return match presets::POOL.allocate_small_fast(size) {
             Some(p) => p.as_ptr().cast(),
             None => malloc_small_slow(size),
         };
     }
-    if DIRECT_HARDENED.load(Ordering::Relaxed) && size != 0 {
+    malloc_other(size, DIRECT.load(Ordering::Relaxed))
+}
+
+/// `malloc` past the pool's fast path for the presets but `general` (`direct` is [`DIRECT`]).
+#[inline(always)]
+fn malloc_other(size: usize, direct: u8) -> *mut c_void {
+    if direct == HARDENED_DIRECT && size != 0 {
         return malloc_hardened(size);
     }
     malloc_slow(size)
+}
+
+/// `malloc` of a small block when the pool's fast path had none: under `general` the pool's
+/// slow path, under any other preset (or before one is picked) that preset's path. Every path
+/// is a tail call, so the presets that come this way on every call keep no stack frame.
+#[cold]
+#[inline(never)]
+extern "C" fn malloc_small_slow(size: usize) -> *mut c_void {
+    match DIRECT.load(Ordering::Relaxed) {
+        POOL_DIRECT => malloc_pool_slow(size),
+        direct => malloc_other(size, direct),
+    }
 }
 
 /// `malloc` of a small block under `general` when the pool's fast path had none: the pool's
 /// slow path (which reports a misuse the fast path found, before anything else is handed out).
 #[cold]
 #[inline(never)]
-extern "C" fn malloc_small_slow(size: usize) -> *mut c_void {
+extern "C" fn malloc_pool_slow(size: usize) -> *mut c_void {
     match presets::POOL.allocate_small_slow(size) {
         Ok(b) => b.as_ptr().cast(),
         Err(_) => {
@@ -281,31 +320,23 @@ extern "C" fn malloc_slow(size: usize) -> *mut c_void {
 /// `ptr` is null or a live block from this library.
 #[no_mangle]
 pub unsafe extern "C" fn free(ptr: *mut c_void) {
-    if DIRECT.load(Ordering::Relaxed) {
-        if let Some(p) = NonNull::new(ptr.cast::<u8>()) {
-            // SAFETY: the caller's block; the pool reports (and aborts on) any other pointer,
-            // with the same line as the path below. Its common path makes no call; the rest
-            // is a tail call (as in `malloc`: no stack frame, 2 instructions).
-            if let Err(left) = unsafe { presets::POOL.free_unsized_fast(p) } {
-                // SAFETY: as above.
-                unsafe { free_rest(p, left) };
-            }
+    if let Some(p) = NonNull::new(ptr.cast::<u8>()) {
+        // As in `malloc`, the pool's fast path comes before the preset: it frees only a block
+        // of a heap of `POOL` this thread has, which no other preset makes; everything else is
+        // left to `free_rest` untouched, and the preset decides there. Its common path makes no
+        // call; the rest is a tail call (no stack frame).
+        // SAFETY: the caller's block; the pool reports (and aborts on) any other pointer, with
+        // the same line as the path below.
+        if let Err(left) = unsafe { presets::POOL.free_unsized_fast(p) } {
+            // SAFETY: as above.
+            unsafe { free_rest(p, left) };
         }
-        return;
     }
-    // As in `malloc`: the hardened preset's call is here, a tail call, not on the cold path.
-    if DIRECT_HARDENED.load(Ordering::Relaxed) {
-        if let Some(p) = NonNull::new(ptr.cast::<u8>()) {
-            // SAFETY: the caller's pointer; the preset checks it before anything else.
-            unsafe { hardened::free_unsized(p) };
-        }
-        return;
-    }
-    // SAFETY: the caller's pointer.
-    unsafe { free_slow(ptr) }
 }
 
-/// What the pool's common free path left (another thread's block, a large one, a misuse).
+/// What the pool's common free path left (another thread's block, a large one, a misuse; or,
+/// under any other preset, everything). Every path is a tail call, so the presets that come
+/// this way on every call keep no stack frame.
 ///
 /// # Safety
 ///
@@ -313,6 +344,26 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
 #[cold]
 #[inline(never)]
 unsafe extern "C" fn free_rest(p: NonNull<u8>, left: alloc_pool_lockfree::FreeLeft) {
+    match DIRECT.load(Ordering::Relaxed) {
+        // SAFETY: as the caller promises.
+        POOL_DIRECT => unsafe { free_pool_rest(p, left) },
+        // As in `malloc`: the hardened preset's call is here, not on the cold path.
+        // SAFETY: the caller's pointer; the preset checks it before anything else.
+        HARDENED_DIRECT => unsafe { hardened::free_unsized(p) },
+        // SAFETY: the caller's pointer.
+        _ => unsafe { free_slow(p.as_ptr().cast()) },
+    }
+}
+
+/// The pool's rest of a free under `general`. `extern "C"`: a call that cannot unwind can be
+/// a tail call out of [`free_rest`].
+///
+/// # Safety
+///
+/// As for [`free_rest`].
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn free_pool_rest(p: NonNull<u8>, left: alloc_pool_lockfree::FreeLeft) {
     // SAFETY: as the caller promises.
     unsafe { presets::POOL.free_unsized_rest(p, left) }
 }
@@ -341,7 +392,7 @@ unsafe extern "C" fn free_slow(ptr: *mut c_void) {
 /// Always safe to call.
 #[no_mangle]
 pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
-    if DIRECT.load(Ordering::Relaxed) {
+    if DIRECT.load(Ordering::Relaxed) == POOL_DIRECT {
         if let Some(total @ ..=alloc_pool_lockfree::MAX_SMALL) = n.checked_mul(size) {
             // SAFETY: as in `malloc`.
             let l = unsafe { core::alloc::Layout::from_size_align_unchecked(total.max(1), MIN_ALIGN) };

@@ -195,6 +195,16 @@ pub static PRESETS: [Preset; 5] = [
 /// heap for large and over-aligned blocks.
 pub static POOL: Pool = Pool::new();
 
+/// `general` and `pool` while a trace is recorded: the same pool type, but a pool of its own,
+/// reached through [`Backend`] alone. `malloc` and `free` try [`POOL`]'s fast paths before they
+/// look at the preset (a thread has a heap of `POOL` only under `general` or `pool`, so under
+/// any other preset those paths find none and fall through); they skip the trace, so a traced
+/// run must never give `POOL` a heap.
+pub static POOL_TRACED: Pool = Pool::new();
+
+/// The preset picked in place of `general` or `pool` when a trace is recorded.
+pub static TRACED: Preset = Preset { name: "general", backend: &POOL_TRACED, direct: Direct::No };
+
 /// `segregated`: alloc-segregated's bins behind a spin lock, a 16-byte header giving each block
 /// its size.
 pub static SEGREGATED: Locked<SegregatedWithSizes, SpinLock> =

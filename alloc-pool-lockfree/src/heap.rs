@@ -129,6 +129,17 @@ unsafe fn sl<'a>(s: NonNull<Slab>) -> &'a Slab {
     unsafe { &*s.as_ptr() }
 }
 
+/// The block size of slab `s`, one `alloc_direct` handed a block of.
+///
+/// # Safety
+///
+/// `s` is a slab of the calling thread's heap (mapped while named).
+#[inline(always)]
+pub(crate) unsafe fn block_len(s: NonNull<Slab>) -> usize {
+    // SAFETY: as the caller promises.
+    unsafe { sl(s) }.block.get()
+}
+
 /// A segment header borrowed for one step.
 ///
 /// # Safety
@@ -244,13 +255,15 @@ impl ThreadHeap {
     /// A block for a request of `size` bytes (at most [`DIRECT_MAX`]) from the current slab of
     /// its class, through the direct table: the block and its length (the slab's class size).
     #[inline(always)]
-    pub fn alloc_direct(&mut self, size: usize) -> Option<(NonNull<u8>, usize)> {
+    pub fn alloc_direct(&mut self, size: usize) -> Option<(NonNull<u8>, NonNull<Slab>)> {
         let s = (*self.direct.get(size.div_ceil(16))?)?;
         // SAFETY: this heap owns the slab.
         let b = unsafe { sl(s).lists.pop_local() }?;
+        // The block size is an atomic load the optimiser keeps, so it is made only where it is
+        // used: by the sanitizer annotations and by `alloc_direct`'s `(pointer, size)` callers
+        // (`Pool::allocate_small_fast` wants the pointer alone: one load a `malloc` less).
         // SAFETY: a slab of this heap, mapped while named (`sl`); it serves a class (it is current).
-        let len = unsafe { sl(s) }.block.get();
-        Some((self.hand_out(s, b, len)?, len))
+        Some((self.hand_out(s, b, || unsafe { sl(s) }.block.get())?, s))
     }
 
     /// A block of class `c` from the current slab's local list, if it has one.
@@ -259,7 +272,7 @@ impl ThreadHeap {
         let s = self.bins.get(c)?.current?;
         // SAFETY: this heap owns the slab.
         let b = unsafe { sl(s).lists.pop_local() }?;
-        self.hand_out(s, b, crate::block_size(c))
+        self.hand_out(s, b, || crate::block_size(c))
     }
 
     /// Allocates a block of class `c`.
@@ -274,7 +287,7 @@ impl ThreadHeap {
     /// Marks block `b` of slab `s` in use and returns it; `None` (the block noted for the pool
     /// to report) when another thread freed it at the same time as its owner did.
     #[inline(always)]
-    fn hand_out(&mut self, s: NonNull<Slab>, b: NonNull<Link>, len: usize) -> Option<NonNull<u8>> {
+    fn hand_out(&mut self, s: NonNull<Slab>, b: NonNull<Link>, len: impl FnOnce() -> usize) -> Option<NonNull<u8>> {
         // SAFETY: a slab of this heap, mapped while named (`sl`).
         let (w, bit) = unsafe { sl(s) }.bits(b.as_ptr() as usize);
         if let Err(Refused::AlreadyFree) = w.hand_out(bit) {
@@ -294,7 +307,7 @@ impl ThreadHeap {
             if let Some(s) = self.bins[c].current {
                 // SAFETY: this heap owns the slab (and the lists' owner side with it).
                 if let Some(b) = unsafe { sl(s).lists.pop_local() } {
-                    match self.hand_out(s, b, crate::block_size(c)) {
+                    match self.hand_out(s, b, || crate::block_size(c)) {
                         Some(p) => return Some(p),
                         None => continue,
                     }
@@ -315,7 +328,7 @@ impl ThreadHeap {
                     unsafe { sl(s).lists.count_carved() };
                     // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
                     let b = unsafe { sg(seg) }.at(start).cast::<Link>();
-                    match self.hand_out(s, b, crate::block_size(c)) {
+                    match self.hand_out(s, b, || crate::block_size(c)) {
                         Some(p) => return Some(p),
                         None => continue,
                     }

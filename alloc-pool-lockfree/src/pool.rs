@@ -711,6 +711,8 @@ mod slow {
     pub const LARGE: u8 = 5;
     /// Done, but the block's slab is left with no block in use: release it.
     pub const RELEASE: u8 = 6;
+    /// The calling thread's first cached heap is not this pool's: nothing looked at yet.
+    pub const NO_HEAP: u8 = 7;
 }
 
 impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<S, E> {
@@ -729,7 +731,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         let Some(seg) = any_segment(Segment::of(addr)) else {
             return self.slow_free::<{ slow::BAD_POINTER }>(ptr);
         };
-        if let Err(left) = self.free_in(seg, ptr, layout) {
+        if let Err(left) = self.free_in(seg, ptr, layout, tls::lookup_first(self.id())) {
             self.free_rest(ptr, left)
         }
     }
@@ -745,6 +747,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
             slow::NOT_IN_USE => self.slow_free::<{ slow::NOT_IN_USE }>(ptr),
             slow::REMOTE => self.free_remote_quick(ptr),
             slow::RELEASE => self.slow_free::<{ slow::RELEASE }>(ptr),
+            slow::NO_HEAP => self.free_without_heap(ptr),
             _ => self.slow_free::<{ slow::LARGE }>(ptr),
         }
     }
@@ -784,12 +787,19 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         self.id.load(Ordering::Relaxed)
     }
 
-    /// [`Pool::free_small`] once the segment is known to be some pool's. Whose is checked off
-    /// the common path: a block this thread's heap owns is this pool's (a heap belongs to one
-    /// pool, and the thread's cache entry is checked against this pool's id); every other path
-    /// compares the segment's pool id before it writes anything.
+    /// [`Pool::free_small`] once the segment is known to be some pool's, with `heap` the
+    /// calling thread's first cached heap if it is this pool's. Whose the segment is is checked
+    /// off the common path: a block this thread's heap owns is this pool's (a heap belongs to
+    /// one pool, and the thread's cache entry is checked against this pool's id); every other
+    /// path compares the segment's pool id before it writes anything.
     #[inline(always)]
-    fn free_in(&self, seg: &Segment, ptr: NonNull<u8>, layout: Option<Layout>) -> Result<(), FreeLeft> {
+    fn free_in(
+        &self,
+        seg: &Segment,
+        ptr: NonNull<u8>,
+        layout: Option<Layout>,
+        heap: Option<*mut ThreadHeap>,
+    ) -> Result<(), FreeLeft> {
         let addr = ptr.as_ptr() as usize;
         let idx = segment::slab_index(addr);
         if !addr.is_multiple_of(GRANULE) {
@@ -804,7 +814,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
             }
         }
         let (w, bit) = slab.bits(addr);
-        match tls::lookup_first(self.id()) {
+        match heap {
             Some(h) if owned_by(&seg.owner, h) => {
                 match w.free_owner(bit) {
                     Ok(()) => {}
@@ -971,12 +981,34 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     /// # Safety
     ///
     /// As for [`Pool::free_unsized`].
+    ///
+    /// The thread's heap is looked up first: a thread with none of this pool's at the front of
+    /// its cache leaves at once, the pointer not yet looked at (alloc-malloc tries this before
+    /// it looks at its preset: under the presets that do not use this pool it is the quickest
+    /// way out).
     #[inline(always)]
     pub unsafe fn free_unsized_fast(&self, ptr: NonNull<u8>) -> Result<(), FreeLeft> {
+        let Some(h) = tls::lookup_first(self.id()) else { return Err(FreeLeft(slow::NO_HEAP)) };
         match any_segment(Segment::of(ptr.as_ptr() as usize)) {
-            Some(seg) => self.free_in(seg, ptr, None),
+            Some(seg) => self.free_in(seg, ptr, None, Some(h)),
             None => Err(FreeLeft(slow::LARGE)),
         }
+    }
+
+    /// [`Pool::free_unsized`] on a thread whose first cached heap is not this pool's (a thread
+    /// that only frees, or that used another pool since): a block of a pool segment goes on to
+    /// [`Pool::free_remote_quick`] when it passes `free_in`'s checks.
+    #[cold]
+    #[inline(never)]
+    fn free_without_heap(&self, ptr: NonNull<u8>) {
+        let left = match any_segment(Segment::of(ptr.as_ptr() as usize)) {
+            Some(seg) => match self.free_in(seg, ptr, None, None) {
+                Ok(()) => return,
+                Err(left) => left,
+            },
+            None => FreeLeft(slow::LARGE),
+        };
+        self.free_rest(ptr, left)
     }
 
     /// The rest of a free [`Pool::free_unsized_fast`] did not finish, with what it said was left.
@@ -1166,8 +1198,9 @@ unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync
             if let Some(heap) = tls::lookup_first(self.id()) {
                 if layout.size() <= DIRECT_MAX {
                     // SAFETY: the calling thread's heap.
-                    if let Some((p, len)) = unsafe { (*heap).alloc_direct(layout.size()) } {
-                        return Ok(ptr::block(p, len));
+                    if let Some((p, s)) = unsafe { (*heap).alloc_direct(layout.size()) } {
+                        // SAFETY: the slab the calling thread's heap just handed a block of.
+                        return Ok(ptr::block(p, unsafe { crate::heap::block_len(s) }));
                     }
                 } else {
                     let c = Classes::class_of(layout.size());

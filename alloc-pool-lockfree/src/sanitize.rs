@@ -19,9 +19,12 @@ extern "C" {
     fn __asan_unpoison_memory_region(addr: *const u8, size: usize);
 }
 
-/// A block of `len` bytes at `p` was handed out.
+/// A block of `len()` bytes at `p` was handed out. The length is found only when a feature
+/// needs it (the block size is an atomic load the optimiser would keep otherwise).
 #[inline(always)]
-pub(crate) fn allocated(p: NonNull<u8>, len: usize) {
+pub(crate) fn allocated(p: NonNull<u8>, len: impl FnOnce() -> usize) {
+    #[cfg(any(feature = "asan", feature = "valgrind"))]
+    let len = len();
     #[cfg(feature = "asan")]
     // SAFETY: p..p+len is memory of ours; the call only updates ASan's shadow.
     unsafe {

@@ -539,6 +539,7 @@ fn a_thread_that_only_frees_gives_blocks_back_and_reports_misuse() {
     let p = (&a).allocate(l).unwrap().cast::<u8>();
     let q = (&a).allocate(l).unwrap().cast::<u8>();
     let mine = (&b).allocate(l).unwrap().cast::<u8>();
+    let big = (&a).allocate(layout(1 << 20)).unwrap().cast::<u8>().as_ptr() as usize;
     let (pa, qa) = (p.as_ptr() as usize, q.as_ptr() as usize);
     let at = |a: usize| core::ptr::NonNull::new(a as *mut u8).unwrap();
     std::thread::scope(|s| {
@@ -562,7 +563,16 @@ fn a_thread_that_only_frees_gives_blocks_back_and_reports_misuse() {
             // SAFETY: as above.
             unsafe { (&b).deallocate(at(qa), l) };
             assert_eq!(last(&b), Some((ErrorKind::ForeignPointer, qa)));
-            assert_eq!((a.errors().unwrap().detected(), b.errors().unwrap().detected()), (3, 2));
+            // A large block and a pointer no pool gave out, with no layout.
+            // SAFETY: a live large block of `a`, freed once.
+            unsafe { a.free_unsized(at(big)) };
+            assert_eq!(a.errors().unwrap().detected(), 3);
+            let local = 0u64;
+            let foreign = core::ptr::addr_of!(local) as usize;
+            // SAFETY: the misuse under test, as above.
+            unsafe { a.free_unsized(at(foreign)) };
+            assert_eq!(last(&a), Some((ErrorKind::ForeignPointer, foreign)));
+            assert_eq!((a.errors().unwrap().detected(), b.errors().unwrap().detected()), (4, 2));
             assert_eq!(a.stats().heaps, 1, "freeing made this thread no heap");
         });
     });
@@ -575,7 +585,7 @@ fn a_thread_that_only_frees_gives_blocks_back_and_reports_misuse() {
     // SAFETY: as above, of `b`.
     unsafe { (&b).deallocate(mine, l) };
     assert_eq!((a.live_bytes(), b.live_bytes()), (0, 0));
-    assert_eq!((a.errors().unwrap().detected(), b.errors().unwrap().detected()), (3, 2));
+    assert_eq!((a.errors().unwrap().detected(), b.errors().unwrap().detected()), (4, 2));
     assert_eq!(a.validate(), Ok(()));
     assert_eq!(b.validate(), Ok(()));
 }
