@@ -345,27 +345,14 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
 #[inline(never)]
 unsafe extern "C" fn free_rest(p: NonNull<u8>, left: alloc_pool_lockfree::FreeLeft) {
     match DIRECT.load(Ordering::Relaxed) {
-        // SAFETY: as the caller promises.
-        POOL_DIRECT => unsafe { free_pool_rest(p, left) },
+        // SAFETY: as the caller promises. (`extern "C"`: a tail call.)
+        POOL_DIRECT => unsafe { presets::POOL.free_unsized_rest(p, left) },
         // As in `malloc`: the hardened preset's call is here, not on the cold path.
         // SAFETY: the caller's pointer; the preset checks it before anything else.
         HARDENED_DIRECT => unsafe { hardened::free_unsized(p) },
         // SAFETY: the caller's pointer.
         _ => unsafe { free_slow(p.as_ptr().cast()) },
     }
-}
-
-/// The pool's rest of a free under `general`. `extern "C"`: a call that cannot unwind can be
-/// a tail call out of [`free_rest`].
-///
-/// # Safety
-///
-/// As for [`free_rest`].
-#[cold]
-#[inline(never)]
-unsafe extern "C" fn free_pool_rest(p: NonNull<u8>, left: alloc_pool_lockfree::FreeLeft) {
-    // SAFETY: as the caller promises.
-    unsafe { presets::POOL.free_unsized_rest(p, left) }
 }
 
 /// `free` through the preset chosen (and the trace, when one is recorded).

@@ -1001,24 +1001,30 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     #[cold]
     #[inline(never)]
     fn free_without_heap(&self, ptr: NonNull<u8>) {
-        let left = match any_segment(Segment::of(ptr.as_ptr() as usize)) {
-            Some(seg) => match self.free_in(seg, ptr, None, None) {
-                Ok(()) => return,
-                Err(left) => left,
-            },
-            None => FreeLeft(slow::LARGE),
+        let Some(seg) = any_segment(Segment::of(ptr.as_ptr() as usize)) else {
+            return self.slow_free::<{ slow::LARGE }>(ptr);
         };
-        self.free_rest(ptr, left)
+        // With no heap, `free_in` checks the pointer and leaves the block to the remote path.
+        match self.free_in(seg, ptr, None, None) {
+            Ok(()) => {}
+            Err(FreeLeft(slow::REMOTE)) => self.free_remote_in(seg, ptr, None),
+            Err(left) => self.free_rest(ptr, left),
+        }
     }
 
     /// The rest of a free [`Pool::free_unsized_fast`] did not finish, with what it said was left.
+    ///
+    /// `extern "C"`, so that a C entry point (alloc-malloc's `free`) can reach it by a tail call
+    /// (it cannot tail-call a function that may unwind): a panic of the error policy's report
+    /// aborts the process here instead of unwinding (the other paths of a panicking policy
+    /// still unwind).
     ///
     /// # Safety
     ///
     /// As for [`Pool::free_unsized`]; `left` is what `free_unsized_fast(ptr)` just returned.
     #[cold]
     #[inline(never)]
-    pub unsafe fn free_unsized_rest(&self, ptr: NonNull<u8>, left: FreeLeft) {
+    pub unsafe extern "C" fn free_unsized_rest(&self, ptr: NonNull<u8>, left: FreeLeft) {
         self.free_rest(ptr, left)
     }
 
@@ -1032,16 +1038,23 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     #[cold]
     #[inline(never)]
     fn free_remote_quick(&self, ptr: NonNull<u8>) {
-        let addr = ptr.as_ptr() as usize;
         // SAFETY: `free_in` found the segment in the map of all pools' segments (REMOTE comes
         // from there alone), and a segment lives while blocks of it can be named.
-        let seg = unsafe { segment_at(Segment::of(addr)) };
+        let seg = unsafe { segment_at(Segment::of(ptr.as_ptr() as usize)) };
+        self.free_remote_in(seg, ptr, tls::lookup_first(self.id()))
+    }
+
+    /// [`Pool::free_remote_quick`] with the segment found and `first`, the calling thread's
+    /// first cached heap if it is this pool's.
+    #[inline(always)]
+    fn free_remote_in(&self, seg: &Segment, ptr: NonNull<u8>, first: Option<*mut ThreadHeap>) {
+        let addr = ptr.as_ptr() as usize;
         let id = self.id();
         // A pool not made has an id no segment has.
         if seg.pool != id {
             return self.slow_free::<{ slow::REMOTE }>(ptr);
         }
-        let mine = match tls::lookup_first(id) {
+        let mine = match first {
             // A thread has one heap per pool: its front entry is this pool's.
             Some(h) => owned_by(&seg.owner, h),
             // A heap of this pool further back in the cache (rare: several pools), or none.
