@@ -192,6 +192,8 @@ impl ThreadHeap {
     fn collect(&mut self, s: NonNull<Slab>) -> usize {
         // SAFETY: a slab of this heap, mapped while named (`sl`).
         let slab = unsafe { sl(s) };
+        // SAFETY: as above: the slab's segment.
+        let seg = unsafe { sg(segment_of(s)) };
         let mut refused = 0;
         // The remote bits are cleared a word at a time: blocks freed one after another by one
         // thread usually sit side by side, so most of a chain shares a few words.
@@ -199,7 +201,7 @@ impl ThreadHeap {
         // SAFETY: this heap owns the slab.
         let n = unsafe {
             slab.lists.collect_remote(slab.capacity.get(), |b| {
-                let (w, bit) = slab.bits(b.as_ptr() as usize);
+                let (w, bit) = seg.bits(b.as_ptr() as usize);
                 match pending {
                     Some((p, ref mut mask)) if core::ptr::eq(p, w) => *mask |= bit,
                     _ => {
@@ -288,8 +290,8 @@ impl ThreadHeap {
     /// to report) when another thread freed it at the same time as its owner did.
     #[inline(always)]
     fn hand_out(&mut self, s: NonNull<Slab>, b: NonNull<Link>, len: impl FnOnce() -> usize) -> Option<NonNull<u8>> {
-        // SAFETY: a slab of this heap, mapped while named (`sl`).
-        let (w, bit) = unsafe { sl(s) }.bits(b.as_ptr() as usize);
+        // SAFETY: a slab of this heap, mapped while named (`sl`): its segment's header.
+        let (w, bit) = unsafe { sg(segment_of(s)) }.bits(b.as_ptr() as usize);
         if let Err(Refused::AlreadyFree) = w.hand_out(bit) {
             self.note_refused(b.as_ptr() as usize);
             return None;
@@ -436,7 +438,7 @@ impl ThreadHeap {
         // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
         let s = NonNull::from(&unsafe { sg(g) }.slabs[i]);
         // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
-        unsafe { sl(s) }.start(c);
+        unsafe { sl(s) }.start(c, unsafe { sg(g) }.slab_state(i));
         s
     }
 

@@ -580,9 +580,10 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
             // them listed. Only atomics are read (a slab's class and state bits), which their
             // owners may be changing: each slab's count is a snapshot.
             let seg = unsafe { g.as_ref() };
-            for slab in &seg.slabs[FIRST_SLAB..] {
+            for (i, slab) in seg.slabs.iter().enumerate().skip(FIRST_SLAB) {
                 if let Some(c) = slab.class() {
-                    let blocks: u32 = slab.state.iter().map(|w| w.load()).map(|(a, r)| (a & !r).count_ones()).sum();
+                    let state = seg.slab_state(i);
+                    let blocks: u32 = state.iter().map(|w| w.load()).map(|(a, r)| (a & !r).count_ones()).sum();
                     s.small_live += blocks as usize * crate::block_size(c);
                 }
             }
@@ -813,7 +814,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
                 return Err(FreeLeft(slow::OTHER_LAYOUT));
             }
         }
-        let (w, bit) = slab.bits(addr);
+        let (w, bit) = seg.bits(addr);
         match heap {
             Some(h) if owned_by(&seg.owner, h) => {
                 match w.free_owner(bit) {
@@ -852,11 +853,11 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     #[cold]
     #[inline(never)]
     fn free_other_layout(&self, inner: &PoolInner<S, E>, addr: usize) {
-        let (seg, idx, _) = block_at(addr);
+        let (seg, _, _) = block_at(addr);
         if seg.pool != inner.id {
             return self.bad_pointer(inner, seg.at(addr));
         }
-        let (w, bit) = seg.slabs[idx].bits(addr);
+        let (w, bit) = seg.bits(addr);
         if !w.in_use(bit) {
             return self.refused(inner, addr, Refused::NotInUse);
         }
@@ -873,7 +874,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
             return self.bad_pointer(inner, seg.at(addr));
         }
         let slab = &seg.slabs[idx];
-        let (w, bit) = slab.bits(addr);
+        let (w, bit) = seg.bits(addr);
         let b = seg.at(addr);
         match tls::lookup(inner.id) {
             Some(h) if owned_by(&seg.owner, h) => {
@@ -950,9 +951,9 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         if idx < FIRST_SLAB || !addr.is_multiple_of(GRANULE) {
             return None;
         }
-        let slab = &inner.segment(Segment::of(addr))?.slabs[idx];
-        let c = slab.class()?;
-        let (w, bit) = slab.bits(addr);
+        let seg = inner.segment(Segment::of(addr))?;
+        let c = seg.slabs[idx].class()?;
+        let (w, bit) = seg.bits(addr);
         w.in_use(bit).then_some(c)
     }
 
@@ -1064,7 +1065,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
             return self.slow_free::<{ slow::REMOTE }>(ptr);
         }
         let slab = &seg.slabs[segment::slab_index(addr)];
-        let (w, bit) = slab.bits(addr);
+        let (w, bit) = seg.bits(addr);
         if let Err(why) = w.free_other(bit) {
             return self.refused_remote(addr, why);
         }
@@ -1450,7 +1451,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
                     if a < start || !(a - start).is_multiple_of(size) || (a - start) / size >= carved {
                         return bad("free block off its slab's block boundaries", a);
                     }
-                    let (w, bit) = slab.bits(a);
+                    let (w, bit) = seg.bits(a);
                     let (alloc, rem) = w.load();
                     if (alloc & bit != 0, rem & bit != 0) != (remote, remote) {
                         return bad("free block's state bits do not say free", a);
@@ -1495,7 +1496,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
                 // blocks counted in use (remote frees not taken back yet included), as many remote
                 // as blocks on the remote list.
                 let (mut allocated, mut remotes) = (0, 0);
-                for (k, w) in slab.state.iter().enumerate() {
+                for (k, w) in seg.slab_state(i).iter().enumerate() {
                     let (a, r) = w.load();
                     if r & !a != 0 {
                         return bad("a block is marked freed by another thread but not in use", start);
@@ -1554,6 +1555,20 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Drop 
             }
         }
         tls::forget(id);
+        // SAFETY: as below: the state was made, and no thread uses the pool any more.
+        let shared = unsafe { &(*p).shared };
+        {
+            // Off the map of every pool's segments before the span heap unmaps them: a stale
+            // bit made a free into another pool (of a large block the OS later mapped where a
+            // segment had been) read that memory as a segment header (until 2026-12-02).
+            let shared = shared.lock();
+            let mut cur = shared.segments;
+            while let Some(g) = cur {
+                mark_any(g.as_ptr() as usize, false);
+                // SAFETY: the pool's segments, mapped until its span heap is dropped below.
+                cur = unsafe { g.as_ref() }.all_next.get();
+            }
+        }
         // SAFETY: the state is read out of its block (the span heap inside it owns the block and
         // unmaps it with everything else when dropped); no thread uses the pool any more (`&mut`).
         let inner = unsafe { p.read() };
@@ -1710,7 +1725,7 @@ mod tests {
         slab.capacity.set(capacity);
         assert_eq!(got, "slab carved past its capacity");
         // A block in use whose allocated bit is clear: only the final count sees it.
-        let (w, bit) = slab.bits(addr);
+        let (w, bit) = seg.bits(addr);
         w.free_owner(bit).unwrap();
         let got = pool.validate().err().map_or("nothing", |c| c.what);
         w.hand_out(bit).unwrap();
@@ -1734,7 +1749,7 @@ mod tests {
         unsafe { link.write(old) };
         assert_eq!(pool.validate(), Ok(()));
         // An allocated bit set for that uncarved block.
-        let (w, bit) = slab.bits(uncarved);
+        let (w, bit) = seg.bits(uncarved);
         w.hand_out(bit).unwrap();
         let got = pool.validate().err().map_or("nothing", |c| c.what);
         w.free_owner(bit).unwrap();
@@ -1791,7 +1806,7 @@ mod tests {
         // SAFETY: the block is live, in a segment of this pool.
         let seg = unsafe { segment_at(Segment::of(addr)) };
         let slab = &seg.slabs[segment::slab_index(addr)];
-        let (w, bit) = slab.bits(addr);
+        let (w, bit) = seg.bits(addr);
         assert!(w.in_use(bit));
         // The owner's free, whole: onto its local list.
         // SAFETY: a live block with its layout.
@@ -1884,6 +1899,23 @@ mod tests {
         assert_eq!(pool.errors().unwrap().detected(), 1);
         assert_eq!(pool.live_bytes(), 0);
         assert_eq!(pool.validate(), Ok(()));
+    }
+
+    /// A dropped pool's segments leave the map of every pool's segments: the span heap unmaps
+    /// them, and a free into another pool of a block the OS maps there later must not read that
+    /// memory as a segment header.
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap")]
+    fn a_dropped_pools_segments_leave_the_map_of_all_segments() {
+        let pool: Pool<alloc_core::MmapSource, Count> = Pool::with_source(alloc_core::MmapSource::new());
+        let l = Layout::from_size_align(48, 8).unwrap();
+        let p = pool.allocate(l).unwrap().cast::<u8>();
+        let seg = Segment::of(p.as_ptr() as usize);
+        assert!(any_pools(seg));
+        // SAFETY: a live block with its layout.
+        unsafe { pool.deallocate(p, l) };
+        drop(pool);
+        assert!(!any_pools(seg), "the map still says a segment is mapped at {seg:#x}");
     }
 
     /// A segment given back clears its own bit in the map every pool's free path reads (a free

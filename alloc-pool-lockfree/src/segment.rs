@@ -60,9 +60,6 @@ pub(crate) struct Slab {
     /// Owner only: the heap's list of slabs of this class.
     pub prev: Cell<Option<NonNull<Slab>>>,
     pub next: Cell<Option<NonNull<Slab>>>,
-    /// Which blocks are in use, by granule: written when the slab starts on a class, and read
-    /// only while it serves one.
-    pub state: [StateBits; STATE_WORDS],
 }
 
 /// The header at the start of every segment.
@@ -86,6 +83,11 @@ pub(crate) struct Segment {
     /// The segment's memory, with its provenance.
     pub base: NonNull<u8>,
     pub slabs: [Slab; SLABS],
+    /// Which blocks are in use, by slab and granule: a slab's row is written when the slab
+    /// starts on a class, and read only while it serves one. Apart from the slab descriptors
+    /// (in each descriptor until 2026-12-02), so that a fresh segment's header touches the
+    /// descriptors' two pages and the rows of the slabs in use, not all of its 72 KiB.
+    pub state: [StateBits; SLABS * STATE_WORDS],
 }
 
 /// The first slab index that holds blocks (slabs 0 and 1 are the header).
@@ -127,10 +129,10 @@ impl Segment {
                 core::ptr::addr_of_mut!((*slab).lists).write(SlabLists::new());
                 core::ptr::addr_of_mut!((*slab).prev).write(Cell::new(None));
                 core::ptr::addr_of_mut!((*slab).next).write(Cell::new(None));
-                // Not the state bits: 62 KiB of the header, written (only) when a slab starts on
-                // a class, so a fresh segment's untouched header pages stay untouched. Nothing
-                // reads a slab's state before it starts (every reader checks the class first).
             }
+            // Not the state bits: 64 KiB of the header, a slab's row written (only) when the
+            // slab starts on a class, so a fresh segment's untouched header pages stay untouched.
+            // Nothing reads a slab's state before it starts (every reader checks the class first).
         }
         seg
     }
@@ -154,6 +156,22 @@ impl Segment {
         unsafe { alloc_core::ptr::with_addr(self.base, addr) }
     }
 
+    /// The state bits of the block starting at `addr` (an address in this segment): its word
+    /// and its bit.
+    #[inline(always)]
+    pub fn bits(&self, addr: usize) -> (&StateBits, u64) {
+        // One flat row per slab, in slab order: the word is the address's bits 10..22 (one
+        // shift and one mask; indexed as rows, the compiler built it from two).
+        let g = addr / GRANULE;
+        (&self.state[(g / 64) % (SLABS * STATE_WORDS)], 1 << (g % 64))
+    }
+
+    /// The state words of slab `i`.
+    #[inline]
+    pub fn slab_state(&self, i: usize) -> &[StateBits] {
+        &self.state[i * STATE_WORDS..(i + 1) * STATE_WORDS]
+    }
+
     /// The index of slab `s` in its segment.
     pub fn slab_index(&self, s: NonNull<Slab>) -> usize {
         let first = core::ptr::addr_of!(self.slabs) as usize;
@@ -169,18 +187,10 @@ impl Slab {
         self.class.load(Ordering::Relaxed).checked_sub(1)
     }
 
-    /// The state bits of the block starting at `addr` (an address in this slab): its word and
-    /// its bit.
-    #[inline(always)]
-    pub fn bits(&self, addr: usize) -> (&StateBits, u64) {
-        let g = (addr / GRANULE) & (SLAB / GRANULE - 1);
-        (&self.state[g / 64], 1 << (g % 64))
-    }
-
-    /// Owner: starts serving `class` (the slab's lists are empty, its state bits clear).
-    pub fn start(&self, class: usize) {
+    /// Owner: starts serving `class` (the slab's lists are empty, its state bits, `state`, clear).
+    pub fn start(&self, class: usize, state: &[StateBits]) {
         let block = crate::block_size(class);
-        for w in &self.state {
+        for w in state {
             w.clear();
         }
         let below = if class == 0 { 0 } else { crate::block_size(class - 1) };

@@ -99,9 +99,11 @@ fn a_thousand_threads_come_and_go_and_the_bytes_come_back() {
     // 150 KB live at any time never needed more than a few 4 MiB segments (7 seen when the other
     // tests of this file share the 2 cores, which delays exited threads' destructors; without
     // adoption they pile up to about 180, one per thread), and the span heap under the pool
-    // never mapped more than its first arena and one more.
+    // never mapped more than its first three arenas (16, 32 and 64 MiB: 12 segments are 48 MiB,
+    // past the first two; the bound was the first two until 2026-12-02, and failed about one
+    // run in 30 when the file's other tests delayed the exited threads' destructors).
     assert!(most_segments <= 12, "segments pile up: at most {most_segments} at once; {s:?}");
-    assert!(s.large.peak_bytes_mapped <= 64 << 20, "{s:?}");
+    assert!(s.large.peak_bytes_mapped <= 112 << 20, "at most {most_segments} segments at once; {s:?}");
     assert!(s.segments_returned + s.segments == s.segments_made, "{s:?}");
     assert_eq!(pool.validate(), Ok(()));
     // Trim gives every empty segment back to the span heap.
@@ -566,7 +568,7 @@ fn a_thread_that_only_frees_gives_blocks_back_and_reports_misuse() {
             // A large block and a pointer no pool gave out, with no layout.
             // SAFETY: a live large block of `a`, freed once.
             unsafe { a.free_unsized(at(big)) };
-            assert_eq!(a.errors().unwrap().detected(), 3);
+            assert_eq!(a.errors().unwrap().detected(), 3, "{:x?}", a.errors().unwrap().last());
             let local = 0u64;
             let foreign = core::ptr::addr_of!(local) as usize;
             // SAFETY: the misuse under test, as above.
