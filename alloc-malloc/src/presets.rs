@@ -172,7 +172,7 @@ pub struct Preset {
 pub enum Direct {
     /// Every call through [`Backend`].
     No,
-    /// Straight into [`POOL`]'s fast paths.
+    /// Straight into the `general` pool's fast paths.
     Pool,
     /// Straight into the hardened preset's checks.
     Hardened,
@@ -183,7 +183,11 @@ pub enum Direct {
 /// [`Owns`], [`SizeOf`] and [`UsableSize`] is a [`Backend`], for instance a layer of your own
 /// behind `Locked`, or one composed from `alloc_core::compose`
 /// (`static MINE: Locked<Header<MyLayer>> = Locked::new(Header::new(MyLayer::new()));`).
-pub static PRESETS: [Preset; 5] = [
+///
+/// Not public ([`names`] gives the names): a public table would make every allocator it names
+/// public too, so that other crates could reach them through it, and a public static is reached
+/// through the GOT, one instruction and one load more on every `malloc` and `free`.
+pub(crate) static PRESETS: [Preset; 5] = [
     Preset { name: "general", backend: &POOL, direct: Direct::Pool },
     Preset { name: "pool", backend: &POOL, direct: Direct::Pool },
     Preset { name: "segregated", backend: &SEGREGATED, direct: Direct::No },
@@ -191,19 +195,28 @@ pub static PRESETS: [Preset; 5] = [
     Preset { name: "span", backend: &SPAN, direct: Direct::No },
 ];
 
+/// The presets' names, in the table's order (the first is the default).
+pub fn names() -> [&'static str; PRESETS.len()] {
+    let mut out = [""; PRESETS.len()];
+    for (o, p) in out.iter_mut().zip(&PRESETS) {
+        *o = p.name;
+    }
+    out
+}
+
 /// `general` and `pool`: the lock-free size-class pool with per-thread caches, over the span
 /// heap for large and over-aligned blocks.
-pub static POOL: Pool = Pool::new();
+pub(crate) static POOL: Pool = Pool::new();
 
 /// `general` and `pool` while a trace is recorded: the same pool type, but a pool of its own,
-/// reached through [`Backend`] alone. `malloc` and `free` try [`POOL`]'s fast paths before they
+/// reached through [`Backend`] alone. `malloc` and `free` try `POOL`'s fast paths before they
 /// look at the preset (a thread has a heap of `POOL` only under `general` or `pool`, so under
 /// any other preset those paths find none and fall through); they skip the trace, so a traced
 /// run must never give `POOL` a heap.
-pub static POOL_TRACED: Pool = Pool::new();
+pub(crate) static POOL_TRACED: Pool = Pool::new();
 
 /// The preset picked in place of `general` or `pool` when a trace is recorded.
-pub static TRACED: Preset = Preset { name: "general", backend: &POOL_TRACED, direct: Direct::No };
+pub(crate) static TRACED: Preset = Preset { name: "general", backend: &POOL_TRACED, direct: Direct::No };
 
 /// `segregated`: alloc-segregated's bins behind a spin lock, a 16-byte header giving each block
 /// its size.

@@ -131,12 +131,12 @@ fn a_block_s_size_comes_back_from_its_address_on_both_sides_of_the_limit() {
 }
 
 /// A composition of the workspace's layers is a C-socket backend as it is (a preset is then one
-/// line in `presets::PRESETS`): blocks come back with their layout from the address alone, the
+/// line in `presets.rs`'s table): blocks come back with their layout from the address alone, the
 /// usable size is exact, and an address the composition never gave out is named as foreign.
 #[test]
 fn a_composed_layer_serves_the_c_socket_through_the_blanket_backend() {
     use alloc_core::ErrorKind;
-    use alloc_malloc::presets::{Backend, PRESETS};
+    use alloc_malloc::presets::{names, Backend};
     fn serve(b: &dyn Backend) {
         for size in [24, 4000, 100 << 10] {
             let layout = Layout::from_size_align(size, 16).unwrap();
@@ -156,6 +156,5 @@ fn a_composed_layer_serves_the_c_socket_through_the_blanket_backend() {
     }
     static PAPER: std::sync::LazyLock<Paper> = std::sync::LazyLock::new(|| paper(1 << 30, conformance::new_meter()));
     serve(&*PAPER);
-    let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
-    assert_eq!(names, ["general", "pool", "segregated", "hardened", "span"]);
+    assert_eq!(names(), ["general", "pool", "segregated", "hardened", "span"]);
 }
