@@ -493,6 +493,35 @@ fn a_heap_pushed_out_of_a_threads_cache_goes_back_to_its_pool() {
     }
 }
 
+/// A pool dropped by a thread leaves that thread's cache at once: its entry does not hold one
+/// of the 8 places until pushed out, so an eighth pool after it pushes no live pool's heap out.
+#[test]
+fn a_dropped_pool_leaves_its_place_in_the_threads_cache() {
+    let l = layout(48);
+    let churn = |p: &Pool<MmapSource, Count>| {
+        let b = p.allocate(l).unwrap().cast::<u8>();
+        // SAFETY: a live block with its layout.
+        unsafe { p.deallocate(b, l) };
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut pools: Vec<Pool<MmapSource, Count>> =
+                (0..8).map(|_| Pool::with_source(MmapSource::new())).collect();
+            for p in &pools {
+                churn(p);
+            }
+            // The cache is full; the last pool used is dropped, and a new one takes its place.
+            drop(pools.pop());
+            let new = Pool::with_source(MmapSource::new());
+            churn(&new);
+            for p in pools.iter().chain([&new]) {
+                let st = p.stats();
+                assert_eq!((st.heaps, st.free_heaps), (1, 0), "a live pool's heap was pushed out: {st:?}");
+            }
+        });
+    });
+}
+
 /// A block freed by another thread and then by its owner, before the owner took it back: the
 /// second free is a double free (the block's remote bit says so), reported at its address, and
 /// the block comes back once.
