@@ -172,6 +172,16 @@ fn the_hardened_preset_reports_bad_frees_and_overflows() {
     expect_report("hardened", "overflow-large", "canary corrupted (overflow past the end of the block)", 100_000);
     expect_report("hardened", "foreign", "free of a pointer this allocator never allocated", 0);
     expect_report("hardened", "interior", "free of an interior or misaligned pointer", 0);
+    // A recorded trace keeps the preset: only `hardened` has the canary (a traced `general`
+    // has a pool of its own; every other preset stays what it is).
+    expect_abort(
+        misuse_program(),
+        "hardened",
+        "overflow",
+        "canary corrupted (overflow past the end of the block)",
+        40,
+        true,
+    );
 }
 
 #[test]
