@@ -458,17 +458,19 @@ fn allocations_are_counted_and_two_pools_keep_one_heap_each() {
     assert_eq!(a.validate(), Ok(()));
 }
 
+/// One 48-byte block allocated from `p` and freed: the calling thread then has a heap of `p`.
+fn churn(p: &Pool<MmapSource, Count>) {
+    let l = layout(48);
+    let b = p.allocate(l).unwrap().cast::<u8>();
+    // SAFETY: a live block with its layout.
+    unsafe { p.deallocate(b, l) };
+}
+
 /// A thread that uses more pools than its cache remembers (8) gives the heap it forgets back
 /// to that heap's pool at once, and gets a heap again when it comes back to the pool.
 #[test]
 fn a_heap_pushed_out_of_a_threads_cache_goes_back_to_its_pool() {
     let pools: Vec<Pool<MmapSource, Count>> = (0..9).map(|_| Pool::with_source(MmapSource::new())).collect();
-    let l = layout(48);
-    let churn = |p: &Pool<MmapSource, Count>| {
-        let b = p.allocate(l).unwrap().cast::<u8>();
-        // SAFETY: a live block with its layout.
-        unsafe { p.deallocate(b, l) };
-    };
     std::thread::scope(|s| {
         s.spawn(|| {
             for p in &pools {
@@ -497,12 +499,6 @@ fn a_heap_pushed_out_of_a_threads_cache_goes_back_to_its_pool() {
 /// of the 8 places until pushed out, so an eighth pool after it pushes no live pool's heap out.
 #[test]
 fn a_dropped_pool_leaves_its_place_in_the_threads_cache() {
-    let l = layout(48);
-    let churn = |p: &Pool<MmapSource, Count>| {
-        let b = p.allocate(l).unwrap().cast::<u8>();
-        // SAFETY: a live block with its layout.
-        unsafe { p.deallocate(b, l) };
-    };
     std::thread::scope(|s| {
         s.spawn(|| {
             let mut pools: Vec<Pool<MmapSource, Count>> =

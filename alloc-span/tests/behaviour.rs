@@ -180,6 +180,19 @@ fn free_memory_above_the_limit_goes_back_oldest_first() {
     assert_eq!(h.validate(), Ok(()));
 }
 
+/// Two 2 MiB blocks with every page touched and a one-page block after them (so the two do not
+/// merge with the heap's free tail), the first one freed: `(first, second, their layout)`.
+fn two_touched_blocks_one_freed(h: &Heap) -> (NonNull<u8>, NonNull<u8>, Layout) {
+    let l = Layout::from_size_align(2 << 20, 8).unwrap();
+    let a = alloc(h, l);
+    let b = alloc(h, l);
+    let _fence = alloc(h, pages(1));
+    touch(a, 2 << 20);
+    touch(b, 2 << 20);
+    free(h, a, l);
+    (a, b, l)
+}
+
 static NOW: AtomicU64 = AtomicU64::new(1);
 
 fn test_clock() -> Option<u64> {
@@ -189,13 +202,7 @@ fn test_clock() -> Option<u64> {
 #[test]
 fn pages_free_longer_than_the_delay_go_back() {
     let h = heap_with(SpanConfig { delay_ns: 1_000, clock: test_clock, ..BASE });
-    let l = Layout::from_size_align(2 << 20, 8).unwrap();
-    let a = alloc(&h, l);
-    let b = alloc(&h, l);
-    let _fence = alloc(&h, pages(1));
-    touch(a, 2 << 20);
-    touch(b, 2 << 20);
-    free(&h, a, l);
+    let (a, b, l) = two_touched_blocks_one_freed(&h);
     assert!(resident_pages(a, 2 << 20) > 0, "young free pages are kept");
     NOW.store(5_000, Ordering::Relaxed);
     // The next free looks at ages: `a` has been free for longer than the delay.
@@ -215,13 +222,7 @@ fn exact_clock() -> Option<u64> {
 #[test]
 fn pages_free_for_exactly_the_delay_go_back() {
     let h = heap_with(SpanConfig { delay_ns: 1_000, clock: exact_clock, ..BASE });
-    let l = Layout::from_size_align(2 << 20, 8).unwrap();
-    let a = alloc(&h, l);
-    let b = alloc(&h, l);
-    let _fence = alloc(&h, pages(1));
-    touch(a, 2 << 20);
-    touch(b, 2 << 20);
-    free(&h, a, l);
+    let (a, b, l) = two_touched_blocks_one_freed(&h);
     NOW_EXACT.store(1 + 1_000, Ordering::Relaxed);
     free(&h, b, l);
     assert_eq!(resident_pages(a, 2 << 20), 0, "free for exactly the delay: given back");
