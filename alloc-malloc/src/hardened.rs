@@ -72,6 +72,8 @@ pub const FIFO: usize = 32;
 pub const RING: usize = 64;
 /// Blocks held back per size class for unpredictable placement.
 pub const RESERVE: usize = 8;
+// Picks among them are whole random bits.
+const _: () = assert!(RING.is_power_of_two() && RESERVE.is_power_of_two());
 /// The largest block size whose class is placed at random (held-back blocks of larger classes
 /// would cost too much memory per thread).
 pub const RESERVE_MAX: usize = 4096;
@@ -96,13 +98,18 @@ pub const LARGE_QUARANTINE_BYTES: usize = 256 << 20;
 /// The reserved region `malloc(0)` hands addresses out of.
 const ZERO_REGION: usize = 1 << 30;
 
-fn report(kind: ErrorKind, addr: usize) {
+/// Reports misuse; never returns (the preset's policy is [`Abort`]), which the paths that
+/// call it know: none keeps a value across the call.
+fn report(kind: ErrorKind, addr: usize) -> ! {
     Abort.report(HeapError::new(kind, addr));
+    std::process::abort()
 }
+
+/// The per-process secret (0 until made).
+static SECRET: AtomicUsize = AtomicUsize::new(0);
 
 /// The per-process secret, made on first use.
 fn secret() -> usize {
-    static SECRET: AtomicUsize = AtomicUsize::new(0);
     match SECRET.load(Ordering::Relaxed) {
         0 => {
             let s = alloc_core::secret::fresh(&SECRET as *const AtomicUsize as usize) | 1;
@@ -125,6 +132,16 @@ impl Key {
     #[inline(always)]
     fn now() -> Key {
         Key(secret())
+    }
+
+    /// The key on a path that only runs once the secret is made: a free of a block this preset
+    /// handed out (made before the block was, and seen through whatever handed the pointer
+    /// over). Before any block, the key is 0 and matches no block (there is none): the frees
+    /// it is used on are misuse, reported as such. No first-use branch and call (which made
+    /// `free` save registers on entry).
+    #[inline(always)]
+    fn made() -> Key {
+        Key(SECRET.load(Ordering::Relaxed))
     }
 
     /// The state word of a live block.
@@ -230,61 +247,130 @@ fn alloc_zero() -> Option<NonNull<u8>> {
 // ---------------------------------------------------------------------------------------------
 // Small blocks
 
-/// The first byte at `p .. p + len` that is not zero.
+/// Whether `p .. p + len` is still all zeroes.
 ///
 /// # Safety
 ///
-/// The range is readable.
+/// The range is readable, and `len` is a multiple of 16 (a class size less the header).
 #[inline(always)]
-unsafe fn first_nonzero(p: *const u8, len: usize) -> Option<usize> {
-    // The common answer, none, from all the words or-ed together: no branch per word (a branch
-    // per word until 2026-12-01), and the loop vectorises.
-    let words = len / 8;
-    let mut any = 0u64;
-    for i in 0..words {
-        // SAFETY: inside the range; read unaligned (the range starts 16-aligned anyway).
-        any |= unsafe { p.cast::<u64>().add(i).read_unaligned() };
-    }
-    for k in words * 8..len {
-        // SAFETY: inside the range.
-        any |= u64::from(unsafe { *p.add(k) });
-    }
-    if any == 0 {
-        return None;
-    }
-    // SAFETY: the caller's range.
-    unsafe { find_nonzero(p, len) }
+unsafe fn still_zero(p: *const u8, len: usize) -> bool {
+    debug_assert!(len.is_multiple_of(16));
+    // All the bytes or-ed together 16 at a time: no branch per word (one per word until
+    // 2026-12-01), and no loops over single words and then bytes for a length that is always
+    // whole 16-byte steps (until 2026-12-02). The report names the block, not the byte.
+    // SAFETY: as the caller promises.
+    unsafe { simd::all_zero(p, len) }
 }
 
-/// The first byte at `p .. p + len` that is not zero, byte by byte (a write after free was found).
-///
-/// # Safety
-///
-/// The range is readable.
-#[cold]
-#[inline(never)]
-unsafe fn find_nonzero(p: *const u8, len: usize) -> Option<usize> {
-    // SAFETY: inside the range.
-    (0..len).find(|&k| unsafe { *p.add(k) } != 0)
+/// The check that a block's bytes are still zero, 16 bytes a step: SSE2 (every x86_64 has it)
+/// where there is SSE2, two words a step elsewhere. (Zeroing stays `memset`'s: in line, 16 bytes a
+/// store, it cost more instructions than the call on cfrac's blocks, 2026-12-02.)
+mod simd {
+    #[cfg(target_arch = "x86_64")]
+    use core::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_setzero_si128,
+    };
+
+    /// Whether `p .. p + len` is all zeroes.
+    ///
+    /// # Safety
+    ///
+    /// The range is readable, and `len` is a multiple of 16.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    pub unsafe fn all_zero(p: *const u8, len: usize) -> bool {
+        // SAFETY: SSE2 is part of every x86_64 target; the loads stay inside the range (whole
+        // 16-byte steps), unaligned.
+        unsafe {
+            let mut any = _mm_setzero_si128();
+            let mut i = 0;
+            while i < len {
+                any = _mm_or_si128(any, _mm_loadu_si128(p.add(i).cast::<__m128i>()));
+                i += 16;
+            }
+            _mm_movemask_epi8(_mm_cmpeq_epi8(any, _mm_setzero_si128())) == 0xffff
+        }
+    }
+
+    /// As on x86_64, two words a step.
+    ///
+    /// # Safety
+    ///
+    /// The range is readable, and `len` is a multiple of 16.
+    #[cfg(not(target_arch = "x86_64"))]
+    #[inline(always)]
+    pub unsafe fn all_zero(p: *const u8, len: usize) -> bool {
+        let mut any = 0u64;
+        let mut i = 0;
+        while i < len {
+            // SAFETY: inside the range (whole 16-byte steps).
+            any |= unsafe { p.add(i).cast::<u64>().read_unaligned() | p.add(i + 8).cast::<u64>().read_unaligned() };
+            i += 16;
+        }
+        any == 0
+    }
 }
 
 #[inline(always)]
 fn alloc_small(size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
+    let c = <Classes as alloc_core::SizeClasses>::class_of(size + HDR + CANARY);
+    let t = slot::get();
+    // The common case in line: a class with a reserve, the thread's quarantine made, the picked
+    // slot full and a spare to put in its place. Everything else (the first use, a refill from
+    // the pool, large classes) is one call out, which ends the path: the common one calls
+    // nothing it has to keep values across, so it saves no registers (it saved six on entry
+    // until 2026-12-02).
+    if c < RESERVED_CLASSES && t != 0 && t != slot::GONE {
+        // SAFETY: the thread's own quarantine (see `with_quarantine`).
+        let t = unsafe { &mut *core::ptr::with_exposed_provenance_mut::<Quarantine>(t) };
+        let slot = t.draw(RESERVE.trailing_zeros());
+        let out = t.reserve[c][slot];
+        let n = t.spares[c] as usize;
+        if out != 0 && n != 0 {
+            t.spares[c] = n as u8 - 1;
+            t.reserve[c][slot] = t.spare[c][n - 1];
+            let len = <Classes as alloc_core::SizeClasses>::size(c);
+            // SAFETY: a reserved block of class `c`, now the caller's; the secret is made (the
+            // thread's quarantine was made after it).
+            return Some(unsafe {
+                hand_out(core::ptr::with_exposed_provenance_mut(out), len, size, align, zero, Key::made())
+            });
+        }
+    }
+    alloc_small_slow(size, align, zero)
+}
+
+/// [`alloc_small`] off its common path.
+#[cold]
+#[inline(never)]
+fn alloc_small_slow(size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
     // SAFETY: at most MAX_SMALL bytes, aligned to 16.
     let l = unsafe { Layout::from_size_align_unchecked(size + HDR + CANARY, 16) };
     let (q, len) = match from_reserve(l) {
         Some(b) => b,
         None => from_pool(l)?,
     };
+    // SAFETY: a block of `len` bytes the pool handed out, now the caller's.
+    Some(unsafe { hand_out(q, len, size, align, zero, Key::now()) })
+}
+
+/// Makes pool block `q` (`len` bytes) a live block of `size` bytes: checks that it is still
+/// zero if this preset freed it, writes its header and canary.
+///
+/// # Safety
+///
+/// `q` is a pool block of `len` bytes (`size` + 24 or more) no one else holds; `k` is the key
+/// (the secret made).
+#[inline(always)]
+unsafe fn hand_out(q: *mut u8, len: usize, size: usize, align: usize, zero: bool, k: Key) -> NonNull<u8> {
     let user = q as usize + HDR;
-    let k = Key::now();
-    // SAFETY: a block the pool just handed out, `len` bytes: its header words are ours.
+    // SAFETY: a block the pool handed out, `len` bytes: its header words are ours.
     let (size_word, state) = unsafe { header(user) };
     let mut clean = false;
     if state.load(Ordering::Relaxed) == k.freed(user, len) {
         // Freed by this preset before, zeroed then: it must still be zero.
-        // SAFETY: the block's bytes after the header.
-        if unsafe { first_nonzero(q.add(HDR), len - HDR) }.is_some() {
+        // SAFETY: the block's bytes after the header, a multiple of 16 (a class size less 16).
+        if !unsafe { still_zero(q.add(HDR), len - HDR) } {
             report(ErrorKind::WriteAfterFree, user);
         }
         clean = true;
@@ -297,13 +383,13 @@ fn alloc_small(size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
             q.add(HDR).write_bytes(0, size);
         }
         q.add(HDR + size).cast::<u64>().write_unaligned(k.canary(user + size));
-        Some(NonNull::new_unchecked(q.add(HDR)))
+        NonNull::new_unchecked(q.add(HDR))
     }
 }
 
-/// The length of the pool block whose caller's bytes would start at `user`, if a slab of the
-/// pool serving a class holds `user - 16` (a small block's header; any other address gives
-/// `None` or, inside a slab, a length the header check then refuses).
+/// The class and length of the pool block whose caller's bytes would start at `user`, if a slab
+/// of the pool serving a class holds `user - 16` (a small block's header; any other address
+/// gives `None` or, inside a slab, a block the header check then refuses).
 ///
 /// # Safety
 ///
@@ -311,42 +397,89 @@ fn alloc_small(size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
 /// (or quarantined or spare, which the pool still counts as live), so its segment stays; any
 /// other address is the caller's misuse, looked up in the pool's maps before anything is read.
 #[inline(always)]
-unsafe fn small_len(user: usize) -> Option<usize> {
+unsafe fn small_block(user: usize) -> Option<(usize, usize)> {
     let q = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(user.wrapping_sub(HDR)))?;
     // SAFETY: as the caller promises.
-    unsafe { POOL.slab_block_size(q) }
+    unsafe { POOL.slab_block(q) }
 }
 
 /// Frees a small block: header, canary and sized checks, zeroing, quarantine.
 ///
 /// # Safety
 ///
-/// `len` is what [`small_len`] found for `user`.
+/// `c` and `len` are what [`small_block`] found for `user`.
 #[inline(always)]
-unsafe fn free_small(user: usize, len: usize, sized: Option<(usize, Option<usize>)>) {
+unsafe fn free_small(user: usize, c: usize, len: usize, sized: Option<(usize, Option<usize>)>) {
     let q = user.wrapping_sub(HDR);
     // SAFETY: q lies in a slab of the pool (mapped while blocks of it can be named), 16-aligned:
     // its two words are readable, and only a block of this preset has the live word there (it
     // is keyed by the secret and the address).
     let (size_word, state) = unsafe { header(user) };
-    let k = Key::now();
+    let k = Key::made();
     let freed = k.freed(user, len);
     if let Err(w) = state.compare_exchange(k.live(user), freed, Ordering::AcqRel, Ordering::Relaxed) {
         let kind = if w == freed { ErrorKind::DoubleFree } else { small_misuse(user) };
-        return report(kind, user);
+        report(kind, user);
     }
     let (size, align) = unpack(size_word.load(Ordering::Relaxed));
     let p = core::ptr::with_exposed_provenance_mut::<u8>(q);
     // SAFETY: the canary written at allocation, inside the block.
     if unsafe { p.add(HDR + size).cast::<u64>().read_unaligned() } != k.canary(user + size) {
-        return report(ErrorKind::CanaryCorrupted, user + size);
+        report(ErrorKind::CanaryCorrupted, user + size);
     }
     check_sized(user, size, align, sized);
-    // SAFETY: the block's bytes after the header are ours until it goes back to the pool.
-    unsafe { p.add(HDR).write_bytes(0, len - HDR) };
-    if let Some(out) = quarantine(q, len) {
-        // SAFETY: a block of the pool this preset freed, past its quarantine.
-        unsafe { to_pool(out) }
+    // Into the quarantine first and zeroed last, so that the zeroing is a tail call and the
+    // path keeps no value across a call (no registers saved on entry): nothing reads the
+    // block's bytes before it leaves the thread's quarantine, many frees later.
+    let t = slot::get();
+    if t == 0 || t == slot::GONE {
+        // SAFETY: as below.
+        return unsafe { free_small_without_quarantine(p, c, len) };
+    }
+    // SAFETY: the thread's own quarantine (see `with_quarantine`).
+    match quarantine_in(unsafe { &mut *core::ptr::with_exposed_provenance_mut::<Quarantine>(t) }, q, c) {
+        // SAFETY: the block's bytes after the header are ours until it leaves the quarantine.
+        None => unsafe { p.add(HDR).write_bytes(0, len - HDR) },
+        // SAFETY: as above; `out` is a block of the pool this preset freed, past its quarantine.
+        Some(out) => unsafe { zero_and_give_back(p, len, out) },
+    }
+}
+
+/// The end of [`free_small`] on a thread with no quarantine yet (its first free before any
+/// allocation) or none any more (its exit hook ran): out of line, so the common path makes no
+/// call that it has to keep values across.
+///
+/// # Safety
+///
+/// As for [`zero_and_give_back`]: `p` is a block (of class `c`, `len` bytes) this preset is
+/// freeing.
+#[cold]
+#[inline(never)]
+unsafe fn free_small_without_quarantine(p: *mut u8, c: usize, len: usize) {
+    let out = quarantine(p as usize, c);
+    // SAFETY: as the caller promises; the block's bytes are zeroed before either block is
+    // given back (`out` may be `p`'s).
+    unsafe {
+        p.add(HDR).write_bytes(0, len - HDR);
+        if let Some(out) = out {
+            to_pool(out)
+        }
+    }
+}
+
+/// Zeroes the block at `p` (`len` bytes, past the header), then gives `out` (maybe `p`'s block
+/// itself) back to the pool.
+///
+/// # Safety
+///
+/// `p` is a block this preset is freeing, and `out` one it freed, past its quarantine.
+#[cold]
+#[inline(never)]
+unsafe fn zero_and_give_back(p: *mut u8, len: usize, out: usize) {
+    // SAFETY: as the caller promises.
+    unsafe {
+        p.add(HDR).write_bytes(0, len - HDR);
+        to_pool(out)
     }
 }
 
@@ -416,6 +549,9 @@ struct Quarantine {
     spares: [u8; RESERVED_CLASSES],
     /// The thread's xorshift state (never 0: seeded when the quarantine is made).
     rng: u64,
+    /// Random bits not used yet, below a marker bit (0: none): each output of the generator
+    /// serves several picks ([`Quarantine::draw`]).
+    bits: u64,
 }
 
 // A pool block (up to 16 KiB) holds it; the module's documentation says under 5 KiB.
@@ -428,6 +564,29 @@ impl Quarantine {
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
         self.rng
+    }
+
+    /// `k` random bits (at most 8) from the generator's outputs, each output used up before
+    /// the next is made: a pick costs a compare and two shifts, where a generator step per
+    /// pick (two per `malloc` + `free` pair) was about 20 instructions of the pair until
+    /// 2026-12-02. The bits are the generator's own, taken in order, none used twice: the
+    /// entropy per pick is unchanged.
+    #[inline(always)]
+    fn draw(&mut self, k: u32) -> usize {
+        debug_assert!((1..=8).contains(&k));
+        if self.bits >> k == 0 {
+            self.refill();
+        }
+        let r = self.bits & ((1 << k) - 1);
+        self.bits >>= k;
+        r as usize
+    }
+
+    /// Fewer bits left than a pick takes: 63 fresh ones under the marker (once every 10 to 21
+    /// picks). In line: a call here made `free` save registers on entry.
+    #[inline(always)]
+    fn refill(&mut self) {
+        self.bits = self.next() >> 1 | 1 << 63;
     }
 }
 
@@ -535,31 +694,34 @@ fn from_reserve(l: Layout) -> Option<(*mut u8, usize)> {
     }
     let len = <Classes as alloc_core::SizeClasses>::size(c);
     let fresh = || from_pool(l).map(|(b, _)| b as usize);
-    with_quarantine(|t| {
-        let slot = (t.next() % RESERVE as u64) as usize;
-        if t.reserve[c][slot] == 0 {
-            // The class's first use on this thread (or a refill cut short by out of memory):
-            // the whole row, so every pick from now on is among RESERVE blocks. Only the slot
-            // picked is looked at otherwise (every allocation scanned the row until 2026-12-01).
-            fill(&mut t.reserve[c], fresh)?;
-        }
-        // The refill: a block past the quarantine if the thread kept one of this class, else
-        // the pool's (a pool allocation and a pool free per pair until 2026-12-01).
-        let refill = match t.spares[c] {
-            0 => fresh()?,
-            n => {
-                t.spares[c] = n - 1;
-                t.spare[c][n as usize - 1]
+    with_quarantine(
+        #[inline(always)]
+        |t| {
+            let slot = t.draw(RESERVE.trailing_zeros());
+            if t.reserve[c][slot] == 0 {
+                // The class's first use on this thread (or a refill cut short by out of memory):
+                // the whole row, so every pick from now on is among RESERVE blocks. Only the slot
+                // picked is looked at otherwise (every allocation scanned the row until 2026-12-01).
+                fill(&mut t.reserve[c], fresh)?;
             }
-        };
-        let out = core::mem::replace(&mut t.reserve[c][slot], refill);
-        debug_assert_eq!(
-            // SAFETY: a block of the pool, live.
-            unsafe { POOL.slab_block_size(NonNull::new_unchecked(core::ptr::with_exposed_provenance_mut(out))) },
-            Some(len)
-        );
-        Some((core::ptr::with_exposed_provenance_mut::<u8>(out), len))
-    })
+            // The refill: a block past the quarantine if the thread kept one of this class, else
+            // the pool's (a pool allocation and a pool free per pair until 2026-12-01).
+            let refill = match t.spares[c] {
+                0 => fresh()?,
+                n => {
+                    t.spares[c] = n - 1;
+                    t.spare[c][n as usize - 1]
+                }
+            };
+            let out = core::mem::replace(&mut t.reserve[c][slot], refill);
+            debug_assert_eq!(
+                // SAFETY: a block of the pool, live.
+                unsafe { POOL.slab_block_size(NonNull::new_unchecked(core::ptr::with_exposed_provenance_mut(out))) },
+                Some(len)
+            );
+            Some((core::ptr::with_exposed_provenance_mut::<u8>(out), len))
+        },
+    )
     .flatten()
 }
 
@@ -577,20 +739,27 @@ fn fill(row: &mut [usize; RESERVE], fresh: impl Fn() -> Option<usize>) -> Option
 /// reserve) above: pool blocks lie below 2^48 (the pool's segment map covers no more).
 const TAG_SHIFT: u32 = 48;
 
-/// Puts block `q` (`len` bytes) in the calling thread's quarantine; returns the block that
-/// leaves it when it is to go back to the pool (a block of a class with a reserve is kept as a
-/// spare for it while there is room).
+/// Puts block `q` (of class `c`, as the pool's slab says) in the calling thread's quarantine;
+/// returns the block that leaves it when it is to go back to the pool (a block of a class with
+/// a reserve is kept as a spare for it while there is room).
 #[inline(always)]
-fn quarantine(q: usize, len: usize) -> Option<usize> {
-    let c = <Classes as alloc_core::SizeClasses>::class_of(len);
+fn quarantine(q: usize, c: usize) -> Option<usize> {
+    with_quarantine(|t| quarantine_in(t, q, c))
+        // The thread's exit hook ran (or no quarantine could be made): no quarantine.
+        .unwrap_or(Some(q))
+}
+
+/// [`quarantine`] into the thread's quarantine `t`.
+#[inline(always)]
+fn quarantine_in(t: &mut Quarantine, q: usize, c: usize) -> Option<usize> {
     let tag = if c < RESERVED_CLASSES { (c + 1) << TAG_SHIFT } else { 0 };
-    with_quarantine(|t| {
+    {
         let out = core::mem::replace(&mut t.fifo[t.head], q | tag);
         t.head = (t.head + 1) % FIFO;
         if out == 0 {
             return None;
         }
-        let slot = (t.next() % RING as u64) as usize;
+        let slot = t.draw(RING.trailing_zeros());
         let back = core::mem::replace(&mut t.ring[slot], out);
         let (b, tag) = (back & ((1 << TAG_SHIFT) - 1), back >> TAG_SHIFT);
         if tag != 0 {
@@ -603,9 +772,7 @@ fn quarantine(q: usize, len: usize) -> Option<usize> {
             }
         }
         (b != 0).then_some(b)
-    })
-    // The thread's exit hook ran (or no quarantine could be made): no quarantine.
-    .unwrap_or(Some(q))
+    }
 }
 
 /// Frees every block of the calling thread's quarantine and reserve, and the quarantine itself
@@ -869,14 +1036,14 @@ fn free_large(user: usize, sized: Option<(usize, Option<usize>)>) {
     let Some(i) = large.find(user) else {
         let kind = large.misuse(user);
         drop(large);
-        return report(kind, user);
+        report(kind, user);
     };
     let m = large.live[i];
     // SAFETY: a live mapping of this preset: its header is ours.
     let (size_word, state) = unsafe { header(user) };
     if state.load(Ordering::Relaxed) != live_word(user) {
         drop(large);
-        return report(ErrorKind::Corrupted, user);
+        report(ErrorKind::Corrupted, user);
     }
     let (size, align) = unpack(size_word.load(Ordering::Relaxed));
     // SAFETY: the canary written at allocation, inside the mapping.
@@ -884,12 +1051,12 @@ fn free_large(user: usize, sized: Option<(usize, Option<usize>)>) {
         != canary(user + size)
     {
         drop(large);
-        return report(ErrorKind::CanaryCorrupted, user + size);
+        report(ErrorKind::CanaryCorrupted, user + size);
     }
     if let Some((s, a)) = sized {
         if s != size || a.is_some_and(|a| a != align) {
             drop(large);
-            return report(ErrorKind::SizedMismatch, user);
+            report(ErrorKind::SizedMismatch, user);
         }
     }
     large.remove(i);
@@ -977,12 +1144,22 @@ pub unsafe fn free(ptr: NonNull<u8>, sized: Option<(usize, Option<usize>)>) {
     let user = ptr.as_ptr() as usize;
     // One lookup in the pool's maps for a small block (`in_pool` and then the block's length
     // were two until 2026-12-01); everything else takes the path below.
-    // SAFETY: the caller's pointer (see `small_len`).
-    match unsafe { small_len(user) } {
+    // SAFETY: the caller's pointer (see `small_block`).
+    match unsafe { small_block(user) } {
         // SAFETY: the length just found.
-        Some(len) => unsafe { free_small(user, len, sized) },
-        None => free_not_small(user, sized),
+        Some((c, len)) => unsafe { free_small(user, c, len, sized) },
+        None => match sized {
+            None => free_not_small_unsized(user),
+            Some(_) => free_not_small(user, sized),
+        },
     }
+}
+
+/// [`free_not_small`] with no size: the address alone, in a register, so the call is a jump.
+#[cold]
+#[inline(never)]
+fn free_not_small_unsized(user: usize) {
+    free_not_small(user, None)
 }
 
 /// `free` of anything but a small block's start: a `malloc(0)` address, a large block, or
@@ -1167,6 +1344,35 @@ mod tests {
             [q.next(), q.next(), q.next()],
             [8_748_534_153_485_358_512, 3_040_900_993_826_735_515, 3_453_997_556_048_239_312]
         );
+    }
+
+    #[test]
+    fn picks_use_each_generator_output_in_order_before_the_next() {
+        // SAFETY: all zeros is an empty quarantine.
+        let mut q = unsafe { Box::<Quarantine>::new_zeroed().assume_init() };
+        q.rng = 88_172_645_463_325_252;
+        let mut reference = q.rng;
+        let mut step = || {
+            reference ^= reference << 13;
+            reference ^= reference >> 7;
+            reference ^= reference << 17;
+            reference >> 1
+        };
+        let (first, second) = (step(), step());
+        // 21 picks of 3 bits use up one output's 63 bits, low bits first; the 22nd is the
+        // next output's.
+        for i in 0..21 {
+            assert_eq!(q.draw(3) as u64, first >> (3 * i) & 7, "pick {i}");
+        }
+        assert_eq!(q.draw(3) as u64, second & 7);
+        // A pick that needs more bits than are left starts on a fresh output: 63 - 3 = 60 left
+        // is 10 picks of 6, then 0 left.
+        for i in 0..10 {
+            assert_eq!(q.draw(6) as u64, second >> (3 + 6 * i) & 63, "pick {i} of 6");
+        }
+        let third = step();
+        assert_eq!(q.draw(6) as u64, third & 63);
+        assert!((0..1000).all(|_| q.draw(3) < RESERVE && q.draw(6) < RING));
     }
 
     #[test]

@@ -1131,14 +1131,26 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     /// read after it was unmapped.
     #[inline]
     pub unsafe fn slab_block_size(&self, ptr: NonNull<u8>) -> Option<usize> {
+        // SAFETY: as the caller promises.
+        unsafe { self.slab_block(ptr) }.map(|(_, len)| len)
+    }
+
+    /// [`Pool::slab_block_size`] with the slab's size class: `(class, block size)`, the class
+    /// numbered as [`alloc_core::Quarters<14>`] numbers its classes (the pool's classes). A layer
+    /// that keeps blocks per class needs it, and would otherwise work it out again from the size.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Pool::slab_block_size`].
+    #[inline]
+    pub unsafe fn slab_block(&self, ptr: NonNull<u8>) -> Option<(usize, usize)> {
         let inner = self.inner_if_made()?;
         let addr = ptr.as_ptr() as usize;
         if !addr.is_multiple_of(GRANULE) {
             return None;
         }
         let slab = &inner.segment(Segment::of(addr))?.slabs[segment::slab_index(addr)];
-        slab.class()?;
-        Some(slab.block.get())
+        Some((slab.class()?, slab.block.get()))
     }
 
     #[cold]
