@@ -1370,8 +1370,12 @@ mod tests {
 
     /// Once the quarantine is full, a `malloc` + `free` churn of one size runs on the thread's
     /// spares alone (no pool allocation), and the thread's exit gives every block back.
+    /// Held by every test that allocates from [`POOL`]: one of them compares the pool's totals.
+    static POOL_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn blocks_past_the_quarantine_refill_the_reserve_without_the_pool() {
+        let _one = POOL_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         let live = POOL.stats().small_live;
         std::thread::spawn(|| {
             let churn = |n: usize| {
@@ -1390,6 +1394,60 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(POOL.stats().small_live, live, "blocks kept after the thread's exit");
+    }
+
+    /// A small block takes the smallest class that holds it with its header and canary, on the
+    /// common path and the slow one (a first allocation on a fresh thread).
+    #[test]
+    fn a_block_takes_the_smallest_class_that_holds_its_header_and_canary() {
+        let _one = POOL_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        std::thread::spawn(|| {
+            // Two rounds: in the second every class's reserve row is filled, so a size that
+            // picked the wrong row would find blocks there.
+            for round in 0..2 {
+                for size in (1..=1200).step_by(7).chain([4000, SMALL]) {
+                    let p = malloc(size).unwrap();
+                    let q = NonNull::new(p.as_ptr().wrapping_sub(HDR)).unwrap();
+                    // SAFETY: a live block of this preset's pool.
+                    let (c, len) = unsafe { POOL.slab_block(q) }.unwrap();
+                    let need = size + HDR + CANARY;
+                    assert!(len >= need, "{size} B (round {round}): a {len}-byte block");
+                    assert!(c == 0 || Classes::class_size(c - 1) < need, "{size} B (round {round}): class {c}");
+                    // SAFETY: as above.
+                    unsafe { free(p, None) };
+                }
+            }
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// Once the thread's exit hook ran (its quarantine flushed), `malloc` and `free` still work,
+    /// and a freed block goes straight back to the pool.
+    #[test]
+    fn after_the_exit_hook_blocks_go_straight_to_the_pool() {
+        let _one = POOL_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        std::thread::spawn(|| {
+            let p = malloc(40).unwrap();
+            // SAFETY: a live block of this preset.
+            unsafe { free(p, None) };
+            flush_quarantine();
+            assert_eq!(slot::get(), slot::GONE);
+            for size in [40, 100, 2000] {
+                let p = malloc(size).unwrap();
+                // SAFETY: the block's `size` bytes are the caller's.
+                unsafe { p.as_ptr().write_bytes(0x5a, size) };
+                let q = NonNull::new(p.as_ptr().wrapping_sub(HDR)).unwrap();
+                // SAFETY: a block of this preset's pool.
+                assert!(unsafe { POOL.size_of(q) }.is_some(), "{size} B: live in the pool");
+                // SAFETY: a live block of this preset.
+                unsafe { free(p, None) };
+                // SAFETY: any address of the pool (its maps are checked first).
+                assert!(unsafe { POOL.size_of(q) }.is_none(), "{size} B: back in the pool");
+            }
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
