@@ -1779,6 +1779,28 @@ mod tests {
     /// The kind a misuse is reported as: a double free of any carved block (not only the first
     /// of its slab), a foreign pointer for a block start not carved yet, interior pointers.
     #[test]
+    fn slab_block_names_a_blocks_class_and_size_and_nothing_else() {
+        let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+        let x = 0u128;
+        // SAFETY: any address (the pool's maps are checked first); the pool is not made yet.
+        assert_eq!(unsafe { pool.slab_block(NonNull::from(&x).cast()) }, None, "no pool yet");
+        for size in [1, 16, 17, 100, 1000, 5000, MAX_SMALL] {
+            let p = pool.allocate(l(size)).unwrap().cast::<u8>();
+            let c = <Classes as alloc_core::SizeClasses>::class_of(size);
+            // SAFETY: a live block of the pool, then addresses its maps turn away.
+            unsafe {
+                assert_eq!(pool.slab_block(p), Some((c, crate::block_size(c))), "{size} B");
+                assert_eq!(pool.slab_block_size(p), Some(crate::block_size(c)), "{size} B");
+                assert_eq!(pool.slab_block(p.byte_add(8)), None, "{size} B: not 16-aligned");
+                assert_eq!(pool.slab_block(NonNull::from(&x).cast()), None, "a foreign pointer");
+                let header = p.with_addr(core::num::NonZeroUsize::new(Segment::of(p.addr().get()) + 4096).unwrap());
+                assert_eq!(pool.slab_block(header), None, "{size} B: the segment's header");
+                pool.deallocate(p, l(size));
+            }
+        }
+    }
+
+    #[test]
     fn misuse_kinds_inside_a_slab() {
         let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
         let size = l(64);
