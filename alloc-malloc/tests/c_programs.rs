@@ -336,6 +336,7 @@ fn the_hardened_preset_catches_what_the_strictest_hardened_mallocs_catch() {
     //    handed out again.
     for case in [
         "freed-reads-zero",
+        "mid-reads-zero",
         "small-large-boundary",
         "zero-size",
         "sized-ok",
@@ -355,6 +356,7 @@ fn the_hardened_preset_catches_what_the_strictest_hardened_mallocs_catch() {
         );
     }
     expect_abort_in(&exe, "hardened", "write-after-free", "write after free detected", 0);
+    expect_abort_in(&exe, "hardened", "mid-write-after-free", "write after free detected", 0);
     expect_abort_in(&exe, "hardened", "foreign-with-large-live", "free of a pointer this allocator never allocated", 0);
     // A header forged inside a live block does not let a free through.
     expect_abort_in(&exe, "hardened", "forged-header", "free of an interior or misaligned pointer", 0);

@@ -168,6 +168,46 @@ static int run_case(const char *c) {
             char *q = malloc(40);
             free(q);
         }
+    } else if (!strcmp(c, "mid-reads-zero")) {
+        /* A freed mid-size block (a mapping of 64 KiB or less: zlib's 32 KiB window) reads as
+         * zero, and is reused (by a block of its length, once past the quarantine) whole and
+         * clean, for calloc too. */
+        static const size_t sizes[] = {16361, 32768, 65000};
+        for (int k = 0; k < 3; k++) {
+            size_t n = sizes[k];
+            unsigned char *p = malloc(n);
+            memset(p, 0xab, n);
+            free(p);
+            volatile unsigned char *v = p;
+            for (size_t i = 0; i < n; i++)
+                if (v[i] != 0) {
+                    printf("size %zu: byte %zu is %d\n", n, i, v[i]);
+                    return 1;
+                }
+            for (int i = 0; i < 200; i++) {
+                unsigned char *q = (i & 1) ? calloc(1, n) : malloc(n);
+                for (size_t j = 0; j < n; j += 512)
+                    if ((i & 1) && q[j] != 0) {
+                        printf("calloc of %zu: byte %zu is %d\n", n, j, q[j]);
+                        return 1;
+                    }
+                memset(q, 0x5a, n);
+                if (malloc_usable_size(q) != n) return 1;
+                free(q);
+            }
+        }
+        puts("OK");
+    } else if (!strcmp(c, "mid-write-after-free")) {
+        /* A write into a freed mid-size block, then allocations of its length until its
+         * mapping is reused. */
+        char *p = malloc(32768);
+        announce(p);
+        free(p);
+        ((volatile char *)p)[20000] = 'x';
+        for (int i = 0; i < 1000; i++) {
+            char *q = malloc(32768);
+            free(q);
+        }
     } else if (!strcmp(c, "large-read-after-free")) {
         char *p = malloc(1 << 20);
         memset(p, 1, 1 << 20);
