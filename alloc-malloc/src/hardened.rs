@@ -42,10 +42,10 @@
 //! system call anyway), the same header and canary; a freed one's pages are made inaccessible
 //! (`PROT_NONE`) and kept in a quarantine of [`LARGE_QUARANTINE`] blocks or
 //! [`LARGE_QUARANTINE_BYTES`]: a read or write through a stale pointer faults. A mapping of
-//! [`MID`] bytes or less (a *mid-size* block) is zeroed instead, goes through the same quarantine,
-//! then waits accessible for a block of its length, which checks that it is still zero (a write
-//! after free is reported there, as for small blocks), with no system call either way. A mapping that
-//! leaves the quarantine stays inaccessible in a cache of 16 mappings / 64 MiB, from which a
+//! [`MID`] bytes or less (a *mid-size* block) is zeroed instead, goes through the same
+//! quarantine, then waits accessible (up to 32 of them) for a block of its length, which checks
+//! that it is still zero (a write after free is reported there, as for small blocks), with no
+//! system call either way. A longer mapping that leaves the quarantine stays inaccessible in a cache of 16 mappings / 64 MiB, from which a
 //! later large `malloc` (not `calloc`) of half its size or more takes it back with one
 //! `mprotect` of the pages it needs (the rest stay inaccessible, a guard after the block, and
 //! go back to the OS when over a quarter of the block's size);
@@ -379,8 +379,9 @@ fn alloc_small(size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
     // The common case in line: a class with a reserve, the thread's quarantine made, the picked
     // slot full and a spare to put in its place. Everything else (the first use, a refill from
     // the pool, large classes) is one call out, which ends the path: the common one calls
-    // nothing it has to keep values across, so it saves no registers (it saved six on entry
-    // until 2026-12-02).
+    // nothing it has to keep values across, so it saves one register on entry (alloc-malloc's
+    // `malloc_hardened`, around it, keeps the size for its own fallback), where it saved six
+    // until 2026-12-02.
     if c < RESERVED_CLASSES && t != 0 && t != slot::GONE {
         // SAFETY: the thread's own quarantine (see `with_quarantine`).
         let t = unsafe { &mut *core::ptr::with_exposed_provenance_mut::<Quarantine>(t) };
@@ -490,8 +491,9 @@ unsafe fn free_small(user: usize, c: usize, len: usize, sized: Option<(usize, Op
     }
     check_sized(user, size, align, sized);
     // Into the quarantine first and zeroed last, so that the zeroing is a tail call and the
-    // path keeps no value across a call (no registers saved on entry): nothing reads the
-    // block's bytes before it leaves the thread's quarantine, many frees later.
+    // path keeps no value across a call (one register saved on entry, four until 2026-12-02):
+    // nothing reads the block's bytes before it leaves the thread's quarantine, many frees
+    // later.
     let t = slot::get();
     if t == 0 || t == slot::GONE {
         // SAFETY: as below.
@@ -1021,8 +1023,6 @@ impl Large {
         Some(m)
     }
 
-    /// Keeps `m`, out of the quarantine, for reuse; returns it when there is no room (it is
-    /// then unmapped).
     /// A freed mid-size mapping of exactly `len` bytes, if one is kept.
     fn take_mid(&mut self, len: usize) -> Option<Mapping> {
         let i = self.mid.iter().position(|m| m.user != 0 && m.len == len)?;
@@ -1040,6 +1040,8 @@ impl Large {
         }
     }
 
+    /// Keeps `m`, out of the quarantine, for reuse; returns it when there is no room (it is
+    /// then unmapped).
     fn cache(&mut self, m: Mapping) -> Option<Mapping> {
         if self.cached_bytes + m.len > LARGE_CACHE_BYTES {
             return Some(m);
@@ -1267,7 +1269,8 @@ pub unsafe fn free(ptr: NonNull<u8>, sized: Option<(usize, Option<usize>)>) {
     }
 }
 
-/// [`free_not_small`] with no size: the address alone, in a register, so the call is a jump.
+/// [`free_not_small`] with no size: `free` passes the address alone, in a register, where an
+/// `Option` of a size passed by reference made it keep a stack frame for the call.
 #[cold]
 #[inline(never)]
 fn free_not_small_unsized(user: usize) {
@@ -1422,11 +1425,11 @@ mod tests {
         (0..).map(|i| from + 16 * i).filter(|&u| slot(u) == want).take(n).collect()
     }
 
-    /// Once the quarantine is full, a `malloc` + `free` churn of one size runs on the thread's
-    /// spares alone (no pool allocation), and the thread's exit gives every block back.
     /// Held by every test that allocates from [`POOL`]: one of them compares the pool's totals.
     static POOL_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+    /// Once the quarantine is full, a `malloc` + `free` churn of one size runs on the thread's
+    /// spares alone (no pool allocation), and the thread's exit gives every block back.
     #[test]
     fn blocks_past_the_quarantine_refill_the_reserve_without_the_pool() {
         let _one = POOL_TESTS.lock().unwrap_or_else(|e| e.into_inner());

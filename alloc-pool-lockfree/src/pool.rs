@@ -1776,8 +1776,6 @@ mod tests {
         assert_eq!(pool.errors().unwrap().detected(), 0);
     }
 
-    /// The kind a misuse is reported as: a double free of any carved block (not only the first
-    /// of its slab), a foreign pointer for a block start not carved yet, interior pointers.
     #[test]
     fn slab_block_names_a_blocks_class_and_size_and_nothing_else() {
         let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
@@ -1800,6 +1798,8 @@ mod tests {
         }
     }
 
+    /// The kind a misuse is reported as: a double free of any carved block (not only the first
+    /// of its slab), a foreign pointer for a block start not carved yet, interior pointers.
     #[test]
     fn misuse_kinds_inside_a_slab() {
         let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());

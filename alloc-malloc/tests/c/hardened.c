@@ -19,6 +19,34 @@ static void announce(void *p) {
     fflush(stdout);
 }
 
+/* Frees a block of n bytes written all over; 1 (with a line saying which) if any byte of it
+ * then reads as other than zero. */
+static int freed_reads_zero(size_t n) {
+    unsigned char *p = malloc(n);
+    memset(p, 0xab, n);
+    free(p);
+    volatile unsigned char *v = p;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] != 0) {
+            printf("size %zu: byte %zu is %d\n", n, i, v[i]);
+            return 1;
+        }
+    return 0;
+}
+
+/* Writes into a block of n bytes at `at` after freeing it, then allocates and frees blocks of
+ * its size `rounds` times, enough for it to be reused (where the write must be reported). */
+static void write_after_free(size_t n, size_t at, int rounds) {
+    char *p = malloc(n);
+    announce(p);
+    free(p);
+    ((volatile char *)p)[at] = 'x';
+    for (int i = 0; i < rounds; i++) {
+        char *q = malloc(n);
+        free(q);
+    }
+}
+
 static char *shared;
 static pthread_barrier_t gate;
 
@@ -105,18 +133,8 @@ static int run_case(const char *c) {
         /* Freed small memory reads as zero (it waits in the quarantine, still mapped), up to
          * the largest small request (16 KiB less the 16-byte header and 8-byte canary). */
         static const size_t sizes[] = {64, 1000, 16000, 16360};
-        for (int k = 0; k < 4; k++) {
-            size_t n = sizes[k];
-            unsigned char *p = malloc(n);
-            memset(p, 0xab, n);
-            free(p);
-            volatile unsigned char *v = p;
-            for (size_t i = 0; i < n; i++)
-                if (v[i] != 0) {
-                    printf("size %zu: byte %zu is %d\n", n, i, v[i]);
-                    return 1;
-                }
-        }
+        for (int k = 0; k < 4; k++)
+            if (freed_reads_zero(sizes[k])) return 1;
         puts("OK");
     } else if (!strcmp(c, "small-large-boundary")) {
         /* Requests on both sides of the largest small one are whole, usable exactly, and free
@@ -160,14 +178,7 @@ static int run_case(const char *c) {
         puts("OK");
     } else if (!strcmp(c, "write-after-free")) {
         /* A write into a freed block, then allocations of its size until it is reused. */
-        char *p = malloc(40);
-        announce(p);
-        free(p);
-        ((volatile char *)p)[20] = 'x';
-        for (int i = 0; i < 100000; i++) {
-            char *q = malloc(40);
-            free(q);
-        }
+        write_after_free(40, 20, 100000);
     } else if (!strcmp(c, "mid-reads-zero")) {
         /* A freed mid-size block (a mapping of 64 KiB or less: zlib's 32 KiB window) reads as
          * zero, and is reused (by a block of its length, once past the quarantine) whole and
@@ -175,24 +186,19 @@ static int run_case(const char *c) {
         static const size_t sizes[] = {16361, 32768, 65000};
         for (int k = 0; k < 3; k++) {
             size_t n = sizes[k];
-            unsigned char *p = malloc(n);
-            memset(p, 0xab, n);
-            free(p);
-            volatile unsigned char *v = p;
-            for (size_t i = 0; i < n; i++)
-                if (v[i] != 0) {
-                    printf("size %zu: byte %zu is %d\n", n, i, v[i]);
-                    return 1;
-                }
+            if (freed_reads_zero(n)) return 1;
             for (int i = 0; i < 200; i++) {
                 unsigned char *q = (i & 1) ? calloc(1, n) : malloc(n);
-                for (size_t j = 0; j < n; j += 512)
-                    if ((i & 1) && q[j] != 0) {
+                for (size_t j = 0; (i & 1) && j < n; j++)
+                    if (q[j] != 0) {
                         printf("calloc of %zu: byte %zu is %d\n", n, j, q[j]);
                         return 1;
                     }
                 memset(q, 0x5a, n);
-                if (malloc_usable_size(q) != n) return 1;
+                if (malloc_usable_size(q) != n) {
+                    printf("usable size of %zu: %zu\n", n, malloc_usable_size(q));
+                    return 1;
+                }
                 free(q);
             }
         }
@@ -200,14 +206,7 @@ static int run_case(const char *c) {
     } else if (!strcmp(c, "mid-write-after-free")) {
         /* A write into a freed mid-size block, then allocations of its length until its
          * mapping is reused. */
-        char *p = malloc(32768);
-        announce(p);
-        free(p);
-        ((volatile char *)p)[20000] = 'x';
-        for (int i = 0; i < 1000; i++) {
-            char *q = malloc(32768);
-            free(q);
-        }
+        write_after_free(32768, 20000, 1000);
     } else if (!strcmp(c, "large-read-after-free")) {
         char *p = malloc(1 << 20);
         memset(p, 1, 1 << 20);
