@@ -31,8 +31,11 @@ struct Recorder {
 unsafe impl Send for Recorder {}
 
 static ON: AtomicBool = AtomicBool::new(false);
+/// All zero, so it sits in `.bss` (untouched pages are not resident) rather than taking 64 KiB
+/// of `.data` that every process maps in from the file (`fd` is only read once `start` has set
+/// it).
 static REC: lock_api::Mutex<SpinLock, Recorder> =
-    lock_api::Mutex::new(Recorder { fd: -1, table: core::ptr::null_mut(), next: 0, live: 0, buf: [0; BUF], len: 0 });
+    lock_api::Mutex::new(Recorder { fd: 0, table: core::ptr::null_mut(), next: 0, live: 0, buf: [0; BUF], len: 0 });
 
 /// Starts recording into `path` (a NUL-terminated C string). Called once, at the first
 /// allocation.
