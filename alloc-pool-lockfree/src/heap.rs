@@ -1,10 +1,10 @@
 //! Thread heaps: each thread that allocates from a pool gets one, with a list of slabs per size
 //! class and the segments they live in. Everything here is touched by the heap's owner thread
 //! only (allocation, local frees, collecting remote frees, finding and starting slabs); other
-//! threads reach a heap's slabs through their remote lists alone.
+//! threads reach a heap's slabs through their state bits' remote half alone.
 
 use crate::protocol::Refused;
-use crate::segment::{Segment, Slab, ALL_FREE, FIRST_SLAB, SLABS};
+use crate::segment::{Segment, Slab, ALL_FREE, FIRST_SLAB, GRANULE, SLABS};
 use crate::Classes;
 use alloc_core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use alloc_core::sync::remote_list::Link;
@@ -188,40 +188,35 @@ impl ThreadHeap {
         }
     }
 
-    /// Owner: takes slab `s`'s remotely freed blocks back; returns how many.
+    /// Owner: takes slab `s`'s remotely freed blocks back; returns how many. Only when the
+    /// slab's pending flag is up: then each state word of the carved part with remote bits is
+    /// taken with one swap, and its blocks go on the local list.
     fn collect(&mut self, s: NonNull<Slab>) -> usize {
         // SAFETY: a slab of this heap, mapped while named (`sl`).
         let slab = unsafe { sl(s) };
+        if !slab.lists.take_pending() {
+            return 0;
+        }
         // SAFETY: as above: the slab's segment.
         let seg = unsafe { sg(segment_of(s)) };
-        let mut refused = 0;
-        // The remote bits are cleared a word at a time: blocks freed one after another by one
-        // thread usually sit side by side, so most of a chain shares a few words.
-        let mut pending: Option<(&crate::protocol::StateBits, u64)> = None;
-        // SAFETY: this heap owns the slab.
-        let n = unsafe {
-            slab.lists.collect_remote(slab.capacity.get(), |b| {
-                let (w, bit) = seg.bits(b.as_ptr() as usize);
-                match pending {
-                    Some((p, ref mut mask)) if core::ptr::eq(p, w) => *mask |= bit,
-                    _ => {
-                        if let Some((p, mask)) = pending {
-                            p.clear_remote(mask);
-                        }
-                        pending = Some((w, bit));
-                    }
-                }
-                match w.take_back_allocated(bit) {
-                    Ok(()) => true,
-                    Err(_) => {
-                        refused = b.as_ptr() as usize;
-                        false
-                    }
-                }
-            })
-        };
-        if let Some((p, mask)) = pending {
-            p.clear_remote(mask);
+        let i = seg.slab_index(s);
+        let start = seg.slab_start(i);
+        // Only the words of blocks carved so far can have bits.
+        let carved = slab.bump.get() * slab.block.get();
+        let words = carved.div_ceil(64 * GRANULE);
+        let (mut n, mut refused) = (0, 0);
+        for (k, w) in seg.slab_state(i)[..words].iter().enumerate() {
+            let (mut taken, bad) = w.take_remote();
+            if bad != 0 {
+                refused = start + (k * 64 + bad.trailing_zeros() as usize) * GRANULE;
+            }
+            while taken != 0 {
+                let b = seg.at(start + (k * 64 + taken.trailing_zeros() as usize) * GRANULE);
+                taken &= taken - 1;
+                // SAFETY: this heap owns the slab, and the take gave the block back to it.
+                unsafe { slab.lists.push_collected(b.cast()) };
+                n += 1;
+            }
         }
         if refused != 0 {
             self.note_refused(refused);
@@ -531,7 +526,7 @@ impl ThreadHeap {
     #[inline(never)]
     fn release_slab(&mut self, c: usize, s: NonNull<Slab>) {
         self.bin_remove(c, s);
-        // SAFETY: this heap owns the slab and none of its blocks is in use or on its remote list
+        // SAFETY: this heap owns the slab and none of its blocks is in use or freed remotely
         // (every block handed out came back through the local list or was collected).
         unsafe { sl(s).lists.clear() };
         // SAFETY: a slab or segment of this pool, mapped while named (`sl`).

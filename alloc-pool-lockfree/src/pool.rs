@@ -8,7 +8,8 @@
 //!   slab from bits 16..22 (its class is the block's), the block's state bits (which catch a
 //!   double free and a pointer that is not a block in use); then, when the calling thread owns the
 //!   slab, a plain store of the bit and the local list; otherwise one `fetch_or` of the remote bit
-//!   and the slab's remote list.
+//!   (and, for a word's first, a store that raises the slab's pending flag), which hands the
+//!   block to the owner: it takes the bits back when it runs out of local blocks.
 //! - everything larger, or aligned above 16, goes to the span heap underneath (behind a lock).
 
 use crate::heap::{owned_by, Counters, HeapRecord, SegmentSource, ThreadHeap, DIRECT_MAX};
@@ -865,7 +866,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     }
 
     /// A block freed by a thread whose first cached heap does not own it: the owner's local list
-    /// if this thread owns it after all, otherwise the slab's remote list.
+    /// if this thread owns it after all, otherwise its remote bit (the owner takes it from there).
     #[cold]
     #[inline(never)]
     fn free_remote(&self, inner: &PoolInner<S, E>, addr: usize) {
@@ -885,14 +886,14 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
                 // SAFETY: this thread's heap owns the slab, and it won the block.
                 unsafe { (*h).free_local(NonNull::from(slab), b, c) }
             }
-            _ => {
-                if let Err(why) = w.free_other(bit) {
-                    return self.refused(inner, addr, why);
+            _ => match w.free_other(bit, || crate::sanitize::freed(b, crate::block_size(c))) {
+                Ok(first) => {
+                    if first {
+                        slab.lists.note_remote();
+                    }
                 }
-                crate::sanitize::freed(b, crate::block_size(c));
-                // SAFETY: we won the block; it goes to its slab's owner.
-                unsafe { slab.lists.push_remote(b.cast()) };
-            }
+                Err(why) => self.refused(inner, addr, why),
+            },
         }
     }
 
@@ -1029,8 +1030,8 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         self.free_rest(ptr, left)
     }
 
-    /// A free [`Pool::free_in`] left as another thread's block, in one function: the block goes
-    /// on its slab's remote list when this pool owns the segment, no heap of this thread owns
+    /// A free [`Pool::free_in`] left as another thread's block, in one function: the block's
+    /// remote bit is set when this pool owns the segment, no heap of this thread owns
     /// it, and the block's state bits let the free through. Everything else (another pool's
     /// segment, this thread's heap after all, a misuse) takes the full path, which decides and
     /// reports as before. Until 2026-12-02 every remote free took that path: five nested calls,
@@ -1066,13 +1067,15 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         }
         let slab = &seg.slabs[segment::slab_index(addr)];
         let (w, bit) = seg.bits(addr);
-        if let Err(why) = w.free_other(bit) {
-            return self.refused_remote(addr, why);
+        match w.free_other(bit, || crate::sanitize::freed(seg.at(addr), slab.block.get())) {
+            // The block is the owner's from here on.
+            Ok(first) => {
+                if first {
+                    slab.lists.note_remote();
+                }
+            }
+            Err(why) => self.refused_remote(addr, why),
         }
-        let b = seg.at(addr);
-        crate::sanitize::freed(b, slab.block.get());
-        // SAFETY: we won the block; it goes to its slab's owner.
-        unsafe { slab.lists.push_remote(b.cast()) };
     }
 
     /// [`Pool::refused`] for [`Pool::free_remote_quick`], which has no `PoolInner` at hand.
@@ -1455,43 +1458,25 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
                     return bad("slab carved past its capacity", seg.slab_start(i));
                 }
                 let start = seg.slab_start(i);
-                // A free block: on a block boundary of the carved part; on the remote list its
-                // allocated and remote bits are both set (the owner has not taken it back), on
-                // the local list both clear.
-                let check = |b: NonNull<Link>, remote: bool| -> Result<(), Corruption> {
+                // A block on the local list: on a block boundary of the carved part, its
+                // allocated and remote bits both clear.
+                let check = |b: NonNull<Link>| -> Result<(), Corruption> {
                     let a = b.as_ptr() as usize;
                     if a < start || !(a - start).is_multiple_of(size) || (a - start) / size >= carved {
                         return bad("free block off its slab's block boundaries", a);
                     }
                     let (w, bit) = seg.bits(a);
                     let (alloc, rem) = w.load();
-                    if (alloc & bit != 0, rem & bit != 0) != (remote, remote) {
+                    if alloc & bit != 0 || rem & bit != 0 {
                         return bad("free block's state bits do not say free", a);
                     }
                     Ok(())
                 };
-                // Remote blocks: take them and put them back (nobody else runs now).
-                let mut remote = 0;
-                let taken = slab.lists.take_remote_for_validate();
-                let mut node = taken;
-                while let Some(b) = node {
-                    if let Err(e) = check(b, true) {
-                        slab.lists.put_back_for_validate(taken);
-                        return Err(e);
-                    }
-                    remote += 1;
-                    if remote > slab.capacity.get() {
-                        return bad("remote list loops", start);
-                    }
-                    // SAFETY: taken, so ours to walk.
-                    node = unsafe { Link::next(b) };
-                }
-                slab.lists.put_back_for_validate(taken);
                 // SAFETY: the owner is not running (the caller's promise), so reading its list is
                 // as good as the owner reading it.
                 let (mut local, mut node) = (0, unsafe { slab.lists.local_head() });
                 while let Some(b) = node {
-                    check(b, false)?;
+                    check(b)?;
                     local += 1;
                     if local > slab.capacity.get() {
                         return bad("local free list loops", start);
@@ -1505,8 +1490,9 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
                     return bad("blocks in use and free do not add up to the blocks carved", start);
                 }
                 // The state bits: set only at the start of a carved block, as many allocated as
-                // blocks counted in use (remote frees not taken back yet included), as many remote
-                // as blocks on the remote list.
+                // blocks counted in use (remote frees not taken back yet included); a remote bit
+                // only on an allocated block, and only under a raised pending flag (one that is
+                // not would never be taken back).
                 let (mut allocated, mut remotes) = (0, 0);
                 for (k, w) in seg.slab_state(i).iter().enumerate() {
                     let (a, r) = w.load();
@@ -1524,8 +1510,11 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
                     allocated += a.count_ones() as usize;
                     remotes += r.count_ones() as usize;
                 }
-                if allocated != used || remotes != remote {
-                    return bad("state bits disagree with the blocks in use and on the remote list", start);
+                if allocated != used {
+                    return bad("state bits disagree with the blocks in use", start);
+                }
+                if remotes != 0 && !slab.lists.has_remote() {
+                    return bad("blocks freed by another thread wait under a lowered pending flag", start);
                 }
             }
             if seg.free_slabs.get() & !ALL_FREE != 0 {
@@ -1594,8 +1583,8 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> core:
     }
 }
 
-/// A test over a buffer instead of mmap, sized so Miri can check the fast paths, the remote list
-/// with a second thread, misuse reports and trim (`cargo +nightly miri test -p
+/// A test over a buffer instead of mmap, sized so Miri can check the fast paths, remote frees
+/// from a second thread, misuse reports and trim (`cargo +nightly miri test -p
 /// alloc-pool-lockfree --lib`); the conformance suite covers the rest.
 impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> alloc_core::Trim for Pool<S, E> {
     /// [`Pool::trim`].
@@ -1659,7 +1648,7 @@ mod tests {
             blocks.push((b.cast::<u8>(), l(size), i as u8 + 1));
         }
         assert_eq!(pool.validate(), Ok(()));
-        // Half are freed by another thread: they go through their slabs' remote lists.
+        // Half are freed by another thread: their slabs' owner takes them back by their remote bits.
         let theirs: Vec<_> = blocks.drain(..3).map(|(p, l, f)| (p.as_ptr() as usize, l, f)).collect();
         std::thread::scope(|s| {
             s.spawn(|| {
@@ -1741,7 +1730,14 @@ mod tests {
         w.free_owner(bit).unwrap();
         let got = pool.validate().err().map_or("nothing", |c| c.what);
         w.hand_out(bit).unwrap();
-        assert_eq!(got, "state bits disagree with the blocks in use and on the remote list");
+        assert_eq!(got, "state bits disagree with the blocks in use");
+        assert_eq!(pool.validate(), Ok(()));
+        // A remote bit set with the slab's pending flag down: the owner would never look.
+        assert_eq!(w.set_remote_late(bit), Ok(true));
+        let got = pool.validate().err().map_or("nothing", |c| c.what);
+        assert_eq!(w.take_remote(), (bit, 0));
+        w.hand_out(bit).unwrap();
+        assert_eq!(got, "blocks freed by another thread wait under a lowered pending flag");
         assert_eq!(pool.validate(), Ok(()));
         // The last free block's link pointing into the middle of a block in use.
         let link = blocks[2].cast::<usize>();
@@ -1830,8 +1826,8 @@ mod tests {
 
     /// Two frees of one block at once, by its owner and by another thread, that both got past
     /// the state bits (the other thread loaded the allocated bit before the owner's free cleared
-    /// it), emulated step by step: the block ends on the owner's local list and on the slab's
-    /// remote list. Returns its address and another live block of the slab.
+    /// it), emulated step by step: the block ends on the owner's local list with its remote bit
+    /// set. Returns its address and another live block of the slab.
     fn free_twice_at_once(pool: &Pool<MmapSource, Count>, size: Layout) -> (usize, NonNull<u8>) {
         let a = pool.allocate(size).unwrap().cast::<u8>();
         let keep = pool.allocate(size).unwrap().cast::<u8>();
@@ -1846,10 +1842,9 @@ mod tests {
         // SAFETY: a live block with its layout.
         unsafe { pool.deallocate(a, size) };
         assert_eq!(pool.errors().unwrap().detected(), 0);
-        // The other thread's free, second half: the remote bit, and the block on the remote list.
-        assert_eq!(w.set_remote_late(bit), Ok(()));
-        // SAFETY: the emulated thread won the remote bit; it gives the block up to the slab.
-        unsafe { slab.lists.push_remote(seg.at(addr).cast()) };
+        // The other thread's free, second half: the remote bit (the word's first), and the flag.
+        assert_eq!(w.set_remote_late(bit), Ok(true));
+        slab.lists.note_remote();
         (addr, keep)
     }
 
@@ -1878,8 +1873,8 @@ mod tests {
         let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
         let size = l(48);
         let (addr, keep) = free_twice_at_once(&pool, size);
-        // The next allocation of the class pops the block and refuses it (the copy on the remote
-        // list is then taken back once, and may be this very allocation).
+        // The next allocation of the class pops the block and refuses it (its remote bit is then
+        // taken back once, and the block may be this very allocation).
         let p = pool.allocate(size).unwrap().cast::<u8>();
         assert_eq!(pool.errors().unwrap().last().map(|e| (e.kind, e.addr)), Some((ErrorKind::DoubleFree, addr)));
         // SAFETY: a live block with its layout.
@@ -1887,8 +1882,8 @@ mod tests {
         hand_out_once_and_free(&pool, size, addr, keep);
     }
 
-    /// The raced double free, found when the owner takes its remote list back first (a trim
-    /// collects every slab's): the second copy is refused there and reported at its address.
+    /// The raced double free, found when the owner takes the remote bits back first (a trim
+    /// collects every slab's): the block's bit is refused there and reported at its address.
     #[test]
     fn a_double_free_raced_by_the_owner_and_another_thread_is_reported_at_take_back() {
         let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
@@ -1995,7 +1990,7 @@ mod tests {
     }
 
     /// A slab whose every block was freed by another thread, while the owner had moved on to a
-    /// newer slab, is used again when that one is spent: its remote list makes it usable, and
+    /// newer slab, is used again when that one is spent: its pending flag makes it usable, and
     /// the owner takes the blocks back instead of carving a new slab.
     #[test]
     fn a_slab_freed_remotely_is_used_again_before_a_new_one() {

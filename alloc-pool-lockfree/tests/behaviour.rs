@@ -141,7 +141,7 @@ fn blocks_freed_by_another_thread_come_back_to_their_slab() {
         }
         drop(tx);
     });
-    // The producer's slabs got their blocks back through the remote lists: the memory is reused,
+    // The producer's slabs got their blocks back through their remote bits: the memory is reused,
     // so 51,200 blocks of up to 256 bytes never needed more than a couple of segments.
     let s = pool.stats();
     assert!(s.segments_made <= 3, "{s:?}");
@@ -312,8 +312,8 @@ fn the_owners_freed_block_is_the_next_one_handed_out_with_two_pools() {
         };
         // SAFETY: as above.
         unsafe { (&b).deallocate(z, l) };
-        // Onto the local list, in front of `w` (the remote list would be taken only once
-        // the local list ran dry).
+        // Onto the local list, in front of `w` (the remote bits would be taken only once the
+        // local list ran dry).
         assert_eq!((&a).allocate(l).unwrap().cast::<u8>(), x);
         let again = (&a).allocate(l).unwrap().cast::<u8>();
         assert_eq!(again, w);
