@@ -1827,10 +1827,13 @@ mod tests {
     /// Two frees of one block at once, by its owner and by another thread, that both got past
     /// the state bits (the other thread loaded the allocated bit before the owner's free cleared
     /// it), emulated step by step: the block ends on the owner's local list with its remote bit
-    /// set. Returns its address and another live block of the slab.
-    fn free_twice_at_once(pool: &Pool<MmapSource, Count>, size: Layout) -> (usize, NonNull<u8>) {
+    /// set. Returns its address and the slab's other live blocks (enough before it that the
+    /// block is neither its slab's first nor in the first state word, so a report at any other
+    /// granule is told from it).
+    fn free_twice_at_once(pool: &Pool<MmapSource, Count>, size: Layout) -> (usize, Vec<NonNull<u8>>) {
+        let mut keep: Vec<_> = (0..70).map(|_| pool.allocate(size).unwrap().cast::<u8>()).collect();
         let a = pool.allocate(size).unwrap().cast::<u8>();
-        let keep = pool.allocate(size).unwrap().cast::<u8>();
+        keep.push(pool.allocate(size).unwrap().cast::<u8>());
         let addr = a.as_ptr() as usize;
         // The other thread's free, first half: the block is in use.
         // SAFETY: the block is live, in a segment of this pool.
@@ -1850,12 +1853,12 @@ mod tests {
 
     /// Allocates `n` blocks of `size`, checks `addr` is among them at most once, frees them and
     /// `keep`, and checks the pool reported exactly one misuse, a double free at `addr`.
-    fn hand_out_once_and_free(pool: &Pool<MmapSource, Count>, size: Layout, addr: usize, keep: NonNull<u8>) {
+    fn hand_out_once_and_free(pool: &Pool<MmapSource, Count>, size: Layout, addr: usize, keep: Vec<NonNull<u8>>) {
         let next: Vec<_> = (0..4).map(|_| pool.allocate(size).unwrap().cast::<u8>()).collect();
         let handed = next.iter().filter(|p| p.as_ptr() as usize == addr).count();
         assert!(handed <= 1, "the block was handed out {handed} times");
         assert_eq!(pool.validate(), Ok(()));
-        for p in next.into_iter().chain([keep]) {
+        for p in next.into_iter().chain(keep) {
             // SAFETY: live blocks with their layout.
             unsafe { pool.deallocate(p, size) };
         }
@@ -1920,7 +1923,8 @@ mod tests {
         assert_eq!(pool.errors().unwrap().detected(), 0, "not reported yet");
         let p = pool.allocate_small_slow(48).unwrap().cast::<u8>();
         assert_eq!(pool.errors().unwrap().last().map(|e| (e.kind, e.addr)), Some((ErrorKind::DoubleFree, addr)));
-        live.extend([(p, 48), (keep, 48)]);
+        live.push((p, 48));
+        live.extend(keep.into_iter().map(|k| (k, 48)));
         for (p, size) in live {
             // SAFETY: live blocks; a layout of their class.
             unsafe { pool.deallocate(p, l(size)) };
