@@ -313,19 +313,28 @@ impl ThreadHeap {
                     continue;
                 }
                 // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
-                if unsafe { sl(s) }.bump.get() < unsafe { sl(s) }.capacity.get() {
-                    // Carve the next block: untouched memory until now.
-                    let seg = segment_of(s);
+                // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
+                let (slab, bump) = (unsafe { sl(s) }, unsafe { sl(s) }.bump.get());
+                if bump < slab.capacity.get() {
+                    // Carve the next block, untouched memory until now, and with it every block
+                    // that starts before the next `CARVE` boundary, onto the local list: the
+                    // allocations after this one take them on the fast path (carved one at a
+                    // time, each was a trip through here: a 100,000-node build took 2.2 x
+                    // mimalloc's time). No page is touched that the first block's is not.
+                    let block = crate::block_size(c);
                     // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
-                    let start = unsafe { sg(seg) }.slab_start(unsafe { sg(seg) }.slab_index(s))
-                        + unsafe { sl(s) }.bump.get() * crate::block_size(c);
-                    // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
-                    unsafe { sl(s) }.bump.set(unsafe { sl(s) }.bump.get() + 1);
+                    let g = unsafe { sg(segment_of(s)) };
+                    let first = g.slab_start(g.slab_index(s)) + bump * block;
+                    let n = ((first | (CARVE - 1)) + 1 - first).div_ceil(block).min(slab.capacity.get() - bump);
+                    slab.bump.set(bump + n);
+                    for k in (1..n).rev() {
+                        // SAFETY: this heap owns the slab; a block just carved.
+                        unsafe { slab.lists.push_carved(g.at(first + k * block).cast()) };
+                    }
                     // SAFETY: this heap owns the slab.
-                    unsafe { sl(s).lists.count_carved() };
-                    // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
-                    let b = unsafe { sg(seg) }.at(start).cast::<Link>();
-                    match self.hand_out(s, b, || crate::block_size(c)) {
+                    unsafe { slab.lists.count_carved() };
+                    let b = g.at(first).cast::<Link>();
+                    match self.hand_out(s, b, || block) {
                         Some(p) => return Some(p),
                         None => continue,
                     }
@@ -599,6 +608,9 @@ impl ThreadHeap {
         }
     }
 }
+
+/// Carving stops at a multiple of this: the blocks carved at once start on one 4 KiB page.
+pub(crate) const CARVE: usize = 4096;
 
 /// Whether a heap pointer stored in a segment's owner field is this heap.
 #[inline(always)]

@@ -1739,19 +1739,20 @@ mod tests {
         w.hand_out(bit).unwrap();
         assert_eq!(got, "blocks freed by another thread wait under a lowered pending flag");
         assert_eq!(pool.validate(), Ok(()));
-        // The last free block's link pointing into the middle of a block in use.
-        let link = blocks[2].cast::<usize>();
+        // A free block's link pointing into the middle of a block in use (read and written as a
+        // pointer: the link it holds, to the blocks carved after it, keeps its provenance).
+        let link = blocks[2].cast::<*mut u8>();
         // SAFETY: a free block of the pool: its first word is the list's link, and nothing else
         // runs on this pool now.
         let old = unsafe { link.read() };
         // SAFETY: as above.
-        unsafe { link.write(addr + 8) };
+        unsafe { link.write(blocks[0].as_ptr().with_addr(addr + 8)) };
         named("free block off its slab's block boundaries");
         // ... or to the first block the slab has not carved (on a block boundary, past the part
-        // carved).
-        let uncarved = blocks[3].as_ptr() as usize + 64;
+        // carved: the first allocation carved every block that starts on the slab's first page).
+        let uncarved = addr + crate::heap::CARVE;
         // SAFETY: as above.
-        unsafe { link.write(uncarved) };
+        unsafe { link.write(blocks[0].as_ptr().with_addr(uncarved)) };
         named("free block off its slab's block boundaries");
         // SAFETY: as above.
         unsafe { link.write(old) };
@@ -1795,7 +1796,8 @@ mod tests {
     }
 
     /// The kind a misuse is reported as: a double free of any carved block (not only the first
-    /// of its slab), a foreign pointer for a block start not carved yet, interior pointers.
+    /// of its slab; carved blocks not handed out yet are free too), a foreign pointer for a block
+    /// start not carved yet, interior pointers.
     #[test]
     fn misuse_kinds_inside_a_slab() {
         let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
@@ -1810,7 +1812,8 @@ mod tests {
             unsafe { SizeOf::misuse_at(&pool, at(a)) }.kind
         };
         assert_eq!(kind(base + 128), ErrorKind::DoubleFree, "the third block, freed");
-        assert_eq!(kind(base + 640), ErrorKind::ForeignPointer, "a block never carved");
+        assert_eq!(kind(base + 640), ErrorKind::DoubleFree, "carved with the first, never handed out");
+        assert_eq!(kind(base + crate::heap::CARVE + 640), ErrorKind::ForeignPointer, "a block never carved");
         assert_eq!(kind(base + 72), ErrorKind::InteriorPointer, "inside the second block");
         assert_eq!(kind(base + 8), ErrorKind::InteriorPointer, "off the granules");
         // SAFETY: the misuse under test (Count: reported only).
@@ -1898,9 +1901,9 @@ mod tests {
     }
 
     /// `allocate`'s two halves as a front end calls them: the fast path alone has nothing
-    /// before the thread's first use, takes freed blocks (it carves none) and refuses a block
-    /// its hand-out finds freed twice; the
-    /// slow path after it gives a block and reports what the fast path found, at its address.
+    /// before the thread's first use, takes the blocks the slow path carved with its first and
+    /// freed blocks (it carves none itself) and refuses a block its hand-out finds freed twice;
+    /// the slow path after it gives a block and reports what the fast path found, at its address.
     #[test]
     fn the_fast_path_alone_then_the_slow_path_report_what_the_fast_one_found() {
         let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
@@ -1908,9 +1911,16 @@ mod tests {
         let mut live = Vec::new();
         for size in [48, 5000] {
             let first = pool.allocate_small_slow(size).unwrap();
-            assert_eq!(first.len(), crate::block_size(Classes::class_of(size)));
-            // Blocks are carved on the slow path; the fast one takes freed blocks.
-            assert!(pool.allocate_small_fast(size).is_none());
+            let block = crate::block_size(Classes::class_of(size));
+            assert_eq!(first.len(), block);
+            // The slow path carved every block that starts on the first one's page (one for
+            // blocks past a page); the fast path takes them in address order, then nothing.
+            let carved: Vec<_> = core::iter::from_fn(|| pool.allocate_small_fast(size)).collect();
+            assert_eq!(carved.len(), crate::heap::CARVE.div_ceil(block) - 1, "{size} B");
+            for (i, p) in carved.iter().enumerate() {
+                assert_eq!(p.as_ptr() as usize, first.cast::<u8>().as_ptr() as usize + (i + 1) * block);
+            }
+            live.extend(carved.into_iter().map(|p| (p, size)));
             // SAFETY: a live block with a layout of its class.
             unsafe { pool.deallocate(first.cast(), l(size)) };
             let again = pool.allocate_small_fast(size).expect("the block just freed");

@@ -210,6 +210,21 @@ impl SlabLists {
         unsafe { self.used.with_mut(|u| *u += 1) }
     }
 
+    /// Owner: puts a block carved fresh, never handed out, on the local list (it was never
+    /// counted in use).
+    ///
+    /// # Safety
+    ///
+    /// The caller is the owner, and `b` is a block of this slab just carved (its state bits clear).
+    #[inline]
+    pub unsafe fn push_carved(&self, b: NonNull<Link>) {
+        // SAFETY: owner-only fields; nobody else knows of the block.
+        unsafe {
+            Link::set_next(b, self.local.with(|p| *p));
+            self.local.with_mut(|p| *p = Some(b));
+        }
+    }
+
     /// Owner: puts a block it freed on the local list; returns the blocks still in use.
     ///
     /// # Safety

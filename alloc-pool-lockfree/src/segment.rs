@@ -3,7 +3,8 @@
 //! A segment is 4 MiB, aligned to 4 MiB, taken from the span heap. It is cut into 64 slabs of
 //! 64 KiB; the first two hold the segment's own header (the slab descriptors with their state
 //! bits) and no blocks. A slab serves one size class at a time: its blocks are carved back to
-//! back from its start as they are first needed (so untouched pages stay untouched), with no
+//! back from its start as they are first needed, those that start on one 4 KiB page at a time
+//! (so untouched pages stay untouched), with no
 //! header: the class is the slab's, and whether a block is in use is two bits per 16-byte
 //! granule in the slab's descriptor ([`StateBits`]). From any pointer, the segment is the
 //! pointer with its low 22 bits cleared, the slab is bits 16..22 and the granule bits 4..16: no

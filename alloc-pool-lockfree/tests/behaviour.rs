@@ -371,8 +371,11 @@ fn bad_frees_inside_a_segment_are_told_apart() {
         (p.as_ptr() as usize + 8, ErrorKind::InteriorPointer),
         (p.as_ptr() as usize + 24, ErrorKind::InteriorPointer),
         (segment_base + 64, ErrorKind::ForeignPointer),
-        // The next block of the slab, not carved yet: never given out (one carved before it).
-        (p.as_ptr() as usize + 64, ErrorKind::ForeignPointer),
+        // The next block of the slab, carved with the first (all that start on its first page)
+        // and never handed out: free, so a second free of it.
+        (p.as_ptr() as usize + 64, ErrorKind::DoubleFree),
+        // The first block past that page, not carved yet: never given out.
+        (p.as_ptr() as usize + 4096, ErrorKind::ForeignPointer),
     ];
     for (addr, kind) in cases {
         let q = core::ptr::NonNull::new(p.as_ptr().with_addr(addr)).unwrap();
@@ -392,7 +395,7 @@ fn bad_frees_inside_a_segment_are_told_apart() {
     assert!(holds(p, 64, 0x3c), "the block is untouched");
     // SAFETY: the live block with its layout.
     unsafe { (&pool).deallocate(p, l) };
-    assert_eq!(pool.errors().unwrap().detected(), 8);
+    assert_eq!(pool.errors().unwrap().detected(), 10);
     assert_eq!(pool.validate(), Ok(()));
 }
 
@@ -544,7 +547,9 @@ fn a_block_freed_by_another_thread_then_by_its_owner_is_a_double_free() {
     unsafe { pool.free_unsized(p) };
     assert_eq!(errors.detected(), 2);
     assert_eq!(errors.last().map(|e| (e.kind, e.addr)), Some((ErrorKind::DoubleFree, addr)));
-    let again: Vec<usize> = (0..3).map(|_| (&pool).allocate(l).unwrap().as_ptr().cast::<u8>() as usize).collect();
+    // Past the blocks carved with the first two (every 48-byte block that starts on the slab's
+    // first 4 KiB page: 86), the owner takes the remotely freed one back.
+    let again: Vec<usize> = (0..100).map(|_| (&pool).allocate(l).unwrap().as_ptr().cast::<u8>() as usize).collect();
     assert_eq!(again.iter().filter(|&&a| a == addr).count(), 1, "the block comes back once: {again:x?}");
     for a in again.into_iter().chain([keep.as_ptr() as usize]) {
         // SAFETY: live blocks with their layout.
@@ -603,7 +608,8 @@ fn a_thread_that_only_frees_gives_blocks_back_and_reports_misuse() {
             assert_eq!(a.stats().heaps, 1, "freeing made this thread no heap");
         });
     });
-    let again: Vec<usize> = (0..3).map(|_| (&a).allocate(l).unwrap().as_ptr().cast::<u8>() as usize).collect();
+    // Past the blocks carved with the first two (86 start on the slab's first page), as above.
+    let again: Vec<usize> = (0..100).map(|_| (&a).allocate(l).unwrap().as_ptr().cast::<u8>() as usize).collect();
     assert_eq!(again.iter().filter(|&&x| x == pa).count(), 1, "the block comes back once: {again:x?}");
     for x in again.into_iter().chain([qa]) {
         // SAFETY: live blocks of `a` with their layout.
