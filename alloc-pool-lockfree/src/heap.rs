@@ -325,7 +325,7 @@ impl ThreadHeap {
                     // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
                     let g = unsafe { sg(segment_of(s)) };
                     let first = g.slab_start(g.slab_index(s)) + bump * block;
-                    let n = ((first | (CARVE - 1)) + 1 - first).div_ceil(block).min(slab.capacity.get() - bump);
+                    let n = (CARVE - first % CARVE).div_ceil(block).min(slab.capacity.get() - bump);
                     slab.bump.set(bump + n);
                     for k in (1..n).rev() {
                         // SAFETY: this heap owns the slab; a block just carved.

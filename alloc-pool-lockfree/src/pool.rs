@@ -1921,6 +1921,17 @@ mod tests {
                 assert_eq!(p.as_ptr() as usize, first.cast::<u8>().as_ptr() as usize + (i + 1) * block);
             }
             live.extend(carved.into_iter().map(|p| (p, size)));
+            if size == 48 {
+                // The next carve starts inside the second page (86 blocks of 48 bytes end 32
+                // bytes into it): the blocks that start on that page, up to its end.
+                let next = pool.allocate_small_slow(size).unwrap();
+                let at = next.cast::<u8>().as_ptr() as usize % crate::heap::CARVE;
+                assert_eq!(at, 32);
+                let carved: Vec<_> = core::iter::from_fn(|| pool.allocate_small_fast(size)).collect();
+                assert_eq!(carved.len(), (crate::heap::CARVE - 32).div_ceil(block) - 1);
+                live.push((next.cast(), size));
+                live.extend(carved.into_iter().map(|p| (p, size)));
+            }
             // SAFETY: a live block with a layout of its class.
             unsafe { pool.deallocate(first.cast(), l(size)) };
             let again = pool.allocate_small_fast(size).expect("the block just freed");
