@@ -12,7 +12,7 @@
 //! - [`SlabLists`]: a slab's free blocks. The owner thread pops and pushes on a plain local list
 //!   (no atomics, no contention). A block another thread frees goes on no list: its remote bit
 //!   *is* the record. The thread whose `fetch_or` found the word empty raises the slab's
-//!   *pending* flag (a plain store); when its local list runs dry the owner swaps the flag down,
+//!   *pending* flag (a swap); when its local list runs dry the owner swaps the flag down,
 //!   then takes each word's remote bits with one swap and links their blocks into its local
 //!   list. So a free from another thread is one atomic read-modify-write, not two: until
 //!   2026-12-02 the block was also pushed with a compare-and-swap on a list in the slab, and that
@@ -44,7 +44,7 @@ pub struct StateBits {
     /// any thread may read.
     allocated: AtomicU64,
     /// Set by a non-owner's free until the owner takes the block back. Any thread sets
-    /// (`fetch_or`); the owner clears (`swap`, or `fetch_and` in tests).
+    /// (`fetch_or`); the owner clears (`swap`, a word at a time).
     remote: AtomicU64,
 }
 
