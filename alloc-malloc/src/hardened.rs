@@ -45,12 +45,12 @@
 //! [`MID`] bytes or less (a *mid-size* block) is zeroed instead, goes through the same
 //! quarantine, then waits accessible (up to 32 of them) for a block of its length, which checks
 //! that it is still zero (a write after free is reported there, as for small blocks), with no
-//! system call either way. A longer mapping that leaves the quarantine stays inaccessible in a cache of 16 mappings / 64 MiB, from which a
-//! later large `malloc` (not `calloc`) of half its size or more takes it back with one
-//! `mprotect` of the pages it needs (the rest stay inaccessible, a guard after the block, and
-//! go back to the OS when over a quarter of the block's size);
-//! the rest are unmapped. `malloc(0)` returns a unique address in a reserved `PROT_NONE` region: any
-//! access faults, and `free` of it does nothing.
+//! system call either way. A longer mapping that leaves the quarantine stays inaccessible in a
+//! cache of 16 mappings / 64 MiB, from which a later large `malloc` (not `calloc`) of half its
+//! size or more takes it back with one `mprotect` of the pages it needs (the rest stay
+//! inaccessible, a guard after the block, and go back to the OS when over a quarter of the
+//! block's size); the rest are unmapped. `malloc(0)` returns a unique address in a reserved
+//! `PROT_NONE` region: any access faults, and `free` of it does nothing.
 
 use crate::presets::Backend;
 use alloc_core::error::{ErrorKind, ErrorPolicy, HeapError};

@@ -8,7 +8,7 @@
 //!   slab from bits 16..22 (its class is the block's), the block's state bits (which catch a
 //!   double free and a pointer that is not a block in use); then, when the calling thread owns the
 //!   slab, a plain store of the bit and the local list; otherwise one `fetch_or` of the remote bit
-//!   (and, for a word's first, a store that raises the slab's pending flag), which hands the
+//!   (and, for a word's first, a swap that raises the slab's pending flag), which hands the
 //!   block to the owner: it takes the bits back when it runs out of local blocks.
 //! - everything larger, or aligned above 16, goes to the span heap underneath (behind a lock).
 

@@ -34,6 +34,18 @@ static int freed_reads_zero(size_t n) {
     return 0;
 }
 
+/* Writes all n bytes of block p, then frees it; 1 (with a line saying so) if its usable size is
+ * not exactly n. */
+static int use_whole_and_free(unsigned char *p, size_t n) {
+    memset(p, 0x5a, n);
+    if (malloc_usable_size(p) != n) {
+        printf("usable size of %zu: %zu\n", n, malloc_usable_size(p));
+        return 1;
+    }
+    free(p);
+    return 0;
+}
+
 /* Writes into a block of n bytes at `at` after freeing it, then allocates and frees blocks of
  * its size `rounds` times, enough for it to be reused (where the write must be reported). */
 static void write_after_free(size_t n, size_t at, int rounds) {
@@ -139,15 +151,8 @@ static int run_case(const char *c) {
     } else if (!strcmp(c, "small-large-boundary")) {
         /* Requests on both sides of the largest small one are whole, usable exactly, and free
          * cleanly. */
-        for (size_t n = 16350; n < 16380; n++) {
-            unsigned char *p = malloc(n);
-            memset(p, 0x5a, n);
-            if (malloc_usable_size(p) != n) {
-                printf("usable size of %zu: %zu\n", n, malloc_usable_size(p));
-                return 1;
-            }
-            free(p);
-        }
+        for (size_t n = 16350; n < 16380; n++)
+            if (use_whole_and_free(malloc(n), n)) return 1;
         puts("OK");
     } else if (!strcmp(c, "large-aligned")) {
         /* Large blocks aligned past a page: aligned, whole, and freed cleanly. */
@@ -194,12 +199,7 @@ static int run_case(const char *c) {
                         printf("calloc of %zu: byte %zu is %d\n", n, j, q[j]);
                         return 1;
                     }
-                memset(q, 0x5a, n);
-                if (malloc_usable_size(q) != n) {
-                    printf("usable size of %zu: %zu\n", n, malloc_usable_size(q));
-                    return 1;
-                }
-                free(q);
+                if (use_whole_and_free(q, n)) return 1;
             }
         }
         puts("OK");
