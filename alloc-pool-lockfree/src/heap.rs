@@ -99,6 +99,10 @@ pub(crate) const DIRECT_MAX: usize = 1024;
 /// Entries of the direct table: one per 16 bytes of request, 0 through [`DIRECT_MAX`].
 const DIRECT: usize = DIRECT_MAX / 16 + 1;
 
+/// [`ThreadHeap`]'s known segment when it knows none: not segment-aligned, so no segment address
+/// (0 included, which a pointer into the first 4 MiB would give) equals it.
+pub(crate) const NO_SEGMENT: usize = 1;
+
 /// A thread's cache of a pool: touched by its owner thread alone.
 pub(crate) struct ThreadHeap {
     /// The current slab of the class of each request size up to [`DIRECT_MAX`], by
@@ -108,6 +112,11 @@ pub(crate) struct ThreadHeap {
     bins: [Bin; Classes::COUNT],
     /// Segments owned, newest first.
     segments: Option<NonNull<Segment>>,
+    /// The address of a segment this heap owns ([`NO_SEGMENT`]: none), the last one a free from this thread
+    /// found it owned: a free into it needs neither the map of every pool's segments nor the
+    /// segment's owner (one compare instead, mimalloc's `thread_id` test). Cleared when the
+    /// segment leaves the heap ([`ThreadHeap::segment_remove`]), which only this thread does.
+    known: usize,
     /// The record's counters (outside the owner's part, read by other threads).
     counters: NonNull<Counters>,
     /// The first block found freed twice at once since the pool last asked (0: none): the heap
@@ -161,7 +170,14 @@ fn segment_of(s: NonNull<Slab>) -> NonNull<Segment> {
 impl ThreadHeap {
     /// A fresh heap counting into `counters`.
     pub fn new(counters: NonNull<Counters>) -> Self {
-        ThreadHeap { direct: [None; DIRECT], bins: [EMPTY_BIN; Classes::COUNT], segments: None, counters, refused: 0 }
+        ThreadHeap {
+            direct: [None; DIRECT],
+            bins: [EMPTY_BIN; Classes::COUNT],
+            segments: None,
+            known: NO_SEGMENT,
+            counters,
+            refused: 0,
+        }
     }
 
     /// Readies a recycled heap for a new thread (its counters keep counting).
@@ -169,7 +185,32 @@ impl ThreadHeap {
         self.bins = [EMPTY_BIN; Classes::COUNT];
         self.direct = [None; DIRECT];
         self.segments = None;
+        self.known = NO_SEGMENT;
         self.refused = 0;
+    }
+
+    /// Whether `seg` (a segment-aligned address) is the segment [`ThreadHeap::know`] last
+    /// named: one this heap owns.
+    #[inline(always)]
+    pub fn knows(&self, seg: usize) -> bool {
+        self.known == seg
+    }
+
+    /// The segment [`ThreadHeap::knows`] (for the validator).
+    pub fn known(&self) -> usize {
+        self.known
+    }
+
+    /// Class `c`'s current slab (for the validator).
+    pub fn current(&self, c: usize) -> Option<NonNull<Slab>> {
+        self.bins[c].current
+    }
+
+    /// Remembers `seg`, a segment this heap owns (its owner field says so), for
+    /// [`ThreadHeap::knows`].
+    #[inline(always)]
+    pub fn know(&mut self, seg: usize) {
+        self.known = seg;
     }
 
     /// The block found freed twice (by its owner and another thread at once) since the last
@@ -239,6 +280,14 @@ impl ThreadHeap {
 
     /// Makes `s` the slab class `c` allocates from, in the bin and in the direct table.
     fn set_current(&mut self, c: usize, s: Option<NonNull<Slab>>) {
+        if let Some(old) = self.bins[c].current {
+            // SAFETY: a slab of this heap, mapped while named (`sl`).
+            unsafe { sl(old) }.current.set(false);
+        }
+        if let Some(new) = s {
+            // SAFETY: as above.
+            unsafe { sl(new) }.current.set(true);
+        }
         self.bins[c].current = s;
         let hi = crate::block_size(c);
         if hi <= DIRECT_MAX {
@@ -459,6 +508,9 @@ impl ThreadHeap {
     }
 
     fn segment_remove(&mut self, g: NonNull<Segment>) {
+        if self.known == g.as_ptr() as usize {
+            self.known = NO_SEGMENT;
+        }
         // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
         let (prev, next) = (unsafe { sg(g) }.prev.get(), unsafe { sg(g) }.next.get());
         match prev {
@@ -498,7 +550,7 @@ impl ThreadHeap {
     #[inline(always)]
     pub unsafe fn free_local(&mut self, s: NonNull<Slab>, b: NonNull<u8>, c: usize) {
         // SAFETY: as the caller promises.
-        if unsafe { self.free_local_push(s, b, c) } {
+        if unsafe { self.free_local_push(s, b) } {
             self.release_slab(c, s);
         }
     }
@@ -511,14 +563,13 @@ impl ThreadHeap {
     ///
     /// As for [`ThreadHeap::free_local`].
     #[inline(always)]
-    pub unsafe fn free_local_push(&mut self, s: NonNull<Slab>, b: NonNull<u8>, c: usize) -> bool {
+    pub unsafe fn free_local_push(&mut self, s: NonNull<Slab>, b: NonNull<u8>) -> bool {
         // SAFETY: the block is ours again (the caller won it).
         let left = unsafe { sl(s).lists.push_local(b.cast()) };
-        if left != 0 {
-            return false;
-        }
-        // `min`: no bounds-check panic on this path (a slab's class is always below the count).
-        self.bins[c.min(Classes::COUNT - 1)].current != Some(s)
+        // The slab's flag, not `bins[c].current`: the class is not needed (a free with a layout
+        // does not read it), and one load instead of the bin's address and a compare.
+        // SAFETY: a slab of this heap, mapped while named (`sl`).
+        left == 0 && !unsafe { sl(s) }.current.get()
     }
 
     /// Releases slab `s` of class `c` if it still has no block in use and is not current: what
@@ -539,7 +590,7 @@ impl ThreadHeap {
         // (every block handed out came back through the local list or was collected).
         unsafe { sl(s).lists.clear() };
         // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
-        unsafe { sl(s) }.class.store(0, Ordering::Relaxed);
+        unsafe { sl(s) }.stop();
         let g = segment_of(s);
         // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
         let i = unsafe { sg(g) }.slab_index(s);
@@ -557,10 +608,13 @@ impl ThreadHeap {
                 let s = NonNull::from(&unsafe { sg(g) }.slabs[i]);
                 // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
                 if let Some(k) = unsafe { sl(s) }.class() {
+                    // Nobody's current slab once abandoned (the bins are emptied below).
+                    if self.bins[k].current == Some(s) {
+                        self.set_current(k, None);
+                    }
                     self.collect(s);
                     // SAFETY: this heap owns the slab.
                     if unsafe { sl(s).lists.used() } == 0 {
-                        self.set_current(k, None);
                         self.release_slab(k, s);
                     }
                 }

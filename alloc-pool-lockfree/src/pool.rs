@@ -718,23 +718,49 @@ mod slow {
 }
 
 impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<S, E> {
+    /// Whether `layout` is served by the slabs: 1 to [`MAX_SMALL`] bytes (one compare for both
+    /// bounds), aligned to [`MAX_ALIGN`] at most. Zero-size layouts are not: the pool answers
+    /// them itself ([`SharedLayer::ZERO_SIZE_OK`]), off the common path.
     #[inline(always)]
     fn small(layout: Layout) -> bool {
-        layout.size() <= MAX_SMALL && layout.align() <= MAX_ALIGN
+        layout.size().wrapping_sub(1) < MAX_SMALL && layout.align() <= MAX_ALIGN
     }
 
     /// Frees a pool block at `ptr`; `layout`, when given, must fit it (its class is the slab's).
     /// The common case (a block of this thread's heap, freed with a layout of its class) stays
-    /// inline: the segment map, the slab's class, two loads and a store of the block's state
+    /// inline: the segment checked, the slab's class, two loads and a store of the block's state
     /// bits, a push on the local list. Everything else is out of line.
     #[inline(always)]
     fn free_small(&self, ptr: NonNull<u8>, layout: Option<Layout>) {
-        let addr = ptr.as_ptr() as usize;
-        let Some(seg) = any_segment(Segment::of(addr)) else {
-            return self.slow_free::<{ slow::BAD_POINTER }>(ptr);
-        };
-        if let Err(left) = self.free_in(seg, ptr, layout, tls::lookup_first(self.id())) {
+        if let Err(left) = self.free_fast::<{ slow::BAD_POINTER }>(ptr, layout, tls::lookup_first(self.id())) {
             self.free_rest(ptr, left)
+        }
+    }
+
+    /// The segment of `ptr` and whether `heap` (the calling thread's first cached heap, if it is
+    /// this pool's) owns it, then [`Pool::free_in`]. The segment `heap` knows (the last one a
+    /// free found it owned: most frees are into it) needs one compare; any other goes through
+    /// the map of every pool's segments, and `NOT_SEGMENT` (what is left when no pool has a
+    /// segment there) when the map has none.
+    #[inline(always)]
+    fn free_fast<const NOT_SEGMENT: u8>(
+        &self,
+        ptr: NonNull<u8>,
+        layout: Option<Layout>,
+        heap: Option<*mut ThreadHeap>,
+    ) -> Result<(), FreeLeft> {
+        let seg_addr = Segment::of(ptr.as_ptr() as usize);
+        match heap {
+            // SAFETY: the calling thread's heap (the cache entry says so), touched by it alone.
+            Some(h) if unsafe { (*h).knows(seg_addr) } => {
+                // SAFETY: a segment `h` owns is mapped while it does, and only this thread (whose
+                // heap it is) could give it back.
+                self.free_in(unsafe { segment_at(seg_addr) }, ptr, layout, heap, true)
+            }
+            _ => match any_segment(seg_addr) {
+                Some(seg) => self.free_in(seg, ptr, layout, heap, false),
+                None => Err(FreeLeft(NOT_SEGMENT)),
+            },
         }
     }
 
@@ -790,7 +816,8 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     }
 
     /// [`Pool::free_small`] once the segment is known to be some pool's, with `heap` the
-    /// calling thread's first cached heap if it is this pool's. Whose the segment is is checked
+    /// calling thread's first cached heap if it is this pool's, and `owned` true when that heap
+    /// is known to own the segment ([`ThreadHeap::knows`]). Whose the segment is is checked
     /// off the common path: a block this thread's heap owns is this pool's (a heap belongs to
     /// one pool, and the thread's cache entry is checked against this pool's id); every other
     /// path compares the segment's pool id before it writes anything.
@@ -801,6 +828,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         ptr: NonNull<u8>,
         layout: Option<Layout>,
         heap: Option<*mut ThreadHeap>,
+        owned: bool,
     ) -> Result<(), FreeLeft> {
         let addr = ptr.as_ptr() as usize;
         let idx = segment::slab_index(addr);
@@ -808,16 +836,28 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
             return Err(FreeLeft(slow::BAD_POINTER));
         }
         let slab = &seg.slabs[idx];
-        // The header slabs serve no class: a pointer into them is refused here too.
-        let Some(c) = slab.class() else { return Err(FreeLeft(slow::BAD_POINTER)) };
-        if let Some(l) = layout {
-            if !slab.fits(l.size()) {
-                return Err(FreeLeft(slow::OTHER_LAYOUT));
+        match layout {
+            // A slab that serves no class (the header slabs, free ones) fits no size: its
+            // `fits_span` is 0. So a free with a layout needs no class, and a pointer into such
+            // a slab is refused here too, as one of another class (which then tells them apart).
+            Some(l) => {
+                if !slab.fits(l.size()) {
+                    return Err(FreeLeft(slow::OTHER_LAYOUT));
+                }
+            }
+            None => {
+                if slab.class().is_none() {
+                    return Err(FreeLeft(slow::BAD_POINTER));
+                }
             }
         }
         let (w, bit) = seg.bits(addr);
         match heap {
-            Some(h) if owned_by(&seg.owner, h) => {
+            Some(h) if owned || owned_by(&seg.owner, h) => {
+                if !owned {
+                    // SAFETY: the calling thread's heap, which owns the segment (just read).
+                    unsafe { (*h).know(Segment::of(addr)) };
+                }
                 match w.free_owner(bit) {
                     Ok(()) => {}
                     Err(Refused::AlreadyFree) => return Err(FreeLeft(slow::ALREADY_FREE)),
@@ -826,9 +866,9 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
                 // The segment's provenance, not the caller's (which may cover less than the
                 // first word, where the free list links).
                 let b = seg.at(addr);
-                crate::sanitize::freed(b, crate::block_size(c));
+                crate::sanitize::freed(b, || slab.block.get());
                 // SAFETY: this thread's heap owns the slab, and it won the block.
-                if unsafe { (*h).free_local_push(NonNull::from(slab), b, c) } {
+                if unsafe { (*h).free_local_push(NonNull::from(slab), b) } {
                     return Err(FreeLeft(slow::RELEASE));
                 }
                 Ok(())
@@ -854,8 +894,9 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     #[cold]
     #[inline(never)]
     fn free_other_layout(&self, inner: &PoolInner<S, E>, addr: usize) {
-        let (seg, _, _) = block_at(addr);
-        if seg.pool != inner.id {
+        let (seg, idx, _) = block_at(addr);
+        // A slab that serves no class fits no layout (`free_in` does not read the class).
+        if seg.pool != inner.id || seg.slabs[idx].class().is_none() {
             return self.bad_pointer(inner, seg.at(addr));
         }
         let (w, bit) = seg.bits(addr);
@@ -882,11 +923,11 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
                 if let Err(why) = w.free_owner(bit) {
                     return self.refused(inner, addr, why);
                 }
-                crate::sanitize::freed(b, crate::block_size(c));
+                crate::sanitize::freed(b, || crate::block_size(c));
                 // SAFETY: this thread's heap owns the slab, and it won the block.
                 unsafe { (*h).free_local(NonNull::from(slab), b, c) }
             }
-            _ => match w.free_other(bit, || crate::sanitize::freed(b, crate::block_size(c))) {
+            _ => match w.free_other(bit, || crate::sanitize::freed(b, || crate::block_size(c))) {
                 Ok(first) => {
                     if first {
                         slab.lists.note_remote();
@@ -915,6 +956,9 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     #[cold]
     #[inline(never)]
     fn allocate_slow(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        if layout.size() == 0 {
+            return Ok(ptr::block(ptr::dangling(layout.align()), 0));
+        }
         let inner = self.inner().ok_or(AllocError)?;
         if Self::small(layout) {
             let c = Classes::class_of(layout.size());
@@ -991,10 +1035,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     #[inline(always)]
     pub unsafe fn free_unsized_fast(&self, ptr: NonNull<u8>) -> Result<(), FreeLeft> {
         let Some(h) = tls::lookup_first(self.id()) else { return Err(FreeLeft(slow::NO_HEAP)) };
-        match any_segment(Segment::of(ptr.as_ptr() as usize)) {
-            Some(seg) => self.free_in(seg, ptr, None, Some(h)),
-            None => Err(FreeLeft(slow::LARGE)),
-        }
+        self.free_fast::<{ slow::LARGE }>(ptr, None, Some(h))
     }
 
     /// [`Pool::free_unsized`] on a thread whose first cached heap is not this pool's (a thread
@@ -1007,7 +1048,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
             return self.slow_free::<{ slow::LARGE }>(ptr);
         };
         // With no heap, `free_in` checks the pointer and leaves the block to the remote path.
-        match self.free_in(seg, ptr, None, None) {
+        match self.free_in(seg, ptr, None, None, false) {
             Ok(()) => {}
             Err(FreeLeft(slow::REMOTE)) => self.free_remote_in(seg, ptr, None),
             Err(left) => self.free_rest(ptr, left),
@@ -1067,7 +1108,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         }
         let slab = &seg.slabs[segment::slab_index(addr)];
         let (w, bit) = seg.bits(addr);
-        match w.free_other(bit, || crate::sanitize::freed(seg.at(addr), slab.block.get())) {
+        match w.free_other(bit, || crate::sanitize::freed(seg.at(addr), || slab.block.get())) {
             // The block is the owner's from here on.
             Ok(first) => {
                 if first {
@@ -1116,7 +1157,9 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     #[cold]
     #[inline(never)]
     pub fn allocate_small_slow(&self, size: usize) -> Result<NonNull<[u8]>, AllocError> {
-        let layout = Layout::from_size_align(size, MAX_ALIGN).map_err(|_| AllocError)?;
+        // 0 bytes: the smallest block, as on the fast path (a unique pointer, as `malloc(0)`
+        // must give), not the dangling one a zero-size layout gets.
+        let layout = Layout::from_size_align(size.max(1), MAX_ALIGN).map_err(|_| AllocError)?;
         self.allocate_slow(layout)
     }
 
@@ -1217,6 +1260,9 @@ unsafe fn segment_at<'a>(seg_addr: usize) -> &'a Segment {
 // release/acquire before reuse; large blocks are the span heap's. Nothing panics unless the
 // error policy does.
 unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> SharedLayer for Pool<S, E> {
+    /// Zero-size layouts are answered here, off the common path (a dangling pointer, a no-op
+    /// free), so the fronts test nothing first: `small`'s one compare covers both bounds.
+    const ZERO_SIZE_OK: bool = true;
     const PANICS: bool = E::PANICS;
     const RESIZE: Option<SharedResizeFn<Self>> = Some(resize::<S, E>);
 
@@ -1244,6 +1290,9 @@ unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync
     }
 
     fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        if layout.size() == 0 {
+            return Ok(ptr::block(ptr::dangling(layout.align()), 0));
+        }
         let inner = self.inner().ok_or(AllocError)?;
         if Self::small(layout) {
             let b = SharedLayer::allocate(self, layout)?;
@@ -1259,6 +1308,9 @@ unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
         if Self::small(layout) {
             return self.free_small(ptr, Some(layout));
+        }
+        if layout.size() == 0 {
+            return;
         }
         let Some(inner) = self.inner_if_made() else { return };
         // SAFETY: the caller's large block and layout.
@@ -1278,6 +1330,10 @@ unsafe fn resize<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send +
     old: Layout,
     new: Layout,
 ) -> Result<usize, AllocError> {
+    // A zero-size block is dangling: the front moves it (allocates, frees as a no-op).
+    if old.size() == 0 || new.size() == 0 {
+        return Err(AllocError);
+    }
     let inner = pool.inner_if_made().ok_or(AllocError)?;
     match (Pool::<S, E>::small(old), Pool::<S, E>::small(new)) {
         (true, true) => {
@@ -1368,6 +1424,9 @@ unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync
         if Self::small(layout) {
             return crate::block_size(Classes::class_of(layout.size()));
         }
+        if layout.size() == 0 {
+            return 0;
+        }
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { inner.large.usable_size(ptr, layout) }
     }
@@ -1430,8 +1489,17 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
             if !owner.is_null() && exited.contains(&(HeapRecord::of(owner).as_ptr() as usize)) {
                 return bad("segment names the heap of a thread that exited as its owner", g.as_ptr() as usize);
             }
-            if seg.slabs[..FIRST_SLAB].iter().any(|s| s.class().is_some()) {
+            if seg.slabs[..FIRST_SLAB].iter().any(|s| s.class().is_some() || s.fits_span.get() != 0) {
                 return bad("a header slab serves a class (frees into it would be taken)", g.as_ptr() as usize);
+            }
+            // SAFETY: a heap that owns a segment is live (checked above that it did not exit),
+            // and the caller keeps its thread from running.
+            let known = (!owner.is_null()).then(|| unsafe { (*owner).known() });
+            if let Some(k) = known.filter(|&k| k != crate::heap::NO_SEGMENT) {
+                // SAFETY: read only once the segment map says a segment of this pool is there.
+                if !inner.map.contains(k) || unsafe { segment_at(k) }.owner.load(Ordering::Relaxed) != owner {
+                    return bad("a heap takes frees into a segment it does not own as its own", k);
+                }
             }
             for i in FIRST_SLAB..SLABS {
                 let slab = &seg.slabs[i];
@@ -1440,8 +1508,19 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
                     if !free_bit {
                         return bad("slab serves no class but is not marked free", seg.slab_start(i));
                     }
+                    if slab.fits_span.get() != 0 || slab.current.get() {
+                        return bad(
+                            "slab serves no class but takes frees with a layout, or is current",
+                            seg.slab_start(i),
+                        );
+                    }
                     continue;
                 };
+                // SAFETY: as for `known`.
+                let current = !owner.is_null() && unsafe { (*owner).current(c) } == Some(NonNull::from(slab));
+                if slab.current.get() != current {
+                    return bad("slab's current flag is not its heap's current slab of its class", seg.slab_start(i));
+                }
                 if free_bit {
                     return bad("slab serves a class but is marked free", seg.slab_start(i));
                 }
@@ -1719,6 +1798,33 @@ mod tests {
         named("range of layout sizes");
         slab.fits_span.set(span);
         assert_eq!(pool.validate(), Ok(()));
+        // The slab is its class's current one: its flag says so, and must.
+        assert!(slab.current.get());
+        slab.current.set(false);
+        named("current flag");
+        slab.current.set(true);
+        // A free slab that would take a free with a layout (`free_in` reads no class then).
+        let other = &seg.slabs[SLABS - 1];
+        assert!(other.class().is_none());
+        other.fits_span.set(GRANULE);
+        named("takes frees with a layout");
+        other.fits_span.set(0);
+        other.current.set(true);
+        named("takes frees with a layout, or is current");
+        other.current.set(false);
+        assert_eq!(pool.validate(), Ok(()));
+        // The thread's heap knows its segment (it freed into it above); naming one it does not
+        // own would take frees into memory that is not its own as its own.
+        let heap = tls::lookup_first(pool.id()).unwrap();
+        // SAFETY: this thread's heap; nothing else runs on this pool now.
+        unsafe {
+            assert_eq!((*heap).known(), Segment::of(addr));
+            (*heap).know(Segment::of(addr) + segment::SEGMENT);
+        }
+        named("segment it does not own");
+        // SAFETY: as above.
+        unsafe { (*heap).know(Segment::of(addr)) };
+        assert_eq!(pool.validate(), Ok(()));
         // A capacity that is not the class's (larger: nothing is carved past it).
         let capacity = slab.capacity.get();
         slab.capacity.set(capacity + 1);
@@ -1771,6 +1877,28 @@ mod tests {
             }
         }
         assert_eq!(pool.errors().unwrap().detected(), 0);
+    }
+
+    #[test]
+    fn a_heap_forgets_the_segment_it_gives_back() {
+        let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+        let size = l(64);
+        let p = pool.allocate(size).unwrap().cast::<u8>();
+        // SAFETY: a live block with its layout, freed once.
+        unsafe { pool.deallocate(p, size) };
+        let heap = tls::lookup_first(pool.id()).unwrap();
+        let seg = Segment::of(p.as_ptr() as usize);
+        // SAFETY: this thread's heap.
+        assert_eq!(unsafe { (*heap).known() }, seg, "a free into its own segment makes it known");
+        pool.trim();
+        assert!(!pool.inner().unwrap().map.contains(seg), "the empty segment went back");
+        // Known still, a free of an address in that memory would be taken as one of its blocks.
+        // SAFETY: as above.
+        assert_eq!(unsafe { (*heap).known() }, crate::heap::NO_SEGMENT);
+        // SAFETY: a pointer the pool no longer has: the misuse is reported (`Count`).
+        unsafe { pool.deallocate(p, size) };
+        assert_eq!(pool.errors().unwrap().detected(), 1);
+        assert_eq!(pool.validate(), Ok(()));
     }
 
     #[test]

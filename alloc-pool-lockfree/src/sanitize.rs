@@ -35,10 +35,13 @@ pub(crate) fn allocated(p: NonNull<u8>, len: impl FnOnce() -> usize) {
     let _ = (p, len);
 }
 
-/// The block of `len` bytes at `p` was freed. Its first word stays accessible: the free
-/// lists link blocks through it (the pool's blocks have no header).
+/// The block of `len()` bytes at `p` was freed. Its first word stays accessible: the free
+/// lists link blocks through it (the pool's blocks have no header). The length is found only
+/// when a feature needs it, as for [`allocated`].
 #[inline(always)]
-pub(crate) fn freed(p: NonNull<u8>, len: usize) {
+pub(crate) fn freed(p: NonNull<u8>, len: impl FnOnce() -> usize) {
+    #[cfg(feature = "asan")]
+    let len = len();
     #[cfg(feature = "asan")]
     // SAFETY: as above; blocks are 16 bytes at least, so p+8..p+len is inside the block.
     unsafe {

@@ -38,7 +38,9 @@ pub(crate) const GRANULE: usize = 16;
 /// State words per slab.
 const STATE_WORDS: usize = SLAB / GRANULE / 64;
 
-/// One slab's descriptor.
+/// One slab's descriptor. 128 bytes apart: a pointer's descriptor is then its slab bits
+/// shifted and masked (no multiply), and no descriptor shares a cache line with two others.
+#[repr(align(128))]
 pub(crate) struct Slab {
     /// The size class it serves, plus one (0: the slab serves nobody; always for the header
     /// slabs, so a free into them is refused with no separate check). Atomic: a racing misuse
@@ -58,6 +60,10 @@ pub(crate) struct Slab {
     /// The block size of its class (what an allocation from it returns as its length).
     pub block: OwnerWritten,
     pub lists: SlabLists,
+    /// Owner only: whether the slab is its class's current one in its heap (`bins[c].current`,
+    /// kept so by `ThreadHeap::set_current`): a free that empties it leaves it be when it is,
+    /// with one test instead of finding its class's bin.
+    pub current: Cell<bool>,
     /// Owner only: the heap's list of slabs of this class.
     pub prev: Cell<Option<NonNull<Slab>>>,
     pub next: Cell<Option<NonNull<Slab>>>,
@@ -128,6 +134,7 @@ impl Segment {
                 core::ptr::addr_of_mut!((*slab).fits_span).write(OwnerWritten(AtomicUsize::new(0)));
                 core::ptr::addr_of_mut!((*slab).block).write(OwnerWritten(AtomicUsize::new(0)));
                 core::ptr::addr_of_mut!((*slab).lists).write(SlabLists::new());
+                core::ptr::addr_of_mut!((*slab).current).write(Cell::new(false));
                 core::ptr::addr_of_mut!((*slab).prev).write(Cell::new(None));
                 core::ptr::addr_of_mut!((*slab).next).write(Cell::new(None));
             }
@@ -200,9 +207,19 @@ impl Slab {
         self.block.set(block);
         self.class.store(class + 1, Ordering::Relaxed);
         self.bump.set(0);
+        self.current.set(false);
         self.capacity.set(SLAB / block);
         self.prev.set(None);
         self.next.set(None);
+    }
+}
+
+impl Slab {
+    /// Owner: serves no class any more (the slab's blocks are all back). It fits no layout
+    /// either: a free with a layout checks the fit alone (no class).
+    pub fn stop(&self) {
+        self.fits_span.set(0);
+        self.class.store(0, Ordering::Relaxed);
     }
 }
 
