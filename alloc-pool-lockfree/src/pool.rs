@@ -1190,12 +1190,18 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     /// As for [`Pool::slab_block_size`].
     #[inline]
     pub unsafe fn slab_block(&self, ptr: NonNull<u8>) -> Option<(usize, usize)> {
-        let inner = self.inner_if_made()?;
         let addr = ptr.as_ptr() as usize;
         if !addr.is_multiple_of(GRANULE) {
             return None;
         }
-        let slab = &inner.segment(Segment::of(addr))?.slabs[segment::slab_index(addr)];
+        let seg_addr = Segment::of(addr);
+        let seg = match tls::lookup_first(self.id()) {
+            // The segment the thread's heap knows it owns (as on the free path): no map to read.
+            // SAFETY: the calling thread's heap; a segment it owns stays mapped while it does.
+            Some(h) if unsafe { (*h).knows(seg_addr) } => unsafe { segment_at(seg_addr) },
+            _ => self.inner_if_made()?.segment(seg_addr)?,
+        };
+        let slab = &seg.slabs[segment::slab_index(addr)];
         Some((slab.class()?, slab.block.get()))
     }
 
@@ -1466,6 +1472,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
             // SAFETY: records are never freed before the pool; their links change under the lock.
             rec = unsafe { r.as_ref() }.free_next;
         }
+        let mine = tls::lookup(inner.id);
         let mut segments = 0usize;
         let mut cur = shared.segments;
         while let Some(g) = cur {
@@ -1492,9 +1499,12 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
             if seg.slabs[..FIRST_SLAB].iter().any(|s| s.class().is_some() || s.fits_span.get() != 0) {
                 return bad("a header slab serves a class (frees into it would be taken)", g.as_ptr() as usize);
             }
-            // SAFETY: a heap that owns a segment is live (checked above that it did not exit),
-            // and the caller keeps its thread from running.
-            let known = (!owner.is_null()).then(|| unsafe { (*owner).known() });
+            // The owner's own facts (its known segment, its current slabs), where the owner is
+            // the calling thread's heap: reached through the thread's cache, not through the
+            // segment's owner field (whose pointer is older than the heap's last use).
+            let heap = mine.filter(|&h| h == owner);
+            // SAFETY: the calling thread's heap, not in use during this call.
+            let known = heap.map(|h| unsafe { (*h).known() });
             if let Some(k) = known.filter(|&k| k != crate::heap::NO_SEGMENT) {
                 // SAFETY: read only once the segment map says a segment of this pool is there.
                 if !inner.map.contains(k) || unsafe { segment_at(k) }.owner.load(Ordering::Relaxed) != owner {
@@ -1517,8 +1527,8 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
                     continue;
                 };
                 // SAFETY: as for `known`.
-                let current = !owner.is_null() && unsafe { (*owner).current(c) } == Some(NonNull::from(slab));
-                if slab.current.get() != current {
+                let current = heap.map(|h| unsafe { (*h).current(c) } == Some(NonNull::from(slab)));
+                if current.is_some_and(|cur| slab.current.get() != cur) {
                     return bad("slab's current flag is not its heap's current slab of its class", seg.slab_start(i));
                 }
                 if free_bit {
