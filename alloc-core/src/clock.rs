@@ -7,7 +7,15 @@
 pub fn now_ns() -> Option<u64> {
     #[cfg(all(unix, not(miri)))]
     {
-        let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        // libc's, not rustix's: the C library's own vDSO entry is ready at startup, where
+        // rustix's first call looks the vDSO symbol up (its weak-symbol code, and `CStr`'s
+        // checks from std), code a preloaded malloc would otherwise bring into memory for one
+        // call (alloc-malloc's RSS on small programs).
+        let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: a valid clock id and a valid out-pointer.
+        if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) } != 0 {
+            return None;
+        }
         Some(t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64)
     }
     #[cfg(not(all(unix, not(miri))))]
