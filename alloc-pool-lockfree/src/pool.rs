@@ -1686,6 +1686,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> alloc
 mod tests {
     use super::*;
     use alloc_core::{Count, FixedSource, MmapSource};
+    use core::num::NonZeroUsize;
 
     /// A fixed buffer behind a lock: the pool wants a source threads can share.
     struct Shared(std::sync::Mutex<FixedSource<'static>>);
@@ -1890,6 +1891,69 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_small_size_is_a_slab_block_and_one_more_byte_a_span() {
+        let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+        let top = pool.allocate(l(MAX_SMALL)).unwrap();
+        assert_eq!(top.len(), MAX_SMALL, "the last class's block, exactly");
+        let past = pool.allocate(l(MAX_SMALL + 1)).unwrap();
+        let (top, past) = (top.cast::<u8>(), past.cast::<u8>());
+        // SAFETY: live blocks; `slab_block` only reads the pool's maps and headers.
+        assert!(unsafe { pool.slab_block(top) }.is_some());
+        // SAFETY: as above.
+        assert!(unsafe { pool.slab_block(past) }.is_none(), "one byte more is the span heap's");
+        // SAFETY: live blocks with their layouts, freed once.
+        unsafe {
+            pool.deallocate(top, l(MAX_SMALL));
+            pool.deallocate(past, l(MAX_SMALL + 1));
+        }
+        assert_eq!(pool.errors().unwrap().detected(), 0);
+        assert_eq!(pool.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_free_with_a_layout_into_a_slab_serving_no_class_is_a_foreign_pointer() {
+        let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+        let b = pool.allocate(l(64)).unwrap().cast::<u8>();
+        let seg = Segment::of(b.as_ptr() as usize);
+        // The last slab of a fresh segment serves nobody yet, and its state row was never
+        // written; a header slab serves nobody ever. Neither fits any layout.
+        for at in [seg + (SLABS - 1) * segment::SLAB, seg + 4096] {
+            // SAFETY: a pointer the pool never handed out: the misuse is reported (`Count`).
+            unsafe { pool.deallocate(b.with_addr(NonZeroUsize::new(at).unwrap()), l(64)) };
+            let last = pool.errors().unwrap().last().map(|e| (e.kind, e.addr));
+            assert_eq!(last, Some((ErrorKind::ForeignPointer, at)));
+        }
+        // SAFETY: the live block with its layout.
+        unsafe { pool.deallocate(b, l(64)) };
+        assert_eq!(pool.errors().unwrap().detected(), 2);
+        assert_eq!(pool.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_free_into_a_slab_given_back_is_a_foreign_pointer() {
+        let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+        let size = l(8192);
+        // Eight fill a slab; the ninth starts another, which becomes the class's current one.
+        let blocks: Vec<_> = (0..9).map(|_| pool.allocate(size).unwrap().cast::<u8>()).collect();
+        let (first, idx) = (blocks[0], segment::slab_index(blocks[0].as_ptr() as usize));
+        assert!(blocks[..8].iter().all(|b| segment::slab_index(b.as_ptr() as usize) == idx));
+        // SAFETY: live blocks with their layout, freed once.
+        unsafe { blocks[..8].iter().for_each(|&b| pool.deallocate(b, size)) };
+        // SAFETY: the pool's segment, live while the ninth block is.
+        let seg = unsafe { segment_at(Segment::of(first.as_ptr() as usize)) };
+        assert!(seg.slabs[idx].class().is_none(), "emptied and not current: given back");
+        // Its count of blocks carved is stale: it is not asked (the slab serves nobody).
+        // SAFETY: a block freed already: the misuse is reported (`Count`).
+        unsafe { pool.deallocate(first, size) };
+        let last = pool.errors().unwrap().last().map(|e| (e.kind, e.addr));
+        assert_eq!(last, Some((ErrorKind::ForeignPointer, first.as_ptr() as usize)));
+        // SAFETY: the live block with its layout.
+        unsafe { pool.deallocate(blocks[8], size) };
+        assert_eq!(pool.errors().unwrap().detected(), 1);
+        assert_eq!(pool.validate(), Ok(()));
+    }
+
+    #[test]
     fn a_heap_forgets_the_segment_it_gives_back() {
         let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
         let size = l(64);
@@ -1900,6 +1964,8 @@ mod tests {
         let seg = Segment::of(p.as_ptr() as usize);
         // SAFETY: this thread's heap.
         assert_eq!(unsafe { (*heap).known() }, seg, "a free into its own segment makes it known");
+        // SAFETY: as above.
+        assert!(unsafe { (*heap).knows(seg) } && !unsafe { (*heap).knows(seg + segment::SEGMENT) });
         pool.trim();
         assert!(!pool.inner().unwrap().map.contains(seg), "the empty segment went back");
         // Known still, a free of an address in that memory would be taken as one of its blocks.
