@@ -227,6 +227,29 @@ fn same_output(name: &str, make: impl Fn() -> Command) {
 }
 
 #[test]
+fn cpp_exceptions_unwind_through_the_programs_own_unwinder_under_every_preset() {
+    let exe = build("exceptions.cc", "g++", &["-O2", "-pthread"]);
+    same_output("exceptions.cc", || Command::new(&exe));
+}
+
+/// The library needs no libgcc_s on Linux (its `no-unwinder` feature, on by default): its
+/// dynamic section names no such library, and it exports none of the unwinder's entry points,
+/// whose stubs would otherwise take over every C++ program's exceptions.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_library_loads_no_unwinder_and_exports_none() {
+    let lib = library();
+    let out = Command::new("readelf").arg("-dW").arg(&lib).output().expect("readelf (binutils) runs");
+    let dynamic = text(&out.stdout);
+    assert!(dynamic.contains("(NEEDED)") && dynamic.contains("libc.so"), "readelf -d: {dynamic}");
+    assert!(!dynamic.contains("libgcc_s"), "the library needs libgcc_s: {dynamic}");
+    let out = Command::new("nm").args(["-D", "--defined-only"]).arg(&lib).output().expect("nm (binutils) runs");
+    let exported = text(&out.stdout);
+    assert!(exported.contains(" malloc"), "nm -D: {exported}");
+    assert!(!exported.contains("_Unwind_"), "the library exports the unwinder's stubs: {exported}");
+}
+
+#[test]
 fn system_programs_run_unchanged_under_every_preset() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
     // sort on a generated file of 200,000 lines.
