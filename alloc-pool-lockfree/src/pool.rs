@@ -455,35 +455,39 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
             self.state.store(0, Ordering::Release);
             return None;
         };
-        let mut large: SpanHeap<S, E, Counting> = SpanHeap::with_config(source, SPAN);
+        // The span heap is made once, inside its lock, and moved once, into the state's block;
+        // the other fields are written in place. A `PoolInner` built whole around a heap built
+        // apart kept three copies of the 10.6 KiB heap in this frame (31 KiB of stack touched on
+        // the first allocating thread, 24 KB of a small C program's RSS beyond mimalloc's).
+        let mut large: Large<S, E> = Locked::new(SpanHeap::with_config(source, SPAN));
         let layout = Layout::new::<PoolInner<S, E>>();
-        let Ok(block) = alloc_core::Layer::allocate(&mut large, layout) else {
+        let Ok(block) = alloc_core::Layer::allocate(large.get_mut(), layout) else {
             // Out of memory: give the source back and let a later call try again.
             // SAFETY: we still hold the 1 state: the slot is ours.
-            unsafe { *self.source.get() = Some(large.into_source()) };
+            unsafe { *self.source.get() = Some(large.into_inner().into_source()) };
             self.state.store(0, Ordering::Release);
             return None;
         };
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let p = block.cast::<PoolInner<S, E>>();
-        // SAFETY: a fresh block sized and aligned for the state; the heap moves into it (it holds
-        // no pointer to itself).
+        // SAFETY: a fresh block sized and aligned for the state; every field is written before
+        // the state is published; the heap moves into it (it holds no pointer to itself); the
+        // map's first level is null pointers, whose bytes are zeroes.
         unsafe {
-            p.as_ptr().write(PoolInner {
-                id,
-                large: Locked::new(large),
-                map: SegmentMap { l1: [const { AtomicPtr::new(core::ptr::null_mut()) }; 1 << 10] },
-                abandoned: RemoteList::new(),
-                shared: lock_api::Mutex::new(Shared {
-                    segments: None,
-                    heaps: None,
-                    free_heaps: None,
-                    segments_returned: 0,
-                    segments_made: 0,
-                }),
-                errors: E::INIT,
-                live: LiveNode { id, next: None },
-            });
+            let q = p.as_ptr();
+            core::ptr::addr_of_mut!((*q).id).write(id);
+            core::ptr::addr_of_mut!((*q).large).write(large);
+            core::ptr::addr_of_mut!((*q).map).write_bytes(0, 1);
+            core::ptr::addr_of_mut!((*q).abandoned).write(RemoteList::new());
+            core::ptr::addr_of_mut!((*q).shared).write(lock_api::Mutex::new(Shared {
+                segments: None,
+                heaps: None,
+                free_heaps: None,
+                segments_returned: 0,
+                segments_made: 0,
+            }));
+            core::ptr::addr_of_mut!((*q).errors).write(E::INIT);
+            core::ptr::addr_of_mut!((*q).live).write(LiveNode { id, next: None });
             let mut live = LIVE.lock();
             (*p.as_ptr()).live.next = live.0;
             live.0 = Some(NonNull::from(&mut (*p.as_ptr()).live));
@@ -1721,6 +1725,64 @@ mod tests {
 
     fn l(size: usize) -> Layout {
         Layout::from_size_align(size, 8).unwrap()
+    }
+
+    /// The system's pages, refused while `fail` is set.
+    struct Flaky {
+        fail: std::sync::atomic::AtomicBool,
+        pages: MmapSource,
+    }
+
+    // SAFETY: forwarded to the system's source, or no run at all.
+    unsafe impl PageSource for Flaky {
+        fn page_size(&self) -> usize {
+            self.pages.page_size()
+        }
+        fn map(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
+            if self.fail.load(Ordering::Relaxed) {
+                return None;
+            }
+            self.pages.map(size, align)
+        }
+        unsafe fn unmap(&self, ptr: NonNull<u8>, size: usize) {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { self.pages.unmap(ptr, size) }
+        }
+        fn maps_zeroed(&self) -> bool {
+            self.pages.maps_zeroed()
+        }
+    }
+
+    // SAFETY: as above.
+    unsafe impl Decommit for Flaky {
+        unsafe fn decommit(&self, ptr: NonNull<u8>, size: usize) {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { self.pages.decommit(ptr, size) }
+        }
+        fn decommit_zeroes(&self) -> bool {
+            self.pages.decommit_zeroes()
+        }
+    }
+
+    #[test]
+    fn a_pool_whose_first_use_finds_no_memory_is_made_by_a_later_call() {
+        let source = Flaky { fail: std::sync::atomic::AtomicBool::new(true), pages: MmapSource::new() };
+        let pool: Pool<Flaky, Count> = Pool::with_source(source);
+        // The state's block cannot be had: no pool yet, and the source is kept for later.
+        assert!(pool.allocate(l(64)).is_err());
+        assert!(pool.allocate(l(1 << 20)).is_err());
+        assert!(pool.errors().is_none(), "not made");
+        // SAFETY: the pool is not made; nothing of it is in use.
+        let source = unsafe { (*pool.source.get()).as_ref().expect("the source was given back") };
+        source.fail.store(false, Ordering::Relaxed);
+        let b = pool.allocate(l(64)).unwrap().cast::<u8>();
+        // SAFETY: a fresh block of 64 bytes, freed once with its layout.
+        unsafe {
+            b.as_ptr().write_bytes(0x5a, 64);
+            pool.deallocate(b, l(64));
+        }
+        assert_eq!(pool.errors().unwrap().detected(), 0);
+        assert_eq!(pool.validate(), Ok(()));
     }
 
     #[test]
