@@ -1727,6 +1727,11 @@ mod tests {
         Layout::from_size_align(size, 8).unwrap()
     }
 
+    /// What the pool's `Count` policy recorded last: the kind and the address.
+    fn last_report<S: PageSource + Decommit + Send + Sync>(pool: &Pool<S, Count>) -> Option<(ErrorKind, usize)> {
+        pool.errors().unwrap().last().map(|e| (e.kind, e.addr))
+    }
+
     /// The system's pages, refused while `fail` is set.
     struct Flaky {
         fail: std::sync::atomic::AtomicBool,
@@ -1828,7 +1833,7 @@ mod tests {
         // SAFETY: under the Count policy the pool reports it and does nothing else.
         unsafe { pool.deallocate(again.cast(), l(16)) };
         assert_eq!(pool.errors().unwrap().detected(), 1);
-        assert_eq!(pool.errors().unwrap().last().map(|e| e.kind), Some(ErrorKind::DoubleFree));
+        assert_eq!(last_report(&pool).map(|(kind, _)| kind), Some(ErrorKind::DoubleFree));
         assert_eq!(pool.validate(), Ok(()));
         pool.trim();
         assert_eq!(pool.stats().segments, 0);
@@ -1982,8 +1987,7 @@ mod tests {
         for at in [seg + (SLABS - 1) * segment::SLAB, seg + 4096] {
             // SAFETY: a pointer the pool never handed out: the misuse is reported (`Count`).
             unsafe { pool.deallocate(b.with_addr(NonZeroUsize::new(at).unwrap()), l(64)) };
-            let last = pool.errors().unwrap().last().map(|e| (e.kind, e.addr));
-            assert_eq!(last, Some((ErrorKind::ForeignPointer, at)));
+            assert_eq!(last_report(&pool), Some((ErrorKind::ForeignPointer, at)));
         }
         // SAFETY: the live block with its layout.
         unsafe { pool.deallocate(b, l(64)) };
@@ -2007,8 +2011,7 @@ mod tests {
         // Its count of blocks carved is stale: it is not asked (the slab serves nobody).
         // SAFETY: a block freed already: the misuse is reported (`Count`).
         unsafe { pool.deallocate(first, size) };
-        let last = pool.errors().unwrap().last().map(|e| (e.kind, e.addr));
-        assert_eq!(last, Some((ErrorKind::ForeignPointer, first.as_ptr() as usize)));
+        assert_eq!(last_report(&pool), Some((ErrorKind::ForeignPointer, first.as_ptr() as usize)));
         // SAFETY: the live block with its layout.
         unsafe { pool.deallocate(blocks[8], size) };
         assert_eq!(pool.errors().unwrap().detected(), 1);
@@ -2084,7 +2087,7 @@ mod tests {
         assert_eq!(kind(base + 8), ErrorKind::InteriorPointer, "off the granules");
         // SAFETY: the misuse under test (Count: reported only).
         unsafe { pool.deallocate(blocks[2], size) };
-        assert_eq!(pool.errors().unwrap().last().map(|e| e.kind), Some(ErrorKind::DoubleFree));
+        assert_eq!(last_report(&pool).map(|(kind, _)| kind), Some(ErrorKind::DoubleFree));
         assert_eq!(format!("{pool:?}").split_whitespace().next(), Some("Pool"));
         // SAFETY: live blocks with their layout.
         unsafe {
@@ -2148,7 +2151,7 @@ mod tests {
         // The next allocation of the class pops the block and refuses it (its remote bit is then
         // taken back once, and the block may be this very allocation).
         let p = pool.allocate(size).unwrap().cast::<u8>();
-        assert_eq!(pool.errors().unwrap().last().map(|e| (e.kind, e.addr)), Some((ErrorKind::DoubleFree, addr)));
+        assert_eq!(last_report(&pool), Some((ErrorKind::DoubleFree, addr)));
         // SAFETY: a live block with its layout.
         unsafe { pool.deallocate(p, size) };
         hand_out_once_and_free(&pool, size, addr, keep);
@@ -2162,7 +2165,7 @@ mod tests {
         let size = l(48);
         let (addr, keep) = free_twice_at_once(&pool, size);
         pool.trim();
-        assert_eq!(pool.errors().unwrap().last().map(|e| (e.kind, e.addr)), Some((ErrorKind::DoubleFree, addr)));
+        assert_eq!(last_report(&pool), Some((ErrorKind::DoubleFree, addr)));
         hand_out_once_and_free(&pool, size, addr, keep);
     }
 
@@ -2209,7 +2212,7 @@ mod tests {
         assert!(pool.allocate_small_fast(48).is_none(), "the block freed twice is refused");
         assert_eq!(pool.errors().unwrap().detected(), 0, "not reported yet");
         let p = pool.allocate_small_slow(48).unwrap().cast::<u8>();
-        assert_eq!(pool.errors().unwrap().last().map(|e| (e.kind, e.addr)), Some((ErrorKind::DoubleFree, addr)));
+        assert_eq!(last_report(&pool), Some((ErrorKind::DoubleFree, addr)));
         live.push((p, 48));
         live.extend(keep.into_iter().map(|k| (k, 48)));
         for (p, size) in live {

@@ -39,7 +39,7 @@ pub(crate) const GRANULE: usize = 16;
 const STATE_WORDS: usize = SLAB / GRANULE / 64;
 
 /// One slab's descriptor. 128 bytes apart: a pointer's descriptor is then its slab bits
-/// shifted and masked (no multiply), and no descriptor shares a cache line with two others.
+/// shifted and masked (no multiply), and no two descriptors share a cache line.
 #[repr(align(128))]
 pub(crate) struct Slab {
     /// The size class it serves, plus one (0: the slab serves nobody; always for the header
