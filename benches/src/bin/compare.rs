@@ -733,9 +733,15 @@ fn configs() -> Vec<Config> {
             None => eprintln!("{name}: {file} not found; install Debian's {package} to include it"),
         }
     }
+    let beside = |file: &str| std::env::current_exe().ok().and_then(|e| Some(e.parent()?.join(file)));
+    // GrapheneOS's hardened_malloc, which no Debian package ships: built from its sources on
+    // crates.io by `benches/peers/hardened_malloc.sh`, beside this program.
+    match beside("libhardened_malloc.so").filter(|p| p.exists()) {
+        Some(p) => configs.push(("hardened_malloc".into(), Some(p), None)),
+        None => eprintln!("hardened_malloc: not built; `sh benches/peers/hardened_malloc.sh` to include it"),
+    }
     // Our presets: the socket built beside this program (`cargo build --release -p alloc-malloc`).
-    let ours = std::env::current_exe().ok().and_then(|e| Some(e.parent()?.join("liballoc_malloc.so")));
-    match ours.filter(|p| p.exists()) {
+    match beside("liballoc_malloc.so").filter(|p| p.exists()) {
         Some(lib) => {
             for preset in ["general", "segregated", "hardened"] {
                 configs.push((format!("**{preset}**"), Some(lib.clone()), Some(preset)));
@@ -921,26 +927,42 @@ fn programs(o: &Options) -> Result<(), Usage> {
         }
     }
     progress.finish(format!("{} runs", o.runs * list.len() * configs.len()));
+    // Ratios to mimalloc when it is installed, else to glibc; then, for the hardened
+    // allocators' cost, to our `general` preset.
+    let base = configs.iter().position(|c| c.0 == "mimalloc").unwrap_or(0);
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "`compare --programs --runs {} --threads {}`: wall time and peak RSS, medians of {} runs\n",
+        o.runs, o.threads, o.runs
+    );
+    program_table(&mut t, &list, &configs, &samples, base);
+    if let Some(general) = configs.iter().position(|c| c.0 == "**general**") {
+        t.push('\n');
+        program_table(&mut t, &list, &configs, &samples, general);
+    }
+    print!("{t}");
+    let path = o.out.join("programs.md");
+    std::fs::write(&path, &t).map_err(|e| Usage(format!("cannot write {}: {e}", path.display())))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+/// One table of `compare --programs`: each program's median wall time and peak RSS under every
+/// configuration, as ratios to configuration `base`'s, and their geometric means.
+fn program_table(t: &mut String, list: &[Program], configs: &[Config], samples: &[Vec<Vec<ExecSample>>], base: usize) {
     let med = |v: &[ExecSample], f: &dyn Fn(&ExecSample) -> f64| {
         let mut x: Vec<f64> = v.iter().map(f).collect();
         x.sort_by(|a, b| a.total_cmp(b));
         x[x.len() / 2]
     };
-    // Ratios to mimalloc when it is installed, else to glibc.
-    let base = configs.iter().position(|c| c.0 == "mimalloc").unwrap_or(0);
-    let base_name = configs[base].0.clone();
-    let mut t = String::new();
-    let _ = writeln!(
-        t,
-        "`compare --programs --runs {} --threads {}`: wall time and peak RSS × {base_name}, medians of {} runs\n",
-        o.runs, o.threads, o.runs
-    );
+    let base_name = &configs[base].0;
     let _ = write!(t, "| program | {base_name} time |");
-    for c in &configs {
+    for c in configs {
         let _ = write!(t, " {} |", c.0);
     }
     let _ = write!(t, "\n|---|--:|");
-    for _ in &configs {
+    for _ in configs {
         let _ = write!(t, "--:|");
     }
     t.push('\n');
@@ -965,9 +987,4 @@ fn programs(o: &Options) -> Result<(), Usage> {
     }
     t.push('\n');
     let _ = writeln!(t, "\nEach cell: time × {base_name} / peak RSS × {base_name}.");
-    print!("{t}");
-    let path = o.out.join("programs.md");
-    std::fs::write(&path, &t).map_err(|e| Usage(format!("cannot write {}: {e}", path.display())))?;
-    eprintln!("wrote {}", path.display());
-    Ok(())
 }
