@@ -1,5 +1,6 @@
-//! `compare` as a user runs it: the JSON report it writes beside the Markdown one, and
-//! `--baseline` reading a saved report back and printing the change per result.
+//! `compare` as a user runs it: the JSON report it writes beside the Markdown one,
+//! `--baseline` reading a saved report back and printing the change per result, and `--exec`
+//! going on past an allocator a program fails under.
 
 use std::path::Path;
 use std::process::Command;
@@ -90,4 +91,32 @@ fn help_is_generated_from_the_definitions_and_names_every_option() {
     }
     let out = Command::new(env!("CARGO_BIN_EXE_compare")).args(["--exec"]).output().expect("compare runs");
     assert_eq!(out.status.code(), Some(2), "--exec without a program is a usage error");
+}
+
+#[test]
+fn a_program_that_fails_under_one_allocator_is_that_rows_result_and_under_glibc_an_error() {
+    // Succeeds with nothing preloaded (glibc), fails under every preloaded allocator.
+    let out = Command::new(env!("CARGO_BIN_EXE_compare"))
+        .args(["--exec", "--runs", "1", "--", "sh", "-c", "test -z \"$LD_PRELOAD\""])
+        .output()
+        .expect("compare runs");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}\n{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| allocator")).collect();
+    assert!(rows[0].starts_with("| glibc | ") && !rows[0].contains("failed"), "{table}");
+    // Our presets at least, when the socket was built beside `compare` (`cargo test --workspace`
+    // builds it), and each peer that is installed.
+    let socket = Path::new(env!("CARGO_BIN_EXE_compare")).with_file_name("liballoc_malloc.so");
+    assert!(!socket.exists() || rows.len() >= 4, "{table}");
+    for row in &rows[1..] {
+        assert!(row.contains("failed: \"sh\" exited with status 1"), "{row}");
+    }
+    // A program that fails on its own (under glibc) is an error, not a table.
+    let out = Command::new(env!("CARGO_BIN_EXE_compare"))
+        .args(["--exec", "--runs", "1", "--", "sh", "-c", "kill -ABRT $$"])
+        .output()
+        .expect("compare runs");
+    assert_eq!(out.status.code(), Some(1), "a run that fails exits with 1 (2 is for bad arguments)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("killed by signal 6 (SIGABRT)"), "{err}");
 }

@@ -715,10 +715,30 @@ fn exec_once(cmd: &[String], preload: Option<&Path>, preset: Option<&str>) -> Re
         return Err(format!("wait4 failed: {}", std::io::Error::last_os_error()));
     }
     if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-        return Err(format!("{:?} failed (wait status {status:#x})", cmd[0]));
+        return Err(format!("{:?} {}", cmd[0], how_it_ended(status)));
     }
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     Ok(ExecSample { wall, cpu: tv(ru.ru_utime) + tv(ru.ru_stime), max_rss: ru.ru_maxrss as u64 * 1024 })
+}
+
+/// A failed child's wait status in words: "exited with status 2", "killed by signal 6
+/// (SIGABRT)".
+fn how_it_ended(status: libc::c_int) -> String {
+    if libc::WIFSIGNALED(status) {
+        let sig = libc::WTERMSIG(status);
+        let name = match sig {
+            libc::SIGABRT => " (SIGABRT)",
+            libc::SIGSEGV => " (SIGSEGV)",
+            libc::SIGBUS => " (SIGBUS)",
+            libc::SIGKILL => " (SIGKILL)",
+            libc::SIGILL => " (SIGILL)",
+            libc::SIGTRAP => " (SIGTRAP)",
+            _ => "",
+        };
+        format!("killed by signal {sig}{name}")
+    } else {
+        format!("exited with status {}", libc::WEXITSTATUS(status))
+    }
 }
 
 /// glibc, each peer found installed, and our presets (when the socket is built): a name, the
@@ -777,7 +797,7 @@ fn exec_with_runner(
             cpu: Duration::from_nanos(cpu as u64),
             max_rss: rss as u64 * 1024,
         }),
-        [_, _, _, status] => Err(format!("{:?} failed (wait status {status:#x})", cmd[0])),
+        [_, _, _, status] => Err(format!("{:?} {}", cmd[0], how_it_ended(status as libc::c_int))),
         _ => Err(format!("{} printed {line:?} for {:?}", runner.display(), cmd[0])),
     }
 }
@@ -785,12 +805,26 @@ fn exec_with_runner(
 fn exec(cmd: &[String], runs: usize) -> Result<(), Usage> {
     let configs = configs();
     let mut results: Vec<Vec<ExecSample>> = configs.iter().map(|_| Vec::new()).collect();
+    // As in `--programs`: a failure under one allocator is its row's result (under glibc, the
+    // first, it is the program's own, and ends the comparison).
+    let mut failed: Vec<Option<String>> = configs.iter().map(|_| None).collect();
     let progress = Progress::new(runs * configs.len());
     for run in 0..runs {
         progress.log(format!("[run {}/{runs}]", run + 1));
         for (i, (name, preload, preset)) in configs.iter().enumerate() {
             progress.step(format!("run {}/{runs}: {name}", run + 1));
-            results[i].push(exec_once(cmd, preload.as_deref(), *preset).map_err(Usage)?);
+            if failed[i].is_some() {
+                continue;
+            }
+            match exec_once(cmd, preload.as_deref(), *preset) {
+                Ok(sample) => results[i].push(sample),
+                Err(e) if i == 0 => return Err(Usage(e)),
+                Err(e) => {
+                    progress.log(format!("under {name}: {e}"));
+                    results[i].clear();
+                    failed[i] = Some(e);
+                }
+            }
         }
     }
     progress.finish(format!("{} runs", runs * configs.len()));
@@ -798,21 +832,28 @@ fn exec(cmd: &[String], runs: usize) -> Result<(), Usage> {
         v.sort_by(|a, b| a.total_cmp(b));
         v[v.len() / 2]
     };
-    let stats: Vec<(f64, f64, f64)> = results
+    let stats: Vec<Option<(f64, f64, f64)>> = results
         .iter()
         .map(|r| {
-            (
-                med(&mut r.iter().map(|s| s.wall.as_secs_f64()).collect()),
-                med(&mut r.iter().map(|s| s.cpu.as_secs_f64()).collect()),
-                med(&mut r.iter().map(|s| s.max_rss as f64).collect()),
-            )
+            (!r.is_empty()).then(|| {
+                (
+                    med(&mut r.iter().map(|s| s.wall.as_secs_f64()).collect()),
+                    med(&mut r.iter().map(|s| s.cpu.as_secs_f64()).collect()),
+                    med(&mut r.iter().map(|s| s.max_rss as f64).collect()),
+                )
+            })
         })
         .collect();
-    let (gw, _, gr) = stats[0];
+    let Some((gw, _, gr)) = stats[0] else { return Err(Usage("no run under glibc".into())) };
     println!("`{}`, {runs} runs each, medians\n", cmd.join(" "));
     println!("| allocator | wall | × glibc | CPU | peak RSS | × glibc |\n|---|--:|--:|--:|--:|--:|");
-    for ((name, _, _), (w, c, r)) in configs.iter().zip(&stats) {
-        println!("| {name} | {:.3} s | {:.2} | {:.3} s | {} | {:.2} |", w, w / gw, c, bytes(*r), r / gr);
+    for (((name, _, _), stat), e) in configs.iter().zip(&stats).zip(&failed) {
+        match (stat, e) {
+            (Some((w, c, r)), _) => {
+                println!("| {name} | {:.3} s | {:.2} | {:.3} s | {} | {:.2} |", w, w / gw, c, bytes(*r), r / gr)
+            }
+            (None, e) => println!("| {name} | failed: {} | | | | |", e.as_deref().unwrap_or("no run")),
+        }
     }
     Ok(())
 }
@@ -913,6 +954,9 @@ fn programs(o: &Options) -> Result<(), Usage> {
     let list = suite(o.threads, &o.out.join("inputs"))?;
     let mut samples: Vec<Vec<Vec<ExecSample>>> =
         list.iter().map(|_| configs.iter().map(|_| Vec::new()).collect()).collect();
+    // A program that fails under one allocator (a hardened one that stops it on a bug of its
+    // own, say) is that cell's result: the rest of the run goes on, without it.
+    let mut failed: Vec<Vec<Option<String>>> = list.iter().map(|_| configs.iter().map(|_| None).collect()).collect();
     let progress = Progress::new(o.runs * list.len() * configs.len());
     for run in 0..o.runs {
         for (p, prog) in list.iter().enumerate() {
@@ -922,7 +966,17 @@ fn programs(o: &Options) -> Result<(), Usage> {
                 let i = (k + run) % configs.len();
                 let (name, preload, preset) = &configs[i];
                 progress.step(format!("run {}/{}: {} × {name}", run + 1, o.runs, prog.name));
-                samples[p][i].push(exec_once(&prog.cmd, preload.as_deref(), *preset).map_err(Usage)?);
+                if failed[p][i].is_some() {
+                    continue;
+                }
+                match exec_once(&prog.cmd, preload.as_deref(), *preset) {
+                    Ok(sample) => samples[p][i].push(sample),
+                    Err(e) => {
+                        progress.log(format!("{} under {name}: {e}", prog.name));
+                        samples[p][i].clear();
+                        failed[p][i] = Some(e);
+                    }
+                }
             }
         }
     }
@@ -940,6 +994,13 @@ fn programs(o: &Options) -> Result<(), Usage> {
     if let Some(general) = configs.iter().position(|c| c.0 == "**general**") {
         t.push('\n');
         program_table(&mut t, &list, &configs, &samples, general);
+    }
+    for (p, prog) in list.iter().enumerate() {
+        for (i, e) in failed[p].iter().enumerate() {
+            if let Some(e) = e {
+                let _ = writeln!(t, "\n{} failed under {}: {e}", prog.name, configs[i].0);
+            }
+        }
     }
     print!("{t}");
     let path = o.out.join("programs.md");
@@ -966,24 +1027,48 @@ fn program_table(t: &mut String, list: &[Program], configs: &[Config], samples: 
         let _ = write!(t, "--:|");
     }
     t.push('\n');
-    let mut logs = vec![(0.0f64, 0.0f64); configs.len()];
+    // Per configuration: the sums of the ratios' logarithms, and how many programs they cover
+    // (a program failed under the configuration, or under the base, has no ratio).
+    let mut logs = vec![(0.0f64, 0.0f64, 0usize); configs.len()];
     for (p, prog) in list.iter().enumerate() {
+        if samples[p][base].is_empty() {
+            let _ = write!(t, "| {} | failed |", prog.name);
+            for _ in configs {
+                let _ = write!(t, " – |");
+            }
+            t.push('\n');
+            continue;
+        }
         let bw = med(&samples[p][base], &|s| s.wall.as_secs_f64());
         let br = med(&samples[p][base], &|s| s.max_rss as f64);
         let _ = write!(t, "| {} | {:.3} s |", prog.name, bw);
         for (i, _) in configs.iter().enumerate() {
+            if samples[p][i].is_empty() {
+                let _ = write!(t, " failed |");
+                continue;
+            }
             let w = med(&samples[p][i], &|s| s.wall.as_secs_f64()) / bw;
             let r = med(&samples[p][i], &|s| s.max_rss as f64) / br;
             logs[i].0 += w.ln();
             logs[i].1 += r.ln();
+            logs[i].2 += 1;
             let _ = write!(t, " {w:.2} / {r:.2} |");
         }
         t.push('\n');
     }
-    let n = list.len().max(1) as f64;
+    let most = logs.iter().map(|l| l.2).max().unwrap_or(0);
     let _ = write!(t, "| **geometric mean** | |");
-    for (w, r) in &logs {
-        let _ = write!(t, " **{:.2} / {:.2}** |", (w / n).exp(), (r / n).exp());
+    for &(w, r, n) in &logs {
+        match n {
+            0 => {
+                let _ = write!(t, " – |");
+            }
+            _ => {
+                let k = n as f64;
+                let _ = write!(t, " **{:.2} / {:.2}**", (w / k).exp(), (r / k).exp());
+                let _ = write!(t, "{} |", if n < most { format!(" ({n} of {most} programs)") } else { String::new() });
+            }
+        }
     }
     t.push('\n');
     let _ = writeln!(t, "\nEach cell: time × {base_name} / peak RSS × {base_name}.");
