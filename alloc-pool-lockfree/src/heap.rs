@@ -575,6 +575,10 @@ impl ThreadHeap {
     /// Releases slab `s` of class `c` if it still has no block in use and is not current: what
     /// [`ThreadHeap::free_local_push`] asked for.
     pub fn release_empty(&mut self, s: NonNull<Slab>, c: usize) {
+        // A remote bit still set now is a block its owner freed as well (no block is in use):
+        // taken back here, it is refused and reported, and the slab is empty. (The bits are
+        // cleared when the slab starts again: without this, the double free went unreported.)
+        self.collect(s);
         // SAFETY: this heap owns the slab.
         if unsafe { sl(s).lists.used() } == 0 && self.bins[c].current != Some(s) {
             self.release_slab(c, s);

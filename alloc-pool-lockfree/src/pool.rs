@@ -890,7 +890,11 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         let (seg, idx, c) = block_at(addr);
         if let Some(h) = tls::lookup_first(self.id()) {
             // SAFETY: this thread's heap, which owns the slab (it just freed a block of it).
-            unsafe { (*h).release_empty(NonNull::from(&seg.slabs[idx]), c) }
+            unsafe { (*h).release_empty(NonNull::from(&seg.slabs[idx]), c) };
+            // SAFETY: as above.
+            if let (Some(addr), Some(inner)) = (unsafe { (*h).take_refused() }, self.inner_if_made()) {
+                inner.report(ErrorKind::DoubleFree, addr);
+            }
         }
     }
 

@@ -522,8 +522,9 @@ fn a_dropped_pool_leaves_its_place_in_the_threads_cache() {
 }
 
 /// A block freed by another thread and then by its owner, before the owner took it back: the
-/// second free is a double free (the block's remote bit says so), reported at its address, and
-/// the block comes back once.
+/// second free is a double free (the block's remote bit says so), reported at its address when
+/// the owner next hands the block out (the owner's free reads only the allocated bit), and the
+/// block comes back once. A third free, the owner's second, is reported at once.
 #[test]
 fn a_block_freed_by_another_thread_then_by_its_owner_is_a_double_free() {
     let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
@@ -537,23 +538,67 @@ fn a_block_freed_by_another_thread_then_by_its_owner_is_a_double_free() {
             unsafe { (&pool).deallocate(core::ptr::NonNull::new(addr as *mut u8).unwrap(), l) };
         });
     });
-    assert_eq!(pool.errors().unwrap().detected(), 0);
+    let errors = pool.errors().unwrap();
+    assert_eq!(errors.detected(), 0);
     // SAFETY: the misuse under test (Count: reported only).
     unsafe { (&pool).deallocate(p, l) };
-    let errors = pool.errors().unwrap();
-    assert_eq!(errors.last().map(|e| (e.kind, e.addr)), Some((ErrorKind::DoubleFree, addr)));
-    // The same through the C-style free with no layout.
+    assert_eq!(errors.detected(), 0, "the owner's free does not read the remote bit");
+    // The owner's own second free, through the C-style free with no layout: its allocated bit
+    // is clear, so this one is reported at the free.
     // SAFETY: as above.
     unsafe { pool.free_unsized(p) };
+    assert_eq!(errors.detected(), 1);
+    assert_eq!(errors.last().map(|e| (e.kind, e.addr)), Some((ErrorKind::DoubleFree, addr)));
+    // The next allocation pops the block off the local list and refuses it (its remote bit is
+    // set): reported there. Past the blocks carved with the first two (every 48-byte block that
+    // starts on the slab's first 4 KiB page: 86), the owner takes the remotely freed one back.
+    let again: Vec<usize> = (0..100).map(|_| (&pool).allocate(l).unwrap().as_ptr().cast::<u8>() as usize).collect();
     assert_eq!(errors.detected(), 2);
     assert_eq!(errors.last().map(|e| (e.kind, e.addr)), Some((ErrorKind::DoubleFree, addr)));
-    // Past the blocks carved with the first two (every 48-byte block that starts on the slab's
-    // first 4 KiB page: 86), the owner takes the remotely freed one back.
-    let again: Vec<usize> = (0..100).map(|_| (&pool).allocate(l).unwrap().as_ptr().cast::<u8>() as usize).collect();
+    assert_ne!(again[0], addr, "refused at its hand-out");
     assert_eq!(again.iter().filter(|&&a| a == addr).count(), 1, "the block comes back once: {again:x?}");
     for a in again.into_iter().chain([keep.as_ptr() as usize]) {
         // SAFETY: live blocks with their layout.
         unsafe { (&pool).deallocate(core::ptr::NonNull::new(a as *mut u8).unwrap(), l) };
+    }
+    assert_eq!(pool.live_bytes(), 0);
+    assert_eq!(pool.validate(), Ok(()));
+}
+
+/// The same two frees of a slab's last block in use, when the slab is not its class's current
+/// one: the owner's free empties it, and the slab's remote bits are taken back before it goes
+/// back to its segment, so the double free is reported there (a slab given back clears its bits
+/// when it starts again: reported nowhere else).
+#[test]
+fn a_slabs_last_block_freed_by_another_thread_then_by_its_owner_is_reported_as_the_slab_goes() {
+    let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+    // 16 KiB blocks: four to a 64 KiB slab, so a fifth starts the class's next slab.
+    let l = layout(alloc_pool_lockfree::MAX_SMALL);
+    let blocks: Vec<_> = (0..5).map(|_| (&pool).allocate(l).unwrap().cast::<u8>()).collect();
+    let first_slab = |p: &core::ptr::NonNull<u8>| p.as_ptr() as usize >> 16 == blocks[0].as_ptr() as usize >> 16;
+    assert_eq!(blocks.iter().filter(|p| first_slab(p)).count(), 4);
+    let (last, rest) = (blocks[0], &blocks[1..]);
+    let addr = last.as_ptr() as usize;
+    for p in rest.iter().filter(|p| first_slab(p)) {
+        // SAFETY: live blocks with their layout.
+        unsafe { (&pool).deallocate(*p, l) };
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: a live block with its layout, handed to this thread.
+            unsafe { (&pool).deallocate(core::ptr::NonNull::new(addr as *mut u8).unwrap(), l) };
+        });
+    });
+    let errors = pool.errors().unwrap();
+    assert_eq!(errors.detected(), 0);
+    // SAFETY: the misuse under test (Count: reported only).
+    unsafe { (&pool).deallocate(last, l) };
+    assert_eq!(errors.detected(), 1, "reported as the emptied slab goes back");
+    assert_eq!(errors.last().map(|e| (e.kind, e.addr)), Some((ErrorKind::DoubleFree, addr)));
+    assert_eq!(pool.validate(), Ok(()));
+    for p in rest.iter().filter(|p| !first_slab(p)) {
+        // SAFETY: a live block with its layout.
+        unsafe { (&pool).deallocate(*p, l) };
     }
     assert_eq!(pool.live_bytes(), 0);
     assert_eq!(pool.validate(), Ok(()));
