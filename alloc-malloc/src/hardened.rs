@@ -76,7 +76,8 @@ pub const RING: usize = 64;
 /// Blocks held back per size class for unpredictable placement.
 pub const RESERVE: usize = 8;
 // Picks among them are whole random bits.
-const _: () = assert!(RING.is_power_of_two() && RESERVE.is_power_of_two());
+const _: () =
+    assert!(FIFO.is_power_of_two() && RING.is_power_of_two() && RESERVE.is_power_of_two() && SPARE.is_power_of_two());
 /// The largest block size whose class is placed at random (held-back blocks of larger classes
 /// would cost too much memory per thread).
 pub const RESERVE_MAX: usize = 4096;
@@ -93,6 +94,17 @@ const RESERVED_CLASSES: usize = {
         c += 1;
     }
     c + 1
+};
+/// The block size of each class with a reserve, looked up (the size classes' own function
+/// branches on small classes: five instructions of every `malloc` until 2026-12-02).
+const RESERVED_SIZE: [usize; RESERVED_CLASSES] = {
+    let mut t = [0; RESERVED_CLASSES];
+    let mut c = 0;
+    while c < RESERVED_CLASSES {
+        t[c] = Classes::class_size(c);
+        c += 1;
+    }
+    t
 };
 /// Freed large blocks kept inaccessible.
 pub const LARGE_QUARANTINE: usize = 64;
@@ -390,8 +402,10 @@ fn alloc_small(size: usize, align: usize, zero: bool) -> Option<NonNull<u8>> {
         let n = t.spares[c] as usize;
         if out != 0 && n != 0 {
             t.spares[c] = n as u8 - 1;
-            t.reserve[c][slot] = t.spare[c][n - 1];
-            let len = <Classes as alloc_core::SizeClasses>::size(c);
+            // `% SPARE`: the count is at most SPARE (kept so by `quarantine_in`); the mask keeps
+            // the index in bounds without a branch.
+            t.reserve[c][slot] = t.spare[c][(n - 1) % SPARE];
+            let len = RESERVED_SIZE[c];
             // SAFETY: a reserved block of class `c`, now the caller's; the secret is made (the
             // thread's quarantine was made after it).
             return Some(unsafe {
@@ -817,8 +831,10 @@ fn quarantine(q: usize, c: usize) -> Option<usize> {
 fn quarantine_in(t: &mut Quarantine, q: usize, c: usize) -> Option<usize> {
     let tag = if c < RESERVED_CLASSES { (c + 1) << TAG_SHIFT } else { 0 };
     {
-        let out = core::mem::replace(&mut t.fifo[t.head], q | tag);
-        t.head = (t.head + 1) % FIFO;
+        // `% FIFO` (a mask): in bounds without a branch; the head stays below FIFO anyway.
+        let h = t.head % FIFO;
+        t.head = (h + 1) % FIFO;
+        let out = core::mem::replace(&mut t.fifo[h], q | tag);
         if out == 0 {
             return None;
         }
@@ -1451,6 +1467,17 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(POOL.stats().small_live, live, "blocks kept after the thread's exit");
+    }
+
+    /// The looked-up block sizes of the classes with a reserve are the size classes' own, up to
+    /// the first that reaches the reserve's bound.
+    #[test]
+    fn the_reserved_classes_sizes_are_the_pools_and_reach_the_reserve_bound() {
+        for (c, &len) in RESERVED_SIZE.iter().enumerate() {
+            assert_eq!(len, <Classes as alloc_core::SizeClasses>::size(c), "class {c}");
+        }
+        assert!(RESERVED_SIZE[RESERVED_CLASSES - 1] >= RESERVE_MAX);
+        assert!(RESERVED_SIZE[RESERVED_CLASSES - 2] < RESERVE_MAX);
     }
 
     /// A small block takes the smallest class that holds it with its header and canary, on the
