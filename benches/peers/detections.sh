@@ -8,8 +8,10 @@
 #   bash benches/peers/detections.sh
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
-ours=$root/target/release/liballoc_malloc.so
-hm=$root/target/release/libhardened_malloc.so
+# Which builds: the release ones by default; OURS and HARDENED_MALLOC name others (CI checks its
+# debug build and the hardened_malloc it built under target/peers).
+ours=${OURS:-$root/target/release/liballoc_malloc.so}
+hm=${HARDENED_MALLOC:-$root/target/release/libhardened_malloc.so}
 scudo=$(ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.scudo_standalone-x86_64.so 2>/dev/null | tail -1)
 [ -f "$ours" ] || { echo "build the socket first: cargo build --release -p alloc-malloc" >&2; exit 2; }
 work=$(mktemp -d)
