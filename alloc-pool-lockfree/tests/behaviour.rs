@@ -521,6 +521,17 @@ fn a_dropped_pool_leaves_its_place_in_the_threads_cache() {
     });
 }
 
+/// Frees the live block at `addr` (of layout `l`) from a thread of its own, joined before this
+/// returns: a remote free, its block's remote bit set.
+fn free_on_another_thread(pool: &Pool<MmapSource, Count>, addr: usize, l: Layout) {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: a live block with its layout, handed to this thread.
+            unsafe { pool.deallocate(core::ptr::NonNull::new(addr as *mut u8).unwrap(), l) };
+        });
+    });
+}
+
 /// A block freed by another thread and then by its owner, before the owner took it back: the
 /// second free is a double free (the block's remote bit says so), reported at its address when
 /// the owner next hands the block out (the owner's free reads only the allocated bit), and the
@@ -532,12 +543,7 @@ fn a_block_freed_by_another_thread_then_by_its_owner_is_a_double_free() {
     let p = (&pool).allocate(l).unwrap().cast::<u8>();
     let keep = (&pool).allocate(l).unwrap().cast::<u8>();
     let addr = p.as_ptr() as usize;
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            // SAFETY: a live block with its layout, handed to this thread.
-            unsafe { (&pool).deallocate(core::ptr::NonNull::new(addr as *mut u8).unwrap(), l) };
-        });
-    });
+    free_on_another_thread(&pool, addr, l);
     let errors = pool.errors().unwrap();
     assert_eq!(errors.detected(), 0);
     // SAFETY: the misuse under test (Count: reported only).
@@ -583,12 +589,7 @@ fn a_slabs_last_block_freed_by_another_thread_then_by_its_owner_is_reported_as_t
         // SAFETY: live blocks with their layout.
         unsafe { (&pool).deallocate(*p, l) };
     }
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            // SAFETY: a live block with its layout, handed to this thread.
-            unsafe { (&pool).deallocate(core::ptr::NonNull::new(addr as *mut u8).unwrap(), l) };
-        });
-    });
+    free_on_another_thread(&pool, addr, l);
     let errors = pool.errors().unwrap();
     assert_eq!(errors.detected(), 0);
     // SAFETY: the misuse under test (Count: reported only).
