@@ -731,10 +731,11 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     fn small(layout: Layout) -> bool {
         layout.size().wrapping_sub(1) < MAX_SMALL && layout.align() <= MAX_ALIGN
     }
+
     /// Frees a pool block at `ptr`; `layout`, when given, must fit it (its class is the slab's).
     /// The common case (a block of this thread's heap, freed with a layout of its class) stays
-    /// inline: the segment checked, the slab's class, two loads and a store of the block's state
-    /// bits, a push on the local list. Everything else is out of line.
+    /// inline: the segment checked, the slab's class, a load and a store of the block's allocated
+    /// bit, a push on the local list. Everything else is out of line.
     #[inline(always)]
     fn free_small(&self, ptr: NonNull<u8>, layout: Option<Layout>) {
         if let Err(left) = self.free_fast::<{ slow::BAD_POINTER }>(ptr, layout, tls::lookup_first(self.id())) {
