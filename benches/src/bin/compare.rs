@@ -78,9 +78,26 @@ struct Cli {
     /// With --programs: threads of the threaded programs
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     threads: u32,
+    /// With --exec and --programs: also run under this shared library, LD_PRELOADed (a build of
+    /// your own, an allocator Debian does not ship), named NAME in the tables; repeatable
+    #[arg(long, value_name = "NAME=PATH", value_parser = preload)]
+    preload: Vec<(String, PathBuf)>,
     /// With --exec: the program and its arguments
     #[arg(last = true, value_name = "PROGRAM", requires = "exec")]
     program: Vec<String>,
+}
+
+/// A `--preload` value: a name for the tables and a library that exists.
+fn preload(v: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = v
+        .split_once('=')
+        .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+        .ok_or_else(|| format!("wants NAME=PATH, got {v:?}"))?;
+    let path = PathBuf::from(path);
+    if !path.is_file() {
+        return Err(format!("{} is not a file", path.display()));
+    }
+    Ok((name.to_string(), path))
 }
 
 fn positive(v: &str) -> Result<f64, String> {
@@ -107,6 +124,7 @@ struct Options {
     programs: bool,
     threads: usize,
     runs: usize,
+    preload: Vec<(String, PathBuf)>,
 }
 
 fn main() -> ExitCode {
@@ -163,6 +181,7 @@ fn options(cli: Cli) -> Options {
         programs: cli.programs,
         threads: cli.threads as usize,
         runs: cli.runs as usize,
+        preload: cli.preload,
     }
 }
 
@@ -266,7 +285,7 @@ impl Cell {
 
 fn run(o: &Options) -> Result<(), Usage> {
     if let Some(cmd) = &o.exec {
-        return exec(cmd, o.runs);
+        return exec(cmd, o.runs, &o.preload);
     }
     if o.programs {
         return programs(o);
@@ -745,7 +764,15 @@ fn how_it_ended(status: libc::c_int) -> String {
 /// library to preload, the preset.
 type Config = (String, Option<PathBuf>, Option<&'static str>);
 
-fn configs() -> Vec<Config> {
+/// The configurations `--exec` and `--programs` run: glibc, the peers found, hardened_malloc
+/// when built, our presets when the socket is built, then each `--preload` library.
+fn configs(extra: &[(String, PathBuf)]) -> Vec<Config> {
+    let mut configs = found_configs();
+    configs.extend(extra.iter().map(|(name, path)| (name.clone(), Some(path.clone()), None)));
+    configs
+}
+
+fn found_configs() -> Vec<Config> {
     let mut configs: Vec<Config> = vec![("glibc".into(), None, None)];
     for (name, file, package) in PRELOADS {
         match find_library(file) {
@@ -802,8 +829,8 @@ fn exec_with_runner(
     }
 }
 
-fn exec(cmd: &[String], runs: usize) -> Result<(), Usage> {
-    let configs = configs();
+fn exec(cmd: &[String], runs: usize, extra: &[(String, PathBuf)]) -> Result<(), Usage> {
+    let configs = configs(extra);
     let mut results: Vec<Vec<ExecSample>> = configs.iter().map(|_| Vec::new()).collect();
     // As in `--programs`: a failure under one allocator is its row's result (under glibc, the
     // first, it is the program's own, and ends the comparison).
@@ -950,7 +977,7 @@ fn suite(threads: usize, dir: &Path) -> Result<Vec<Program>, Usage> {
 }
 
 fn programs(o: &Options) -> Result<(), Usage> {
-    let configs = configs();
+    let configs = configs(&o.preload);
     let list = suite(o.threads, &o.out.join("inputs"))?;
     let mut samples: Vec<Vec<Vec<ExecSample>>> =
         list.iter().map(|_| configs.iter().map(|_| Vec::new()).collect()).collect();
@@ -1056,7 +1083,9 @@ fn program_table(t: &mut String, list: &[Program], configs: &[Config], samples: 
         }
         t.push('\n');
     }
-    let most = logs.iter().map(|l| l.2).max().unwrap_or(0);
+    // A mean over fewer than every program says over how many (the means are then not over
+    // the same programs, and should not be compared as if they were).
+    let all = list.len();
     let _ = write!(t, "| **geometric mean** | |");
     for &(w, r, n) in &logs {
         match n {
@@ -1066,10 +1095,44 @@ fn program_table(t: &mut String, list: &[Program], configs: &[Config], samples: 
             _ => {
                 let k = n as f64;
                 let _ = write!(t, " **{:.2} / {:.2}**", (w / k).exp(), (r / k).exp());
-                let _ = write!(t, "{} |", if n < most { format!(" ({n} of {most} programs)") } else { String::new() });
+                let _ = write!(t, "{} |", if n < all { format!(" ({n} of {all} programs)") } else { String::new() });
             }
         }
     }
     t.push('\n');
     let _ = writeln!(t, "\nEach cell: time × {base_name} / peak RSS × {base_name}.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(secs: f64, rss: u64) -> ExecSample {
+        ExecSample { wall: Duration::from_secs_f64(secs), cpu: Duration::from_secs_f64(secs), max_rss: rss }
+    }
+
+    /// A program that failed under one configuration: that cell says so, and that
+    /// configuration's geometric mean leaves it out and says over how many programs it is; a
+    /// program that failed under the base has no ratios at all, and no mean covers it.
+    #[test]
+    fn a_failed_cell_is_left_out_of_its_geometric_mean_and_named() {
+        let list = ["a", "b", "c"].map(|n| Program { name: n.into(), cmd: vec![n.into()] });
+        let configs: Vec<Config> = vec![("base".into(), None, None), ("other".into(), None, None)];
+        // a: other 2x, b: other failed, c: the base failed.
+        let samples = vec![
+            vec![vec![sample(1.0, 100)], vec![sample(2.0, 300)]],
+            vec![vec![sample(1.0, 100)], vec![]],
+            vec![vec![], vec![sample(1.0, 100)]],
+        ];
+        let mut t = String::new();
+        program_table(&mut t, &list, &configs, &samples, 0);
+        let rows: Vec<&str> = t.lines().collect();
+        assert_eq!(rows[2], "| a | 1.000 s | 1.00 / 1.00 | 2.00 / 3.00 |", "{t}");
+        assert_eq!(rows[3], "| b | 1.000 s | 1.00 / 1.00 | failed |", "{t}");
+        assert_eq!(rows[4], "| c | failed | – | – |", "{t}");
+        assert_eq!(
+            rows[5], "| **geometric mean** | | **1.00 / 1.00** (2 of 3 programs) | **2.00 / 3.00** (1 of 3 programs) |",
+            "{t}"
+        );
+    }
 }
