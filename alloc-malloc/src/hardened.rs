@@ -32,8 +32,9 @@
 //!   neighbours only by chance (1 in [`RESERVE`]), not because the pool carves blocks in address
 //!   order. It costs each thread at most [`RESERVE`] + [`SPARE`] blocks per size class it uses
 //!   (under 160 KiB for the classes up to 1 KiB). The quarantine, the reserve's and the spares'
-//!   slots are one pool block per thread (under 7 KiB), named by one initial-exec thread-local
-//!   word on x86_64 Linux, and given back with their blocks by the thread's exit hook.
+//!   slots are one record per thread (under 7 KiB), a mapping apart from every block with a
+//!   guard page on each side (see `store`), named by one initial-exec thread-local word on
+//!   x86_64 Linux, and given back with their blocks by the thread's exit hook.
 //! - **Sized deallocation** (`free_sized`, `free_aligned_sized`, C++'s sized and aligned
 //!   `operator delete`): a size or alignment other than the block's is a `sized deallocation
 //!   mismatch`.
@@ -59,6 +60,8 @@ use alloc_core::{Abort, Layout, SpinLock};
 use alloc_pool_lockfree::Pool;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
+
+mod store;
 
 /// The preset's own pool (only one preset serves a process; this one is untouched otherwise).
 pub static POOL: Pool = Pool::new();
@@ -633,7 +636,7 @@ struct Quarantine {
     bits: u64,
 }
 
-// A pool block (up to 16 KiB) holds it; the module's documentation says under 7 KiB.
+// Two pages hold it; the module's documentation says under 7 KiB.
 const _: () = assert!(core::mem::size_of::<Quarantine>() < 7 << 10);
 
 impl Quarantine {
@@ -671,7 +674,7 @@ impl Quarantine {
 
 /// The calling thread's quarantine: a word of thread-local storage that holds 0 before the
 /// thread's first use, [`slot::GONE`] once its exit hook ran, else the address of its
-/// [`Quarantine`] (a pool block). One word, so that on x86_64 Linux it can be a symbol of the
+/// [`Quarantine`] (a record of [`store`]). One word, so that on x86_64 Linux it can be a symbol of the
 /// *initial-exec* TLS model, read as `fs:0` plus an offset (the pool's thread cache does the
 /// same, see alloc-pool-lockfree's `tls.rs`): Rust's `thread_local!` in this shared library is
 /// a `__tls_get_addr` call per access, two per `malloc` + `free` pair, which was a tenth of the
@@ -739,23 +742,26 @@ fn with_quarantine<R>(f: impl FnOnce(&mut Quarantine) -> R) -> Option<R> {
     if q == slot::GONE {
         return None;
     }
-    // SAFETY: the thread's own quarantine (a pool block only this thread names, live until its
+    // SAFETY: the thread's own quarantine (a record only this thread names, live until its
     // exit hook frees it and sets the word to GONE); nothing else borrows it during `f` (the
     // pool, which `f` may call, never calls back into this preset).
     Some(f(unsafe { &mut *core::ptr::with_exposed_provenance_mut::<Quarantine>(q) }))
 }
 
-/// Makes the calling thread's quarantine: a zeroed pool block, its generator seeded, stored in
-/// the thread's word before the exit hook is armed (arming may allocate: glibc past its first 32
-/// keys; that allocation comes back into this preset and finds the quarantine made).
+/// Makes the calling thread's quarantine: a zeroed record of [`store`] (a mapping apart from
+/// every block, between guard pages), its generator seeded, stored in the thread's word before
+/// the exit hook is armed (arming may allocate: glibc past its first 32 keys; that allocation
+/// comes back into this preset and finds the quarantine made).
 #[cold]
 #[inline(never)]
 fn start() -> Option<usize> {
-    let b = SharedLayer::allocate_zeroed(&POOL, Layout::new::<Quarantine>()).ok()?;
-    let q = b.cast::<Quarantine>().as_ptr();
-    // SAFETY: a fresh zeroed block sized and aligned for a Quarantine (all zeros is its empty
-    // value: every slot empty, head 0); only the generator needs a value.
-    unsafe { (*q).rng = (secret() ^ (q as usize)) as u64 | 1 };
+    /// Quarantines made: a record a new thread reuses gets a seed of its own.
+    static MADE: AtomicUsize = AtomicUsize::new(0);
+    let q = store::take(core::mem::size_of::<Quarantine>())?.cast::<Quarantine>().as_ptr();
+    let n = MADE.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: a fresh zeroed record, page-aligned and large enough for a Quarantine (all zeros
+    // is its empty value: every slot empty, head 0); only the generator needs a value.
+    unsafe { (*q).rng = (secret() ^ (q as usize) ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)) as u64 | 1 };
     slot::set(q.expose_provenance());
     // Without a key the thread's blocks stay with it when it exits (see `hook::arm`).
     hook::arm();
@@ -875,8 +881,9 @@ fn flush_quarantine() {
             unsafe { POOL.free_unsized(b) };
         }
     }
-    // SAFETY: the pool block the quarantine lived in, made by `start`; nothing refers to it now.
-    unsafe { POOL.free_unsized(p.cast()) };
+    // SAFETY: the record the quarantine lived in, taken by `start` for a Quarantine; nothing
+    // refers to it now.
+    unsafe { store::give_back(p.cast(), core::mem::size_of::<Quarantine>()) };
 }
 
 mod hook {
@@ -1373,6 +1380,7 @@ impl Backend for Hardened {
     }
 
     fn lock_for_fork(&self) {
+        store::lock_for_fork();
         core::mem::forget(LARGE.lock());
         POOL.lock_for_fork();
     }
@@ -1382,6 +1390,7 @@ impl Backend for Hardened {
         unsafe {
             POOL.unlock_after_fork();
             LARGE.force_unlock();
+            store::unlock_after_fork();
         }
     }
 
@@ -1534,6 +1543,64 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    /// The permissions `/proc/self/maps` gives the mapping holding `addr` ("rw-p", "---p").
+    fn protection(addr: usize) -> Option<String> {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        maps.lines().find_map(|l| {
+            let (range, rest) = l.split_once(' ')?;
+            let (lo, hi) = range.split_once('-')?;
+            let (lo, hi) = (usize::from_str_radix(lo, 16).ok()?, usize::from_str_radix(hi, 16).ok()?);
+            (lo <= addr && addr < hi).then(|| rest.split(' ').next().unwrap().to_string())
+        })
+    }
+
+    /// The calling thread's quarantine record, after a `malloc` and a `free` made it.
+    fn record_of_this_thread() -> usize {
+        let p = malloc(40).unwrap();
+        // SAFETY: a live block of this preset.
+        unsafe { free(p, None) };
+        let q = slot::get();
+        assert!(q > slot::GONE, "the quarantine is made");
+        q
+    }
+
+    /// A thread's quarantine record is no block of the pool: it lies between two inaccessible
+    /// pages, so an overflow out of a block cannot run into it; an exited thread's record serves
+    /// the next thread (no system call), zeroed.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn the_quarantine_lives_apart_between_guard_pages_and_is_reused() {
+        let _one = POOL_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let len = core::mem::size_of::<Quarantine>().next_multiple_of(alloc_core::source::page_size());
+        let first = std::thread::spawn(move || {
+            let q = record_of_this_thread();
+            assert!(!in_pool(q), "{q:#x}: not a pool block");
+            // SAFETY: any address: the pool checks its maps first.
+            assert!(unsafe { POOL.slab_block_size(NonNull::new(q as *mut u8).unwrap()) }.is_none());
+            assert_eq!(q % alloc_core::source::page_size(), 0);
+            assert_eq!(protection(q - 1).as_deref(), Some("---p"), "the page before is a guard");
+            assert_eq!(protection(q).as_deref(), Some("rw-p"));
+            assert_eq!(protection(q + len - 1).as_deref(), Some("rw-p"));
+            assert_eq!(protection(q + len).as_deref(), Some("---p"), "the page after is a guard");
+            q
+        })
+        .join()
+        .unwrap();
+        assert!(store::kept() >= 1, "the exited thread's record waits for the next");
+        let second = std::thread::spawn(|| {
+            let q = record_of_this_thread();
+            // SAFETY: the thread's own quarantine.
+            let t = unsafe { &*core::ptr::with_exposed_provenance::<Quarantine>(q) };
+            // One block in the FIFO (the free above); nothing left from the first thread's.
+            assert_eq!(t.fifo.iter().filter(|&&b| b != 0).count(), 1);
+            assert!(t.ring.iter().all(|&b| b == 0) && t.spares.iter().all(|&n| n == 0));
+            q
+        })
+        .join()
+        .unwrap();
+        assert_eq!(second, first, "the newest free record is taken first");
     }
 
     #[test]
