@@ -1588,9 +1588,11 @@ mod tests {
         })
         .join()
         .unwrap();
-        assert!(store::kept() >= 1, "the exited thread's record waits for the next");
-        let second = std::thread::spawn(|| {
+        let kept = store::kept();
+        assert!(kept >= 1, "the exited thread's record waits for the next");
+        let second = std::thread::spawn(move || {
             let q = record_of_this_thread();
+            assert_eq!(store::kept(), kept - 1, "taken off the free list");
             // SAFETY: the thread's own quarantine.
             let t = unsafe { &*core::ptr::with_exposed_provenance::<Quarantine>(q) };
             // One block in the FIFO (the free above); nothing left from the first thread's.
