@@ -719,6 +719,8 @@ mod slow {
     pub const RELEASE: u8 = 6;
     /// The calling thread's first cached heap is not this pool's: nothing looked at yet.
     pub const NO_HEAP: u8 = 7;
+    /// Nothing to do: a zero-size layout's pointer, which is no block.
+    pub const NOTHING: u8 = 8;
 }
 
 impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<S, E> {
@@ -730,17 +732,6 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     #[inline(always)]
     fn small(layout: Layout) -> bool {
         layout.size().wrapping_sub(1) < MAX_SMALL && layout.align() <= MAX_ALIGN
-    }
-
-    /// Frees a pool block at `ptr`; `layout`, when given, must fit it (its class is the slab's).
-    /// The common case (a block of this thread's heap, freed with a layout of its class) stays
-    /// inline: the segment checked, the slab's class, a load and a store of the block's allocated
-    /// bit, a push on the local list. Everything else is out of line.
-    #[inline(always)]
-    fn free_small(&self, ptr: NonNull<u8>, layout: Option<Layout>) {
-        if let Err(left) = self.free_fast::<{ slow::BAD_POINTER }>(ptr, layout, tls::lookup_first(self.id())) {
-            self.free_rest(ptr, left)
-        }
     }
 
     /// The segment of `ptr` and whether `heap` (the calling thread's first cached heap, if it is
@@ -770,6 +761,38 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         }
     }
 
+    /// [`SharedLayer::deallocate`] of a pointer outside the segment the calling thread's heap
+    /// (`heap`, if it is this pool's) knows: another segment of any pool's, through the map of
+    /// them all, or none ([`Pool::free_not_in_segment`]).
+    #[inline(never)]
+    fn free_sized_elsewhere(&self, ptr: NonNull<u8>, layout: Layout, heap: Option<*mut ThreadHeap>) {
+        match any_segment(Segment::of(ptr.as_ptr() as usize)) {
+            Some(seg) => {
+                if let Err(left) = self.free_in(seg, ptr, Some(layout), heap, false) {
+                    self.free_rest(ptr, left)
+                }
+            }
+            None => self.free_not_in_segment(ptr, layout),
+        }
+    }
+
+    /// A free with `layout` of a pointer in no segment of any pool: nothing for a zero-size
+    /// layout, the span heap's free for a large one, and a report for a small one (no slab
+    /// holds the pointer).
+    #[cold]
+    #[inline(never)]
+    fn free_not_in_segment(&self, ptr: NonNull<u8>, layout: Layout) {
+        if layout.size() == 0 {
+            return;
+        }
+        if Self::small(layout) {
+            return self.slow_free::<{ slow::BAD_POINTER }>(ptr);
+        }
+        let Some(inner) = self.inner_if_made() else { return };
+        // SAFETY: the caller's large block and layout (the span heap checks the pointer).
+        unsafe { inner.large.deallocate(ptr, layout) }
+    }
+
     /// Hands a free to the out-of-line function for what [`Pool::free_in`] left. Each kind's
     /// call is its own (the kind is a constant wherever `free_in` is inlined).
     #[inline(always)]
@@ -782,6 +805,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
             slow::REMOTE => self.free_remote_quick(ptr),
             slow::RELEASE => self.slow_free::<{ slow::RELEASE }>(ptr),
             slow::NO_HEAP => self.free_without_heap(ptr),
+            slow::NOTHING => {}
             _ => self.slow_free::<{ slow::LARGE }>(ptr),
         }
     }
@@ -846,9 +870,12 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
             // A slab that serves no class (the header slabs, free ones) fits no size: its
             // `fits_span` is 0. So a free with a layout needs no class, and a pointer into such
             // a slab is refused here too, as one of another class (which then tells them apart).
+            // An alignment past MAX_ALIGN is of a block the span heap made, never a slab's.
             Some(l) => {
-                if !slab.fits(l.size()) {
-                    return Err(FreeLeft(slow::OTHER_LAYOUT));
+                if !slab.fits(l.size()) || l.align() > MAX_ALIGN {
+                    // A zero-size layout fits no class: its pointer (dangling, the alignment
+                    // as an address) is no block, even where a segment happens to start there.
+                    return Err(FreeLeft(if l.size() == 0 { slow::NOTHING } else { slow::OTHER_LAYOUT }));
                 }
             }
             None => {
@@ -1320,17 +1347,27 @@ unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync
         inner.large.allocate_zeroed(layout)
     }
 
+    /// The pointer picks the path, not the layout: a block in the segment this thread's heap
+    /// knows is freed in line (the layout's size checked against the slab's class and its
+    /// alignment against [`MAX_ALIGN`]); every other pointer goes to
+    /// [`Pool::free_sized_elsewhere`], one call. Testing the layout first ([`Pool::small`]) was
+    /// seven instructions of every free until 2026-12-02; the other segments' frees kept in line
+    /// too made every free save and restore two registers.
     #[inline(always)]
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        if Self::small(layout) {
-            return self.free_small(ptr, Some(layout));
+        let seg_addr = Segment::of(ptr.as_ptr() as usize);
+        let heap = tls::lookup_first(self.id());
+        match heap {
+            // SAFETY: the calling thread's heap (the cache entry says so), touched by it alone.
+            Some(h) if unsafe { (*h).knows(seg_addr) } => {
+                // SAFETY: a segment `h` owns is mapped while it does, and only this thread
+                // (whose heap it is) could give it back.
+                if let Err(left) = self.free_in(unsafe { segment_at(seg_addr) }, ptr, Some(layout), heap, true) {
+                    self.free_rest(ptr, left)
+                }
+            }
+            _ => self.free_sized_elsewhere(ptr, layout, heap),
         }
-        if layout.size() == 0 {
-            return;
-        }
-        let Some(inner) = self.inner_if_made() else { return };
-        // SAFETY: the caller's large block and layout.
-        unsafe { inner.large.deallocate(ptr, layout) }
     }
 }
 

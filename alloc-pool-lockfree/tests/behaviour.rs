@@ -213,6 +213,65 @@ fn two_threads_freeing_one_block_exactly_one_wins_and_the_other_is_reported() {
     assert_eq!(pool.validate(), Ok(()));
 }
 
+/// A free routes by the pointer, not the layout (since 2026-12-02): every layout that does not
+/// fit the block, of another class, too large for any slab, aligned past what slabs give, is
+/// reported as a wrong layout and leaves the block alone, from the owner's thread and from
+/// another; a zero-size layout frees nothing, whatever its pointer; large blocks still go back.
+#[test]
+fn layouts_that_do_not_fit_a_block_are_reported_and_leave_it_alone() {
+    let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+    let l = layout(100);
+    let p = (&pool).allocate(l).unwrap().cast::<u8>();
+    fill(p, l.size(), 0x3c);
+    let wrong = [
+        layout(40),
+        layout(20_000),
+        Layout::from_size_align(100, 32).unwrap(),
+        Layout::from_size_align(100, 4096).unwrap(),
+        Layout::from_size_align(0, 16).unwrap(),
+    ];
+    let addr = p.as_ptr() as usize;
+    for (i, w) in wrong.into_iter().enumerate() {
+        for other_thread in [false, true] {
+            let free = || {
+                // SAFETY: deliberately the wrong layout: the misuse under test (Count: reported only).
+                unsafe { (&pool).deallocate(core::ptr::NonNull::new(addr as *mut u8).unwrap(), w) }
+            };
+            if other_thread {
+                std::thread::scope(|s| {
+                    s.spawn(free);
+                });
+            } else {
+                free();
+            }
+            let e = pool.errors().unwrap();
+            if w.size() == 0 {
+                assert_eq!(e.detected(), 2 * i, "a zero-size layout frees nothing and reports nothing");
+            } else {
+                assert_eq!(e.detected(), 2 * i + 1 + other_thread as usize, "{w:?}");
+                assert_eq!(e.last().map(|e| (e.kind, e.addr)), Some((ErrorKind::WrongLayout, addr)), "{w:?}");
+            }
+            assert!(holds(p, l.size(), 0x3c), "{w:?}: the block is untouched");
+        }
+    }
+    // A zero-size layout's own (dangling) pointer, even at a segment-aligned address.
+    for align in [1, 16, 4096, 4 << 20] {
+        let z = Layout::from_size_align(0, align).unwrap();
+        // SAFETY: a zero-size layout and its dangling pointer, as `allocate` gives.
+        unsafe { (&pool).deallocate(core::ptr::NonNull::new(align as *mut u8).unwrap(), z) };
+    }
+    let big = Layout::from_size_align(100_000, 4096).unwrap();
+    let q = (&pool).allocate(big).unwrap().cast::<u8>();
+    // SAFETY: live blocks with their layouts.
+    unsafe {
+        (&pool).deallocate(q, big);
+        (&pool).deallocate(p, l);
+    }
+    assert_eq!(pool.errors().unwrap().detected(), 8);
+    assert_eq!(pool.live_bytes(), 0);
+    assert_eq!(pool.validate(), Ok(()));
+}
+
 #[test]
 fn zeroed_blocks_are_zero_after_reuse() {
     let pool = Pool::new();
