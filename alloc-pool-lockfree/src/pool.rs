@@ -707,20 +707,18 @@ mod slow {
     pub const BAD_POINTER: u8 = 0;
     /// A layout of another class than the block's.
     pub const OTHER_LAYOUT: u8 = 1;
-    /// The block's state bits refused the free: it is free already.
-    pub const ALREADY_FREE: u8 = 2;
     /// The block's state bits refused the free: no block in use starts there.
-    pub const NOT_IN_USE: u8 = 3;
+    pub const NOT_IN_USE: u8 = 2;
     /// A block this thread's first cached heap does not own.
-    pub const REMOTE: u8 = 4;
+    pub const REMOTE: u8 = 3;
     /// Not in a pool segment: a large block, or a foreign pointer.
-    pub const LARGE: u8 = 5;
+    pub const LARGE: u8 = 4;
     /// Done, but the block's slab is left with no block in use: release it.
-    pub const RELEASE: u8 = 6;
+    pub const RELEASE: u8 = 5;
     /// The calling thread's first cached heap is not this pool's: nothing looked at yet.
-    pub const NO_HEAP: u8 = 7;
+    pub const NO_HEAP: u8 = 6;
     /// Nothing to do: a zero-size layout's pointer, which is no block.
-    pub const NOTHING: u8 = 8;
+    pub const NOTHING: u8 = 7;
 }
 
 impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<S, E> {
@@ -800,7 +798,6 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         match left.0 {
             slow::BAD_POINTER => self.slow_free::<{ slow::BAD_POINTER }>(ptr),
             slow::OTHER_LAYOUT => self.slow_free::<{ slow::OTHER_LAYOUT }>(ptr),
-            slow::ALREADY_FREE => self.slow_free::<{ slow::ALREADY_FREE }>(ptr),
             slow::NOT_IN_USE => self.slow_free::<{ slow::NOT_IN_USE }>(ptr),
             slow::REMOTE => self.free_remote_quick(ptr),
             slow::RELEASE => self.slow_free::<{ slow::RELEASE }>(ptr),
@@ -829,7 +826,6 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         match WHAT {
             slow::BAD_POINTER => self.bad_pointer(inner, ptr),
             slow::OTHER_LAYOUT => self.free_other_layout(inner, addr),
-            slow::ALREADY_FREE => self.refused(inner, addr, Refused::AlreadyFree),
             slow::NOT_IN_USE => self.refused(inner, addr, Refused::NotInUse),
             slow::REMOTE => self.free_remote(inner, addr),
             slow::RELEASE => self.release_emptied(addr),
@@ -891,10 +887,10 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
                     // SAFETY: the calling thread's heap, which owns the segment (just read).
                     unsafe { (*h).know(Segment::of(addr)) };
                 }
-                match w.free_owner(bit) {
-                    Ok(()) => {}
-                    Err(Refused::AlreadyFree) => return Err(FreeLeft(slow::ALREADY_FREE)),
-                    Err(Refused::NotInUse) => return Err(FreeLeft(slow::NOT_IN_USE)),
+                // The owner's free reads only the allocated bit: a clear one is all it refuses
+                // (`NotInUse`, which the slow path tells apart: a double free, or no block).
+                if w.free_owner(bit).is_err() {
+                    return Err(FreeLeft(slow::NOT_IN_USE));
                 }
                 // The segment's provenance, not the caller's (which may cover less than the
                 // first word, where the free list links).
