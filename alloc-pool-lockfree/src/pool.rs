@@ -1343,12 +1343,12 @@ unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync
         inner.large.allocate_zeroed(layout)
     }
 
-    /// The pointer picks the path, not the layout: a block in the segment this thread's heap
-    /// knows is freed in line (the layout's size checked against the slab's class and its
-    /// alignment against [`MAX_ALIGN`]); every other pointer goes to
-    /// [`Pool::free_sized_elsewhere`], one call. Testing the layout first ([`Pool::small`]) was
-    /// seven instructions of every free until 2026-12-02; the other segments' frees kept in line
-    /// too made every free save and restore two registers.
+    // The pointer picks the path, not the layout: a block in the segment this thread's heap
+    // knows is freed in line (the layout's size checked against the slab's class and its
+    // alignment against MAX_ALIGN); every other pointer goes to `free_sized_elsewhere`, one
+    // call. Testing the layout first (`Pool::small`) was seven instructions of every free until
+    // 2026-12-02; the other segments' frees kept in line too made every free save and restore
+    // two registers.
     #[inline(always)]
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
         let seg_addr = Segment::of(ptr.as_ptr() as usize);
