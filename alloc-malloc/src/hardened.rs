@@ -499,8 +499,7 @@ unsafe fn free_small(user: usize, c: usize, len: usize, sized: Option<(usize, Op
     let k = Key::made();
     let freed = k.freed(user, len);
     if let Err(w) = state.compare_exchange(k.live(user), freed, Ordering::AcqRel, Ordering::Relaxed) {
-        let kind = if w == freed { ErrorKind::DoubleFree } else { small_misuse(user) };
-        report(kind, user);
+        report_state(user, w == freed);
     }
     let (size, align) = unpack(size_word.load(Ordering::Relaxed));
     let p = core::ptr::with_exposed_provenance_mut::<u8>(q);
@@ -525,6 +524,16 @@ unsafe fn free_small(user: usize, c: usize, len: usize, sized: Option<(usize, Op
         // SAFETY: as above; `out` is a block of the pool this preset freed, past its quarantine.
         Some(out) => unsafe { zero_and_give_back(p, len, out) },
     }
+}
+
+/// Reports a small block whose state word is not a live block's: a double free when it is the
+/// freed word, else whatever the pool says the address is. One call that never returns, so
+/// [`free_small`] keeps no value across a call (the report after `small_misuse`'s call made
+/// `free` save and restore a register on every call until 2026-12-03).
+#[cold]
+#[inline(never)]
+fn report_state(user: usize, freed: bool) -> ! {
+    report(if freed { ErrorKind::DoubleFree } else { small_misuse(user) }, user)
 }
 
 /// The end of [`free_small`] on a thread with no quarantine yet (its first free before any

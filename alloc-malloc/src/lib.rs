@@ -293,17 +293,28 @@ extern "C" fn malloc_pool_slow(size: usize) -> *mut c_void {
     }
 }
 
-/// `malloc` under `hardened` (size above 0): the preset's whole path in one function, whose
-/// fallback is a tail call. `extern "C"`, as `malloc_slow` is: a call that cannot unwind can be
-/// a tail call out of `malloc` (which must not unwind), so `malloc` keeps no stack frame for
-/// any preset (until 2026-12-02 the hardened call sat in `malloc`, whose frame then cost
-/// `general` 3 instructions a call; a wrapper of its own cost `hardened` 11).
+/// `malloc` under `hardened` (size above 0): the preset's whole path in one function.
+/// `extern "C"`, as `malloc_slow` is: a call that cannot unwind can be a tail call out of
+/// `malloc` (which must not unwind), so `malloc` keeps no stack frame for any preset (until
+/// 2026-12-02 the hardened call sat in `malloc`, whose frame then cost `general` 3 instructions
+/// a call; a wrapper of its own cost `hardened` 11). The preset gives `None` only when the
+/// system has no memory for the block: `ENOMEM`, with no second try through the generic path
+/// (which asked the preset again, and made this function keep the size in a saved register
+/// across the preset's calls: two instructions of every `malloc` until 2026-12-03).
 #[inline(never)]
 extern "C" fn malloc_hardened(size: usize) -> *mut c_void {
     match hardened::malloc(size) {
         Some(p) => p.as_ptr().cast(),
-        None => malloc_slow(size),
+        None => out_of_memory(),
     }
+}
+
+/// A `malloc` that found no memory: `ENOMEM` and null.
+#[cold]
+#[inline(never)]
+extern "C" fn out_of_memory() -> *mut c_void {
+    set_errno(libc::ENOMEM);
+    ptr::null_mut()
 }
 
 /// `malloc` through the preset chosen (and the trace, when one is recorded).
