@@ -1614,6 +1614,22 @@ mod tests {
         assert_eq!(second, first, "the newest free record is taken first");
     }
 
+    /// The fork handler holds the preset's own locks (the large-block table's, the quarantine
+    /// records' free list's) from before `fork` until after it, and gives them back: a lock
+    /// left out would be held forever in a child forked while another thread held it, a race
+    /// the fork test (`fork_threads.c`) cannot make happen on purpose.
+    #[test]
+    fn the_fork_handler_holds_the_presets_locks_and_gives_them_back() {
+        let _one = POOL_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(!LARGE.is_locked() && !store::locked());
+        Hardened.lock_for_fork();
+        let held = (LARGE.is_locked(), store::locked());
+        // SAFETY: taken just above, by this thread.
+        unsafe { Hardened.unlock_after_fork() };
+        assert_eq!(held, (true, true), "(large-block table, record free list) held across fork");
+        assert!(!LARGE.is_locked() && !store::locked(), "and given back");
+    }
+
     #[test]
     fn generator_is_marsaglias_xorshift64() {
         // The first outputs from the seed of Marsaglia's "Xorshift RNGs" (2003), section 3.

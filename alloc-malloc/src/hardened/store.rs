@@ -107,6 +107,12 @@ pub fn kept() -> usize {
     FREE.lock().count
 }
 
+/// Whether the free list's lock is held now.
+#[cfg(test)]
+pub fn locked() -> bool {
+    FREE.is_locked()
+}
+
 /// Takes the free list's lock across `fork` (the child's copy of it is then unheld).
 pub fn lock_for_fork() {
     core::mem::forget(FREE.lock());
