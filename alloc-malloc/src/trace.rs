@@ -196,3 +196,24 @@ pub fn free(addr: *mut core::ffi::c_void) {
         r.line(b"Free(", idx);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fork handler holds the recorder's lock from before `fork` until after it (a child
+    /// forked while another thread wrote a line would otherwise inherit it held), and gives it
+    /// back; in the parent, recording goes on. (The fork test cannot make a thread hold the
+    /// lock at the fork on purpose: this handler's lock survived mutation testing until
+    /// 2026-12-03.)
+    #[test]
+    fn the_fork_handler_holds_the_recorders_lock_and_gives_it_back() {
+        assert!(!REC.is_locked());
+        lock_for_fork();
+        let held = REC.is_locked();
+        // SAFETY: taken just above, by this thread.
+        unsafe { unlock_after_fork(false) };
+        assert!(held, "held across fork");
+        assert!(!REC.is_locked(), "and given back");
+    }
+}
