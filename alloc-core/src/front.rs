@@ -578,6 +578,11 @@ impl<L, R: lock_api::RawMutex> Locked<L, R> {
         // SAFETY: held since `lock_for_fork`, as the caller promises; no guard refers to it.
         unsafe { self.inner.force_unlock() }
     }
+
+    /// Whether some thread holds the lock now (a snapshot: for tests of fork handlers).
+    pub fn is_locked(&self) -> bool {
+        self.inner.is_locked()
+    }
 }
 
 impl<L: core::fmt::Debug, R: lock_api::RawMutex> core::fmt::Debug for Locked<L, R> {

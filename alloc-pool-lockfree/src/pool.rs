@@ -1808,6 +1808,26 @@ mod tests {
         }
     }
 
+    /// The fork handler holds every lock of the pool (the live-pool list, the shared lists, the
+    /// span heap) until it unlocks, and gives them back: one left out would be held forever in
+    /// a child forked while another thread held it, which the fork test cannot make happen.
+    #[test]
+    fn the_fork_handler_holds_every_lock_and_gives_them_back() {
+        let pool = Pool::new();
+        let b = (&pool).allocate(Layout::new::<u64>()).unwrap();
+        let inner = pool.inner_if_made().unwrap();
+        pool.lock_for_fork();
+        let held = (LIVE.is_locked(), inner.shared.is_locked(), inner.large.is_locked());
+        // SAFETY: taken just above, by this thread.
+        unsafe { pool.unlock_after_fork() };
+        assert_eq!(held, (true, true, true), "(live pools, shared lists, span heap) held across fork");
+        assert!(!inner.shared.is_locked() && !inner.large.is_locked(), "and given back");
+        // Other tests' pools take the live-pool lock too: given back means it can be taken.
+        assert!((0..10_000_000).any(|_| LIVE.try_lock().is_some()), "the live-pool lock given back");
+        // SAFETY: live with this layout.
+        unsafe { (&pool).deallocate(b.cast(), Layout::new::<u64>()) };
+    }
+
     #[test]
     fn a_pool_whose_first_use_finds_no_memory_is_made_by_a_later_call() {
         let source = Flaky { fail: std::sync::atomic::AtomicBool::new(true), pages: MmapSource::new() };
