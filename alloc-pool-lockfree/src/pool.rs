@@ -1814,7 +1814,7 @@ mod tests {
     #[test]
     fn the_fork_handler_holds_every_lock_and_gives_them_back() {
         let pool = Pool::new();
-        let b = (&pool).allocate(Layout::new::<u64>()).unwrap();
+        let b = pool.allocate(Layout::new::<u64>()).unwrap();
         let inner = pool.inner_if_made().unwrap();
         pool.lock_for_fork();
         let held = (LIVE.is_locked(), inner.shared.is_locked(), inner.large.is_locked());
@@ -1825,7 +1825,7 @@ mod tests {
         // Other tests' pools take the live-pool lock too: given back means it can be taken.
         assert!((0..10_000_000).any(|_| LIVE.try_lock().is_some()), "the live-pool lock given back");
         // SAFETY: live with this layout.
-        unsafe { (&pool).deallocate(b.cast(), Layout::new::<u64>()) };
+        unsafe { pool.deallocate(b.cast(), Layout::new::<u64>()) };
     }
 
     #[test]
