@@ -222,25 +222,29 @@ fn round_up(n: usize, to: usize) -> Option<usize> {
 static ZERO_BASE: AtomicUsize = AtomicUsize::new(0);
 static ZERO_NEXT: AtomicUsize = AtomicUsize::new(0);
 
-fn zero_region() -> Option<usize> {
-    match ZERO_BASE.load(Ordering::Acquire) {
-        0 => {}
-        b => return Some(b),
-    }
+/// A fresh reservation of `len` bytes that no access may touch (`PROT_NONE`, no swap
+/// reserved): the zero region, and the quarantine records' mappings with their guard pages.
+fn reserve(len: usize) -> Option<*mut libc::c_void> {
     // SAFETY: a fresh anonymous reservation, no access: nothing of ours is there.
     let p = unsafe {
         libc::mmap(
             core::ptr::null_mut(),
-            ZERO_REGION,
+            len,
             libc::PROT_NONE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
             -1,
             0,
         )
     };
-    if p == libc::MAP_FAILED {
-        return None;
+    (p != libc::MAP_FAILED).then_some(p)
+}
+
+fn zero_region() -> Option<usize> {
+    match ZERO_BASE.load(Ordering::Acquire) {
+        0 => {}
+        b => return Some(b),
     }
+    let p = reserve(ZERO_REGION)?;
     match ZERO_BASE.compare_exchange(0, p as usize, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => Some(p as usize),
         Err(won) => {

@@ -52,20 +52,7 @@ pub fn take(len: usize) -> Option<NonNull<u8>> {
     }
     let page = alloc_core::source::page_size();
     let whole = span(len) + 2 * page;
-    // SAFETY: a fresh anonymous reservation, no access: nothing of ours is there.
-    let base = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            whole,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if base == libc::MAP_FAILED {
-        return None;
-    }
+    let base = super::reserve(whole)?;
     let record = base as usize + page;
     // SAFETY: the pages between the two guards, inside our reservation.
     if unsafe { libc::mprotect(record as *mut libc::c_void, span(len), libc::PROT_READ | libc::PROT_WRITE) } != 0 {
