@@ -63,8 +63,9 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 mod store;
 
-/// The preset's own pool (only one preset serves a process; this one is untouched otherwise).
-pub static POOL: Pool = Pool::new();
+/// The preset's own pool (only one preset serves a process; this one is untouched otherwise),
+/// each segment's header between pages that fault.
+pub static POOL: Pool = Pool::with_guarded_source(alloc_core::DefaultSource::new());
 
 /// Header bytes before the caller's: packed size and alignment, then the state word.
 const HDR: usize = 16;

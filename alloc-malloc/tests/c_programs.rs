@@ -427,6 +427,8 @@ fn the_hardened_preset_catches_what_the_strictest_hardened_mallocs_catch() {
         "large-reused-tail",
         "zero-size-read",
         "zero-size-write",
+        "segment-guard-before",
+        "segment-guard-after",
     ] {
         let out = run_case(&exe, "hardened", case);
         assert!(!text(&out.stdout).contains("NOT-FAULTED"), "hardened {case}: the access did not fault");
@@ -436,6 +438,12 @@ fn the_hardened_preset_catches_what_the_strictest_hardened_mallocs_catch() {
             out.status,
             text(&out.stderr)
         );
+    }
+    //    The segment guards are the hardened pool's: under `general` the same writes land in
+    //    pages that hold nothing, and the program runs on (so the fault above is the guard's).
+    for case in ["segment-guard-before", "segment-guard-after"] {
+        let out = run_case(&exe, "general", case);
+        assert!(text(&out.stdout).contains("NOT-FAULTED"), "general {case}: {:?}\n{}", out.status, text(&out.stderr));
     }
     // 4. Sized deallocation is checked, small and large, size and alignment.
     for case in ["sized-mismatch", "sized-mismatch-large", "aligned-sized-mismatch"] {

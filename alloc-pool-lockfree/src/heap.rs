@@ -164,7 +164,7 @@ unsafe fn sg<'a>(s: NonNull<Segment>) -> &'a Segment {
 #[inline(always)]
 fn segment_of(s: NonNull<Slab>) -> NonNull<Segment> {
     // SAFETY: slab descriptors live in their segment's header, inside the segment.
-    unsafe { NonNull::new_unchecked(Segment::of(s.as_ptr() as usize) as *mut Segment) }
+    unsafe { NonNull::new_unchecked(crate::segment::header_addr(Segment::of(s.as_ptr() as usize)) as *mut Segment) }
 }
 
 impl ThreadHeap {
@@ -508,7 +508,7 @@ impl ThreadHeap {
     }
 
     fn segment_remove(&mut self, g: NonNull<Segment>) {
-        if self.known == g.as_ptr() as usize {
+        if self.known == Segment::of(g.as_ptr() as usize) {
             self.known = NO_SEGMENT;
         }
         // SAFETY: a slab or segment of this pool, mapped while named (`sl`).

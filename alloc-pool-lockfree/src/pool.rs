@@ -19,7 +19,7 @@ use crate::tls::{self, Entry};
 use crate::Classes;
 use alloc_core::error::{ErrorKind, ErrorPolicy, HeapError};
 use alloc_core::layer::{Corruption, Owns, SharedLayer, SharedResizeFn, SizeOf, UsableSize, Validate};
-use alloc_core::source::{Decommit, PageSource};
+use alloc_core::source::{Access, Decommit, PageSource, Protect};
 use alloc_core::stats::{Counting, Stats};
 use alloc_core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 use alloc_core::sync::remote_list::{Link, RemoteList};
@@ -43,6 +43,20 @@ const SPAN: SpanConfig =
     SpanConfig { first_arena: 16 << 20, max_arena: 64 << 20, retain: 256 << 20, ..SpanConfig::DEFAULT };
 
 type Large<S, E> = Locked<SpanHeap<S, E, Counting>, SpinLock>;
+
+/// Sets the access of a range of the source's pages: [`Protect::protect`] for a source that
+/// has it, chosen where the pool is made (`Pool::with_guarded_source`).
+type GuardFn<S> = unsafe fn(&S, NonNull<u8>, usize, Access);
+
+/// [`GuardFn`] for a source with [`Protect`].
+///
+/// # Safety
+///
+/// As for [`Protect::protect`].
+unsafe fn protect_with<S: Protect>(source: &S, ptr: NonNull<u8>, size: usize, access: Access) {
+    // SAFETY: the caller's guarantees.
+    unsafe { source.protect(ptr, size, access) }
+}
 
 /// Segments as bits: address bits 22..48 split 10/16 into a first level kept inline and
 /// second-level bitmaps of 8 KiB taken from the span heap when a segment first lands in their
@@ -191,6 +205,8 @@ pub(crate) struct PoolInner<S: PageSource + Decommit, E: ErrorPolicy> {
     errors: E,
     /// This pool's entry on the list of live pools, for thread exits (see [`while_alive`]).
     live: LiveNode,
+    /// Whether each segment's empty pages around its header fault (`segment::GUARDS`), and how.
+    guard: Option<GuardFn<S>>,
 }
 
 /// A live pool's entry on the global list.
@@ -244,6 +260,24 @@ impl<S: PageSource + Decommit + Send, E: ErrorPolicy + Send + Sync> PoolInner<S,
         self.errors.report(HeapError::new(kind, addr));
     }
 
+    /// Makes the empty pages around the header of the segment at `base` fault (`Access::None`,
+    /// a fresh segment) or usable again (`ReadWrite`, before it goes back to the span heap),
+    /// when the pool guards its segments and the source's pages are no larger than the guards.
+    fn set_guards(&self, base: NonNull<u8>, access: Access) {
+        let Some(guard) = self.guard else { return };
+        let large = self.large.lock();
+        let source = large.source();
+        if !segment::HEADER.is_multiple_of(source.page_size()) {
+            return;
+        }
+        for (offset, len) in segment::GUARDS {
+            // SAFETY: page-aligned ranges (offsets and lengths are multiples of `HEADER`, a
+            // multiple of the page size) of a segment mapped from this source through the span
+            // heap, holding nothing: no field of the header lies in them, and no block.
+            unsafe { guard(source, base.byte_add(offset), len, access) };
+        }
+    }
+
     /// A block of the span heap for the pool's own metadata.
     fn meta(&self, layout: Layout) -> Option<NonNull<u8>> {
         self.large.allocate_zeroed(layout).ok().map(|b| b.cast())
@@ -271,11 +305,14 @@ impl<S: PageSource + Decommit + Send, E: ErrorPolicy + Send + Sync> SegmentSourc
         mark_any(base.as_ptr() as usize, true);
         link_segment(&mut shared, seg);
         shared.segments_made += 1;
+        drop(shared);
+        self.set_guards(base, Access::None);
         Some(seg)
     }
 
     fn free_segment(&self, seg: NonNull<Segment>) {
-        let base = seg.cast::<u8>();
+        // SAFETY: a live header of this pool's (the caller gives it back once).
+        let base = unsafe { seg.as_ref() }.base;
         {
             let mut shared = self.shared.lock();
             mark_any(base.as_ptr() as usize, false);
@@ -283,6 +320,7 @@ impl<S: PageSource + Decommit + Send, E: ErrorPolicy + Send + Sync> SegmentSourc
             unlink_segment(&mut shared, seg);
             shared.segments_returned += 1;
         }
+        self.set_guards(base, Access::ReadWrite);
         crate::sanitize::released(base, SEGMENT);
         // SAFETY: the segment has no block in use; it came from the span heap with this layout.
         unsafe { self.large.deallocate(base, Layout::from_size_align_unchecked(SEGMENT, SEGMENT)) };
@@ -370,6 +408,9 @@ pub struct Pool<S: PageSource + Decommit + Send + Sync = DefaultSource, E: Error
     id: AtomicU64,
     /// The page source, until the state is made (taken by the one thread that makes it).
     source: UnsafeCell<Option<S>>,
+    /// Set by `with_guarded_source`: how to make the empty pages around each segment's header
+    /// fault.
+    guard: Option<GuardFn<S>>,
 }
 
 // SAFETY: `source` is only touched by the one thread that wins the 0 -> 1 state change; every
@@ -421,9 +462,44 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
             state: AtomicU8::new(0),
             id: AtomicU64::new(UNMADE),
             source: UnsafeCell::new(Some(source)),
+            guard: None,
         }
     }
+}
 
+impl<S: PageSource + Decommit + Protect + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<S, E> {
+    /// A pool over `source` whose segments keep their headers between pages that fault: the
+    /// page before each segment's header and the pages after it, up to the segment's first
+    /// slab of blocks, hold nothing and are made inaccessible while the segment is the pool's
+    /// (two `protect` calls when a segment is made and two when it goes back to the span heap;
+    /// no cost on the allocation and free paths). An overflow off the end of whatever lies
+    /// before a segment (the previous segment's last slab, a large block) then faults at the
+    /// guard page instead of rewriting the slab descriptors and state bits that every free of
+    /// the segment trusts. Skipped where the source's pages are larger than 4 KiB.
+    ///
+    /// ```
+    /// use alloc_core::DefaultSource;
+    /// use alloc_pool_lockfree::Pool;
+    /// use std::alloc::{GlobalAlloc, Layout};
+    ///
+    /// static POOL: Pool = Pool::with_guarded_source(DefaultSource::new());
+    /// let layout = Layout::new::<[u64; 4]>();
+    /// // SAFETY: a layout of non-zero size; the block is freed once, with it.
+    /// unsafe {
+    ///     let block = POOL.alloc(layout);
+    ///     assert!(!block.is_null());
+    ///     block.write_bytes(7, layout.size());
+    ///     POOL.dealloc(block, layout);
+    /// }
+    /// ```
+    pub const fn with_guarded_source(source: S) -> Self {
+        let mut pool = Pool::with_source(source);
+        pool.guard = Some(protect_with::<S>);
+        pool
+    }
+}
+
+impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<S, E> {
     /// The shared state, made on first use.
     #[inline(always)]
     fn inner(&self) -> Option<&PoolInner<S, E>> {
@@ -488,6 +564,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
             }));
             core::ptr::addr_of_mut!((*q).errors).write(E::INIT);
             core::ptr::addr_of_mut!((*q).live).write(LiveNode { id, next: None });
+            core::ptr::addr_of_mut!((*q).guard).write(self.guard);
             let mut live = LIVE.lock();
             (*p.as_ptr()).live.next = live.0;
             live.0 = Some(NonNull::from(&mut (*p.as_ptr()).live));
@@ -1289,7 +1366,7 @@ fn not_in_use(seg: &Segment, idx: usize, c: usize, addr: usize) -> ErrorKind {
 unsafe fn segment_at<'a>(seg_addr: usize) -> &'a Segment {
     // SAFETY: as the caller promises: an initialised header whose provenance was exposed when
     // the segment was made.
-    unsafe { &*core::ptr::with_exposed_provenance::<Segment>(seg_addr) }
+    unsafe { &*core::ptr::with_exposed_provenance::<Segment>(segment::header_addr(seg_addr)) }
 }
 
 // SAFETY: pool blocks are carved from slabs of segments the pool owns, each handed to one
@@ -1694,12 +1771,17 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Drop 
             // Off the map of every pool's segments before the span heap unmaps them: a stale
             // bit made a free into another pool (of a large block the OS later mapped where a
             // segment had been) read that memory as a segment header (until 2026-12-02).
+            // Their guard pages are made usable again too: the source gets back the pages it
+            // gave, as it gave them.
             let shared = shared.lock();
             let mut cur = shared.segments;
             while let Some(g) = cur {
                 mark_any(g.as_ptr() as usize, false);
                 // SAFETY: the pool's segments, mapped until its span heap is dropped below.
-                cur = unsafe { g.as_ref() }.all_next.get();
+                let seg = unsafe { g.as_ref() };
+                // SAFETY: the state was made, and no thread uses the pool any more.
+                unsafe { (*p).set_guards(seg.base, Access::ReadWrite) };
+                cur = seg.all_next.get();
             }
         }
         // SAFETY: the state is read out of its block (the span heap inside it owns the block and
@@ -2115,6 +2197,54 @@ mod tests {
         unsafe { pool.deallocate(p, size) };
         assert_eq!(pool.errors().unwrap().detected(), 1);
         assert_eq!(pool.validate(), Ok(()));
+    }
+
+    /// The permissions `/proc/self/maps` gives the mapping holding `addr` ("rw-p", "---p").
+    #[cfg(target_os = "linux")]
+    fn protection(addr: usize) -> Option<String> {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        maps.lines().find_map(|l| {
+            let (range, rest) = l.split_once(' ')?;
+            let (lo, hi) = range.split_once('-')?;
+            let (lo, hi) = (usize::from_str_radix(lo, 16).ok()?, usize::from_str_radix(hi, 16).ok()?);
+            (lo <= addr && addr < hi).then(|| rest.split(' ').next().unwrap().to_string())
+        })
+    }
+
+    /// A guarded pool's segments keep their headers between inaccessible pages, made usable
+    /// again when the segment goes back to the span heap; an unguarded pool's are untouched.
+    #[test]
+    #[cfg(target_os = "linux")]
+    #[cfg_attr(miri, ignore = "reads /proc/self/maps")]
+    fn a_guarded_pools_segment_headers_lie_between_pages_that_fault() {
+        use segment::{HEADER, HEADER_END, SLAB};
+        let size = l(64);
+        let guarded: Pool<MmapSource, Count> = Pool::with_guarded_source(MmapSource::new());
+        let plain: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+        let (p, q) = (guarded.allocate(size).unwrap().cast::<u8>(), plain.allocate(size).unwrap().cast::<u8>());
+        let (g, s) = (Segment::of(p.as_ptr() as usize), Segment::of(q.as_ptr() as usize));
+        let first_slab = FIRST_SLAB * SLAB;
+        let at = |seg: usize| {
+            [0, HEADER - 1, HEADER, HEADER_END - 1, HEADER_END, first_slab - 1, first_slab].map(|o| protection(seg + o))
+        };
+        let (n, rw) = (Some("---p".to_string()), Some("rw-p".to_string()));
+        assert_eq!(
+            at(g),
+            [n.clone(), n.clone(), rw.clone(), rw.clone(), n.clone(), n.clone(), rw.clone()],
+            "guard page, header, guard pages, first slab"
+        );
+        assert_eq!(at(s), [(); 7].map(|_| rw.clone()), "no guards without `with_guarded_source`");
+        // SAFETY: live blocks with their layouts, freed once.
+        unsafe {
+            guarded.deallocate(p, size);
+            plain.deallocate(q, size);
+        }
+        guarded.trim();
+        assert!(!guarded.inner().unwrap().map.contains(g), "the empty segment went back");
+        // The span heap keeps the run (mapped, its pages given back to the OS): usable again.
+        assert_eq!(at(g), [(); 7].map(|_| rw.clone()), "the guards are lifted before the span heap has it back");
+        assert_eq!(guarded.errors().unwrap().detected(), 0);
+        assert_eq!(guarded.validate(), Ok(()));
     }
 
     #[test]

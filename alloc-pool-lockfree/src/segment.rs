@@ -2,7 +2,11 @@
 //!
 //! A segment is 4 MiB, aligned to 4 MiB, taken from the span heap. It is cut into 64 slabs of
 //! 64 KiB; the first two hold the segment's own header (the slab descriptors with their state
-//! bits) and no blocks. A slab serves one size class at a time: its blocks are carved back to
+//! bits) and no blocks. The header starts one page in ([`HEADER`]): the page before it, and the
+//! pages after it up to the first slab of blocks, hold nothing, and a pool made with guards
+//! (`Pool::with_guarded_source`) makes them fault, so that a linear overflow off whatever lies
+//! before the segment, or an underflow off its first slab, faults instead of rewriting the
+//! header. A slab serves one size class at a time: its blocks are carved back to
 //! back from its start as they are first needed, those that start on one 4 KiB page at a time
 //! (so untouched pages stay untouched), with no
 //! header: the class is the slab's, and whether a block is in use is two bits per 16-byte
@@ -102,7 +106,22 @@ pub(crate) const FIRST_SLAB: usize = 2;
 /// All slabs but the header ones, free.
 pub(crate) const ALL_FREE: u64 = !((1 << FIRST_SLAB) - 1);
 
-const _: () = assert!(core::mem::size_of::<Segment>() <= FIRST_SLAB * SLAB, "the segment header fits its slabs");
+/// Where the header starts in its segment: one 4 KiB page in, the page before it a guard.
+pub(crate) const HEADER: usize = 4096;
+/// Where the header's last page ends: from here to the first slab of blocks is a guard too.
+pub(crate) const HEADER_END: usize = (HEADER + core::mem::size_of::<Segment>()).next_multiple_of(HEADER);
+
+const _: () = assert!(HEADER_END < FIRST_SLAB * SLAB, "the segment header and a guard after it fit its slabs");
+
+/// The ranges (offset, length) of a segment that hold nothing and may be made to fault: the
+/// page before the header and the pages after it up to the first slab of blocks.
+pub(crate) const GUARDS: [(usize, usize); 2] = [(0, HEADER), (HEADER_END, FIRST_SLAB * SLAB - HEADER_END)];
+
+/// The header of the segment at `seg_addr`.
+#[inline(always)]
+pub(crate) const fn header_addr(seg_addr: usize) -> usize {
+    seg_addr + HEADER
+}
 
 impl Segment {
     /// Writes a fresh header into the segment at `base` (4 MiB, aligned, zeroed or not).
@@ -111,8 +130,9 @@ impl Segment {
     ///
     /// `base` is a segment-sized, segment-aligned block nobody else uses.
     pub unsafe fn init(base: NonNull<u8>, owner: *mut crate::heap::ThreadHeap, pool: u64) -> NonNull<Segment> {
-        let seg = base.cast::<Segment>();
-        // SAFETY: the header slab of the segment is ours; every field is written.
+        // SAFETY: inside the segment (the header fits before its first slab, asserted above).
+        let seg = unsafe { base.byte_add(HEADER) }.cast::<Segment>();
+        // SAFETY: the header slabs of the segment are ours; every field is written.
         unsafe {
             let s = seg.as_ptr();
             core::ptr::addr_of_mut!((*s).link).write(alloc_core::sync::remote_list::Link::new());

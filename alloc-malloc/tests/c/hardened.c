@@ -213,6 +213,16 @@ static int run_case(const char *c) {
         free(p);
         printf("read %d\n", ((volatile char *)p)[4096]);
         puts("NOT-FAULTED");
+    } else if (!strcmp(c, "segment-guard-before") || !strcmp(c, "segment-guard-after")) {
+        /* A small block lies in a 4 MiB segment whose header (slab descriptors, state bits)
+         * starts one page in: the byte before the header (where an overflow off whatever lies
+         * before the segment lands first) and the byte before the first slab of blocks (an
+         * underflow off it) are guard pages under the hardened preset. */
+        char *p = malloc(40);
+        uintptr_t base = (uintptr_t)p & ~(((uintptr_t)1 << 22) - 1);
+        uintptr_t at = !strcmp(c, "segment-guard-before") ? base + 4095 : base + 2 * 65536 - 1;
+        ((volatile char *)at)[0] = 1;
+        puts("NOT-FAULTED");
     } else if (!strcmp(c, "large-write-after-free")) {
         char *p = malloc(300000);
         free(p);
