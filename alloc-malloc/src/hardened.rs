@@ -454,7 +454,8 @@ unsafe fn hand_out(q: *mut u8, len: usize, size: usize, align: usize, zero: bool
     let (size_word, state) = unsafe { header(user) };
     let mut clean = false;
     if state.load(Ordering::Relaxed) == k.freed(user, len) {
-        // Freed by this preset before, zeroed then: it must still be zero.
+        // Freed by this preset before, zeroed then: it must still be zero. (A block the pool
+        // carves afresh has this word zero, whatever its slab held before: see `Pool`.)
         // SAFETY: the block's bytes after the header, a multiple of 16 (a class size less 16).
         if !unsafe { still_zero(q.add(HDR), len - HDR) } {
             report(ErrorKind::WriteAfterFree, user);

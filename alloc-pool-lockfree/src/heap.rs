@@ -164,7 +164,7 @@ unsafe fn sg<'a>(s: NonNull<Segment>) -> &'a Segment {
 #[inline(always)]
 fn segment_of(s: NonNull<Slab>) -> NonNull<Segment> {
     // SAFETY: slab descriptors live in their segment's header, inside the segment.
-    unsafe { NonNull::new_unchecked(crate::segment::header_addr(Segment::of(s.as_ptr() as usize)) as *mut Segment) }
+    unsafe { Segment::header_of(s.cast()) }
 }
 
 impl ThreadHeap {
@@ -376,9 +376,22 @@ impl ThreadHeap {
                     let first = g.slab_start(g.slab_index(s)) + bump * block;
                     let n = (CARVE - first % CARVE).div_ceil(block).min(slab.capacity.get() - bump);
                     slab.bump.set(bump + n);
-                    for k in (1..n).rev() {
-                        // SAFETY: this heap owns the slab; a block just carved.
-                        unsafe { slab.lists.push_carved(g.at(first + k * block).cast()) };
+                    for k in (0..n).rev() {
+                        let b = g.at(first + k * block).cast::<usize>();
+                        // Its second word zero (the pool's promise for a block never handed
+                        // out since its slab took its class, whatever the slab's memory held
+                        // before): a layer that marks its freed blocks there (the `hardened`
+                        // preset: the freed key, then a zero check at reuse) tells a block it
+                        // freed from one carved afresh over old bytes, after the slab served
+                        // another class or the memory another segment (until 2026-12-02 such
+                        // a block could carry an old freed key over bytes of another class's
+                        // blocks: a `write after free` reported in a correct program).
+                        // SAFETY: a block just carved (16 bytes or more), nobody else's.
+                        unsafe { b.add(1).write(0) };
+                        if k > 0 {
+                            // SAFETY: this heap owns the slab; a block just carved.
+                            unsafe { slab.lists.push_carved(b.cast()) };
+                        }
                     }
                     // SAFETY: this heap owns the slab.
                     unsafe { slab.lists.count_carved() };

@@ -401,6 +401,13 @@ unsafe fn abandon_erased<S: PageSource + Decommit + Send, E: ErrorPolicy + Send 
 ///
 /// `Pool::new()` is `const`, so it can be a `#[global_allocator]`; its state is made on first use.
 /// `&Pool` is an `allocator_api2::alloc::Allocator`; `Pool` is `GlobalAlloc`.
+///
+/// What a small block holds when handed out: a block handed out before (freed since, by any
+/// thread) holds what its last owner left in it, but for its first word, where the pool
+/// links free blocks; a block never handed out since its slab took its class (carved
+/// afresh) has its second word zero and the rest as the memory was. A layer that keeps a mark
+/// in the second word of the blocks it frees (as `alloc-malloc`'s `hardened` preset does)
+/// therefore finds its mark only in blocks it freed.
 pub struct Pool<S: PageSource + Decommit + Send + Sync = DefaultSource, E: ErrorPolicy + Send + Sync = Abort> {
     inner: AtomicPtr<PoolInner<S, E>>,
     /// 0: not made; 1: being made; 2: ready.
@@ -1364,9 +1371,11 @@ fn not_in_use(seg: &Segment, idx: usize, c: usize, addr: usize) -> ErrorKind {
 /// `'a` (segments are given back only under the pool's lock, by their owner, when empty).
 #[inline(always)]
 unsafe fn segment_at<'a>(seg_addr: usize) -> &'a Segment {
+    // The header's offset is added to a pointer, not to the address: LLVM then folds it into
+    // the offsets of the fields read (with `seg_addr + HEADER` it kept an `or` on every free).
     // SAFETY: as the caller promises: an initialised header whose provenance was exposed when
     // the segment was made.
-    unsafe { &*core::ptr::with_exposed_provenance::<Segment>(segment::header_addr(seg_addr)) }
+    unsafe { &*core::ptr::with_exposed_provenance::<u8>(seg_addr).add(segment::HEADER).cast::<Segment>() }
 }
 
 // SAFETY: pool blocks are carved from slabs of segments the pool owns, each handed to one
@@ -2197,6 +2206,50 @@ mod tests {
         unsafe { pool.deallocate(p, size) };
         assert_eq!(pool.errors().unwrap().detected(), 1);
         assert_eq!(pool.validate(), Ok(()));
+    }
+
+    /// A block carved afresh has its second word zero whatever its slab's memory held (here a
+    /// slab that served a larger class, every byte written): what the `hardened` preset relies
+    /// on to tell the blocks it freed (its freed key in that word) from fresh ones. Without it
+    /// larson under `hardened` aborted with a false `write after free` in about one run in
+    /// ten (an old freed key over bytes another class's free list had written).
+    #[test]
+    fn a_freshly_carved_blocks_second_word_is_zero_over_old_bytes() {
+        const SLAB_BLOCKS_MAX: usize = segment::SLAB / 320;
+        let pool: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+        let (old, new) = (l(384), l(320));
+        let slab_of = |p: NonNull<u8>| p.as_ptr() as usize >> segment::SLAB_SHIFT;
+        let mut blocks = vec![];
+        loop {
+            let p = pool.allocate(old).unwrap().cast::<u8>();
+            // SAFETY: a live block of 384 bytes.
+            unsafe { p.write_bytes(0xa5, 384) };
+            blocks.push(p);
+            if slab_of(p) != slab_of(blocks[0]) {
+                break;
+            }
+        }
+        let first = slab_of(blocks[0]);
+        for &p in &blocks[..blocks.len() - 1] {
+            // SAFETY: live blocks with their layout, freed once; the last (another slab's, the
+            // class's current one) stays, so the emptied slab goes back to the segment.
+            unsafe { pool.deallocate(p, old) };
+        }
+        let (mut fresh, mut old_bytes) = (0, 0);
+        for _ in 0..2 * SLAB_BLOCKS_MAX {
+            let p = pool.allocate(new).unwrap().cast::<u8>();
+            if slab_of(p) == first {
+                fresh += 1;
+                // SAFETY: a live block of 320 bytes.
+                let words = unsafe { p.cast::<u64>().add(1).read() };
+                assert_eq!(words, 0, "{p:?}: a fresh block's second word");
+                // SAFETY: as above.
+                old_bytes += usize::from(unsafe { p.cast::<u64>().add(2).read() } == 0xa5a5_a5a5_a5a5_a5a5);
+            }
+        }
+        assert!(fresh > 100, "the class-320 blocks took the emptied slab ({fresh} there)");
+        assert!(old_bytes > 100, "the rest of a fresh block is what the slab held ({old_bytes})");
+        assert_eq!(pool.errors().unwrap().detected(), 0);
     }
 
     /// The permissions `/proc/self/maps` gives the mapping holding `addr` ("rw-p", "---p").

@@ -117,12 +117,6 @@ const _: () = assert!(HEADER_END < FIRST_SLAB * SLAB, "the segment header and a 
 /// page before the header and the pages after it up to the first slab of blocks.
 pub(crate) const GUARDS: [(usize, usize); 2] = [(0, HEADER), (HEADER_END, FIRST_SLAB * SLAB - HEADER_END)];
 
-/// The header of the segment at `seg_addr`.
-#[inline(always)]
-pub(crate) const fn header_addr(seg_addr: usize) -> usize {
-    seg_addr + HEADER
-}
-
 impl Segment {
     /// Writes a fresh header into the segment at `base` (4 MiB, aligned, zeroed or not).
     ///
@@ -163,6 +157,19 @@ impl Segment {
             // Nothing reads a slab's state before it starts (every reader checks the class first).
         }
         seg
+    }
+
+    /// The header of the segment holding `p`.
+    ///
+    /// # Safety
+    ///
+    /// `p` points into a segment (its provenance covers the segment's header).
+    #[inline(always)]
+    pub unsafe fn header_of(p: NonNull<u8>) -> NonNull<Segment> {
+        let base = Segment::of(p.as_ptr() as usize) as *mut u8;
+        // SAFETY: as the caller promises; the offset is added to a pointer so that LLVM folds it
+        // into the field offsets read through it.
+        unsafe { NonNull::new_unchecked(base.add(HEADER).cast()) }
     }
 
     /// The segment holding `addr`.
