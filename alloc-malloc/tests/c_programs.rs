@@ -429,6 +429,7 @@ fn the_hardened_preset_catches_what_the_strictest_hardened_mallocs_catch() {
         "zero-size-write",
         "segment-guard-before",
         "segment-guard-after",
+        "slab-guard",
     ] {
         let out = run_case(&exe, "hardened", case);
         assert!(!text(&out.stdout).contains("NOT-FAULTED"), "hardened {case}: the access did not fault");
@@ -439,9 +440,10 @@ fn the_hardened_preset_catches_what_the_strictest_hardened_mallocs_catch() {
             text(&out.stderr)
         );
     }
-    //    The segment guards are the hardened pool's: under `general` the same writes land in
-    //    pages that hold nothing, and the program runs on (so the fault above is the guard's).
-    for case in ["segment-guard-before", "segment-guard-after"] {
+    //    The segment and slab guards are the hardened pool's: under `general` the same writes
+    //    land in pages that hold nothing or in a free block, and the program runs on (so the
+    //    faults above are the guards').
+    for case in ["segment-guard-before", "segment-guard-after", "slab-guard"] {
         let out = run_case(&exe, "general", case);
         assert!(text(&out.stdout).contains("NOT-FAULTED"), "general {case}: {:?}\n{}", out.status, text(&out.stderr));
     }

@@ -37,6 +37,9 @@ pub(crate) trait SegmentSource {
     fn adopt(&self) -> Option<NonNull<Segment>>;
     /// Hands a segment with blocks in use over to whichever thread adopts it.
     fn abandon(&self, seg: NonNull<Segment>);
+    /// Makes the last page of slab `i` of `seg` (a segment with a `tail`) fault; false when it
+    /// did not (the process's budget of guard pages is spent).
+    fn guard_slab(&self, seg: NonNull<Segment>, i: usize) -> bool;
 }
 
 /// A heap's counter of allocations. Written by the owner only (a load and a store, no
@@ -405,7 +408,7 @@ impl ThreadHeap {
             if self.next_slab(c) {
                 continue;
             }
-            if let Some(s) = self.owned_free_slab(c) {
+            if let Some(s) = self.owned_free_slab(pool, c) {
                 self.bin_push(c, s);
                 self.set_current(c, Some(s));
                 continue;
@@ -483,12 +486,12 @@ impl ThreadHeap {
     }
 
     /// A free slab of an owned segment, started on class `c`.
-    fn owned_free_slab(&mut self, c: usize) -> Option<NonNull<Slab>> {
+    fn owned_free_slab(&mut self, pool: &impl SegmentSource, c: usize) -> Option<NonNull<Slab>> {
         let mut seg = self.segments;
         while let Some(g) = seg {
             // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
             if unsafe { sg(g) }.free_slabs.get() != 0 {
-                return Some(self.take_slab(g, c));
+                return Some(self.take_slab(pool, g, c));
             }
             // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
             seg = unsafe { sg(g) }.next.get();
@@ -496,7 +499,7 @@ impl ThreadHeap {
         None
     }
 
-    fn take_slab(&mut self, g: NonNull<Segment>, c: usize) -> NonNull<Slab> {
+    fn take_slab(&mut self, pool: &impl SegmentSource, g: NonNull<Segment>, c: usize) -> NonNull<Slab> {
         // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
         let i = unsafe { sg(g) }.free_slabs.get().trailing_zeros() as usize;
         // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
@@ -504,7 +507,12 @@ impl ThreadHeap {
         // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
         let s = NonNull::from(&unsafe { sg(g) }.slabs[i]);
         // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
-        unsafe { sl(s) }.start(c, unsafe { sg(g) }.slab_state(i));
+        let seg = unsafe { sg(g) };
+        // SAFETY: as above.
+        unsafe { sl(s) }.start(c, seg.slab_state(i), seg.tail);
+        if seg.tail != 0 && seg.guarded.get() & (1 << i) == 0 && pool.guard_slab(g, i) {
+            seg.guarded.set(seg.guarded.get() | 1 << i);
+        }
         s
     }
 

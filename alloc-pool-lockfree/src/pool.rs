@@ -21,7 +21,7 @@ use alloc_core::error::{ErrorKind, ErrorPolicy, HeapError};
 use alloc_core::layer::{Corruption, Owns, SharedLayer, SharedResizeFn, SizeOf, UsableSize, Validate};
 use alloc_core::source::{Access, Decommit, PageSource, Protect};
 use alloc_core::stats::{Counting, Stats};
-use alloc_core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use alloc_core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use alloc_core::sync::remote_list::{Link, RemoteList};
 use alloc_core::{ptr, Abort, AllocError, DefaultSource, Layout, Locked, SizeClasses, SpinLock};
 use alloc_span::{SpanConfig, SpanHeap};
@@ -43,6 +43,16 @@ const SPAN: SpanConfig =
     SpanConfig { first_arena: 16 << 20, max_arena: 64 << 20, retain: 256 << 20, ..SpanConfig::DEFAULT };
 
 type Large<S, E> = Locked<SpanHeap<S, E, Counting>, SpinLock>;
+
+/// Slab guard pages in place now, over every guarded pool of the process (each splits a
+/// mapping in three: two more of the kernel's memory areas, of which a process has 65,530 by
+/// default, `vm.max_map_count`).
+static GUARD_PAGES: AtomicUsize = AtomicUsize::new(0);
+
+/// At most this many slab guard pages at once (32,768 of the kernel's memory areas, half the
+/// default limit: the guards of 260 fully used segments, about 1 GiB of small blocks); past
+/// it, a slab starts without its guard (its last page still holds no block).
+const GUARD_BUDGET: usize = 16_384;
 
 /// Sets the access of a range of the source's pages: [`Protect::protect`] for a source that
 /// has it, chosen where the pool is made (`Pool::with_guarded_source`).
@@ -260,22 +270,34 @@ impl<S: PageSource + Decommit + Send, E: ErrorPolicy + Send + Sync> PoolInner<S,
         self.errors.report(HeapError::new(kind, addr));
     }
 
-    /// Makes the empty pages around the header of the segment at `base` fault (`Access::None`,
-    /// a fresh segment) or usable again (`ReadWrite`, before it goes back to the span heap),
-    /// when the pool guards its segments and the source's pages are no larger than the guards.
-    fn set_guards(&self, base: NonNull<u8>, access: Access) {
+    /// Whether this pool's segments have guard pages: made with `with_guarded_source` over a
+    /// source whose pages are no larger than the guards.
+    fn guards_segments(&self) -> bool {
+        self.guard.is_some() && segment::GUARD.is_multiple_of(self.large.lock().source().page_size())
+    }
+
+    /// Makes the empty pages around the header of the fresh segment at `base` fault.
+    fn guard_header(&self, base: NonNull<u8>) {
         let Some(guard) = self.guard else { return };
         let large = self.large.lock();
-        let source = large.source();
-        if !segment::HEADER.is_multiple_of(source.page_size()) {
-            return;
-        }
         for (offset, len) in segment::GUARDS {
-            // SAFETY: page-aligned ranges (offsets and lengths are multiples of `HEADER`, a
-            // multiple of the page size) of a segment mapped from this source through the span
-            // heap, holding nothing: no field of the header lies in them, and no block.
-            unsafe { guard(source, base.byte_add(offset), len, access) };
+            // SAFETY: page-aligned ranges (offsets and lengths are multiples of 4 KiB, a
+            // multiple of the page size: `guards_segments`) of a segment mapped from this
+            // source through the span heap, holding nothing: no field of the header lies in
+            // them, and no block.
+            unsafe { guard(large.source(), base.byte_add(offset), len, Access::None) };
         }
+    }
+
+    /// Makes every page of segment `seg` usable again (before it goes back to the span heap, or
+    /// the pool is dropped): one call for the header's guards and the slabs'.
+    fn unguard(&self, seg: &Segment) {
+        let Some(guard) = self.guard.filter(|_| seg.tail != 0) else { return };
+        GUARD_PAGES.fetch_sub(seg.guarded.get().count_ones() as usize, Ordering::Relaxed);
+        seg.guarded.set(0);
+        // SAFETY: the whole segment, mapped from this source through the span heap; nothing in
+        // it is accessed through the pages made usable.
+        unsafe { guard(self.large.lock().source(), seg.base, SEGMENT, Access::ReadWrite) };
     }
 
     /// A block of the span heap for the pool's own metadata.
@@ -292,8 +314,9 @@ impl<S: PageSource + Decommit + Send, E: ErrorPolicy + Send + Sync> SegmentSourc
         // provenance of the whole segment, not the block pointer's (which a caller may have
         // narrowed to the block through a reference).
         let _ = base.as_ptr().expose_provenance();
+        let guarded = self.guards_segments();
         // SAFETY: a fresh segment-sized, segment-aligned block, ours.
-        let seg = unsafe { Segment::init(base, owner, self.id) };
+        let seg = unsafe { Segment::init(base, owner, self.id, if guarded { segment::GUARD } else { 0 }) };
         let mut shared = self.shared.lock();
         let table = Layout::from_size_align(L2_WORDS * 8, 64).ok()?;
         if !self.map.set(base.as_ptr() as usize, true, || self.meta(table).map(NonNull::cast)) {
@@ -306,13 +329,16 @@ impl<S: PageSource + Decommit + Send, E: ErrorPolicy + Send + Sync> SegmentSourc
         link_segment(&mut shared, seg);
         shared.segments_made += 1;
         drop(shared);
-        self.set_guards(base, Access::None);
+        if guarded {
+            self.guard_header(base);
+        }
         Some(seg)
     }
 
     fn free_segment(&self, seg: NonNull<Segment>) {
         // SAFETY: a live header of this pool's (the caller gives it back once).
-        let base = unsafe { seg.as_ref() }.base;
+        let header = unsafe { seg.as_ref() };
+        let base = header.base;
         {
             let mut shared = self.shared.lock();
             mark_any(base.as_ptr() as usize, false);
@@ -320,7 +346,7 @@ impl<S: PageSource + Decommit + Send, E: ErrorPolicy + Send + Sync> SegmentSourc
             unlink_segment(&mut shared, seg);
             shared.segments_returned += 1;
         }
-        self.set_guards(base, Access::ReadWrite);
+        self.unguard(header);
         crate::sanitize::released(base, SEGMENT);
         // SAFETY: the segment has no block in use; it came from the span heap with this layout.
         unsafe { self.large.deallocate(base, Layout::from_size_align_unchecked(SEGMENT, SEGMENT)) };
@@ -339,6 +365,21 @@ impl<S: PageSource + Decommit + Send, E: ErrorPolicy + Send + Sync> SegmentSourc
             unsafe { self.abandoned.push_chain(rest, last) };
         }
         Some(first.cast())
+    }
+
+    fn guard_slab(&self, seg: NonNull<Segment>, i: usize) -> bool {
+        let Some(guard) = self.guard else { return false };
+        if GUARD_PAGES.fetch_add(1, Ordering::Relaxed) >= GUARD_BUDGET {
+            GUARD_PAGES.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        // SAFETY: the caller's segment of this pool, mapped while it is named.
+        let seg = unsafe { seg.as_ref() };
+        let end = seg.slab_start(i) + segment::SLAB;
+        // SAFETY: the last page of the slab (page-aligned: `tail` is set only where the pages
+        // are no larger), in a segment mapped from this source; it holds no block (`tail`).
+        unsafe { guard(self.large.lock().source(), seg.at(end - segment::GUARD), segment::GUARD, Access::None) };
+        true
     }
 
     fn abandon(&self, seg: NonNull<Segment>) {
@@ -1672,7 +1713,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Valid
                 {
                     return bad("slab's range of layout sizes is not its class's", seg.slab_start(i));
                 }
-                if carved > slab.capacity.get() || slab.capacity.get() != segment::SLAB / size {
+                if carved > slab.capacity.get() || slab.capacity.get() != (segment::SLAB - seg.tail) / size {
                     return bad("slab carved past its capacity", seg.slab_start(i));
                 }
                 let start = seg.slab_start(i);
@@ -1789,7 +1830,7 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Drop 
                 // SAFETY: the pool's segments, mapped until its span heap is dropped below.
                 let seg = unsafe { g.as_ref() };
                 // SAFETY: the state was made, and no thread uses the pool any more.
-                unsafe { (*p).set_guards(seg.base, Access::ReadWrite) };
+                unsafe { (*p).unguard(seg) };
                 cur = seg.all_next.get();
             }
         }
@@ -2264,8 +2305,9 @@ mod tests {
         })
     }
 
-    /// A guarded pool's segments keep their headers between inaccessible pages, made usable
-    /// again when the segment goes back to the span heap; an unguarded pool's are untouched.
+    /// A guarded pool's segments keep their headers between inaccessible pages, and each slab
+    /// that served a class ends in one, all made usable again when the segment goes back to the
+    /// span heap; an unguarded pool's are untouched.
     #[test]
     #[cfg(target_os = "linux")]
     #[cfg_attr(miri, ignore = "reads /proc/self/maps")]
@@ -2287,6 +2329,20 @@ mod tests {
             "guard page, header, guard pages, first slab"
         );
         assert_eq!(at(s), [(); 7].map(|_| rw.clone()), "no guards without `with_guarded_source`");
+        // The block's slab ends in a guard page, which holds no block; the plain pool's slab
+        // has blocks up to its end.
+        let slab_end = |p: NonNull<u8>| (p.as_ptr() as usize | (SLAB - 1)) + 1;
+        assert_eq!(protection(slab_end(p) - 1), n, "the guarded slab's last page");
+        assert_eq!(protection(slab_end(p) - segment::GUARD - 1), rw, "the page before it");
+        assert_eq!(protection(slab_end(q) - 1), rw);
+        // SAFETY: the live blocks' segments.
+        let (gs, ss) = unsafe { (segment_at(g), segment_at(s)) };
+        let slab = |seg: &Segment, p: NonNull<u8>| seg.slabs[segment::slab_index(p.as_ptr() as usize)].capacity.get();
+        assert_eq!((slab(gs, p), slab(ss, q)), ((SLAB - segment::GUARD) / 64, SLAB / 64), "blocks a slab holds");
+        // Only the slabs that served a class have their guard: a segment a thread barely uses
+        // costs few system calls.
+        assert_eq!(gs.guarded.get(), 1 << segment::slab_index(p.as_ptr() as usize));
+        assert_eq!(protection(slab_end(p) + SLAB - 1), rw, "the next slab, unused, has no guard yet");
         // SAFETY: live blocks with their layouts, freed once.
         unsafe {
             guarded.deallocate(p, size);
@@ -2296,6 +2352,7 @@ mod tests {
         assert!(!guarded.inner().unwrap().map.contains(g), "the empty segment went back");
         // The span heap keeps the run (mapped, its pages given back to the OS): usable again.
         assert_eq!(at(g), [(); 7].map(|_| rw.clone()), "the guards are lifted before the span heap has it back");
+        assert_eq!(protection(slab_end(p) - 1), rw, "and the slabs' guards");
         assert_eq!(guarded.errors().unwrap().detected(), 0);
         assert_eq!(guarded.validate(), Ok(()));
     }

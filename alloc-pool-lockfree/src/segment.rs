@@ -91,6 +91,13 @@ pub(crate) struct Segment {
     pub all_next: Cell<Option<NonNull<Segment>>>,
     /// Owner only: bit i set when slab i serves nobody.
     pub free_slabs: Cell<u64>,
+    /// Bytes at the end of every slab that hold no block: [`GUARD`] in a guarded pool's
+    /// segment (its last page faults once the slab has served a class, see `guarded`), else 0.
+    pub tail: usize,
+    /// Owner only: bit i set when slab i's last page is made to fault (a guarded pool sets it
+    /// when the slab first starts on a class in this segment's life, so that a segment a
+    /// thread barely uses costs few system calls).
+    pub guarded: Cell<u64>,
     /// The segment's memory, with its provenance.
     pub base: NonNull<u8>,
     pub slabs: [Slab; SLABS],
@@ -108,6 +115,8 @@ pub(crate) const ALL_FREE: u64 = !((1 << FIRST_SLAB) - 1);
 
 /// Where the header starts in its segment: one 4 KiB page in, the page before it a guard.
 pub(crate) const HEADER: usize = 4096;
+/// The guard page at the end of each slab of a guarded pool.
+pub(crate) const GUARD: usize = 4096;
 /// Where the header's last page ends: from here to the first slab of blocks is a guard too.
 pub(crate) const HEADER_END: usize = (HEADER + core::mem::size_of::<Segment>()).next_multiple_of(HEADER);
 
@@ -123,7 +132,12 @@ impl Segment {
     /// # Safety
     ///
     /// `base` is a segment-sized, segment-aligned block nobody else uses.
-    pub unsafe fn init(base: NonNull<u8>, owner: *mut crate::heap::ThreadHeap, pool: u64) -> NonNull<Segment> {
+    pub unsafe fn init(
+        base: NonNull<u8>,
+        owner: *mut crate::heap::ThreadHeap,
+        pool: u64,
+        tail: usize,
+    ) -> NonNull<Segment> {
         // SAFETY: inside the segment (the header fits before its first slab, asserted above).
         let seg = unsafe { base.byte_add(HEADER) }.cast::<Segment>();
         // SAFETY: the header slabs of the segment are ours; every field is written.
@@ -137,6 +151,8 @@ impl Segment {
             core::ptr::addr_of_mut!((*s).all_prev).write(Cell::new(None));
             core::ptr::addr_of_mut!((*s).all_next).write(Cell::new(None));
             core::ptr::addr_of_mut!((*s).free_slabs).write(Cell::new(ALL_FREE));
+            core::ptr::addr_of_mut!((*s).tail).write(tail);
+            core::ptr::addr_of_mut!((*s).guarded).write(Cell::new(0));
             core::ptr::addr_of_mut!((*s).base).write(base);
             let slabs = core::ptr::addr_of_mut!((*s).slabs).cast::<Slab>();
             for i in 0..SLABS {
@@ -222,8 +238,9 @@ impl Slab {
         self.class.load(Ordering::Relaxed).checked_sub(1)
     }
 
-    /// Owner: starts serving `class` (the slab's lists are empty, its state bits, `state`, clear).
-    pub fn start(&self, class: usize, state: &[StateBits]) {
+    /// Owner: starts serving `class` (the slab's lists are empty, its state bits, `state`, clear),
+    /// with no block in its last `tail` bytes.
+    pub fn start(&self, class: usize, state: &[StateBits], tail: usize) {
         let block = crate::block_size(class);
         for w in state {
             w.clear();
@@ -235,7 +252,7 @@ impl Slab {
         self.class.store(class + 1, Ordering::Relaxed);
         self.bump.set(0);
         self.current.set(false);
-        self.capacity.set(SLAB / block);
+        self.capacity.set((SLAB - tail) / block);
         self.prev.set(None);
         self.next.set(None);
     }

@@ -1,4 +1,5 @@
-//! The pool runs the whole conformance suite: shared by threads, through `GlobalAlloc` too.
+//! The pool runs the whole conformance suite: shared by threads, through `GlobalAlloc` too, and
+//! again with guard pages (`Pool::with_guarded_source`, what the `hardened` preset uses).
 #![cfg(not(loom))]
 
 use alloc_core::{Abort, Limited, MmapSource};
@@ -16,6 +17,27 @@ impl Subject for SharedPool {
     const MIN_BUDGET: usize = 32 << 20;
     fn make(budget: usize, meter: &'static Meter) -> Heap {
         Pool::with_source(Limited::new(MmapSource::new(), budget).metered(meter))
+    }
+}
+
+/// The same pool with its segments' headers and slabs guarded by inaccessible pages.
+struct GuardedPool;
+
+impl Subject for GuardedPool {
+    type Alloc = Heap;
+    const MIN_BUDGET: usize = SharedPool::MIN_BUDGET;
+    fn make(budget: usize, meter: &'static Meter) -> Heap {
+        Pool::with_guarded_source(Limited::new(MmapSource::new(), budget).metered(meter))
+    }
+}
+
+impl SharedSubject for GuardedPool {
+    fn live_bytes(heap: &Heap) -> usize {
+        SharedPool::live_bytes(heap)
+    }
+
+    fn settle(heap: &Heap) {
+        SharedPool::settle(heap)
     }
 }
 
@@ -46,3 +68,4 @@ impl SharedSubject for SharedPool {
 }
 
 conformance::suite!(pool: SharedPool, sync, global, bounded, introspect, trim);
+conformance::suite!(guarded: GuardedPool, sync, global, bounded, introspect, trim);

@@ -213,6 +213,14 @@ static int run_case(const char *c) {
         free(p);
         printf("read %d\n", ((volatile char *)p)[4096]);
         puts("NOT-FAULTED");
+    } else if (!strcmp(c, "slab-guard")) {
+        /* Each 64 KiB slab of small blocks ends in a guard page under the hardened preset: an
+         * overflow that runs off the slab's last block faults there instead of reaching the
+         * next slab's blocks (of another size class). */
+        char *p = malloc(40);
+        uintptr_t end = ((uintptr_t)p | 0xffff) + 1;
+        ((volatile char *)end)[-1] = 1;
+        puts("NOT-FAULTED");
     } else if (!strcmp(c, "segment-guard-before") || !strcmp(c, "segment-guard-after")) {
         /* A small block lies in a 4 MiB segment whose header (slab descriptors, state bits)
          * starts one page in: the byte before the header (where an overflow off whatever lies
