@@ -1,4 +1,5 @@
-//! alloc-pool-lockfree's `Pool` under the conformance operation machine, from one thread. With
+//! alloc-pool-lockfree's `Pool` under the conformance operation machine, from one thread, with
+//! and without guard pages (`Pool::with_guarded_source`, by the input's first byte). With
 //! the `validate` feature the pool's validator runs after operations and its ownership test
 //! before writes. Built with `-s address` and the `asan` feature, freed pool blocks are poisoned,
 //! so a use after free inside the pool is reported by AddressSanitizer.
@@ -13,7 +14,14 @@ use libfuzzer_sys::fuzz_target;
 type Heap = Pool<Limited<MmapSource>, Abort>;
 
 fuzz_target!(|data: &[u8]| {
-    let heap: Heap = Pool::with_source(Limited::new(MmapSource::new(), 256 << 20));
+    // Inputs whose first byte is odd run a guarded pool (guard pages after every slab that
+    // served a class, and around the segment header: slabs hold fewer blocks).
+    let source = Limited::new(MmapSource::new(), 256 << 20);
+    let heap: Heap = if data.first().is_some_and(|b| b & 1 == 1) {
+        Pool::with_guarded_source(source)
+    } else {
+        Pool::with_source(source)
+    };
     let hooks = if cfg!(feature = "validate") {
         Hooks::<Heap> { validate: Some(|h| h.validate()), owns: Some(|h, p| h.owns(p)) }
     } else {
