@@ -2293,6 +2293,44 @@ mod tests {
         assert_eq!(pool.errors().unwrap().detected(), 0);
     }
 
+    /// One test at a time counts the process's slab guards.
+    static GUARD_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// Past the budget of slab guards a slab starts without one (its last page still holds no
+    /// block), and takes one when it starts again with the budget back; a pool's guards leave
+    /// the count when the pool goes.
+    #[test]
+    #[cfg(target_os = "linux")]
+    #[cfg_attr(miri, ignore = "reads /proc/self/maps")]
+    fn past_the_budget_a_slab_starts_without_its_guard() {
+        use segment::{GUARD, SLAB};
+        let _one = GUARD_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let before = GUARD_PAGES.load(Ordering::Relaxed);
+        let slab_end = |p: NonNull<u8>| (p.as_ptr() as usize | (SLAB - 1)) + 1;
+        let rw = Some("rw-p".to_string());
+        {
+            let pool: Pool<MmapSource, Count> = Pool::with_guarded_source(MmapSource::new());
+            GUARD_PAGES.store(GUARD_BUDGET, Ordering::Relaxed);
+            let p = pool.allocate(l(64)).unwrap().cast::<u8>();
+            // SAFETY: a live block's segment.
+            let seg = unsafe { segment_at(Segment::of(p.as_ptr() as usize)) };
+            let slab = &seg.slabs[segment::slab_index(p.as_ptr() as usize)];
+            assert_eq!(protection(slab_end(p) - 1), rw, "no guard past the budget");
+            assert_eq!(slab.capacity.get(), (SLAB - GUARD) / 64, "and no block in its place");
+            assert_eq!((seg.guarded.get(), GUARD_PAGES.load(Ordering::Relaxed)), (0, GUARD_BUDGET));
+            GUARD_PAGES.store(before, Ordering::Relaxed);
+            let q = pool.allocate(l(128)).unwrap().cast::<u8>();
+            assert_eq!(protection(slab_end(q) - 1).as_deref(), Some("---p"), "under it, a guard");
+            assert_eq!(GUARD_PAGES.load(Ordering::Relaxed), before + 1);
+            // SAFETY: live blocks with their layouts, freed once.
+            unsafe {
+                pool.deallocate(p, l(64));
+                pool.deallocate(q, l(128));
+            }
+        }
+        assert_eq!(GUARD_PAGES.load(Ordering::Relaxed), before, "the dropped pool's guards are off the count");
+    }
+
     /// The permissions `/proc/self/maps` gives the mapping holding `addr` ("rw-p", "---p").
     #[cfg(target_os = "linux")]
     fn protection(addr: usize) -> Option<String> {
@@ -2313,6 +2351,7 @@ mod tests {
     #[cfg_attr(miri, ignore = "reads /proc/self/maps")]
     fn a_guarded_pools_segment_headers_lie_between_pages_that_fault() {
         use segment::{HEADER, HEADER_END, SLAB};
+        let _one = GUARD_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         let size = l(64);
         let guarded: Pool<MmapSource, Count> = Pool::with_guarded_source(MmapSource::new());
         let plain: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
