@@ -215,7 +215,8 @@ pub(crate) struct PoolInner<S: PageSource + Decommit, E: ErrorPolicy> {
     errors: E,
     /// This pool's entry on the list of live pools, for thread exits (see [`while_alive`]).
     live: LiveNode,
-    /// Whether each segment's empty pages around its header fault (`segment::GUARDS`), and how.
+    /// Whether segments have guard pages (around the header, `segment::GUARDS`, and at the end
+    /// of each slab that served a class), and how they are made to fault.
     guard: Option<GuardFn<S>>,
 }
 
@@ -456,8 +457,8 @@ pub struct Pool<S: PageSource + Decommit + Send + Sync = DefaultSource, E: Error
     id: AtomicU64,
     /// The page source, until the state is made (taken by the one thread that makes it).
     source: UnsafeCell<Option<S>>,
-    /// Set by `with_guarded_source`: how to make the empty pages around each segment's header
-    /// fault.
+    /// Set by `with_guarded_source`: how to make the guard pages (around each segment's header,
+    /// at the end of its slabs) fault.
     guard: Option<GuardFn<S>>,
 }
 
@@ -516,14 +517,20 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
 }
 
 impl<S: PageSource + Decommit + Protect + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<S, E> {
-    /// A pool over `source` whose segments keep their headers between pages that fault: the
-    /// page before each segment's header and the pages after it, up to the segment's first
-    /// slab of blocks, hold nothing and are made inaccessible while the segment is the pool's
-    /// (two `protect` calls when a segment is made and two when it goes back to the span heap;
-    /// no cost on the allocation and free paths). An overflow off the end of whatever lies
-    /// before a segment (the previous segment's last slab, a large block) then faults at the
-    /// guard page instead of rewriting the slab descriptors and state bits that every free of
-    /// the segment trusts. Skipped where the source's pages are larger than 4 KiB.
+    /// A pool over `source` with guard pages, which fault on any access: the page before each
+    /// segment's header and the pages after it, up to the segment's first slab of blocks, and
+    /// the last page of each slab once it has served a class (that page then holds no block:
+    /// a slab holds 1/16 fewer of the smallest blocks). An overflow off a slab faults there
+    /// instead of reaching the next slab's blocks (another size class), and one off whatever
+    /// lies before a segment (a large block, say) instead of rewriting the slab descriptors
+    /// and state bits that every free of the segment trusts.
+    ///
+    /// The cost is system calls, none on the allocation and free paths: two `protect` calls
+    /// when a segment is made, one when a slab first serves a class in its segment's life, one
+    /// when the segment goes back to the span heap. Each slab guard splits a mapping, and the
+    /// kernel limits a process's mappings (65,530 by default), so at most 16,384 slab guards
+    /// are in place at once over the process; past that, slabs start without one. No guards
+    /// where the source's pages are larger than 4 KiB.
     ///
     /// ```
     /// use alloc_core::DefaultSource;
