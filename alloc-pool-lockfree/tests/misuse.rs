@@ -1,10 +1,11 @@
 //! The bad-input catalog cases the pool detects, each in a child process under the default
-//! `Abort` policy: the process dies with SIGABRT after one exact line on stderr.
+//! `Abort` policy: the process dies with SIGABRT after one exact line on stderr (or, at a
+//! guarded pool's guard page, with SIGSEGV).
 #![cfg(not(loom))]
 
 use alloc_core::{Allocator, Layout};
 use alloc_pool_lockfree::Pool;
-use conformance::misuse::{announce, expect_abort};
+use conformance::misuse::{announce, expect_abort, expect_fault};
 
 fn layout(size: usize) -> Layout {
     Layout::from_size_align(size, 8).unwrap()
@@ -68,6 +69,23 @@ fn a_free_into_a_pool_never_used_aborts_as_foreign() {
 #[test]
 fn a_c_free_into_a_pool_never_used_aborts_as_foreign() {
     free_into_a_pool_never_used("a_c_free_into_a_pool_never_used_aborts_as_foreign", true);
+}
+
+/// A guarded pool's slab ends in a guard page: an overflow that runs off the slab's last block
+/// faults there (writing up to the slab's end, byte by byte, as a runaway copy would).
+#[test]
+#[cfg(target_os = "linux")]
+fn an_overflow_off_a_guarded_slab_faults() {
+    expect_fault("an_overflow_off_a_guarded_slab_faults", || {
+        let pool: Pool = Pool::with_guarded_source(alloc_core::DefaultSource::new());
+        let p = (&pool).allocate(layout(48)).unwrap().cast::<u8>().as_ptr();
+        let slab_end = (p as usize | 0xffff) + 1;
+        for a in p as usize..slab_end {
+            // SAFETY: deliberately not: every byte from the block to its slab's end, which holds
+            // other blocks (free), the slab's unused tail and its guard page: the misuse under test.
+            unsafe { core::ptr::write_volatile(p.add(a - p as usize), 0x41) };
+        }
+    });
 }
 
 conformance::misuse_suite!(pool: Pool::new(), 48, delayed, foreign);
