@@ -1447,6 +1447,8 @@ mod tests {
     //! every misuse case), which mutation testing showed (`conformance/README.md`).
 
     use super::*;
+    #[cfg(target_os = "linux")]
+    use conformance::misuse::protection;
     use std::boxed::Box;
     use std::vec::Vec;
 
@@ -1558,17 +1560,6 @@ mod tests {
         })
         .join()
         .unwrap();
-    }
-
-    /// The permissions `/proc/self/maps` gives the mapping holding `addr` ("rw-p", "---p").
-    fn protection(addr: usize) -> Option<String> {
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        maps.lines().find_map(|l| {
-            let (range, rest) = l.split_once(' ')?;
-            let (lo, hi) = range.split_once('-')?;
-            let (lo, hi) = (usize::from_str_radix(lo, 16).ok()?, usize::from_str_radix(hi, 16).ok()?);
-            (lo <= addr && addr < hi).then(|| rest.split(' ').next().unwrap().to_string())
-        })
     }
 
     /// The calling thread's quarantine record, after a `malloc` and a `free` made it.

@@ -1868,6 +1868,8 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> alloc
 mod tests {
     use super::*;
     use alloc_core::{Count, FixedSource, MmapSource};
+    #[cfg(target_os = "linux")]
+    use conformance::misuse::protection;
     use core::num::NonZeroUsize;
 
     /// A fixed buffer behind a lock: the pool wants a source threads can share.
@@ -2336,18 +2338,6 @@ mod tests {
             }
         }
         assert_eq!(GUARD_PAGES.load(Ordering::Relaxed), before, "the dropped pool's guards are off the count");
-    }
-
-    /// The permissions `/proc/self/maps` gives the mapping holding `addr` ("rw-p", "---p").
-    #[cfg(target_os = "linux")]
-    fn protection(addr: usize) -> Option<String> {
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        maps.lines().find_map(|l| {
-            let (range, rest) = l.split_once(' ')?;
-            let (lo, hi) = range.split_once('-')?;
-            let (lo, hi) = (usize::from_str_radix(lo, 16).ok()?, usize::from_str_radix(hi, 16).ok()?);
-            (lo <= addr && addr < hi).then(|| rest.split(' ').next().unwrap().to_string())
-        })
     }
 
     /// A guarded pool's segments keep their headers between inaccessible pages, and each slab

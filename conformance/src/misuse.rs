@@ -58,6 +58,19 @@ pub fn expect_abort(test: &str, what: &str, sequence: impl FnOnce()) {
     }
 }
 
+/// The permissions `/proc/self/maps` gives the mapping holding `addr` (`"rw-p"`, `"---p"`),
+/// `None` where nothing is mapped: for tests that check where an allocator put its guard pages.
+#[cfg(target_os = "linux")]
+pub fn protection(addr: usize) -> Option<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("/proc/self/maps is readable");
+    maps.lines().find_map(|l| {
+        let (range, rest) = l.split_once(' ')?;
+        let (lo, hi) = range.split_once('-')?;
+        let (lo, hi) = (usize::from_str_radix(lo, 16).ok()?, usize::from_str_radix(hi, 16).ok()?);
+        (lo <= addr && addr < hi).then(|| rest.split(' ').next().unwrap_or("").to_string())
+    })
+}
+
 /// Runs `sequence` in a child and asserts the bad access in it faults (SIGSEGV or SIGBUS): for
 /// guard pages and quarantined memory, where the hardware, not the allocator, stops the program.
 #[track_caller]
