@@ -2379,6 +2379,20 @@ mod tests {
         // costs few system calls.
         assert_eq!(gs.guarded.get(), 1 << segment::slab_index(p.as_ptr() as usize));
         assert_eq!(protection(slab_end(p) + SLAB - 1), rw, "the next slab, unused, has no guard yet");
+        // A slab that starts again (another class, once emptied) keeps its one guard: no second
+        // system call, nor a second count against the budget.
+        let count = GUARD_PAGES.load(Ordering::Relaxed);
+        let r = guarded.allocate(l(128)).unwrap().cast::<u8>();
+        assert_eq!((protection(slab_end(r) - 1), GUARD_PAGES.load(Ordering::Relaxed)), (n.clone(), count + 1));
+        // SAFETY: a live block with its layout, freed once.
+        unsafe { guarded.deallocate(r, l(128)) };
+        guarded.trim();
+        assert!(guarded.inner().unwrap().map.contains(g), "the segment stays: `p` is live");
+        let r2 = guarded.allocate(l(256)).unwrap().cast::<u8>();
+        assert_eq!(slab_end(r2), slab_end(r), "the emptied slab serves the next class");
+        assert_eq!((protection(slab_end(r2) - 1), GUARD_PAGES.load(Ordering::Relaxed)), (n.clone(), count + 1));
+        // SAFETY: as above.
+        unsafe { guarded.deallocate(r2, l(256)) };
         // SAFETY: live blocks with their layouts, freed once.
         unsafe {
             guarded.deallocate(p, size);
