@@ -35,6 +35,10 @@
 //!   slots are one record per thread (under 7 KiB), a mapping apart from every block with a
 //!   guard page on each side (see `store`), named by one initial-exec thread-local word on
 //!   x86_64 Linux, and given back with their blocks by the thread's exit hook.
+//! - **Blocks from the pool are checked** before they are anyone's: the pool's free lists are
+//!   in band, and a forged link (an overflow into a free block, a write through a stale
+//!   pointer) that names anything but a block start of the class with a never-used or freed
+//!   state word is a `free list corrupted` (see `check_from_pool`).
 //! - **Sized deallocation** (`free_sized`, `free_aligned_sized`, C++'s sized and aligned
 //!   `operator delete`): a size or alignment other than the block's is a `sized deallocation
 //!   mismatch`.
@@ -593,11 +597,44 @@ unsafe fn to_pool(b: usize) {
     unsafe { POOL.free_unsized(NonNull::new_unchecked(core::ptr::with_exposed_provenance_mut(b))) }
 }
 
-/// A fresh pool block of layout `l`, out of line for the same reason as [`to_pool`].
+/// A fresh pool block of layout `l`, out of line for the same reason as [`to_pool`], checked
+/// ([`check_from_pool`]).
 #[cold]
 #[inline(never)]
 fn from_pool(l: Layout) -> Option<(*mut u8, usize)> {
-    SharedLayer::allocate(&POOL, l).ok().map(|b| (b.cast::<u8>().as_ptr(), b.len()))
+    let (q, len) = SharedLayer::allocate(&POOL, l).ok().map(|b| (b.cast::<u8>().as_ptr(), b.len()))?;
+    check_from_pool(q as usize, <Classes as alloc_core::SizeClasses>::class_of(l.size()), len);
+    Some((q, len))
+}
+
+/// Checks a block the pool just handed out for class `c` (`len` bytes). The pool's free lists
+/// are in band: a block free in the pool (past this preset's quarantine) holds the next one's
+/// address in its first word, which an overflow out of the block before it, or a write through
+/// a stale pointer, can rewrite; the pool's next allocation of the class then follows the
+/// forged link. Every block this preset takes from the pool starts a block of a slab of class
+/// `c`, and its state word is 0 (never handed out since its slab took the class: see `Pool`) or
+/// the freed word this preset left (it zeroes and marks every block before the pool has it
+/// back). Anything else (a live block, the middle of one, another class's slab, memory that is
+/// not the pool's) is reported as `free list corrupted` at the link's address before the block
+/// is anyone's. On this path only (the pool's allocations, a few in a hundred `malloc`s), so
+/// `general` pays nothing; what passes is a free block of the class, which at worst is handed
+/// out twice, and then either holder's free is a `double free` or the other's reuse a `write
+/// after free`.
+fn check_from_pool(q: usize, c: usize, len: usize) {
+    let Some(p) = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(q)) else {
+        report(ErrorKind::CorruptedFreeList, q)
+    };
+    // SAFETY: the pool just handed `q` out as a block of its own; if a forged link made it
+    // anything else, the pool's maps are looked up before anything near it is read.
+    if unsafe { POOL.slab_block_start(p) } != Some((c, len)) {
+        report(ErrorKind::CorruptedFreeList, q);
+    }
+    // SAFETY: a block start in a slab of the pool (checked just above): its two words are
+    // mapped and readable.
+    let state = unsafe { header(q + HDR) }.1.load(Ordering::Relaxed);
+    if state != 0 && state != Key::now().freed(q + HDR, len) {
+        report(ErrorKind::CorruptedFreeList, q);
+    }
 }
 
 fn check_sized(user: usize, size: usize, align: usize, sized: Option<(usize, Option<usize>)>) {
@@ -1471,6 +1508,84 @@ mod tests {
 
     /// Held by every test that allocates from [`POOL`]: one of them compares the pool's totals.
     static POOL_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// Forges the link of a block free in the pool (what an overflow out of the block before it,
+    /// or a write through a stale pointer, leaves) to the address `to` picks from a live block of
+    /// this preset, and lets the pool follow it; the report must name the forged address. In a
+    /// child process (the report aborts).
+    fn pool_follows_a_forged_link(test: &str, to: impl FnOnce(usize) -> usize) {
+        conformance::misuse::expect_abort(test, ErrorKind::CorruptedFreeList.describe(), || {
+            let l = Layout::from_size_align(64, 16).unwrap();
+            // A live block of this preset.
+            let (q, len) = from_pool(l).unwrap();
+            // SAFETY: a block the pool just handed out, nobody else's.
+            unsafe { hand_out(q, len, 40, 16, false, Key::now()) };
+            // A block free in the pool, first on its slab's list, its link forged.
+            let (f, _) = from_pool(l).unwrap();
+            // SAFETY: a block of the pool, handed back once.
+            unsafe { POOL.free_unsized(NonNull::new(f).unwrap()) };
+            let target = to(q as usize);
+            // SAFETY: the block's first word, where the pool keeps its link (the misuse).
+            unsafe { f.cast::<usize>().write(target) };
+            assert_eq!(from_pool(l).unwrap().0, f, "the pool hands out the block freed last");
+            conformance::misuse::announce(target);
+            from_pool(l);
+        });
+    }
+
+    /// A forged link to a live block: its state word is not one the pool's blocks have.
+    #[test]
+    fn a_free_list_link_forged_to_a_live_block_is_reported() {
+        pool_follows_a_forged_link("hardened::tests::a_free_list_link_forged_to_a_live_block_is_reported", |q| q);
+    }
+
+    /// A forged link into the middle of a block, where the word a state word would be in is zero
+    /// (the block's own bytes, zeroed): no block starts there.
+    #[test]
+    fn a_free_list_link_forged_into_a_block_is_reported() {
+        pool_follows_a_forged_link("hardened::tests::a_free_list_link_forged_into_a_block_is_reported", |q| {
+            // SAFETY: the live block's bytes past its header and canary: zero them.
+            unsafe { core::ptr::with_exposed_provenance_mut::<u8>(q + HDR).write_bytes(0, 40 + CANARY) };
+            q + 16
+        });
+    }
+
+    /// A forged link out of the pool (a static's address).
+    #[test]
+    fn a_free_list_link_forged_out_of_the_pool_is_reported() {
+        static ZEROES: [usize; 4] = [0; 4];
+        pool_follows_a_forged_link("hardened::tests::a_free_list_link_forged_out_of_the_pool_is_reported", |_| {
+            core::ptr::addr_of!(ZEROES) as usize
+        });
+    }
+
+    /// What the pool hands out again after this preset freed it (zeroed, marked freed) or after
+    /// the pool got it back unmarked passes the check.
+    #[test]
+    fn blocks_the_pool_hands_out_again_pass_its_check() {
+        let _one = POOL_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        std::thread::spawn(|| {
+            let l = Layout::from_size_align(64, 16).unwrap();
+            let (q, len) = from_pool(l).unwrap();
+            // SAFETY: a block of the pool, handed back once, unmarked.
+            unsafe { POOL.free_unsized(NonNull::new(q).unwrap()) };
+            assert_eq!(from_pool(l).unwrap().0, q);
+            // SAFETY: the block, nobody else's: made live, then freed by this preset (zeroed,
+            // marked) with its thread's quarantine bypassed, back to the pool.
+            unsafe {
+                let user = hand_out(q, len, 40, 16, false, Key::now());
+                let (_, state) = header(user.as_ptr() as usize);
+                state.store(Key::now().freed(user.as_ptr() as usize, len), Ordering::Relaxed);
+                q.add(HDR).write_bytes(0, len - HDR);
+                POOL.free_unsized(NonNull::new(q).unwrap());
+            }
+            assert_eq!(from_pool(l).unwrap().0, q);
+            // SAFETY: as above.
+            unsafe { POOL.free_unsized(NonNull::new(q).unwrap()) };
+        })
+        .join()
+        .unwrap();
+    }
 
     /// Once the quarantine is full, a `malloc` + `free` churn of one size runs on the thread's
     /// spares alone (no pool allocation), and the thread's exit gives every block back.

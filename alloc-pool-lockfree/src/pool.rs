@@ -1370,6 +1370,23 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
         Some((slab.class()?, slab.block.get()))
     }
 
+    /// [`Pool::slab_block`] for an address that must be where a block starts: `None` as well
+    /// when `ptr` lies inside a block of its slab. For a layer that checks the blocks the pool
+    /// hands it (alloc-malloc's `hardened`: the pool's free lists are in band, and an overflow
+    /// into a free block can forge the link its next allocation follows). A division: meant
+    /// for slow paths.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Pool::slab_block_size`].
+    #[inline]
+    pub unsafe fn slab_block_start(&self, ptr: NonNull<u8>) -> Option<(usize, usize)> {
+        // SAFETY: as the caller promises.
+        let (c, len) = unsafe { self.slab_block(ptr) }?;
+        // Slabs start on SLAB boundaries, their first block at the slab's start.
+        ((ptr.as_ptr() as usize % segment::SLAB).is_multiple_of(len)).then_some((c, len))
+    }
+
     #[cold]
     #[inline(never)]
     fn free_large_unsized(&self, inner: &PoolInner<S, E>, ptr: NonNull<u8>) {
@@ -2424,6 +2441,13 @@ mod tests {
                 assert_eq!(pool.slab_block(NonNull::from(&x).cast()), None, "a foreign pointer");
                 let header = p.with_addr(core::num::NonZeroUsize::new(Segment::of(p.addr().get()) + 4096).unwrap());
                 assert_eq!(pool.slab_block(header), None, "{size} B: the segment's header");
+                // A block's start, and an address 16 bytes into it (a block of 16: the next
+                // block's start; `slab_block` names both).
+                assert_eq!(pool.slab_block_start(p), Some((c, crate::block_size(c))), "{size} B");
+                let inside = p.byte_add(16);
+                assert_eq!(pool.slab_block(inside), Some((c, crate::block_size(c))), "{size} B");
+                let expected = (crate::block_size(c) == 16).then_some((c, 16));
+                assert_eq!(pool.slab_block_start(inside), expected, "{size} B: 16 bytes in");
                 pool.deallocate(p, l(size));
             }
         }
