@@ -30,7 +30,8 @@
 //!   of entropy per allocation, from a per-thread xorshift generator seeded with the process
 //!   secret), putting a spare or a fresh pool block in its place. Two allocations in a row are
 //!   neighbours only by chance (1 in [`RESERVE`]), not because the pool carves blocks in address
-//!   order. It costs each thread at most [`RESERVE`] + [`SPARE`] blocks per size class it uses
+//!   order (the guarded pool, moreover, hands out the blocks of each 4 KiB it carves in a random
+//!   order). It costs each thread at most [`RESERVE`] + [`SPARE`] blocks per size class it uses
 //!   (under 160 KiB for the classes up to 1 KiB). The quarantine, the reserve's and the spares'
 //!   slots are one record per thread (under 7 KiB), a mapping apart from every block with a
 //!   guard page on each side (see `store`), named by one initial-exec thread-local word on

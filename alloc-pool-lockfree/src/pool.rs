@@ -532,6 +532,9 @@ impl<S: PageSource + Decommit + Protect + Send + Sync, E: ErrorPolicy + Send + S
     /// are in place at once over the process; past that, slabs start without one. No guards
     /// where the source's pages are larger than 4 KiB.
     ///
+    /// Fresh blocks come in a random order within each 4 KiB the pool carves (a plain pool
+    /// hands them out in address order): two allocations in a row are neighbours only by chance.
+    ///
     /// ```
     /// use alloc_core::DefaultSource;
     /// use alloc_pool_lockfree::Pool;
@@ -2422,6 +2425,48 @@ mod tests {
         assert_eq!(protection(slab_end(p) - 1), rw, "and the slabs' guards");
         assert_eq!(guarded.errors().unwrap().detected(), 0);
         assert_eq!(guarded.validate(), Ok(()));
+    }
+
+    /// A guarded pool hands a fresh page's blocks out in a random order (each block once, all
+    /// of the page's before the next page's); a plain pool in address order.
+    #[test]
+    #[cfg_attr(miri, ignore = "mprotect")]
+    fn a_guarded_pool_carves_in_a_random_order() {
+        let _one = GUARD_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        // The offsets, in blocks from the page's start, of a fresh pool's first 64 blocks of 64
+        // bytes (one 4 KiB page's).
+        let first_page = |pool: &Pool<MmapSource, Count>| {
+            let blocks: Vec<usize> =
+                (0..64).map(|_| pool.allocate(l(64)).unwrap().cast::<u8>().as_ptr() as usize).collect();
+            let page = blocks.iter().min().unwrap() & !(crate::heap::CARVE - 1);
+            let order: Vec<usize> = blocks.iter().map(|b| (b - page) / 64).collect();
+            for &b in &blocks {
+                // SAFETY: live blocks with their layout, each freed once.
+                unsafe { pool.deallocate(NonNull::new(b as *mut u8).unwrap(), l(64)) };
+            }
+            order
+        };
+        let plain: Pool<MmapSource, Count> = Pool::with_source(MmapSource::new());
+        let in_order: Vec<usize> = (0..64).collect();
+        assert_eq!(first_page(&plain), in_order);
+        let orders: Vec<Vec<usize>> = (0..3)
+            .map(|_| {
+                let guarded: Pool<MmapSource, Count> = Pool::with_guarded_source(MmapSource::new());
+                let order = first_page(&guarded);
+                assert_eq!(guarded.validate(), Ok(()));
+                order
+            })
+            .collect();
+        for order in &orders {
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, in_order, "each block of the page once: {order:?}");
+            // 64! orders; address order by chance: about 1 in 10^89.
+            assert_ne!(*order, in_order);
+        }
+        // Three pools, three seeds: their first two blocks are not all alike (by chance: about
+        // 1 in 16 million).
+        assert!(orders.iter().any(|o| o[0] != orders[0][0]) || orders.iter().any(|o| o[1] != orders[0][1]));
     }
 
     #[test]
