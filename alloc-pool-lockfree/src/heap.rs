@@ -173,6 +173,41 @@ fn segment_of(s: NonNull<Slab>) -> NonNull<Segment> {
     unsafe { Segment::header_of(s.cast()) }
 }
 
+/// Carves the blocks of slab `slab` (of `g`) at indices `order` (of `block` bytes from `first`
+/// on; at least one), to be handed out in that order: each one's second word zeroed, all but
+/// the first put on the slab's local list, the first returned for the caller to hand out.
+///
+/// The second word zero is the pool's promise for a block never handed out since its slab took
+/// its class, whatever the slab's memory held before: a layer that marks its freed blocks there
+/// (the `hardened` preset: the freed key, then a zero check at reuse) tells a block it freed
+/// from one carved afresh over old bytes, after the slab served another class or the memory
+/// another segment (until 2026-12-02 such a block could carry an old freed key over bytes of
+/// another class's blocks: a `write after free` reported in a correct program).
+#[inline(always)]
+fn carve(
+    slab: &Slab,
+    g: &Segment,
+    first: usize,
+    block: usize,
+    mut order: impl DoubleEndedIterator<Item = usize>,
+) -> NonNull<Link> {
+    let fresh = |k: usize| {
+        let b = g.at(first + k * block).cast::<usize>();
+        // SAFETY: a block just carved (16 bytes or more), nobody else's.
+        unsafe { b.add(1).write(0) };
+        b.cast::<Link>()
+    };
+    let head = order.next().unwrap_or(0);
+    // Pushed last to first: the local list hands them out first to last.
+    for k in order.rev() {
+        // SAFETY: the caller's heap owns the slab; a block just carved.
+        unsafe { slab.lists.push_carved(fresh(k)) };
+    }
+    // SAFETY: as above.
+    unsafe { slab.lists.count_carved() };
+    fresh(head)
+}
+
 impl ThreadHeap {
     /// A fresh heap counting into `counters`.
     pub fn new(counters: NonNull<Counters>) -> Self {
@@ -380,19 +415,7 @@ impl ThreadHeap {
             let j = ((self.rng >> 32) * (k as u64 + 1)) >> 32;
             order.swap(k, j as usize);
         }
-        for &k in order[1..n].iter().rev() {
-            let b = g.at(first + k as usize * block).cast::<usize>();
-            // SAFETY: a block just carved (16 bytes or more), nobody else's (see `alloc_slow`).
-            unsafe { b.add(1).write(0) };
-            // SAFETY: this heap owns the slab; a block just carved.
-            unsafe { slab.lists.push_carved(b.cast()) };
-        }
-        let b = g.at(first + order[0] as usize * block).cast::<usize>();
-        // SAFETY: as above.
-        unsafe { b.add(1).write(0) };
-        // SAFETY: this heap owns the slab.
-        unsafe { slab.lists.count_carved() };
-        b.cast()
+        carve(slab, g, first, block, order[..n].iter().map(|&k| k as usize))
     }
 
     #[cold]
@@ -411,7 +434,6 @@ impl ThreadHeap {
                     continue;
                 }
                 // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
-                // SAFETY: a slab or segment of this pool, mapped while named (`sl`).
                 let (slab, bump) = (unsafe { sl(s) }, unsafe { sl(s) }.bump.get());
                 if bump < slab.capacity.get() {
                     // Carve the next block, untouched memory until now, and with it every block
@@ -425,33 +447,11 @@ impl ThreadHeap {
                     let first = g.slab_start(g.slab_index(s)) + bump * block;
                     let n = (CARVE - first % CARVE).div_ceil(block).min(slab.capacity.get() - bump);
                     slab.bump.set(bump + n);
-                    if g.tail != 0 {
-                        let b = self.carve_shuffled(slab, g, first, n, block);
-                        match self.hand_out(s, b, || block) {
-                            Some(p) => return Some(p),
-                            None => continue,
-                        }
-                    }
-                    for k in (0..n).rev() {
-                        let b = g.at(first + k * block).cast::<usize>();
-                        // Its second word zero (the pool's promise for a block never handed
-                        // out since its slab took its class, whatever the slab's memory held
-                        // before): a layer that marks its freed blocks there (the `hardened`
-                        // preset: the freed key, then a zero check at reuse) tells a block it
-                        // freed from one carved afresh over old bytes, after the slab served
-                        // another class or the memory another segment (until 2026-12-02 such
-                        // a block could carry an old freed key over bytes of another class's
-                        // blocks: a `write after free` reported in a correct program).
-                        // SAFETY: a block just carved (16 bytes or more), nobody else's.
-                        unsafe { b.add(1).write(0) };
-                        if k > 0 {
-                            // SAFETY: this heap owns the slab; a block just carved.
-                            unsafe { slab.lists.push_carved(b.cast()) };
-                        }
-                    }
-                    // SAFETY: this heap owns the slab.
-                    unsafe { slab.lists.count_carved() };
-                    let b = g.at(first).cast::<Link>();
+                    let b = if g.tail != 0 {
+                        self.carve_shuffled(slab, g, first, n, block)
+                    } else {
+                        carve(slab, g, first, block, 0..n)
+                    };
                     match self.hand_out(s, b, || block) {
                         Some(p) => return Some(p),
                         None => continue,
