@@ -125,9 +125,6 @@ pub(crate) struct ThreadHeap {
     /// The first block found freed twice at once since the pool last asked (0: none): the heap
     /// has no error policy, so the pool reports it (see [`ThreadHeap::take_refused`]).
     refused: usize,
-    /// A guarded pool's generator for the order blocks are carved in (xorshift; 0 until the
-    /// heap's first guarded carve seeds it): see [`ThreadHeap::carve_shuffled`].
-    rng: u64,
 }
 
 /// A slab descriptor borrowed for one step.
@@ -208,6 +205,39 @@ fn carve(
     fresh(head)
 }
 
+/// A guarded pool's carve of the `n` blocks of `block` bytes from `first` on (in slab
+/// `slab` of `g`): each block's second word zeroed as in the plain carve, all but one put
+/// on the slab's local list in a random order (a Fisher-Yates shuffle), that one returned
+/// for the caller to hand out. A plain carve hands blocks out in address order, so two
+/// fresh allocations in a row are neighbours, which heap grooming counts on (mimalloc's
+/// secure mode shuffles its fresh free lists for the same reason); here the next fresh block
+/// is any of the carve's (up to 4 KiB, [`CARVE`]: `log2(n)` bits, 7 for 32-byte blocks). Only
+/// on the slow path of a guarded pool, by the heap that owns the slab (and the segment, whose
+/// generator it advances).
+#[cold]
+#[inline(never)]
+fn carve_shuffled(slab: &Slab, g: &Segment, first: usize, n: usize, block: usize) -> NonNull<Link> {
+    debug_assert!((1..=CARVE / 16).contains(&n));
+    let mut rng = match g.rng.get() {
+        0 => alloc_core::secret::fresh(g.base.as_ptr() as usize) as u64 | 1,
+        r => r,
+    };
+    let mut order = [0u16; CARVE / 16];
+    for (k, o) in order.iter_mut().enumerate().take(n) {
+        *o = k as u16;
+    }
+    for k in (1..n).rev() {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        // A multiply-shift into 0..=k (no division; the bias is under k / 2^32).
+        let j = ((rng >> 32) * (k as u64 + 1)) >> 32;
+        order.swap(k, j as usize);
+    }
+    g.rng.set(rng);
+    carve(slab, g, first, block, order[..n].iter().map(|&k| k as usize))
+}
+
 impl ThreadHeap {
     /// A fresh heap counting into `counters`.
     pub fn new(counters: NonNull<Counters>) -> Self {
@@ -218,7 +248,6 @@ impl ThreadHeap {
             known: NO_SEGMENT,
             counters,
             refused: 0,
-            rng: 0,
         }
     }
 
@@ -388,36 +417,6 @@ impl ThreadHeap {
         Some(p)
     }
 
-    /// A guarded pool's carve of the `n` blocks of `block` bytes from `first` on (in slab
-    /// `slab` of `g`): each block's second word zeroed as in the plain carve, all but one put
-    /// on the slab's local list in a random order (a Fisher-Yates shuffle), that one returned
-    /// for the caller to hand out. A plain carve hands blocks out in address order, so two
-    /// fresh allocations in a row are neighbours, which heap grooming counts on (mimalloc's
-    /// secure mode shuffles its fresh free lists for the same reason); here the next fresh block
-    /// is any of the carve's (up to 4 KiB, [`CARVE`]: `log2(n)` bits, 7 for 32-byte blocks). Only
-    /// on the slow path of a guarded pool.
-    #[cold]
-    #[inline(never)]
-    fn carve_shuffled(&mut self, slab: &Slab, g: &Segment, first: usize, n: usize, block: usize) -> NonNull<Link> {
-        debug_assert!((1..=CARVE / 16).contains(&n));
-        if self.rng == 0 {
-            self.rng = alloc_core::secret::fresh(self as *mut ThreadHeap as usize) as u64 | 1;
-        }
-        let mut order = [0u16; CARVE / 16];
-        for (k, o) in order.iter_mut().enumerate().take(n) {
-            *o = k as u16;
-        }
-        for k in (1..n).rev() {
-            self.rng ^= self.rng << 13;
-            self.rng ^= self.rng >> 7;
-            self.rng ^= self.rng << 17;
-            // A multiply-shift into 0..=k (no division; the bias is under k / 2^32).
-            let j = ((self.rng >> 32) * (k as u64 + 1)) >> 32;
-            order.swap(k, j as usize);
-        }
-        carve(slab, g, first, block, order[..n].iter().map(|&k| k as usize))
-    }
-
     #[cold]
     #[inline(never)]
     fn alloc_slow(&mut self, pool: &impl SegmentSource, c: usize) -> Option<NonNull<u8>> {
@@ -448,7 +447,7 @@ impl ThreadHeap {
                     let n = (CARVE - first % CARVE).div_ceil(block).min(slab.capacity.get() - bump);
                     slab.bump.set(bump + n);
                     let b = if g.tail != 0 {
-                        self.carve_shuffled(slab, g, first, n, block)
+                        carve_shuffled(slab, g, first, n, block)
                     } else {
                         carve(slab, g, first, block, 0..n)
                     };

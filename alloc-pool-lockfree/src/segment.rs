@@ -98,6 +98,11 @@ pub(crate) struct Segment {
     /// when the slab first starts on a class in this segment's life, so that a segment a
     /// thread barely uses costs few system calls).
     pub guarded: Cell<u64>,
+    /// Owner only: a guarded pool's generator for the order its slabs' blocks are carved in
+    /// (xorshift; 0 until the segment's first shuffled carve seeds it). In the segment, not the
+    /// heap: a field more in the thread heap moved the in-process allocation path's code (one
+    /// instruction more an `alloc-free-pair` operation in `compare`), and this header has room.
+    pub rng: Cell<u64>,
     /// The segment's memory, with its provenance.
     pub base: NonNull<u8>,
     pub slabs: [Slab; SLABS],
@@ -153,6 +158,7 @@ impl Segment {
             core::ptr::addr_of_mut!((*s).free_slabs).write(Cell::new(ALL_FREE));
             core::ptr::addr_of_mut!((*s).tail).write(tail);
             core::ptr::addr_of_mut!((*s).guarded).write(Cell::new(0));
+            core::ptr::addr_of_mut!((*s).rng).write(Cell::new(0));
             core::ptr::addr_of_mut!((*s).base).write(base);
             let slabs = core::ptr::addr_of_mut!((*s).slabs).cast::<Slab>();
             for i in 0..SLABS {
