@@ -1541,6 +1541,73 @@ mod tests {
     /// Held by every test that allocates from [`POOL`]: one of them compares the pool's totals.
     static POOL_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+    /// The preset as a `GlobalAlloc`, for the conformance operation machine: every free a sized
+    /// one (`free_sized` with the layout's size and alignment), so the machine's frees are
+    /// checked as C++'s sized `delete` is.
+    struct AsGlobal;
+
+    // SAFETY: each call goes to the preset, which serves every layout the machine asks for
+    // (non-zero sizes, alignments up to a page) or gives null, and frees what it handed out.
+    unsafe impl core::alloc::GlobalAlloc for AsGlobal {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            Hardened.alloc(layout, false).map_or(core::ptr::null_mut(), NonNull::as_ptr)
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            Hardened.alloc(layout, true).map_or(core::ptr::null_mut(), NonNull::as_ptr)
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: a live block of the preset, with the layout it was allocated with.
+            unsafe { Hardened.free_sized(NonNull::new_unchecked(ptr), layout.size(), Some(layout.align())) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            let Ok(new) = Layout::from_size_align(new_size, layout.align()) else { return core::ptr::null_mut() };
+            // SAFETY: a live block of the preset with `layout`.
+            unsafe { Hardened.realloc(NonNull::new_unchecked(ptr), layout, new) }
+                .map_or(core::ptr::null_mut(), NonNull::as_ptr)
+        }
+    }
+
+    /// The preset itself (its pool, quarantine, reserve, large mappings) under the operation
+    /// machine the fuzz targets drive, on seeded random inputs, on one thread and on two (frees
+    /// from the other thread, blocks checked against both threads' live ones): every byte a
+    /// block was given reads back, no report. The `hardened` fuzz target cannot do this: a
+    /// program that links alloc-malloc gets its `malloc` symbols as its own.
+    #[test]
+    fn the_operation_machine_finds_nothing_wrong_with_the_preset() {
+        use conformance::{Machine, Op, ViaGlobalAlloc};
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        // Size and alignment codes as the fuzz inputs give them (`conformance::decode_size`:
+        // log-uniform up to 1 MiB, so small, mid-size and large blocks alike).
+        let mut op = || {
+            let r = next();
+            let (slot, size, align, zeroed) = ((r >> 8) as u16, (r >> 24) as u32, (r >> 56) as u8, r & 1 == 1);
+            match r % 20 {
+                0..=8 => Op::Alloc { size, align, zeroed },
+                9..=14 => Op::Free { slot },
+                15..=17 => Op::Realloc { slot, size, zeroed },
+                18 => Op::ReallocAligned { slot, size, align, zeroed },
+                _ => Op::Reset,
+            }
+        };
+        for round in 0..24 {
+            let input: Vec<Op> = (0..500 + 50 * round).map(|_| op()).collect();
+            let mut m = Machine::new(ViaGlobalAlloc(&AsGlobal), false);
+            for (i, &o) in input.iter().enumerate() {
+                if let Err(f) = m.apply(o) {
+                    panic!("round {round}, operation {i} ({o:?}): {f}");
+                }
+            }
+            m.finish().unwrap_or_else(|f| panic!("round {round}, freeing what was left: {f}"));
+            conformance::fuzz::run_ops_threads(&ViaGlobalAlloc(&AsGlobal), &input);
+        }
+    }
+
     /// Forges the link of a block free in the pool (what an overflow out of the block before it,
     /// or a write through a stale pointer, leaves) to the address `to` picks from a live block of
     /// this preset, and lets the pool follow it; the report must name the forged address. In a

@@ -1,6 +1,9 @@
-//! The composition behind alloc-malloc's `hardened` preset: `alloc_core::compose::Header` (a size
-//! header with a checked word and a tail canary) over alloc-segregated with encoded free-list
-//! links, under the conformance operation machine. The machine never misuses the heap, so any
+//! `alloc_core::compose::Header` (a size header with a checked word and a tail canary) over
+//! alloc-segregated with encoded free-list links, under the conformance operation machine: the
+//! composition alloc-malloc's `hardened` preset was until it moved onto a pool of its own (the
+//! preset itself is driven by the same machine in alloc-malloc's tests,
+//! `the_operation_machine_finds_nothing_wrong_with_the_preset`: a program that links
+//! alloc-malloc gets its `malloc` symbols as its own, libFuzzer included). The machine never misuses the heap, so any
 //! report (double free, canary, wrong layout) aborts as a finding. With the `validate` feature
 //! the segregated heap's validator runs after operations.
 #![no_main]
