@@ -626,8 +626,11 @@ fn check_from_pool(q: usize, c: usize, len: usize) {
     let Some(p) = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(q)) else {
         report(ErrorKind::CorruptedFreeList, q)
     };
-    // SAFETY: the pool just handed `q` out as a block of its own; if a forged link made it
-    // anything else, the pool's maps are looked up before anything near it is read.
+    // SAFETY: the pool just handed `q` out as a block of its own, so its segment stays. If a
+    // forged link made it anything else, the pool's maps are looked up before anything near it
+    // is read; what `slab_block_start` cannot rule out then is a segment another thread gives
+    // back between the lookup and the read of its header (a fault, not a silent read, and only
+    // after the heap was corrupted: the pool itself has already read the forged block's link).
     if unsafe { POOL.slab_block_start(p) } != Some((c, len)) {
         report(ErrorKind::CorruptedFreeList, q);
     }
