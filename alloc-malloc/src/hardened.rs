@@ -629,8 +629,10 @@ fn check_from_pool(q: usize, c: usize, len: usize) {
     // SAFETY: the pool just handed `q` out as a block of its own, so its segment stays. If a
     // forged link made it anything else, the pool's maps are looked up before anything near it
     // is read; what `slab_block_start` cannot rule out then is a segment another thread gives
-    // back between the lookup and the read of its header (a fault, not a silent read, and only
-    // after the heap was corrupted: the pool itself has already read the forged block's link).
+    // back between the lookup and the read of its header, which then reads memory that may no
+    // longer be a header (still mapped by the span heap, most likely answering no class, or
+    // unmapped: a fault). Only on a path reached after the heap was corrupted: the pool itself
+    // has already followed the forged link.
     if unsafe { POOL.slab_block_start(p) } != Some((c, len)) {
         report(ErrorKind::CorruptedFreeList, q);
     }
