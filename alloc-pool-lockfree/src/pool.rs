@@ -895,10 +895,13 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     }
 
     /// [`SharedLayer::deallocate`] of a pointer outside the segment the calling thread's heap
-    /// (`heap`, if it is this pool's) knows: another segment of any pool's, through the map of
-    /// them all, or none ([`Pool::free_not_in_segment`]).
+    /// (`heap`, if it is this pool's; null if not) knows: another segment of any pool's, through
+    /// the map of them all, or none ([`Pool::free_not_in_segment`]). The heap comes as a
+    /// nullable pointer, not an `Option` (two registers, the tag written on the common path
+    /// before its compare, until 2026-12-03).
     #[inline(never)]
-    fn free_sized_elsewhere(&self, ptr: NonNull<u8>, layout: Layout, heap: Option<*mut ThreadHeap>) {
+    fn free_sized_elsewhere(&self, ptr: NonNull<u8>, layout: Layout, heap: *mut ThreadHeap) {
+        let heap = (!heap.is_null()).then_some(heap);
         match any_segment(Segment::of(ptr.as_ptr() as usize)) {
             Some(seg) => {
                 if let Err(left) = self.free_in(seg, ptr, Some(layout), heap, false) {
@@ -1516,7 +1519,7 @@ unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync
                     self.free_rest(ptr, left)
                 }
             }
-            _ => self.free_sized_elsewhere(ptr, layout, heap),
+            _ => self.free_sized_elsewhere(ptr, layout, heap.unwrap_or(core::ptr::null_mut())),
         }
     }
 }
