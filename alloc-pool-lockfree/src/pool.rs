@@ -1176,7 +1176,9 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     /// C's `free(ptr)`: frees the block at `ptr` with no layout, in one pass (the segment map
     /// says whether it is a pool block; the span heap's index whether it is a large one), and
     /// reports whatever is wrong with it: a double free, an interior pointer, a pointer the pool
-    /// never gave out.
+    /// never gave out. With a panicking error policy, a report from a thread that has no heap of
+    /// this pool (one that only frees) aborts the process instead of unwinding (its path is
+    /// `extern "C"`, for speed: see [`Pool::free_unsized_rest`]).
     ///
     /// # Safety
     ///
@@ -1212,9 +1214,14 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     /// [`Pool::free_unsized`] on a thread whose first cached heap is not this pool's (a thread
     /// that only frees, or that used another pool since): a block of a pool segment goes on to
     /// [`Pool::free_remote_quick`] when it passes `free_in`'s checks.
+    ///
+    /// `extern "C"` (it cannot unwind: a panic of the error policy aborts here), so that
+    /// [`Pool::free_unsized_rest`], `extern "C"` too, reaches it by a jump: a thread that only
+    /// frees (a consumer's) comes here on every free, and until 2026-12-03 went through
+    /// `free_rest`'s table of kinds with a call and a stack frame (13 instructions a free).
     #[cold]
     #[inline(never)]
-    fn free_without_heap(&self, ptr: NonNull<u8>) {
+    extern "C" fn free_without_heap(&self, ptr: NonNull<u8>) {
         let Some(seg) = any_segment(Segment::of(ptr.as_ptr() as usize)) else {
             return self.slow_free::<{ slow::LARGE }>(ptr);
         };
@@ -1239,6 +1246,18 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
     #[cold]
     #[inline(never)]
     pub unsafe extern "C" fn free_unsized_rest(&self, ptr: NonNull<u8>, left: FreeLeft) {
+        if left.0 == slow::NO_HEAP {
+            return self.free_without_heap(ptr);
+        }
+        self.free_left(ptr, left)
+    }
+
+    /// [`Pool::free_unsized_rest`] for every kind but a thread with no heap: out of line and
+    /// `extern "C"` like it, so that the test for that kind stays one compare and a jump (in
+    /// line, the compiler folded it into the table of kinds, behind a stack frame).
+    #[cold]
+    #[inline(never)]
+    extern "C" fn free_left(&self, ptr: NonNull<u8>, left: FreeLeft) {
         self.free_rest(ptr, left)
     }
 
