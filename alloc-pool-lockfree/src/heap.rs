@@ -318,16 +318,14 @@ impl ThreadHeap {
         let words = carved.div_ceil(64 * GRANULE);
         let (mut n, mut refused) = (0, 0);
         for (k, w) in seg.slab_state(i)[..words].iter().enumerate() {
-            let (mut taken, bad) = w.take_remote();
+            let (taken, bad) = w.take_remote();
             if bad != 0 {
                 refused = start + (k * 64 + bad.trailing_zeros() as usize) * GRANULE;
             }
-            while taken != 0 {
-                let b = seg.at(start + (k * 64 + taken.trailing_zeros() as usize) * GRANULE);
-                taken &= taken - 1;
-                // SAFETY: this heap owns the slab, and the take gave the block back to it.
-                unsafe { slab.lists.push_collected(b.cast()) };
-                n += 1;
+            if taken != 0 {
+                let word = start + k * 64 * GRANULE;
+                // SAFETY: this heap owns the slab, and the take gave each block back to it.
+                n += unsafe { slab.lists.push_collected_word(taken, |i| seg.at(word + i as usize * GRANULE).cast()) };
             }
         }
         if refused != 0 {
