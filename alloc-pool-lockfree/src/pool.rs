@@ -1006,10 +1006,18 @@ impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync> Pool<
             // a slab is refused here too, as one of another class (which then tells them apart).
             // An alignment past MAX_ALIGN is of a block the span heap made, never a slab's.
             Some(l) => {
-                if !slab.fits(l.size()) || l.align() > MAX_ALIGN {
-                    // A zero-size layout fits no class: its pointer (dangling, the alignment
-                    // as an address) is no block, even where a segment happens to start there.
+                if l.align() > MAX_ALIGN {
+                    // A zero-size layout's pointer is dangling, its alignment as an address:
+                    // no block, even where a segment happens to start there.
                     return Err(FreeLeft(if l.size() == 0 { slow::NOTHING } else { slow::OTHER_LAYOUT }));
+                }
+                if !slab.fits(l.size()) {
+                    // Not a zero-size layout's own dangling pointer (aligned to 16 or less, it
+                    // lies in the first 16 bytes, where no segment starts): a block's pointer
+                    // with a size of 0 is a wrong layout like any other, reported (until
+                    // 2026-12-03 it was let pass silently, and the size kept for that test
+                    // cost a register copy on the common path).
+                    return Err(FreeLeft(slow::OTHER_LAYOUT));
                 }
             }
             None => {
