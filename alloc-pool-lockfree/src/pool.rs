@@ -1508,6 +1508,11 @@ unsafe impl<S: PageSource + Decommit + Send + Sync, E: ErrorPolicy + Send + Sync
                     }
                 }
             }
+            // The size alone goes on (every slab block is aligned to 16): the alignment's
+            // register is free once `small` has tested it. Kept to the end for the full
+            // `allocate_slow`, it made one register too many on the common path, saved and
+            // restored on every call where `allocate` is not inlined (until 2026-12-03).
+            return self.allocate_small_slow(layout.size());
         }
         self.allocate_slow(layout)
     }
