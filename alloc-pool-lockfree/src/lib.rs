@@ -18,7 +18,7 @@ mod segment;
 mod tls;
 
 #[cfg(not(loom))]
-pub use pool::{FreeLeft, Pool, PoolStats, MAX_ALIGN, MAX_SMALL};
+pub use pool::{FreeLeft, Pool, PoolStats, DIRECT_MAX, MAX_ALIGN, MAX_SMALL};
 
 /// The pool's size classes: 16-byte steps to 128 bytes, then four per doubling to 16 KiB (blocks
 /// have no header: a class size is what the caller gets).
