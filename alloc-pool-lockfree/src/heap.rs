@@ -323,9 +323,10 @@ impl ThreadHeap {
                 refused = start + (k * 64 + bad.trailing_zeros() as usize) * GRANULE;
             }
             if taken != 0 {
-                let word = start + k * 64 * GRANULE;
-                // SAFETY: this heap owns the slab, and the take gave each block back to it.
-                n += unsafe { slab.lists.push_collected_word(taken, |i| seg.at(word + i as usize * GRANULE).cast()) };
+                let word = seg.at(start + k * 64 * GRANULE);
+                // SAFETY: this heap owns the slab, and the take gave each block back to it; the
+                // word's 64 granules lie in the slab, inside the segment `at` gives provenance of.
+                n += unsafe { slab.lists.push_collected_word(taken, word, GRANULE) };
             }
         }
         if refused != 0 {

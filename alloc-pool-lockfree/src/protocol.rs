@@ -297,22 +297,25 @@ impl SlabLists {
 
     /// Owner: [`SlabLists::push_collected`] for every block of one state word that
     /// [`StateBits::take_remote`] just gave back: `taken`'s set bits, bit `i` the block at
-    /// `block(i)`. The list's head stays in a register and the count in use drops once, where a
-    /// push a block stored both every time (11 instructions a block taken back, 9 now: the
-    /// producer of a producer/consumer program takes every block back this way). Returns how
-    /// many blocks it took.
+    /// `word + i * granule`. The list's head stays in a register and the count in use drops
+    /// once, where a push a block stored both every time (11 instructions a block taken back, 9
+    /// now: the producer of a producer/consumer program takes every block back this way).
+    /// Returns how many blocks it took. No closure names the blocks: nothing runs inside that
+    /// could touch the lists while their head is held here.
     ///
     /// # Safety
     ///
-    /// As for [`SlabLists::push_collected`], for each block `block` names.
+    /// As for [`SlabLists::push_collected`], for each block named; `word + i * granule` stays
+    /// inside `word`'s allocation for every bit `i` of `taken`.
     #[inline]
-    pub unsafe fn push_collected_word(&self, mut taken: u64, block: impl Fn(u32) -> NonNull<Link>) -> usize {
-        // SAFETY: owner-only fields; the take ordered the freeing threads' writes before this.
+    pub unsafe fn push_collected_word(&self, mut taken: u64, word: NonNull<u8>, granule: usize) -> usize {
+        // SAFETY: owner-only fields; the take ordered the freeing threads' writes before this;
+        // each block lies inside `word`'s allocation (the caller's promise).
         unsafe {
             let mut head = self.local.with(|p| *p);
             let mut n = 0;
             while taken != 0 {
-                let b = block(taken.trailing_zeros());
+                let b = word.add(taken.trailing_zeros() as usize * granule).cast::<Link>();
                 taken &= taken - 1;
                 Link::set_next(b, head);
                 head = Some(b);
